@@ -97,7 +97,9 @@ pub enum KeyError {
 pub fn validate_source(source: &str) -> Result<(), KeyError> {
     let ok = !source.is_empty()
         && source.len() <= MAX_SOURCE_LEN
-        && source.chars().all(|c| !c.is_control() && !c.is_whitespace());
+        && source
+            .chars()
+            .all(|c| !c.is_control() && !c.is_whitespace());
     if ok {
         Ok(())
     } else {
@@ -116,7 +118,11 @@ pub struct AlertKey {
 
 impl AlertKey {
     /// A key from its parts, validating the source.
-    pub fn new(origin: NodeId, source: impl Into<String>, kind: ConditionKind) -> Result<Self, KeyError> {
+    pub fn new(
+        origin: NodeId,
+        source: impl Into<String>,
+        kind: ConditionKind,
+    ) -> Result<Self, KeyError> {
         let source = source.into();
         validate_source(&source)?;
         Ok(AlertKey {
@@ -136,8 +142,12 @@ impl fmt::Display for AlertKey {
 impl FromStr for AlertKey {
     type Err = KeyError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (origin, rest) = s.split_once('/').ok_or_else(|| KeyError::Key(s.to_owned()))?;
-        let (source, kind) = rest.rsplit_once('/').ok_or_else(|| KeyError::Key(s.to_owned()))?;
+        let (origin, rest) = s
+            .split_once('/')
+            .ok_or_else(|| KeyError::Key(s.to_owned()))?;
+        let (source, kind) = rest
+            .rsplit_once('/')
+            .ok_or_else(|| KeyError::Key(s.to_owned()))?;
         AlertKey::new(NodeId::new(origin)?, source, ConditionKind::new(kind)?)
     }
 }

@@ -89,11 +89,17 @@ pub enum AlertEventBody {
         reason: Option<String>,
     },
     /// Suppressed by design (`active: true`, e.g. the equipment is off) or released.
-    Suppressed { active: bool },
+    Suppressed {
+        active: bool,
+    },
     /// Taken out of service for maintenance (`active: true`) or returned.
-    OutOfService { active: bool },
+    OutOfService {
+        active: bool,
+    },
     /// The alert became a member of a fused incident.
-    Correlated { incident: AlertId },
+    Correlated {
+        incident: AlertId,
+    },
 }
 
 impl AlertEventBody {

@@ -66,7 +66,10 @@ impl AlertState {
     pub const fn is_annunciated(self) -> bool {
         matches!(
             self,
-            AlertState::ActiveUnack | AlertState::ActiveAck | AlertState::RtnUnack | AlertState::Latched
+            AlertState::ActiveUnack
+                | AlertState::ActiveAck
+                | AlertState::RtnUnack
+                | AlertState::Latched
         )
     }
 }

@@ -193,7 +193,9 @@ mod tests {
     fn far_future_stamps_are_refused() {
         let mut c = HlcClock::new(1000);
         let before = c.now(10_000);
-        let err = c.observe(Hlc::new(20_000, 0), 10_000).expect_err("too far ahead");
+        let err = c
+            .observe(Hlc::new(20_000, 0), 10_000)
+            .expect_err("too far ahead");
         assert_eq!(err.ahead_ms, 10_000);
         assert_eq!(c.last(), before, "a refused stamp leaves the clock alone");
     }

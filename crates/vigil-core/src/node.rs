@@ -252,9 +252,15 @@ mod tests {
         assert!(NodeId::new("gw-prison-3").is_ok());
         assert!(NodeId::new("county.baiyun_1").is_ok());
         assert!(matches!(NodeId::new(""), Err(NameError::NodeIdLength(_))));
-        assert!(matches!(NodeId::new("a".repeat(65)), Err(NameError::NodeIdLength(_))));
+        assert!(matches!(
+            NodeId::new("a".repeat(65)),
+            Err(NameError::NodeIdLength(_))
+        ));
         for bad in ["Gw", "-gw", "gw/1", "gw+", "gw#", "gw 1", "gw\u{e9}"] {
-            assert!(matches!(NodeId::new(bad), Err(NameError::NodeIdChars(_))), "{bad}");
+            assert!(
+                matches!(NodeId::new(bad), Err(NameError::NodeIdChars(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -276,8 +282,17 @@ mod tests {
     #[test]
     fn bad_site_paths() {
         assert!(matches!(SitePath::new(""), Err(NameError::EmptySite(_))));
-        assert!(matches!(SitePath::new("a//b"), Err(NameError::SiteSegment { .. })));
-        assert!(matches!(SitePath::new("a/b/"), Err(NameError::SiteSegment { .. })));
-        assert!(matches!(SitePath::new("a/b/c/d/e/f"), Err(NameError::SiteTooDeep { depth: 6, .. })));
+        assert!(matches!(
+            SitePath::new("a//b"),
+            Err(NameError::SiteSegment { .. })
+        ));
+        assert!(matches!(
+            SitePath::new("a/b/"),
+            Err(NameError::SiteSegment { .. })
+        ));
+        assert!(matches!(
+            SitePath::new("a/b/c/d/e/f"),
+            Err(NameError::SiteTooDeep { depth: 6, .. })
+        ));
     }
 }

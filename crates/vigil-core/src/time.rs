@@ -67,7 +67,9 @@ impl FromStr for Timestamp {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         DateTime::parse_from_rfc3339(s)
             .map(|dt| Timestamp(dt.timestamp_millis()))
-            .map_err(|_| TimestampError { input: s.to_owned() })
+            .map_err(|_| TimestampError {
+                input: s.to_owned(),
+            })
     }
 }
 

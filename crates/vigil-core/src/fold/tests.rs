@@ -43,7 +43,10 @@ impl Script {
         self.push(raised(latching, Severity::Major, 1))
     }
     fn clear(&mut self) -> &mut Self {
-        self.push(AlertEventBody::Cleared { value: None, at: NOW })
+        self.push(AlertEventBody::Cleared {
+            value: None,
+            at: NOW,
+        })
     }
     fn ack(&mut self) -> &mut Self {
         self.push(AlertEventBody::Acknowledged { comment: None })
@@ -180,31 +183,46 @@ fn latched_raise_is_active_unack() {
 fn shelve_until_a_time_then_expiry_shows_the_condition() {
     let mut s = Script::new();
     let until = NOW.plus_millis(60_000);
-    s.raise(false).push(AlertEventBody::Shelved { until, reason: Some("sensor fault".into()) });
+    s.raise(false).push(AlertEventBody::Shelved {
+        until,
+        reason: Some("sensor fault".into()),
+    });
     let v = s.view();
     assert_eq!(v.state_at(NOW), AlertState::Shelved);
     assert_eq!(v.shelved_until, Some(until));
-    assert_eq!(v.state_at(until), AlertState::ActiveUnack, "expired at its time");
+    assert_eq!(
+        v.state_at(until),
+        AlertState::ActiveUnack,
+        "expired at its time"
+    );
 }
 
 #[test]
 fn raises_and_clears_are_folded_while_shelved() {
     let mut s = Script::new();
     s.raise(false)
-        .push(AlertEventBody::Shelved { until: NOW.plus_millis(60_000), reason: None })
+        .push(AlertEventBody::Shelved {
+            until: NOW.plus_millis(60_000),
+            reason: None,
+        })
         .clear()
         .raise(false)
         .ack()
         .clear();
     assert_eq!(s.state(), AlertState::Shelved);
     s.push(AlertEventBody::Unshelved);
-    assert_eq!(s.state(), AlertState::Normal, "unshelve shows what the condition implies");
+    assert_eq!(
+        s.state(),
+        AlertState::Normal,
+        "unshelve shows what the condition implies"
+    );
 }
 
 #[test]
 fn suppressed_by_design_and_released() {
     let mut s = Script::new();
-    s.raise(false).push(AlertEventBody::Suppressed { active: true });
+    s.raise(false)
+        .push(AlertEventBody::Suppressed { active: true });
     assert_eq!(s.state(), AlertState::Suppressed);
     s.clear().push(AlertEventBody::Suppressed { active: false });
     assert_eq!(s.state(), AlertState::RtnUnack);
@@ -213,7 +231,8 @@ fn suppressed_by_design_and_released() {
 #[test]
 fn out_of_service_and_returned() {
     let mut s = Script::new();
-    s.push(AlertEventBody::OutOfService { active: true }).raise(false);
+    s.push(AlertEventBody::OutOfService { active: true })
+        .raise(false);
     assert_eq!(s.state(), AlertState::OutOfService);
     s.push(AlertEventBody::OutOfService { active: false });
     assert_eq!(s.state(), AlertState::ActiveUnack);
@@ -223,7 +242,10 @@ fn out_of_service_and_returned() {
 fn overlays_take_precedence_in_order() {
     let mut s = Script::new();
     s.raise(false)
-        .push(AlertEventBody::Shelved { until: NOW.plus_millis(1), reason: None })
+        .push(AlertEventBody::Shelved {
+            until: NOW.plus_millis(1),
+            reason: None,
+        })
         .push(AlertEventBody::Suppressed { active: true })
         .push(AlertEventBody::OutOfService { active: true });
     assert_eq!(s.state(), AlertState::OutOfService);
@@ -243,9 +265,15 @@ fn value_updates_comment_assign_close_and_correlate() {
             message: None,
             at: NOW,
         })
-        .push(AlertEventBody::Commented { text: "guard sent".into() })
-        .push(AlertEventBody::Assigned { to: "duty-officer".into() })
-        .push(AlertEventBody::Correlated { incident: AlertId::from_bytes([9; 16]) })
+        .push(AlertEventBody::Commented {
+            text: "guard sent".into(),
+        })
+        .push(AlertEventBody::Assigned {
+            to: "duty-officer".into(),
+        })
+        .push(AlertEventBody::Correlated {
+            incident: AlertId::from_bytes([9; 16]),
+        })
         .push(AlertEventBody::Closed { reason: None });
     let v = s.view();
     assert_eq!(v.value, Some(Value::Float(31.5)));
@@ -277,9 +305,16 @@ fn incremental_apply_matches_fold_and_refuses_out_of_order() {
     for e in &s.events {
         assert_eq!(v.apply(e), Ok(true));
     }
-    assert_eq!(v.apply(&s.events[2]), Ok(false), "duplicate of the last is a no-op");
+    assert_eq!(
+        v.apply(&s.events[2]),
+        Ok(false),
+        "duplicate of the last is a no-op"
+    );
     assert_eq!(v, s.view());
-    assert!(matches!(v.apply(&s.events[0]), Err(FoldError::OutOfOrder { .. })));
+    assert!(matches!(
+        v.apply(&s.events[0]),
+        Err(FoldError::OutOfOrder { .. })
+    ));
     let mut other = s.events[0].clone();
     other.alert = AlertId::from_bytes([1; 16]);
     assert!(matches!(v.apply(&other), Err(FoldError::WrongAlert { .. })));
@@ -287,18 +322,27 @@ fn incremental_apply_matches_fold_and_refuses_out_of_order() {
 
 fn arb_body() -> impl Strategy<Value = AlertEventBody> {
     prop_oneof![
-        (any::<bool>(), 0usize..5, any::<i64>())
-            .prop_map(|(l, s, v)| raised(l, Severity::ALL[s], v)),
+        (any::<bool>(), 0usize..5, any::<i64>()).prop_map(|(l, s, v)| raised(
+            l,
+            Severity::ALL[s],
+            v
+        )),
         any::<i32>().prop_map(|v| AlertEventBody::ValueUpdated {
             value: Some(Value::Int(v.into())),
             severity: None,
             message: None,
             at: NOW
         }),
-        Just(AlertEventBody::Cleared { value: None, at: NOW }),
+        Just(AlertEventBody::Cleared {
+            value: None,
+            at: NOW
+        }),
         Just(AlertEventBody::Acknowledged { comment: None }),
         Just(AlertEventBody::Reset),
-        (0i64..120_000).prop_map(|d| AlertEventBody::Shelved { until: NOW.plus_millis(d - 60_000), reason: None }),
+        (0i64..120_000).prop_map(|d| AlertEventBody::Shelved {
+            until: NOW.plus_millis(d - 60_000),
+            reason: None
+        }),
         Just(AlertEventBody::Unshelved),
         Just(AlertEventBody::Commented { text: "c".into() }),
         "[a-z]{1,4}".prop_map(|to| AlertEventBody::Assigned { to }),

@@ -1,0 +1,39 @@
+# Vigil's entry points. `make test` is what CI runs (.ci/run); it installs what is missing first.
+SHELL := /bin/bash
+CARGO ?= cargo
+FUZZ_SECONDS ?= 30
+export ORT_DYLIB_PATH ?= /usr/local/lib/vigil-onnxruntime/libonnxruntime.so
+
+.PHONY: deps build test fmt clippy unit bench fuzz clean
+
+## deps: install the Debian packages and the ONNX Runtime library Vigil needs (only what is missing)
+deps:
+	@bash scripts/deps.sh
+
+## build: release build of every binary
+build: deps
+	$(CARGO) build --workspace --release --locked
+
+## test: formatting, lints and the whole test suite
+test: deps fmt clippy unit
+
+fmt:
+	$(CARGO) fmt --all --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+unit:
+	$(CARGO) test --workspace --all-targets --locked
+	$(CARGO) test --workspace --doc --locked
+
+## bench: the criterion benches (figures go in README.md's performance section)
+bench: deps
+	$(CARGO) bench -p vigil-benches --locked
+
+## fuzz: bounded cargo-fuzz runs of every parser of outside bytes (FUZZ_SECONDS each)
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+
+clean:
+	$(CARGO) clean

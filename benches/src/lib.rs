@@ -1,0 +1,1 @@
+//! Shared helpers for Vigil benches; the benches themselves are under `benches/`.
