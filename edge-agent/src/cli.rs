@@ -3,7 +3,11 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Parity;
 
 /// Vigil edge agent: ingests field devices and cameras on a facility gateway, detects
 /// anomalies and forwards alerts to the command hub.
@@ -19,6 +23,73 @@ pub enum Command {
     /// Device profiles: the YAML description of a device model's points and alarm rules.
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Modbus tools for installers: read a device through its profile, find unit ids.
+    #[command(subcommand)]
+    Modbus(ModbusCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModbusCommand {
+    /// One scan of one device: every point of the profile with its value and unit.
+    Read {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Unit id (slave address).
+        #[arg(long, default_value_t = 1)]
+        unit: u8,
+        /// The device's profile (`device-profiles/*.yaml`).
+        #[arg(long, value_name = "FILE")]
+        profile: PathBuf,
+        /// One JSON object per line: `{"point": …, "value": …, "unit": …}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find the unit ids that answer at an address or on a serial bus.
+    Scan {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Unit ids to probe: a range like 1-247 or a list like 1,2,10-20.
+        #[arg(long, default_value = "1-247")]
+        units: String,
+    },
+}
+
+/// Where a Modbus command connects: `--addr HOST:PORT` (TCP) or `--serial PORT` (RTU).
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false, id = "endpoint")]
+pub struct TargetArgs {
+    /// Modbus TCP device or gateway, HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", group = "endpoint")]
+    pub addr: Option<String>,
+    /// Modbus RTU serial port, e.g. /dev/ttyUSB0.
+    #[arg(long, value_name = "PORT", group = "endpoint")]
+    pub serial: Option<PathBuf>,
+    /// RTU: baud rate.
+    #[arg(long, default_value_t = 9600)]
+    pub baud: u32,
+    /// RTU: parity (none, even, odd).
+    #[arg(long, default_value = "none", value_parser = parse_parity)]
+    pub parity: Parity,
+    /// RTU: stop bits.
+    #[arg(long, default_value_t = 1)]
+    pub stop_bits: u8,
+    /// How long to wait for each answer, e.g. 500ms, 2s.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+fn parse_parity(s: &str) -> Result<Parity, String> {
+    match s {
+        "none" => Ok(Parity::None),
+        "even" => Ok(Parity::Even),
+        "odd" => Ok(Parity::Odd),
+        _ => Err(format!("{s:?}: use none, even or odd")),
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime_serde::re::humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?}: {e} (write e.g. 500ms or 2s)"))
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,4 +9,8 @@
 //! The agent never depends on the hub; what both need lives in `crates/`.
 
 pub mod cli;
+pub mod config;
+pub mod metrics;
+pub mod modbus_cmd;
 pub mod profile_cmd;
+pub mod source;

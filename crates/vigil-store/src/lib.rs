@@ -1,1 +1,29 @@
-//! Vigil storage.
+//! Vigil's storage: one SQLite file per node holding what must survive a crash or a power
+//! cut.
+//!
+//! - [`Store`] opens the file with the durability settings everything else relies on (WAL,
+//!   `synchronous = FULL`) and applies the versioned migrations ([`SCHEMA_VERSION`]).
+//! - The **outbox** ([`Store::outbox_append`], [`Store::outbox_next_batch`],
+//!   [`Store::outbox_ack`]): per link, two lanes of sequence-numbered records, deleted only
+//!   once the peer acknowledges that it has stored them.
+//! - The **inbox** ([`Store::apply_batch`]): the receiving side of a link; a batch's events
+//!   and the cursor that the next ack reports commit together.
+//! - The **event store** ([`Store::apply_events`], [`Store::alert`], …): every alert event
+//!   once by id, and each alert's ISA-18.2 view folded from them.
+//!
+//! See DESIGN.md, "The data path", "One protocol for every link" and "Storage".
+
+mod convert;
+pub mod error;
+pub mod events;
+pub mod inbox;
+pub mod migrate;
+pub mod outbox;
+pub mod store;
+
+pub use error::{Result, StoreError};
+pub use events::ApplyStats;
+pub use inbox::BatchOutcome;
+pub use migrate::SCHEMA_VERSION;
+pub use outbox::{AckOutcome, LaneCursors, LaneState, OutboxBatch, OutboxRecord};
+pub use store::{Store, BUSY_TIMEOUT};

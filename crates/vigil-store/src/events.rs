@@ -1,0 +1,299 @@
+//! The alert event store: every event once, and each alert's folded view.
+//!
+//! Events are immutable and identified by their UUIDv7 id, so applying is `INSERT OR IGNORE`
+//! by id: an event that is already here is counted as a duplicate and changes nothing. That
+//! is what turns the links' at-least-once delivery into an exactly-once effect.
+//!
+//! Each alert's state is the fold of its event set in `(HLC, event id)` order
+//! ([`AlertView::fold`]). The store keeps the folded [`AlertView`] of every alert in `alerts`
+//! and keeps it current as events arrive:
+//!
+//! - a new event that sorts after the alert's last folded event is applied incrementally
+//!   ([`AlertView::apply`]), the common case;
+//! - a new event that sorts earlier (it arrived late, over another path or after a partition)
+//!   makes the store refold all of that alert's stored events.
+//!
+//! Either way the view equals the fold of the stored set, whatever the order of arrival.
+//! Within one call the new events are sorted first, so a batch costs at most one refold per
+//! alert and one write of each alert's row.
+//!
+//! [`Store::apply_events`] and the inbox's [`Store::apply_batch`] share [`apply_in`], so both
+//! paths apply events identically.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use vigil_core::{AlertEvent, AlertId, AlertKey, AlertView, EventId, Hlc};
+
+use crate::convert::{
+    count_to_sql, event_hlc_to_sql, hlc_from_sql, hlc_to_sql, id_from_sql, u64_from_sql,
+};
+use crate::error::{Result, SqlContext, StoreError};
+use crate::store::Store;
+
+/// What applying a set of events did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ApplyStats {
+    /// Events that were new here and are now stored and folded.
+    pub applied: usize,
+    /// Events already stored (or repeated within the call): ignored.
+    pub duplicates: usize,
+}
+
+/// Inserts `events` idempotently and brings the views of the alerts they touch up to date,
+/// inside the caller's transaction.
+pub(crate) fn apply_in(conn: &Connection, events: &[AlertEvent]) -> Result<ApplyStats> {
+    let mut ordered: Vec<&AlertEvent> = events.iter().collect();
+    ordered.sort_by_key(|e| e.order_key());
+
+    let mut stats = ApplyStats::default();
+    let mut fresh: BTreeMap<AlertId, Vec<&AlertEvent>> = BTreeMap::new();
+    {
+        let mut insert = conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO events (id, alert, hlc, origin, kind, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .op("prepare an event insert")?;
+        for event in ordered {
+            let hlc = event_hlc_to_sql(event)?;
+            let body = serde_json::to_string(event).map_err(|source| StoreError::Encode {
+                what: "an alert event",
+                source,
+            })?;
+            let inserted = insert
+                .execute(params![
+                    &event.id.as_bytes()[..],
+                    &event.alert.as_bytes()[..],
+                    hlc,
+                    event.origin.as_str(),
+                    event.body.name(),
+                    body
+                ])
+                .op("store an alert event")?;
+            if inserted == 0 {
+                stats.duplicates += 1;
+            } else {
+                stats.applied += 1;
+                fresh.entry(event.alert).or_default().push(event);
+            }
+        }
+    }
+
+    for (alert, new_events) in fresh {
+        let mut view = load_view(conn, alert)?.unwrap_or_else(|| AlertView::empty(alert));
+        // `new_events` is in fold order: one failure means one of them sorts before what the
+        // stored view has folded, and only a refold of the whole set is right.
+        let in_order = new_events.iter().all(|e| view.apply(e).is_ok());
+        if !in_order {
+            view = AlertView::fold(alert, &load_events(conn, alert)?);
+        }
+        save_view(conn, &view)?;
+    }
+    Ok(stats)
+}
+
+/// The row key of an id, for error messages.
+fn hex(bytes: &[u8; 16]) -> String {
+    EventId::from_bytes(*bytes).to_string()
+}
+
+fn decode_event(body: &str, row: impl FnOnce() -> String) -> Result<AlertEvent> {
+    serde_json::from_str(body).map_err(|source| StoreError::CorruptJson {
+        table: "events",
+        row: row(),
+        source,
+    })
+}
+
+fn decode_view(json: &str, row: impl FnOnce() -> String) -> Result<AlertView> {
+    serde_json::from_str(json).map_err(|source| StoreError::CorruptJson {
+        table: "alerts",
+        row: row(),
+        source,
+    })
+}
+
+/// An alert's stored events in fold order.
+fn load_events(conn: &Connection, alert: AlertId) -> Result<Vec<AlertEvent>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id, body FROM events WHERE alert = ?1 ORDER BY hlc, id")
+        .op("prepare an alert's event query")?;
+    let rows = stmt
+        .query_map([&alert.as_bytes()[..]], |row| {
+            Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?))
+        })
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .op("read an alert's events")?;
+    rows.into_iter()
+        .map(|(id, body)| decode_event(&body, || format!("id {}", hex_of(&id))))
+        .collect()
+}
+
+/// An id column's value as text for an error message, whatever its length.
+fn hex_of(blob: &[u8]) -> String {
+    match <[u8; 16]>::try_from(blob) {
+        Ok(bytes) => hex(&bytes),
+        Err(_) => format!("{blob:02x?}"),
+    }
+}
+
+fn load_view(conn: &Connection, alert: AlertId) -> Result<Option<AlertView>> {
+    let json: Option<String> = conn
+        .prepare_cached("SELECT view FROM alerts WHERE id = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row([&alert.as_bytes()[..]], |row| row.get(0))
+                .optional()
+        })
+        .op("read an alert")?;
+    json.map(|json| decode_view(&json, || format!("id {alert}")))
+        .transpose()
+}
+
+fn save_view(conn: &Connection, view: &AlertView) -> Result<()> {
+    // Only called after at least one event was folded.
+    let Some((last_hlc, last_id)) = view.last else {
+        return Ok(());
+    };
+    // The stamp was checked when its event was stored.
+    let last_hlc = hlc_to_sql(last_hlc).unwrap_or(i64::MAX);
+    let json = serde_json::to_string(view).map_err(|source| StoreError::Encode {
+        what: "an alert view",
+        source,
+    })?;
+    conn.prepare_cached(
+        "INSERT INTO alerts (id, key, site, severity, active, acknowledged, closed, updated_at,
+                             last_hlc, last_event_id, event_count, view)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+         ON CONFLICT (id) DO UPDATE SET
+             key = excluded.key, site = excluded.site, severity = excluded.severity,
+             active = excluded.active, acknowledged = excluded.acknowledged,
+             closed = excluded.closed, updated_at = excluded.updated_at,
+             last_hlc = excluded.last_hlc, last_event_id = excluded.last_event_id,
+             event_count = excluded.event_count, view = excluded.view",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            &view.id.as_bytes()[..],
+            view.key.as_ref().map(ToString::to_string),
+            view.site.as_ref().map(|s| s.as_str()),
+            view.severity.as_str(),
+            view.active,
+            view.acknowledged,
+            view.closed,
+            view.updated_at.as_millis(),
+            last_hlc,
+            &last_id.as_bytes()[..],
+            view.event_count,
+            json
+        ])
+    })
+    .op("store an alert's view")?;
+    Ok(())
+}
+
+impl Store {
+    /// Applies `events` in one durable transaction: each event not yet stored is stored and
+    /// folded into its alert's view; events already stored are counted as duplicates and
+    /// change nothing. The order of `events` does not matter.
+    pub fn apply_events(&mut self, events: &[AlertEvent]) -> Result<ApplyStats> {
+        if events.is_empty() {
+            return Ok(ApplyStats::default());
+        }
+        let tx = self.write_tx("begin applying alert events")?;
+        let stats = apply_in(&tx, events)?;
+        tx.commit().op("commit alert events")?;
+        Ok(stats)
+    }
+
+    /// The folded view of an alert, or `None` if no event of it is stored.
+    pub fn alert(&self, id: AlertId) -> Result<Option<AlertView>> {
+        load_view(&self.conn, id)
+    }
+
+    /// An alert's stored events in fold order, `(HLC, event id)`.
+    pub fn alert_events(&self, id: AlertId) -> Result<Vec<AlertEvent>> {
+        load_events(&self.conn, id)
+    }
+
+    /// One stored event, or `None`.
+    pub fn event(&self, id: EventId) -> Result<Option<AlertEvent>> {
+        let body: Option<String> = self
+            .conn
+            .prepare_cached("SELECT body FROM events WHERE id = ?1")
+            .and_then(|mut stmt| {
+                stmt.query_row([&id.as_bytes()[..]], |row| row.get(0))
+                    .optional()
+            })
+            .op("read an alert event")?;
+        body.map(|body| decode_event(&body, || format!("id {id}")))
+            .transpose()
+    }
+
+    /// How many events are stored.
+    pub fn event_count(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM events", [], |row| row.get(0))
+            .op("count alert events")?;
+        u64_from_sql(n, "events", || "count(*)".to_owned())
+    }
+
+    /// The open (not closed) alert with `key`, the most recently updated if there are
+    /// several: what a re-raise of the condition must update instead of opening a new alert.
+    pub fn open_alert_for_key(&self, key: &AlertKey) -> Result<Option<AlertId>> {
+        let id: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM alerts WHERE key = ?1 AND closed = 0
+                 ORDER BY last_hlc DESC, id DESC LIMIT 1",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row([key.to_string()], |row| row.get(0))
+                    .optional()
+            })
+            .op("find the open alert of a key")?;
+        id.map(|id| id_from_sql(&id, "alerts", || format!("key {key}")).map(AlertId::from_bytes))
+            .transpose()
+    }
+
+    /// The greatest HLC stamp of any stored event: a node resumes its clock after it
+    /// ([`vigil_core::HlcClock::resume`]) so it never issues a stamp twice.
+    pub fn max_hlc(&self) -> Result<Option<Hlc>> {
+        let max: Option<i64> = self
+            .conn
+            .query_row("SELECT max(hlc) FROM events", [], |row| row.get(0))
+            .op("read the greatest event stamp")?;
+        max.map(|packed| hlc_from_sql(packed, "events", || "max(hlc)".to_owned()))
+            .transpose()
+    }
+
+    /// Up to `limit` alerts, most recently updated first.
+    pub fn list_alerts(&self, limit: usize) -> Result<Vec<AlertView>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, view FROM alerts
+                 ORDER BY updated_at DESC, last_hlc DESC, id DESC LIMIT ?1",
+            )
+            .op("prepare the alert list")?;
+        let rows = stmt
+            .query_map([count_to_sql(limit)], |row| {
+                Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?))
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .op("list alerts")?;
+        rows.into_iter()
+            .map(|(id, json)| decode_view(&json, || format!("id {}", hex_of(&id))))
+            .collect()
+    }
+
+    /// How many alerts are stored.
+    pub fn alert_count(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM alerts", [], |row| row.get(0))
+            .op("count alerts")?;
+        u64_from_sql(n, "alerts", || "count(*)".to_owned())
+    }
+}

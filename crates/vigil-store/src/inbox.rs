@@ -1,0 +1,118 @@
+//! The inbox: the receiving side of a link, where a peer's batches become stored events.
+//!
+//! For each sending peer and lane the store keeps a cursor: the highest sequence number
+//! whose events are committed here. [`Store::apply_batch`] applies a batch's events (through
+//! the same idempotent path as [`Store::apply_events`]) and advances the cursor **in one
+//! transaction**, and returns the cumulative ack to send. So an `Ack { upto_seq }` is only ever
+//! sent for events that are durable here, and a crash between commit and ack only makes the
+//! sender resend what is then counted as duplicates.
+//!
+//! A batch is accepted when it starts at or before `cursor + 1`: a resend overlapping what
+//! is already here is applied idempotently (its old events count as duplicates). A batch that
+//! starts after `cursor + 1` leaves a gap (an earlier batch was lost): it is not applied, and
+//! the returned ack repeats the cursor, which tells the sender to resend from there.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use tracing::debug;
+use vigil_core::{AlertEvent, Lane, NodeId};
+
+use crate::convert::{seq_to_sql, u64_from_sql};
+use crate::error::{Result, SqlContext, StoreError};
+use crate::events::apply_in;
+use crate::store::Store;
+
+/// What applying a batch did, and what to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct BatchOutcome {
+    /// The cumulative ack to send: every sequence number up to here is committed.
+    pub ack_upto: u64,
+    /// Events that were new here.
+    pub applied: usize,
+    /// Events that were already stored (a resend).
+    pub duplicates: usize,
+    /// The batch started after `cursor + 1` and was not applied: the sender must resend
+    /// from `ack_upto + 1`.
+    pub gap: bool,
+}
+
+fn load_cursor(conn: &Connection, peer: &NodeId, lane: Lane) -> Result<u64> {
+    let raw: Option<i64> = conn
+        .prepare_cached("SELECT applied_upto FROM inbox_cursors WHERE peer = ?1 AND lane = ?2")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![peer.as_str(), lane.as_i64()], |row| row.get(0))
+                .optional()
+        })
+        .op("read an inbox cursor")?;
+    raw.map_or(Ok(0), |v| {
+        u64_from_sql(v, "inbox_cursors", || format!("peer {peer} lane {lane}"))
+    })
+}
+
+impl Store {
+    /// Applies a batch `first_seq ..` of `events` from `peer` on `lane` and advances the
+    /// peer's cursor, in one durable transaction; returns the ack to send.
+    ///
+    /// An empty batch changes nothing. A batch numbered from 0, or whose last number would
+    /// pass 2^63 - 1, is [`StoreError::InvalidBatch`].
+    pub fn apply_batch(
+        &mut self,
+        peer: &NodeId,
+        lane: Lane,
+        first_seq: u64,
+        events: &[AlertEvent],
+    ) -> Result<BatchOutcome> {
+        let invalid = || StoreError::InvalidBatch {
+            peer: peer.clone(),
+            lane,
+            first_seq,
+            len: events.len(),
+        };
+        if events.is_empty() {
+            return Ok(BatchOutcome {
+                ack_upto: self.inbox_cursor(peer, lane)?,
+                ..BatchOutcome::default()
+            });
+        }
+        if first_seq == 0 {
+            return Err(invalid());
+        }
+        let last_seq = first_seq
+            .checked_add(events.len() as u64 - 1)
+            .ok_or_else(invalid)?;
+        let last_sql = seq_to_sql(last_seq).ok_or_else(invalid)?;
+
+        let tx = self.write_tx("begin applying a batch")?;
+        let cursor = load_cursor(&tx, peer, lane)?;
+        if first_seq > cursor.saturating_add(1) {
+            debug!(%peer, %lane, cursor, first_seq, "batch after a gap: not applied, asking for a resend");
+            return Ok(BatchOutcome {
+                ack_upto: cursor,
+                gap: true,
+                ..BatchOutcome::default()
+            });
+        }
+        let stats = apply_in(&tx, events)?;
+        let ack_upto = cursor.max(last_seq);
+        if ack_upto > cursor {
+            tx.prepare_cached(
+                "INSERT INTO inbox_cursors (peer, lane, applied_upto) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (peer, lane) DO UPDATE SET applied_upto = excluded.applied_upto",
+            )
+            .and_then(|mut stmt| stmt.execute(params![peer.as_str(), lane.as_i64(), last_sql]))
+            .op("advance an inbox cursor")?;
+        }
+        tx.commit().op("commit a batch")?;
+        Ok(BatchOutcome {
+            ack_upto,
+            applied: stats.applied,
+            duplicates: stats.duplicates,
+            gap: false,
+        })
+    }
+
+    /// The highest sequence number from `peer` on `lane` whose events are committed here
+    /// (0 before the first batch): the cumulative ack for that lane.
+    pub fn inbox_cursor(&self, peer: &NodeId, lane: Lane) -> Result<u64> {
+        load_cursor(&self.conn, peer, lane)
+    }
+}

@@ -1,0 +1,44 @@
+//! What travels in a batch: [`LinkEvent`], one immutable, idempotent record of an outbox.
+//!
+//! A link replicates records, not commands: each one has an id, so applying it twice is a
+//! no-op and at-least-once delivery gives an exactly-once effect. Today the only kind is an
+//! alert event; audit records, directives and health summaries join as new variants.
+//!
+//! On the wire each event is a JSON object with exactly one key naming its kind:
+//! `{"alert": {…}}`. The set is closed on purpose (no `#[non_exhaustive]`): adding a kind
+//! makes every `match` in the workspace fail to compile until each consumer decides what to do
+//! with it, and an older receiver refuses a kind it does not know instead of dropping it (see
+//! the crate docs on compatibility).
+
+use serde::{Deserialize, Serialize};
+use vigil_core::{AlertEvent, EventId};
+
+/// One record carried by a link.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkEvent {
+    /// One immutable change to one alert (raised, acknowledged, shelved, …).
+    Alert(AlertEvent),
+}
+
+impl LinkEvent {
+    /// The record's id: the key that makes applying it idempotent.
+    pub fn id(&self) -> EventId {
+        match self {
+            LinkEvent::Alert(event) => event.id,
+        }
+    }
+
+    /// The kind's name as on the wire (`alert`), for logs and metric labels.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            LinkEvent::Alert(_) => "alert",
+        }
+    }
+}
+
+impl From<AlertEvent> for LinkEvent {
+    fn from(event: AlertEvent) -> Self {
+        LinkEvent::Alert(event)
+    }
+}

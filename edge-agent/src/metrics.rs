@@ -1,0 +1,158 @@
+//! The agent's Prometheus metrics, every name defined once here.
+//!
+//! Each component gets its own struct of metrics (labelled by device or subscription), all
+//! registered in one [`prometheus::Registry`] that `GET /metrics` renders.
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+/// Every metric the agent exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub modbus: ModbusMetrics,
+    pub mqtt: MqttMetrics,
+}
+
+/// Per Modbus device (`device` label).
+#[derive(Debug, Clone)]
+pub struct ModbusMetrics {
+    /// Requests sent, by device.
+    pub requests: IntCounterVec,
+    /// Failed requests by device and kind: `timeout`, `exception`, `io`, `protocol`
+    /// (garbage, wrong unit or transaction id), `decode` (a value the profile cannot read).
+    pub errors: IntCounterVec,
+    /// Round-trip time of successful requests, seconds.
+    pub rtt: HistogramVec,
+    /// Point values read.
+    pub points_read: IntCounterVec,
+    /// Completed scans.
+    pub scans: IntCounterVec,
+    /// 1 while the device answers, 0 while it is in communication loss.
+    pub online: IntGaugeVec,
+}
+
+/// Per MQTT subscription (`subscription` label: its topic filter).
+#[derive(Debug, Clone)]
+pub struct MqttMetrics {
+    /// Messages received.
+    pub messages: IntCounterVec,
+    /// Readings decoded from them.
+    pub readings: IntCounterVec,
+    /// Messages that could not be decoded, by `reason`.
+    pub decode_errors: IntCounterVec,
+    /// 1 while connected to the broker.
+    pub connected: IntGaugeVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
+}
+
+impl Metrics {
+    /// A fresh registry with every agent metric registered.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let rtt = HistogramVec::new(
+            HistogramOpts::new("vigil_modbus_rtt_seconds", "Modbus request round-trip time")
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ]),
+            &["device"],
+        )
+        .expect("valid metric definition");
+        registry
+            .register(Box::new(rtt.clone()))
+            .expect("metric registered once");
+        let modbus = ModbusMetrics {
+            requests: counter(
+                &registry,
+                "vigil_modbus_requests_total",
+                "Modbus requests sent",
+                &["device"],
+            ),
+            errors: counter(
+                &registry,
+                "vigil_modbus_errors_total",
+                "Failed Modbus requests by kind",
+                &["device", "kind"],
+            ),
+            rtt,
+            points_read: counter(
+                &registry,
+                "vigil_modbus_points_read_total",
+                "Point values read over Modbus",
+                &["device"],
+            ),
+            scans: counter(
+                &registry,
+                "vigil_modbus_scans_total",
+                "Completed Modbus scans",
+                &["device"],
+            ),
+            online: gauge(
+                &registry,
+                "vigil_modbus_device_online",
+                "1 while the device answers",
+                &["device"],
+            ),
+        };
+        let mqtt = MqttMetrics {
+            messages: counter(
+                &registry,
+                "vigil_mqtt_messages_total",
+                "MQTT messages received",
+                &["subscription"],
+            ),
+            readings: counter(
+                &registry,
+                "vigil_mqtt_readings_total",
+                "Readings decoded from MQTT messages",
+                &["subscription"],
+            ),
+            decode_errors: counter(
+                &registry,
+                "vigil_mqtt_decode_errors_total",
+                "MQTT messages that could not be decoded",
+                &["subscription", "reason"],
+            ),
+            connected: gauge(
+                &registry,
+                "vigil_mqtt_connected",
+                "1 while connected to the broker",
+                &["subscription"],
+            ),
+        };
+        Metrics {
+            registry,
+            modbus,
+            mqtt,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let encoder = prometheus::TextEncoder::new();
+        // Encoding into a String cannot fail for well-formed metric families.
+        let _ = encoder.encode_utf8(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

@@ -1,0 +1,2 @@
+//! Test support shared by the agent's integration tests.
+pub mod modbus_server;
