@@ -20,6 +20,22 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the agent: poll devices, ingest MQTT sensors, serve metrics.
+    Run {
+        /// The agent's config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Log format: `text` for a terminal, `json` for a log collector.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        log_format: String,
+    },
+    /// Validate the config and every profile it names; run nothing. Exits 2 on problems,
+    /// each named with its file, line and key.
+    Check {
+        /// The agent's config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Device profiles: the YAML description of a device model's points and alarm rules.
     #[command(subcommand)]
     Profile(ProfileCommand),
@@ -56,13 +72,12 @@ pub enum ModbusCommand {
 
 /// Where a Modbus command connects: `--addr HOST:PORT` (TCP) or `--serial PORT` (RTU).
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false, id = "endpoint")]
 pub struct TargetArgs {
     /// Modbus TCP device or gateway, HOST:PORT.
-    #[arg(long, value_name = "HOST:PORT", group = "endpoint")]
+    #[arg(long, value_name = "HOST:PORT", required_unless_present = "serial")]
     pub addr: Option<String>,
     /// Modbus RTU serial port, e.g. /dev/ttyUSB0.
-    #[arg(long, value_name = "PORT", group = "endpoint")]
+    #[arg(long, value_name = "PORT", conflicts_with = "addr")]
     pub serial: Option<PathBuf>,
     /// RTU: baud rate.
     #[arg(long, default_value_t = 9600)]

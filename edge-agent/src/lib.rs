@@ -8,9 +8,12 @@
 //!
 //! The agent never depends on the hub; what both need lives in `crates/`.
 
+pub mod check_cmd;
 pub mod cli;
 pub mod config;
 pub mod metrics;
 pub mod modbus_cmd;
 pub mod profile_cmd;
+pub mod profiles;
+pub mod run;
 pub mod source;

@@ -12,6 +12,56 @@ const EXIT_INVALID: u8 = vigil_config::EXIT_CONFIG;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Check { config } => {
+            let mut out = std::io::stdout();
+            match vigil_agent::check_cmd::check(&config, &mut out) {
+                Ok(Ok(())) => ExitCode::SUCCESS,
+                Ok(Err(errors)) => {
+                    for e in errors.0 {
+                        eprintln!("error: {e}");
+                    }
+                    ExitCode::from(EXIT_INVALID)
+                }
+                Err(e) => {
+                    eprintln!("error: cannot write output: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Run { config, log_format } => {
+            init_logging(&log_format);
+            let (cfg, profiles) = match vigil_agent::check_cmd::load_checked(&config) {
+                Ok(x) => x,
+                Err(errors) => {
+                    for e in errors.0 {
+                        eprintln!("error: {e}");
+                    }
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            rt.block_on(async move {
+                let shutdown = tokio_util::sync::CancellationToken::new();
+                tokio::spawn(stop_on_signal(shutdown.clone()));
+                match vigil_agent::run::run(cfg, profiles, shutdown, None).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        tracing::error!(error = %e, "agent failed");
+                        eprintln!("error: {e:#}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
+        }
         Command::Profile(ProfileCommand::Validate { files }) => {
             let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
             match vigil_agent::profile_cmd::validate(&files, &mut out, &mut err) {
@@ -80,4 +130,41 @@ fn block_on(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Cancels `shutdown` on Ctrl-C or SIGTERM.
+async fn stop_on_signal(shutdown: tokio_util::sync::CancellationToken) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown requested");
+    shutdown.cancel();
 }

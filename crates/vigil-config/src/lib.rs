@@ -147,8 +147,10 @@ pub fn locate(text: &str, path: &str) -> Option<usize> {
     let mut segments = split_path(path).into_iter().peekable();
     while let Some(seg) = segments.next() {
         let Seg::Key(name) = seg else { return best };
-        let (key, value): (&Spanned<_>, &Spanned<DeValue<'_>>) =
-            table.iter().find(|(k, _)| k.get_ref().as_ref() == name)?;
+        let Some((key, value)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == name) else {
+            return best;
+        };
+        let value: &Spanned<DeValue<'_>> = value;
         best = Some(line_of_offset(text, key.span().start));
         let mut value = value;
         while let Some(Seg::Index(i)) = segments.peek() {

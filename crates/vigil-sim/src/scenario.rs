@@ -304,20 +304,40 @@ impl Scenario {
         }
     }
 
+    /// Whether the scenario is an analog signal (always a float) rather than a sequence of
+    /// declared values.
+    pub const fn is_analog(&self) -> bool {
+        matches!(
+            self,
+            Scenario::Noise { .. }
+                | Scenario::Drift { .. }
+                | Scenario::Step { .. }
+                | Scenario::Sine { .. }
+                | Scenario::Ramp { .. }
+        )
+    }
+
+    /// The values the scenario declares (empty for analog scenarios).
+    pub fn declared_values(&self) -> Vec<&Value> {
+        match self {
+            Scenario::Constant { value, .. } => vec![value],
+            Scenario::Event { value, normal, .. } | Scenario::Pulse { value, normal, .. } => {
+                std::iter::once(value).chain(normal.as_ref()).collect()
+            }
+            Scenario::Schedule { initial, steps, .. } => std::iter::once(initial)
+                .chain(steps.iter().map(|s| &s.value))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether the scenario yields text anywhere (only string points take text).
     pub fn yields(&self) -> Yields {
-        let text = |v: &Value| matches!(v, Value::Text(_));
-        let any_text = match self {
-            Scenario::Constant { value, .. } => text(value),
-            Scenario::Event { value, normal, .. } | Scenario::Pulse { value, normal, .. } => {
-                text(value) || normal.as_ref().is_some_and(text)
-            }
-            Scenario::Schedule { initial, steps, .. } => {
-                text(initial) || steps.iter().any(|s| text(&s.value))
-            }
-            _ => false,
-        };
-        if any_text {
+        if self
+            .declared_values()
+            .iter()
+            .any(|v| matches!(v, Value::Text(_)))
+        {
             Yields::Text
         } else {
             Yields::Number

@@ -23,6 +23,7 @@ pub enum StoreError {
     Open {
         /// The file (or `:memory:`).
         path: PathBuf,
+        /// The SQLite error.
         #[source]
         source: rusqlite::Error,
     },
@@ -32,6 +33,7 @@ pub enum StoreError {
     Sqlite {
         /// What the store was doing, in words ("append to the outbox").
         op: &'static str,
+        /// The SQLite error.
         #[source]
         source: rusqlite::Error,
     },
@@ -54,6 +56,8 @@ pub enum StoreError {
     Migration {
         /// The version whose SQL failed.
         version: i64,
+        /// The SQLite error.
+        /// The SQLite error.
         #[source]
         source: rusqlite::Error,
     },
@@ -65,6 +69,7 @@ pub enum StoreError {
         table: &'static str,
         /// The row's key, in words.
         row: String,
+        /// The JSON error.
         #[source]
         source: serde_json::Error,
     },
@@ -86,6 +91,7 @@ pub enum StoreError {
     Encode {
         /// What was being encoded.
         what: &'static str,
+        /// The JSON error.
         #[source]
         source: serde_json::Error,
     },

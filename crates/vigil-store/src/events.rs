@@ -17,12 +17,13 @@
 //! Within one call the new events are sorted first, so a batch costs at most one refold per
 //! alert and one write of each alert's row.
 //!
-//! [`Store::apply_events`] and the inbox's [`Store::apply_batch`] share [`apply_in`], so both
+//! [`Store::apply_events`] and the inbox's [`Store::apply_batch`] share one internal function, so both
 //! paths apply events identically.
 
 use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
+use tracing::warn;
 use vigil_core::{AlertEvent, AlertId, AlertKey, AlertView, EventId, Hlc};
 
 use crate::convert::{
@@ -81,11 +82,19 @@ pub(crate) fn apply_in(conn: &Connection, events: &[AlertEvent]) -> Result<Apply
     }
 
     for (alert, new_events) in fresh {
-        let mut view = load_view(conn, alert)?.unwrap_or_else(|| AlertView::empty(alert));
+        // The events are the truth and the view a cache of their fold: a view that no longer
+        // parses is rebuilt rather than blocking every later event of the alert.
+        let (mut view, rebuild) = match load_view(conn, alert) {
+            Ok(view) => (view.unwrap_or_else(|| AlertView::empty(alert)), false),
+            Err(err @ StoreError::CorruptJson { .. }) => {
+                warn!(%alert, error = %err, "alert view unreadable; refolding its events");
+                (AlertView::empty(alert), true)
+            }
+            Err(err) => return Err(err),
+        };
         // `new_events` is in fold order: one failure means one of them sorts before what the
         // stored view has folded, and only a refold of the whole set is right.
-        let in_order = new_events.iter().all(|e| view.apply(e).is_ok());
-        if !in_order {
+        if rebuild || !new_events.iter().all(|e| view.apply(e).is_ok()) {
             view = AlertView::fold(alert, &load_events(conn, alert)?);
         }
         save_view(conn, &view)?;
@@ -295,5 +304,146 @@ impl Store {
             .query_row("SELECT count(*) FROM alerts", [], |row| row.get(0))
             .op("count alerts")?;
         u64_from_sql(n, "alerts", || "count(*)".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vigil_core::{Actor, AlertEventBody, NodeId};
+
+    use super::*;
+
+    fn event(n: u8, alert: AlertId, wall: u64, body: AlertEventBody) -> AlertEvent {
+        AlertEvent {
+            id: EventId::from_bytes([n; 16]),
+            alert,
+            origin: NodeId::new("gw-1").expect("valid"),
+            hlc: Hlc::new(wall, 0),
+            actor: Actor::System,
+            body,
+        }
+    }
+
+    #[test]
+    fn a_batch_out_of_fold_order_is_sorted_before_it_is_folded() {
+        let mut store = Store::open_in_memory().expect("open");
+        let a = AlertId::from_bytes([1; 16]);
+        let b = AlertId::from_bytes([2; 16]);
+        let events = [
+            event(
+                3,
+                a,
+                30,
+                AlertEventBody::Commented {
+                    text: "late".into(),
+                },
+            ),
+            event(1, b, 10, AlertEventBody::Reset),
+            event(2, a, 20, AlertEventBody::Assigned { to: "ops".into() }),
+            event(4, a, 40, AlertEventBody::Unshelved),
+        ];
+        let stats = store.apply_events(&events).expect("apply");
+        assert_eq!(
+            stats,
+            ApplyStats {
+                applied: 4,
+                duplicates: 0
+            }
+        );
+        assert_eq!(
+            store.alert(a).expect("read"),
+            Some(AlertView::fold(a, &events))
+        );
+        assert_eq!(
+            store.alert(b).expect("read"),
+            Some(AlertView::fold(b, &events))
+        );
+        let order: Vec<u8> = store
+            .alert_events(a)
+            .expect("events")
+            .iter()
+            .map(|e| e.id.as_bytes()[0])
+            .collect();
+        assert_eq!(order, [2, 3, 4]);
+    }
+
+    #[test]
+    fn stored_columns_follow_the_view() {
+        let mut store = Store::open_in_memory().expect("open");
+        let a = AlertId::from_bytes([1; 16]);
+        store
+            .apply_events(&[
+                event(1, a, 10, AlertEventBody::Acknowledged { comment: None }),
+                event(2, a, 20, AlertEventBody::Closed { reason: None }),
+            ])
+            .expect("apply");
+        let (closed, acknowledged, last_hlc, count): (bool, bool, i64, i64) = store
+            .conn
+            .query_row(
+                "SELECT closed, acknowledged, last_hlc, event_count FROM alerts WHERE id = ?1",
+                [&a.as_bytes()[..]],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .expect("row");
+        assert!(closed && acknowledged);
+        assert_eq!(last_hlc, hlc_to_sql(Hlc::new(20, 0)).expect("fits"));
+        assert_eq!(count, 2);
+    }
+
+    #[test]
+    fn an_unreadable_view_is_rebuilt_by_the_next_event() {
+        let mut store = Store::open_in_memory().expect("open");
+        let a = AlertId::from_bytes([1; 16]);
+        let first = event(1, a, 10, AlertEventBody::Unshelved);
+        store
+            .apply_events(std::slice::from_ref(&first))
+            .expect("apply");
+        store
+            .conn
+            .execute("UPDATE alerts SET view = 'truncated {'", [])
+            .expect("damage");
+        assert!(matches!(
+            store.alert(a),
+            Err(StoreError::CorruptJson {
+                table: "alerts",
+                ..
+            })
+        ));
+        let second = event(2, a, 20, AlertEventBody::Reset);
+        store
+            .apply_events(std::slice::from_ref(&second))
+            .expect("apply after damage");
+        assert_eq!(
+            store.alert(a).expect("readable again"),
+            Some(AlertView::fold(a, [&first, &second]))
+        );
+    }
+
+    #[test]
+    fn a_damaged_id_column_is_a_corrupt_value() {
+        let mut store = Store::open_in_memory().expect("open");
+        let a = AlertId::from_bytes([1; 16]);
+        store
+            .apply_events(&[event(1, a, 10, AlertEventBody::Unshelved)])
+            .expect("apply");
+        // CHECK constraints guard the column; a file damaged outside SQLite bypasses them.
+        let key: AlertKey = "gw-1/a/state".parse().expect("key");
+        store
+            .conn
+            .execute_batch("PRAGMA ignore_check_constraints = ON")
+            .expect("pragma");
+        store
+            .conn
+            .execute(
+                "UPDATE alerts SET key = ?1, id = x'0102'",
+                [key.to_string()],
+            )
+            .expect("damage");
+        let err = store.open_alert_for_key(&key).expect_err("damaged id");
+        assert!(
+            matches!(&err, StoreError::CorruptValue { table: "alerts", row, .. } if row.contains("gw-1/a/state")),
+            "{err}"
+        );
+        assert_eq!(hex_of(&[1, 2]), "[01, 02]");
     }
 }

@@ -116,3 +116,62 @@ impl Store {
         load_cursor(&self.conn, peer, lane)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use vigil_core::{Actor, AlertEventBody, AlertId, EventId, Hlc};
+
+    use super::*;
+
+    fn events(n: u8) -> Vec<AlertEvent> {
+        (1..=n)
+            .map(|i| AlertEvent {
+                id: EventId::from_bytes([i; 16]),
+                alert: AlertId::from_bytes([0xA; 16]),
+                origin: NodeId::new("gw-1").expect("valid"),
+                hlc: Hlc::new(u64::from(i), 0),
+                actor: Actor::System,
+                body: AlertEventBody::Commented {
+                    text: format!("{i}"),
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_failing_batch_leaves_events_and_cursor_untouched() {
+        let mut store = Store::open_in_memory().expect("open");
+        let peer = NodeId::new("gw-1").expect("valid");
+        let mut batch = events(3);
+        batch[2].hlc = Hlc::new(u64::MAX, 0);
+        store
+            .apply_batch(&peer, Lane::Normal, 1, &batch)
+            .expect_err("unstorable stamp");
+        assert_eq!(store.inbox_cursor(&peer, Lane::Normal).expect("cursor"), 0);
+        assert_eq!(store.event_count().expect("count"), 0);
+    }
+
+    #[test]
+    fn invalid_numbering_names_the_peer() {
+        let mut store = Store::open_in_memory().expect("open");
+        let peer = NodeId::new("gw-9").expect("valid");
+        let err = store
+            .apply_batch(&peer, Lane::Critical, 0, &events(1))
+            .expect_err("seq 0");
+        let text = err.to_string();
+        assert!(text.contains("gw-9") && text.contains("critical"), "{text}");
+        let too_far = u64::try_from(i64::MAX).expect("fits");
+        assert!(store
+            .apply_batch(&peer, Lane::Critical, too_far, &events(2))
+            .is_err());
+        // The last representable number itself is valid (here: a gap, so not applied).
+        let out = store
+            .apply_batch(&peer, Lane::Critical, too_far, &events(1))
+            .expect("valid numbering");
+        assert!(out.gap);
+        let out = store
+            .apply_batch(&peer, Lane::Critical, 1, &events(1))
+            .expect("ok");
+        assert_eq!(out.ack_upto, 1);
+    }
+}

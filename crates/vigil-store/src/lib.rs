@@ -13,6 +13,8 @@
 //!
 //! See DESIGN.md, "The data path", "One protocol for every link" and "Storage".
 
+#![warn(missing_docs)]
+
 mod convert;
 pub mod error;
 pub mod events;

@@ -225,9 +225,11 @@ mod tests {
         assert_eq!(PARENT_FILTERS, [UP_FILTER, STATUS_FILTER]);
     }
 
+    type Expectation = fn(&TopicError) -> bool;
+
     #[test]
     fn refusals_are_typed() {
-        let cases: [(&str, fn(&TopicError) -> bool); 12] = [
+        let cases: [(&str, Expectation); 12] = [
             ("", |e| matches!(e, TopicError::NotVigil { .. })),
             ("vigil", |e| matches!(e, TopicError::NotVigil { .. })),
             ("vigil/v1/up", |e| matches!(e, TopicError::NotVigil { .. })),

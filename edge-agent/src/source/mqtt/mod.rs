@@ -1,0 +1,1 @@
+//! The MQTT source (being written).

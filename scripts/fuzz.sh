@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Fuzzes vigil-wire's decoders (crates/vigil-wire/fuzz) with cargo-fuzz and libFuzzer, for a
+# bounded time per target, and fails if any target crashes (a panic, a failed assertion, a
+# sanitizer report, a timeout or running out of memory).
+#
+#   scripts/fuzz.sh                 every target, FUZZ_SECONDS (default 30) each
+#   scripts/fuzz.sh decode          only the named targets
+#   FUZZ_SECONDS=600 scripts/fuzz.sh
+#
+# Environment:
+#   FUZZ_SECONDS    seconds per target (default 30)
+#   FUZZ_SANITIZER  address (default) | none | memory | thread | leak, as cargo-fuzz takes it
+#   FUZZ_ARGS       extra libFuzzer flags, e.g. "-jobs=2 -workers=2"
+#
+# cargo-fuzz passes nightly-only flags to rustc (-Zsanitizer, coverage passes); RUSTC_BOOTSTRAP=1
+# lets the toolchain pinned by rust-toolchain.toml accept them, so no nightly is needed. The build
+# lives in crates/vigil-wire/fuzz/target (its own workspace), the corpus in fuzz/corpus/TARGET
+# (seeded from the golden and invalid fixtures, kept between runs), crash inputs in
+# fuzz/artifacts/TARGET; all three are ignored by git.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+FUZZ_DIR="$ROOT/crates/vigil-wire/fuzz"
+FIXTURES="$ROOT/crates/vigil-wire/fixtures"
+SECONDS_PER_TARGET="${FUZZ_SECONDS:-30}"
+SANITIZER="${FUZZ_SANITIZER:-address}"
+
+if ! [[ "$SECONDS_PER_TARGET" =~ ^[1-9][0-9]*$ ]]; then
+  echo "fuzz: FUZZ_SECONDS must be a positive number of seconds, not '$SECONDS_PER_TARGET'" >&2
+  exit 2
+fi
+
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "fuzz: installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
+fi
+
+export RUSTC_BOOTSTRAP=1
+cd "$FUZZ_DIR"
+
+if [ "$#" -gt 0 ]; then
+  targets=("$@")
+else
+  mapfile -t targets < <(cargo fuzz list)
+fi
+if [ "${#targets[@]}" -eq 0 ]; then
+  echo "fuzz: no targets found in $FUZZ_DIR" >&2
+  exit 2
+fi
+
+# Seeds: what each target should start from. Copies never overwrite what the corpus has
+# learned; a fixture's name says where it came from.
+seed() {
+  local target="$1" corpus="$FUZZ_DIR/corpus/$1" f
+  mkdir -p "$corpus"
+  case "$target" in
+    decode)
+      for f in "$FIXTURES"/*.json; do cp -n "$f" "$corpus/golden-$(basename "$f")"; done
+      for f in "$FIXTURES"/invalid/*.json; do cp -n "$f" "$corpus/invalid-$(basename "$f")"; done
+      ;;
+    topic)
+      local i=0 t
+      for t in vigil/v1/up/gw-prison-3 vigil/v1/down/county-baiyun vigil/v1/status/ministry \
+               vigil/v1/up/+ vigil/v2/up/gw-1 vigil/v1/sideways/gw-1 vigil/v1/up/GW; do
+        printf '%s' "$t" > "$corpus/seed-$i"
+        i=$((i + 1))
+      done
+      ;;
+  esac
+}
+
+echo "fuzz: building targets (sanitizer: $SANITIZER)"
+cargo fuzz build --sanitizer "$SANITIZER"
+
+failed=()
+for target in "${targets[@]}"; do
+  seed "$target"
+  echo "fuzz: $target for ${SECONDS_PER_TARGET}s"
+  # shellcheck disable=SC2086 # FUZZ_ARGS is a list of flags
+  if ! cargo fuzz run --sanitizer "$SANITIZER" "$target" "$FUZZ_DIR/corpus/$target" -- \
+      -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
+      -print_final_stats=1 ${FUZZ_ARGS:-}; then
+    failed+=("$target")
+    echo "fuzz: $target FAILED; the input is in $FUZZ_DIR/artifacts/$target/" >&2
+    echo "fuzz: reproduce with: (cd $FUZZ_DIR && RUSTC_BOOTSTRAP=1 cargo fuzz run $target artifacts/$target/<file>)" >&2
+  fi
+done
+
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "fuzz: crashes in: ${failed[*]}" >&2
+  exit 1
+fi
+echo "fuzz: ${targets[*]}: no crash in ${SECONDS_PER_TARGET}s each"
