@@ -1,0 +1,370 @@
+//! The simulated MQTT sensors: one broker connection per `[[mqtt]]` entry, publishing JSON
+//! telemetry, plain numbers or Sparkplug B at an interval, with scripted `malformed` and
+//! `silent` faults.
+//!
+//! A connection that fails is retried with backoff (100 ms doubling to 5 s); each new MQTT
+//! session of a Sparkplug node gets the next `bdSeq`, in its will and its NBIRTH. The payloads
+//! themselves are built by pure code in [`payload`] and [`sparkplug`].
+
+pub mod payload;
+pub mod sparkplug;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::config::{MqttConfig, MqttFormat};
+use crate::fault::{FaultAction, FaultPlan};
+use crate::scenario::noise_key;
+use crate::stats::MqttCounters;
+use payload::{Field, Message};
+use sparkplug::Session;
+
+/// A broker address from an `mqtt://host:port` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    /// Host name or address.
+    pub host: String,
+    /// TCP port (1883 when the URL gives none).
+    pub port: u16,
+}
+
+/// A broker URL the simulator cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// Not `mqtt://`.
+    #[error("{0:?} is not an mqtt://host:port URL (the simulator speaks plain MQTT)")]
+    Scheme(String),
+    /// No host, or a port that is not a number.
+    #[error("{0:?} has no usable host and port: write mqtt://127.0.0.1:1883")]
+    HostPort(String),
+}
+
+impl BrokerUrl {
+    /// Parses `mqtt://host[:port][/]`.
+    pub fn parse(url: &str) -> Result<BrokerUrl, UrlError> {
+        let rest = url
+            .strip_prefix("mqtt://")
+            .or_else(|| url.strip_prefix("tcp://"))
+            .ok_or_else(|| UrlError::Scheme(url.to_owned()))?;
+        let rest = rest.trim_end_matches('/');
+        let bad = || UrlError::HostPort(url.to_owned());
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (host, tail) = v6.split_once(']').ok_or_else(bad)?;
+            let port = match tail.strip_prefix(':') {
+                Some(p) => p.parse().map_err(|_| bad())?,
+                None if tail.is_empty() => 1883,
+                None => return Err(bad()),
+            };
+            (host, port)
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
+                None => (rest, 1883),
+            }
+        };
+        if host.is_empty() || host.contains('/') {
+            return Err(bad());
+        }
+        Ok(BrokerUrl {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+/// One simulated MQTT sensor (or Sparkplug edge node) and its connection.
+#[derive(Debug)]
+pub struct Sensor {
+    config: MqttConfig,
+    broker: BrokerUrl,
+    fields: Vec<Field>,
+    devices: Vec<(String, Vec<Field>)>,
+    faults: FaultPlan,
+    rng: StdRng,
+    counters: Arc<MqttCounters>,
+    clock: Clock,
+}
+
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+fn epoch_ms() -> i64 {
+    vigil_core::Timestamp::now().as_millis()
+}
+
+fn epoch_ms_u64() -> u64 {
+    u64::try_from(epoch_ms()).unwrap_or(0)
+}
+
+impl Sensor {
+    /// A sensor from its validated config.
+    pub fn new(
+        config: MqttConfig,
+        seed: u64,
+        counters: Arc<MqttCounters>,
+        clock: Clock,
+    ) -> Result<Sensor, UrlError> {
+        let broker = BrokerUrl::parse(&config.url)?;
+        let fields = Field::all(&config.id, &config.fields, seed);
+        let devices = config
+            .devices
+            .iter()
+            .map(|d| {
+                (
+                    d.id.clone(),
+                    Field::all(&format!("{}/{}", config.id, d.id), &d.fields, seed),
+                )
+            })
+            .collect();
+        Ok(Sensor {
+            faults: FaultPlan::new(&config.faults),
+            rng: StdRng::seed_from_u64(noise_key(seed, &config.id, "#faults")),
+            broker,
+            fields,
+            devices,
+            counters,
+            clock,
+            config,
+        })
+    }
+
+    fn qos(&self) -> QoS {
+        if self.config.qos == 0 {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        }
+    }
+
+    fn session(&self, bd_seq: u64) -> Option<Session> {
+        (self.config.format == MqttFormat::SparkplugB).then(|| {
+            Session::new(
+                self.config.group.as_deref().unwrap_or("vigil"),
+                &self.config.id,
+                bd_seq,
+                self.fields.clone(),
+                self.devices.clone(),
+            )
+        })
+    }
+
+    fn options(&self, session: Option<&Session>) -> MqttOptions {
+        let client_id = self
+            .config
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("vigil-sim-{}", self.config.id));
+        let mut options = MqttOptions::new(client_id, self.broker.host.clone(), self.broker.port);
+        options.set_keep_alive(Duration::from_secs(15));
+        options.set_clean_session(true);
+        options.set_max_packet_size(1 << 20, 1 << 20);
+        if let Some(s) = session {
+            let death = s.death(epoch_ms_u64());
+            options.set_last_will(LastWill::new(
+                death.topic,
+                death.payload,
+                QoS::AtLeastOnce,
+                false,
+            ));
+        }
+        options
+    }
+
+    /// Publishes until `shutdown`, reconnecting with backoff.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut bd_seq: u64 = 0;
+        let mut backoff = MIN_BACKOFF;
+        while !shutdown.is_cancelled() {
+            let mut session = self.session(bd_seq);
+            let (client, mut eventloop) = AsyncClient::new(self.options(session.as_ref()), 256);
+            match self.connect(&mut eventloop, &shutdown).await {
+                None => return,
+                Some(false) => {
+                    self.counters.error();
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+                Some(true) => {}
+            }
+            backoff = MIN_BACKOFF;
+            self.counters.connected();
+            tracing::info!(sensor = %self.config.id, broker = %self.config.url, bd_seq, "MQTT connected");
+            let closed = self
+                .session_loop(&client, &mut eventloop, session.as_mut(), &shutdown)
+                .await;
+            if closed {
+                return;
+            }
+            bd_seq = (bd_seq + 1) % 256;
+        }
+    }
+
+    /// Waits for the broker's CONNACK: `Some(true)` connected, `Some(false)` failed, `None`
+    /// shut down.
+    async fn connect(&self, eventloop: &mut EventLoop, shutdown: &CancellationToken) -> Option<bool> {
+        loop {
+            let event = tokio::select! {
+                () = shutdown.cancelled() => return None,
+                e = eventloop.poll() => e,
+            };
+            match event {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return Some(true),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(sensor = %self.config.id, broker = %self.config.url, error = %e, "MQTT connection failed; retrying");
+                    return Some(false);
+                }
+            }
+        }
+    }
+
+    fn publish(&self, client: &AsyncClient, message: Message) {
+        match client.try_publish(message.topic, self.qos(), self.config.retain, message.payload) {
+            Ok(()) => self.counters.published(),
+            Err(e) => {
+                self.counters.error();
+                tracing::warn!(sensor = %self.config.id, error = %e, "publish failed");
+            }
+        }
+    }
+
+    /// The messages of one interval at `t`.
+    fn tick_messages(&self, session: Option<&mut Session>, t: Duration) -> Vec<Message> {
+        let id = &self.config.id;
+        match (self.config.format, session) {
+            (MqttFormat::SparkplugB, Some(s)) => s.data(t, epoch_ms_u64()),
+            (MqttFormat::Number, _) => {
+                let template = self
+                    .config
+                    .topic
+                    .as_deref()
+                    .unwrap_or("facility/env/{id}/{field}");
+                payload::numbers(template, id, &self.fields, t)
+            }
+            _ => {
+                let template = self
+                    .config
+                    .topic
+                    .as_deref()
+                    .unwrap_or("facility/env/{id}/telemetry");
+                vec![payload::json(
+                    payload::topic(template, id, ""),
+                    epoch_ms(),
+                    &self.fields,
+                    t,
+                )]
+            }
+        }
+    }
+
+    /// One MQTT session; `true` when shut down, `false` when the connection broke.
+    async fn session_loop(
+        &mut self,
+        client: &AsyncClient,
+        eventloop: &mut EventLoop,
+        mut session: Option<&mut Session>,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        if let Some(s) = session.as_deref_mut() {
+            if let Err(e) = client.try_subscribe(s.command_topic(), QoS::AtLeastOnce) {
+                tracing::warn!(sensor = %self.config.id, error = %e, "cannot subscribe to NCMD");
+            }
+            for m in s.births(self.clock.elapsed(), epoch_ms_u64()) {
+                self.publish(client, m);
+            }
+        }
+        let mut ticker = tokio::time::interval(self.config.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => {
+                    if let Some(s) = session.as_deref() {
+                        // A clean shutdown announces the death itself (the will is for crashes).
+                        self.publish(client, s.death(epoch_ms_u64()));
+                    }
+                    let _ = client.try_disconnect();
+                    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                        while eventloop.poll().await.is_ok() {}
+                    })
+                    .await;
+                    return true;
+                }
+                _ = ticker.tick() => {
+                    let t = self.clock.elapsed();
+                    let hit = self.faults.hit(t, &mut self.rng);
+                    match hit.action {
+                        Some(FaultAction::Silent) => {
+                            self.counters.suppressed();
+                            tracing::debug!(sensor = %self.config.id, "silent fault: nothing published");
+                        }
+                        Some(FaultAction::Malformed) => {
+                            let messages = self.tick_messages(session.as_deref_mut(), t);
+                            let topic = messages.into_iter().next().map(|m| m.topic);
+                            if let Some(topic) = topic {
+                                let len = self.rng.random_range(1..48);
+                                let random: Vec<u8> = (0..len).map(|_| self.rng.random()).collect();
+                                tracing::debug!(sensor = %self.config.id, %topic, "malformed fault: garbage published");
+                                self.counters.malformed();
+                                self.publish(client, Message { topic, payload: payload::garbage(&random) });
+                            }
+                        }
+                        _ => {
+                            for m in self.tick_messages(session.as_deref_mut(), t) {
+                                self.publish(client, m);
+                            }
+                        }
+                    }
+                }
+                event = eventloop.poll() => match event {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        if let Some(s) = session.as_deref_mut() {
+                            if Session::is_rebirth(&p.payload) {
+                                tracing::info!(sensor = %self.config.id, "rebirth requested");
+                                for m in s.births(self.clock.elapsed(), epoch_ms_u64()) {
+                                    self.publish(client, m);
+                                }
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        self.counters.error();
+                        tracing::warn!(sensor = %self.config.id, error = %e, "MQTT connection lost; reconnecting");
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls() {
+        assert_eq!(
+            BrokerUrl::parse("mqtt://127.0.0.1:1884"),
+            Ok(BrokerUrl {
+                host: "127.0.0.1".into(),
+                port: 1884
+            })
+        );
+        assert_eq!(BrokerUrl::parse("mqtt://broker/").map(|b| b.port), Ok(1883));
+        assert_eq!(BrokerUrl::parse("mqtt://[::1]:1885").map(|b| b.host), Ok("::1".into()));
+        assert!(matches!(BrokerUrl::parse("mqtts://x:1"), Err(UrlError::Scheme(_))));
+        assert!(matches!(BrokerUrl::parse("mqtt://x:port"), Err(UrlError::HostPort(_))));
+        assert!(matches!(BrokerUrl::parse("mqtt://"), Err(UrlError::HostPort(_))));
+    }
+}
