@@ -38,7 +38,9 @@ pub struct MqttMetrics {
     pub messages: IntCounterVec,
     /// Readings decoded from them.
     pub readings: IntCounterVec,
-    /// Messages that could not be decoded, by `reason`.
+    /// Messages, or parts of messages (a JSON field, a Sparkplug metric), that could not be
+    /// decoded, by `reason` (`not_json`, `field_missing`, `protobuf`, `unknown_alias`… see
+    /// `source::mqtt::DecodeError::reason`).
     pub decode_errors: IntCounterVec,
     /// 1 while connected to the broker.
     pub connected: IntGaugeVec,
@@ -124,7 +126,7 @@ impl Metrics {
             decode_errors: counter(
                 &registry,
                 "vigil_mqtt_decode_errors_total",
-                "MQTT messages that could not be decoded",
+                "MQTT messages or parts of them (a field, a metric) that could not be decoded, by reason",
                 &["subscription", "reason"],
             ),
             connected: gauge(

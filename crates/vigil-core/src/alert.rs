@@ -110,10 +110,27 @@ pub fn validate_source(source: &str) -> Result<(), KeyError> {
 /// An alert's stable identity: the node that raised it, the source, the condition kind.
 /// Written `origin/source/kind`, e.g. `gw-prison-3/fence-north/zone1_alarm/state`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawAlertKey")]
 pub struct AlertKey {
     pub origin: NodeId,
     pub source: String,
     pub kind: ConditionKind,
+}
+
+/// The unchecked wire form of an [`AlertKey`]; deserialisation validates it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlertKey {
+    origin: NodeId,
+    source: String,
+    kind: ConditionKind,
+}
+
+impl TryFrom<RawAlertKey> for AlertKey {
+    type Error = KeyError;
+    fn try_from(raw: RawAlertKey) -> Result<Self, Self::Error> {
+        AlertKey::new(raw.origin, raw.source, raw.kind)
+    }
 }
 
 impl AlertKey {
@@ -202,6 +219,21 @@ mod tests {
         let text = key.to_string();
         assert_eq!(text, "gw-prison-3/fence-north/zone1_alarm/state");
         assert_eq!(text.parse::<AlertKey>().expect("parses"), key);
+    }
+
+    #[test]
+    fn deserialising_a_key_validates_its_source() {
+        let ok: AlertKey = serde_json::from_str(r#"{"origin":"gw","source":"a/b","kind":"state"}"#)
+            .expect("valid");
+        assert_eq!(ok.source, "a/b");
+        assert!(serde_json::from_str::<AlertKey>(
+            r#"{"origin":"gw","source":"a b","kind":"state"}"#
+        )
+        .is_err());
+        assert!(
+            serde_json::from_str::<AlertKey>(r#"{"origin":"gw","source":"","kind":"state"}"#)
+                .is_err()
+        );
     }
 
     #[test]

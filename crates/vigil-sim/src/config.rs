@@ -298,8 +298,7 @@ pub struct SparkplugDeviceConfig {
 fn valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
@@ -439,15 +438,21 @@ impl Validate for SimConfig {
                 out.push(Problem::new(format!("bus[{i}].baud"), "must be above 0"));
             }
             if !matches!(b.stop_bits, 1 | 2) {
-                out.push(Problem::new(format!("bus[{i}].stop_bits"), "must be 1 or 2"));
+                out.push(Problem::new(
+                    format!("bus[{i}].stop_bits"),
+                    "must be 1 or 2",
+                ));
             }
             if !matches!(b.data_bits, 7 | 8) {
-                out.push(Problem::new(format!("bus[{i}].data_bits"), "must be 7 or 8"));
+                out.push(Problem::new(
+                    format!("bus[{i}].data_bits"),
+                    "must be 7 or 8",
+                ));
             }
         }
         let mut ids = HashMap::new();
         // (gateway or bus id) → unit → device index
-        let mut units: HashMap<(&str, &str, u8), usize> = HashMap::new();
+        let mut units: HashMap<(&'static str, String, u8), usize> = HashMap::new();
         for (i, d) in self.devices.iter().enumerate() {
             let at = format!("device[{i}]");
             check_id(&mut out, format!("{at}.id"), &d.id);
@@ -470,7 +475,7 @@ impl Validate for SimConfig {
                 ));
             }
             let mut shared_unit = |out: &mut Vec<Problem>, kind: &'static str, owner: &str| {
-                if let Some(other) = units.insert((kind, owner, d.unit), i) {
+                if let Some(other) = units.insert((kind, owner.to_owned(), d.unit), i) {
                     out.push(Problem::new(
                         format!("{at}.unit"),
                         format!(
@@ -514,7 +519,10 @@ impl Validate for SimConfig {
                     check_faults(&mut out, &at, &d.faults, &MODBUS_FAULTS);
                 }
                 Transport::Rtu => {
-                    for (k, present) in [("listen", d.listen.is_some()), ("gateway", d.gateway.is_some())] {
+                    for (k, present) in [
+                        ("listen", d.listen.is_some()),
+                        ("gateway", d.gateway.is_some()),
+                    ] {
                         if present {
                             out.push(Problem::new(
                                 format!("{at}.{k}"),
@@ -552,7 +560,10 @@ impl Validate for SimConfig {
                 out.push(Problem::new(format!("{at}.url"), e.to_string()));
             }
             if m.interval.is_zero() {
-                out.push(Problem::new(format!("{at}.interval"), "must be longer than 0s"));
+                out.push(Problem::new(
+                    format!("{at}.interval"),
+                    "must be longer than 0s",
+                ));
             }
             if m.qos > 1 {
                 out.push(Problem::new(format!("{at}.qos"), "must be 0 or 1"));
@@ -660,7 +671,9 @@ until = "20s"
 
     #[test]
     fn duplicates_are_named() {
-        let text = format!("{GOOD}\n[[device]]\nid = \"b\"\nprofile = \"ups\"\ngateway = \"gw\"\nunit = 2\n");
+        let text = format!(
+            "{GOOD}\n[[device]]\nid = \"b\"\nprofile = \"ups\"\ngateway = \"gw\"\nunit = 2\n"
+        );
         let k = keys(&text);
         assert!(k.contains(&"device[2].id".to_owned()), "{k:?}");
         assert!(k.contains(&"device[2].unit".to_owned()), "{k:?}");
@@ -679,9 +692,13 @@ until = "20s"
         let k: Vec<&str> = e.0.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(
             k,
-            ["device[0].fault[0].delay", "device[0].fault[1].kind", "device[0].fault[1].code"]
+            [
+                "device[0].fault[0].delay",
+                "device[0].fault[1].kind",
+                "device[0].fault[1].code"
+            ]
         );
-        assert_eq!(e.0[0].line, Some(6), "{e}");
+        assert_eq!(e.0[0].line, Some(5), "{e}");
     }
 
     #[test]
@@ -694,8 +711,10 @@ until = "20s"
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let e = parse("[[device]]\nid = \"a\"\nprofile = \"ups\"\nlisten = \"127.0.0.1:0\"\nadress = 1\n")
-            .expect_err("typo");
+        let e = parse(
+            "[[device]]\nid = \"a\"\nprofile = \"ups\"\nlisten = \"127.0.0.1:0\"\nadress = 1\n",
+        )
+        .expect_err("typo");
         assert_eq!(e.0[0].key, "device[0].adress");
         assert_eq!(e.0[0].line, Some(5));
     }

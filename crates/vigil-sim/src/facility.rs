@@ -102,7 +102,13 @@ impl Facility {
                     Ok(p) => p,
                     Err(mut e) => {
                         if e.iter().all(|e| e.line.is_none() && e.key.is_empty()) {
-                            problems.push(Problem::new(key, e.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ")));
+                            problems.push(Problem::new(
+                                key,
+                                e.iter()
+                                    .map(|e| e.message.clone())
+                                    .collect::<Vec<_>>()
+                                    .join("; "),
+                            ));
                         } else {
                             profile_errors.append(&mut e);
                         }
@@ -116,7 +122,10 @@ impl Facility {
                     format!("no profile {name:?}: there are no [profiles] dirs to look it up in; add dirs = [\"device-profiles\"] under [profiles], or give a path to a .yaml file")
                 } else {
                     let known: Vec<&str> = by_name.keys().map(String::as_str).collect();
-                    format!("no profile named {name:?} in [profiles] dirs; known profiles: {}", known.join(", "))
+                    format!(
+                        "no profile named {name:?} in [profiles] dirs; known profiles: {}",
+                        known.join(", ")
+                    )
                 };
                 problems.push(Problem::new(key, message));
                 continue;
@@ -136,7 +145,9 @@ impl Facility {
                             ),
                         ));
                     }
-                    Some(p) if p.data_type != DataType::String && scenario.yields() == Yields::Text => {
+                    Some(p)
+                        if p.data_type != DataType::String && scenario.yields() == Yields::Text =>
+                    {
                         problems.push(Problem::new(
                             key,
                             format!("point {point:?} is a {} point: its scenario must give numbers or bools, not text", p.data_type.as_str()),
@@ -164,7 +175,10 @@ mod tests {
     }
 
     fn parse(text: &str) -> Result<Facility, ConfigErrors> {
-        let text = format!("[profiles]\ndirs = [{:?}]\n\n{text}", dir().display().to_string());
+        let text = format!(
+            "[profiles]\ndirs = [{:?}]\n\n{text}",
+            dir().display().to_string()
+        );
         Facility::parse(Path::new("/tmp/sim.toml"), &text)
     }
 
@@ -187,12 +201,21 @@ mod tests {
         assert_eq!(e.0.len(), 3, "{e}");
         assert_eq!(e.0[0].key, "device[0].profile");
         assert_eq!(e.0[0].line, Some(6));
-        assert!(e.0[0].message.contains("known profiles: door-access-controller"), "{e}");
+        assert!(
+            e.0[0]
+                .message
+                .contains("known profiles: door-access-controller"),
+            "{e}"
+        );
         assert_eq!(e.0[1].key, "device[1].points.batery");
-        assert_eq!(e.0[1].line, Some(12));
+        assert_eq!(e.0[1].line, Some(13));
         assert!(e.0[1].message.contains("battery_percent"), "{e}");
         assert_eq!(e.0[2].key, "device[1].points.battery_percent");
-        assert!(e.to_string().starts_with("/tmp/sim.toml:6: device[0].profile: no profile named \"upz\""), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("/tmp/sim.toml:6: device[0].profile: no profile named \"upz\""),
+            "{e}"
+        );
     }
 
     #[test]

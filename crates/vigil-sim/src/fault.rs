@@ -89,9 +89,9 @@ impl FaultPlan {
                 effect: match c.kind {
                     FaultKind::Delay => Effect::Delay(c.delay.unwrap_or_default()),
                     FaultKind::Silent => Effect::Action(FaultAction::Silent),
-                    FaultKind::Exception => Effect::Action(FaultAction::Exception(
-                        c.code.unwrap_or(0x04),
-                    )),
+                    FaultKind::Exception => {
+                        Effect::Action(FaultAction::Exception(c.code.unwrap_or(0x04)))
+                    }
                     FaultKind::Garbage => Effect::Action(FaultAction::Garbage),
                     FaultKind::WrongUnit => Effect::Action(FaultAction::WrongUnit(c.unit)),
                     FaultKind::WrongTransaction => Effect::Action(FaultAction::WrongTransaction),
@@ -170,7 +170,11 @@ mod tests {
         );
         assert_eq!(at(7, &mut rng), Hit::default());
         assert_eq!(at(10, &mut rng).action, Some(FaultAction::Silent));
-        assert_eq!(at(17, &mut rng).action, Some(FaultAction::Silent), "first wins");
+        assert_eq!(
+            at(17, &mut rng).action,
+            Some(FaultAction::Silent),
+            "first wins"
+        );
         assert_eq!(at(20, &mut rng).action, Some(FaultAction::Exception(6)));
         assert_eq!(at(10_000, &mut rng).action, Some(FaultAction::Exception(6)));
     }

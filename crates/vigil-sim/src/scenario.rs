@@ -559,8 +559,12 @@ mod tests {
         assert_eq!(f(ramp.value_at(secs(5.0), 1)), 50.0);
         assert_eq!(f(ramp.value_at(secs(50.0), 1)), 100.0);
         let saw = Scenario::Ramp {
+            from: 0.0,
+            to: 100.0,
+            over: secs(10.0),
             repeat: true,
-            ..ramp
+            noise: 0.0,
+            stuck_at: None,
         };
         assert_eq!(f(saw.value_at(secs(12.5), 1)), 25.0);
     }
@@ -593,8 +597,11 @@ mod tests {
         assert_eq!(forced.value_at(secs(54.9), 0), Value::Bool(true));
         assert_eq!(forced.value_at(secs(55.0), 0), Value::Bool(false));
         let latched = Scenario::Event {
+            at: secs(45.0),
+            value: Value::Bool(true),
+            normal: None,
             duration: None,
-            ..forced
+            stuck_at: None,
         };
         assert_eq!(latched.value_at(secs(1e6), 0), Value::Bool(true));
         let pulse = Scenario::Pulse {

@@ -146,3 +146,72 @@ impl WireError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::topic::Topic;
+
+    #[test]
+    fn labels_are_distinct_snake_case() {
+        let node = NodeId::new("gw-1").expect("valid");
+        let topic = Topic::Up(node.clone());
+        let all = [
+            WireError::TooLarge { size: 1, max: 0 },
+            WireError::Malformed {
+                line: 1,
+                column: 1,
+                reason: String::new(),
+            },
+            WireError::NotAnObject,
+            WireError::MissingVersion,
+            WireError::VersionNotInteger {
+                found: String::new(),
+            },
+            WireError::UnsupportedVersion { version: 2 },
+            WireError::MissingType,
+            WireError::UnknownType {
+                found: String::new(),
+            },
+            WireError::InvalidField {
+                kind: MessageKind::Ack,
+                line: 1,
+                column: 1,
+                reason: String::new(),
+            },
+            WireError::InvalidNodeId {
+                kind: MessageKind::Batch,
+                field: "node".to_owned(),
+                source: NameError::NodeIdChars("X".to_owned()),
+            },
+            WireError::InvalidBatch(BatchError::Empty),
+            WireError::TimestampOutOfRange {
+                field: "at".to_owned(),
+                millis: i64::MAX,
+            },
+            WireError::WrongTopic {
+                kind: MessageKind::Status,
+                topic: topic.clone(),
+            },
+            WireError::NodeMismatch {
+                kind: MessageKind::Batch,
+                node,
+                topic,
+            },
+        ];
+        let labels: BTreeSet<&str> = all.iter().map(WireError::label).collect();
+        assert_eq!(labels.len(), all.len());
+        for label in labels {
+            assert!(
+                label.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{label}"
+            );
+        }
+        assert_eq!(
+            all[5].to_string(),
+            "unsupported protocol version 2: this node speaks v1; upgrade it or keep the sender on v1"
+        );
+    }
+}

@@ -1,10 +1,28 @@
 //! `[[mqtt.subscription]]`: one MQTT subscription and the decoder that maps its messages to
-//! points.
+//! points, with its semantic checks and the broker URL syntax.
+//!
+//! ```toml
+//! [[mqtt.subscription]]
+//! url = "mqtt://127.0.0.1:1883"            # the broker; mqtt://[user[:password]@]host[:port]
+//! topic = "facility/env/+/telemetry"       # a topic filter, subscribed with QoS 1
+//! decoder = "json"                         # json | number | sparkplug_b
+//! device = "env-{1}"                       # json, number: {n} = what the n-th wildcard matched
+//! timestamp = "ts"                         # json: epoch ms or RFC 3339 field; default: arrival
+//! [mqtt.subscription.fields]               # json: point = "field path"; default: every field
+//! temperature = "temp"
+//! humidity = "env.rh"
+//! ```
+//!
+//! Subscriptions with the same broker share one connection; their topic filters must not
+//! overlap ([`validate_subscriptions`]), or a message would be decoded twice.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::Deserialize;
 use vigil_config::Problem;
+
+use crate::source::mqtt::{DeviceTemplate, FieldPath, TopicFilter};
 
 /// How a message's payload becomes readings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -14,46 +32,456 @@ pub enum Decoder {
     Json,
     /// The payload is a number (or `true`/`false`).
     Number,
-    /// Sparkplug B protobuf (NBIRTH/NDATA/DBIRTH/DDATA).
+    /// Sparkplug B protobuf (NBIRTH/NDATA/DBIRTH/DDATA, deaths).
     SparkplugB,
+}
+
+impl Decoder {
+    /// The name used in `decoder = "…"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Decoder::Json => "json",
+            Decoder::Number => "number",
+            Decoder::SparkplugB => "sparkplug_b",
+        }
+    }
 }
 
 /// One subscription.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttSubscription {
-    /// The broker: `mqtt://host:port`.
+    /// The broker: `mqtt://[user[:password]@]host[:port]` (port 1883 by default).
     pub url: String,
-    /// The topic filter, wildcards allowed.
+    /// The topic filter, wildcards allowed (`facility/env/+/telemetry`, `spBv1.0/#`).
+    /// Subscribed with QoS 1.
     pub topic: String,
+    /// How payloads become readings.
     pub decoder: Decoder,
-    /// json: point name → field path (`"temp"`, `"env.rh"`).
+    /// json: point name → field path (`"temp"`, `"env.rh"`, `"values.0"`). Empty: every
+    /// number, boolean and string of the object is a point named after its path.
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
-    /// json: the field path of the reading's timestamp (epoch ms or RFC 3339).
+    /// json: the field path of the readings' timestamp (epoch milliseconds or RFC 3339).
+    /// Absent: the time of arrival.
     #[serde(default)]
     pub timestamp: Option<String>,
-    /// The device name of the points; `{1}`, `{2}`… stand for the topic's wildcard segments.
+    /// json, number: the device name of the points; `{1}`, `{2}`… stand for what the topic
+    /// filter's wildcards matched. Absent: the topic with `/` written `.`
+    /// (`facility.env.3.telemetry`). sparkplug_b names devices itself (device or edge node
+    /// id).
     #[serde(default)]
     pub device: Option<String>,
-    /// number: the point name.
+    /// number: the point name (required).
     #[serde(default)]
     pub point: Option<String>,
+}
+
+/// A broker address parsed from `mqtt://[user[:password]@]host[:port]`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct BrokerUrl {
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// User name, when the URL gives one.
+    pub username: Option<String>,
+    /// Password, when the URL gives one.
+    pub password: Option<String>,
+}
+
+/// The default MQTT port.
+pub const DEFAULT_PORT: u16 = 1883;
+
+/// A broker URL that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{url:?}: {reason}")]
+pub struct BrokerUrlError {
+    /// The URL, its password hidden.
+    pub url: String,
+    /// Why.
+    pub reason: &'static str,
+}
+
+impl BrokerUrl {
+    /// Parses `mqtt://[user[:password]@]host[:port]`. `mqtts://` is refused: subscriptions
+    /// connect without TLS (to the facility's local broker).
+    pub fn parse(url: &str) -> Result<Self, BrokerUrlError> {
+        let err = |reason| BrokerUrlError {
+            url: redact(url),
+            reason,
+        };
+        if url.starts_with("mqtts://") {
+            return Err(err("mqtts:// (TLS) is not supported for subscriptions yet: use mqtt://"));
+        }
+        let rest = url
+            .strip_prefix("mqtt://")
+            .ok_or_else(|| err("must start with mqtt://"))?;
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains(['/', '?', '#']) {
+            return Err(err("must be mqtt://host:port, without a path or query"));
+        }
+        let (userinfo, hostport) = match rest.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, rest),
+        };
+        let (username, password) = match userinfo {
+            None => (None, None),
+            Some(u) => match u.split_once(':') {
+                Some((user, pass)) => (Some(user.to_owned()), Some(pass.to_owned())),
+                None => (Some(u.to_owned()), None),
+            },
+        };
+        if username.as_deref() == Some("") {
+            return Err(err("the user name before '@' is empty"));
+        }
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| err("an IPv6 address needs its closing ']'"))?;
+            match after.strip_prefix(':') {
+                Some(p) => (host, Some(p)),
+                None if after.is_empty() => (host, None),
+                None => return Err(err("unexpected text after the IPv6 address")),
+            }
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(err("the host is empty"));
+        }
+        let port = match port {
+            None => DEFAULT_PORT,
+            Some(p) => match p.parse::<u16>() {
+                Ok(p) if p > 0 => p,
+                _ => return Err(err("the port must be a number from 1 to 65535")),
+            },
+        };
+        Ok(BrokerUrl {
+            host: host.to_owned(),
+            port,
+            username,
+            password,
+        })
+    }
+}
+
+/// `url` with any password replaced by `***`, for logs and errors.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrokerUrl")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl fmt::Display for BrokerUrl {
+    /// `mqtt://[user@]host:port`, never the password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("mqtt://")?;
+        if let Some(user) = &self.username {
+            write!(f, "{user}@")?;
+        }
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
 }
 
 impl MqttSubscription {
     /// The semantic checks of one subscription; `at` is its key path.
     pub fn validate(&self, at: &str) -> Vec<Problem> {
         let mut out = Vec::new();
-        if !self.url.starts_with("mqtt://") && !self.url.starts_with("mqtts://") {
-            out.push(Problem::new(
-                format!("{at}.url"),
-                format!("{:?} must start with mqtt:// or mqtts://", self.url),
-            ));
+        let mut problem = |key: &str, message: String| out.push(Problem::new(format!("{at}.{key}"), message));
+        if let Err(e) = BrokerUrl::parse(&self.url) {
+            problem("url", format!("{:?} {}", e.url, e.reason));
         }
-        if self.topic.is_empty() {
-            out.push(Problem::new(format!("{at}.topic"), "must not be empty"));
+        let filter = match TopicFilter::parse(&self.topic) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                problem("topic", e.to_string());
+                None
+            }
+        };
+        let decoder = self.decoder.as_str();
+        let unused = |key: &str, what: &str| format!("{key} is not used by decoder = \"{decoder}\"{what}");
+        match self.decoder {
+            Decoder::Json => {
+                for (point, path) in &self.fields {
+                    if !crate::source::mqtt::valid_point_name(point) {
+                        problem(
+                            &format!("fields.{point}"),
+                            format!("{point:?} is not a valid point name: use 1-64 lowercase letters, digits, '-' and '_'"),
+                        );
+                    }
+                    if let Err(e) = FieldPath::parse(path) {
+                        problem(&format!("fields.{point}"), e.to_string());
+                    }
+                }
+                if let Some(Err(e)) = self.timestamp.as_deref().map(FieldPath::parse) {
+                    problem("timestamp", e.to_string());
+                }
+                if self.point.is_some() {
+                    problem("point", unused("point", ": name points with [fields]"));
+                }
+            }
+            Decoder::Number => {
+                match &self.point {
+                    None => problem("point", "decoder = \"number\" needs the point name, e.g. point = \"temperature\"".into()),
+                    Some(p) if !crate::source::mqtt::valid_point_name(p) => problem(
+                        "point",
+                        format!("{p:?} is not a valid point name: use 1-64 lowercase letters, digits, '-' and '_'"),
+                    ),
+                    Some(_) => {}
+                }
+                if !self.fields.is_empty() {
+                    problem("fields", unused("fields", ""));
+                }
+                if self.timestamp.is_some() {
+                    problem("timestamp", unused("timestamp", ": readings are stamped on arrival"));
+                }
+            }
+            Decoder::SparkplugB => {
+                for (key, set) in [
+                    ("fields", !self.fields.is_empty()),
+                    ("timestamp", self.timestamp.is_some()),
+                    ("point", self.point.is_some()),
+                ] {
+                    if set {
+                        problem(key, unused(key, ": Sparkplug metrics name their points"));
+                    }
+                }
+                if self.device.is_some() {
+                    problem("device", unused("device", ": devices are named by their Sparkplug device or edge node id"));
+                }
+                let namespace = TopicFilter::parse("spBv1.0/#");
+                if let (Some(f), Ok(namespace)) = (&filter, namespace) {
+                    if !f.overlaps(&namespace) {
+                        problem("topic", format!("{:?} cannot match Sparkplug B topics (spBv1.0/…)", self.topic));
+                    }
+                }
+            }
+        }
+        if let (Some(template), Some(f), false) =
+            (&self.device, &filter, self.decoder == Decoder::SparkplugB)
+        {
+            if let Err(e) = DeviceTemplate::parse(template, f.wildcards()) {
+                problem("device", e.to_string());
+            }
         }
         out
+    }
+}
+
+/// The checks across subscriptions: on one broker, no two topic filters may match the same
+/// topic (a message would be decoded twice, or by the wrong decoder).
+pub fn validate_subscriptions(subscriptions: &[MqttSubscription]) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let parsed: Vec<_> = subscriptions
+        .iter()
+        .map(|s| (BrokerUrl::parse(&s.url).ok(), TopicFilter::parse(&s.topic).ok()))
+        .collect();
+    for (j, (url_j, filter_j)) in parsed.iter().enumerate() {
+        for (i, (url_i, filter_i)) in parsed.iter().enumerate().take(j) {
+            if let (Some(ui), Some(uj), Some(fi), Some(fj)) = (url_i, url_j, filter_i, filter_j) {
+                if (&ui.host, ui.port) == (&uj.host, uj.port) && fi.overlaps(fj) {
+                    out.push(Problem::new(
+                        format!("mqtt.subscription[{j}].topic"),
+                        format!(
+                            "{:?} overlaps {:?} of mqtt.subscription[{i}] on the same broker: a message would be decoded twice; make the filters disjoint",
+                            fj.as_str(),
+                            fi.as_str()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+    use vigil_config::{ConfigErrors, Validate};
+
+    /// The `[mqtt]` part of an agent.toml, checked like the agent checks it.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Doc {
+        mqtt: Section,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Section {
+        subscription: Vec<MqttSubscription>,
+    }
+
+    impl Validate for Doc {
+        fn validate(&self) -> Vec<Problem> {
+            let subs = &self.mqtt.subscription;
+            let mut out: Vec<Problem> = subs
+                .iter()
+                .enumerate()
+                .flat_map(|(i, s)| s.validate(&format!("mqtt.subscription[{i}]")))
+                .collect();
+            out.extend(validate_subscriptions(subs));
+            out
+        }
+    }
+
+    fn load(text: &str) -> Result<Doc, ConfigErrors> {
+        vigil_config::parse(Path::new("agent.toml"), text)
+    }
+
+    /// `file:line: key: message` of each problem of one subscription's body.
+    fn problems(body: &str) -> Vec<String> {
+        match load(&format!("[[mqtt.subscription]]\n{body}")) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn broker_urls() {
+        let u = BrokerUrl::parse("mqtt://127.0.0.1:1883").expect("valid");
+        assert_eq!((u.host.as_str(), u.port, u.username), ("127.0.0.1", 1883, None));
+        assert_eq!(BrokerUrl::parse("mqtt://broker").map(|u| u.port), Ok(1883));
+        assert_eq!(BrokerUrl::parse("mqtt://broker/").map(|u| u.port), Ok(1883));
+        let u = BrokerUrl::parse("mqtt://agent:s3cr:et@[::1]:1884").expect("valid");
+        assert_eq!(u.host, "::1");
+        assert_eq!(u.port, 1884);
+        assert_eq!(u.username.as_deref(), Some("agent"));
+        assert_eq!(u.password.as_deref(), Some("s3cr:et"));
+        assert_eq!(u.to_string(), "mqtt://agent@[::1]:1884");
+        assert!(!format!("{u:?}").contains("s3cr"));
+        for bad in [
+            "tcp://h:1",
+            "mqtts://h:8883",
+            "mqtt://",
+            "mqtt://:1883",
+            "mqtt://h:0",
+            "mqtt://h:99999",
+            "mqtt://h:x",
+            "mqtt://h:1/path",
+            "mqtt://[::1",
+            "mqtt://@h",
+        ] {
+            assert!(BrokerUrl::parse(bad).is_err(), "{bad}");
+        }
+        let e = BrokerUrl::parse("mqtt://u:secret@h:x").expect_err("bad port");
+        assert!(!e.to_string().contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn the_documented_examples_are_valid() {
+        let text = r#"
+[[mqtt.subscription]]
+url = "mqtt://127.0.0.1:1883"
+topic = "facility/env/+/telemetry"
+decoder = "json"
+device = "env-{1}"
+timestamp = "ts"
+[mqtt.subscription.fields]
+temperature = "temp"
+humidity = "env.rh"
+
+[[mqtt.subscription]]
+url = "mqtt://127.0.0.1"
+topic = "facility/door/+/open"
+decoder = "number"
+device = "door-{1}"
+point = "open"
+
+[[mqtt.subscription]]
+url = "mqtt://127.0.0.1:1883"
+topic = "spBv1.0/prison-3/#"
+decoder = "sparkplug_b"
+
+[[mqtt.subscription]]
+url = "mqtt://user:pass@other-broker"
+topic = "#"
+decoder = "json"
+"#;
+        let doc = load(text).expect("valid");
+        assert_eq!(doc.mqtt.subscription.len(), 4);
+    }
+
+    #[test]
+    fn problems_name_file_line_and_key() {
+        let cases = [
+            ("url = \"http://h\"\ntopic = \"a\"\ndecoder = \"json\"", "agent.toml:2: mqtt.subscription[0].url: "),
+            ("url = \"mqtt://h\"\ntopic = \"a/#/b\"\ndecoder = \"json\"", "agent.toml:3: mqtt.subscription[0].topic: "),
+            ("url = \"mqtt://h\"\ntopic = \"a/+\"\ndecoder = \"json\"\ndevice = \"x-{2}\"", "agent.toml:5: mqtt.subscription[0].device: "),
+            ("url = \"mqtt://h\"\ntopic = \"a\"\ndecoder = \"json\"\nfields = { Temp = \"t\" }", "mqtt.subscription[0].fields.Temp: "),
+            ("url = \"mqtt://h\"\ntopic = \"a\"\ndecoder = \"json\"\nfields = { t = \"a..b\" }", "mqtt.subscription[0].fields.t: "),
+            ("url = \"mqtt://h\"\ntopic = \"a\"\ndecoder = \"json\"\ntimestamp = \"\"", "mqtt.subscription[0].timestamp: "),
+            ("url = \"mqtt://h\"\ntopic = \"a\"\ndecoder = \"json\"\npoint = \"p\"", "mqtt.subscription[0].point: "),
+            ("url = \"mqtt://h\"\ntopic = \"a\"\ndecoder = \"number\"", "mqtt.subscription[0].point: "),
+            ("url = \"mqtt://h\"\ntopic = \"a\"\ndecoder = \"number\"\npoint = \"Bad Name\"", "mqtt.subscription[0].point: "),
+            ("url = \"mqtt://h\"\ntopic = \"a\"\ndecoder = \"number\"\npoint = \"p\"\nfields = { a = \"a\" }", "mqtt.subscription[0].fields: "),
+            ("url = \"mqtt://h\"\ntopic = \"spBv1.0/#\"\ndecoder = \"sparkplug_b\"\ndevice = \"d\"", "mqtt.subscription[0].device: "),
+            ("url = \"mqtt://h\"\ntopic = \"facility/#\"\ndecoder = \"sparkplug_b\"", "mqtt.subscription[0].topic: "),
+            ("url = \"mqtt://h\"\ntopic = \"a\"\ndecoder = \"json\"\nqos = 2", "agent.toml:"),
+            ("url = \"mqtt://h\"\ntopic = \"a\"\ndecoder = \"protobuf\"", "agent.toml:4"),
+        ];
+        for (body, want) in cases {
+            let got = problems(body);
+            assert_eq!(got.len(), 1, "{body}: {got:?}");
+            assert!(got[0].contains(want), "{body}: {got:?} should contain {want:?}");
+        }
+    }
+
+    #[test]
+    fn overlapping_filters_on_one_broker() {
+        let text = r#"
+[[mqtt.subscription]]
+url = "mqtt://h:1883"
+topic = "facility/#"
+decoder = "json"
+
+[[mqtt.subscription]]
+url = "mqtt://h"
+topic = "facility/door/+"
+decoder = "number"
+point = "p"
+
+[[mqtt.subscription]]
+url = "mqtt://other"
+topic = "facility/#"
+decoder = "json"
+
+[[mqtt.subscription]]
+url = "mqtt://h"
+topic = "spBv1.0/#"
+decoder = "sparkplug_b"
+"#;
+        let errors = load(text).expect_err("overlap").0;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].key, "mqtt.subscription[1].topic");
+        assert!(errors[0].message.contains("overlaps"), "{}", errors[0]);
     }
 }

@@ -119,10 +119,7 @@ impl Image {
     }
 
     fn check(&self, table: Table, address: u16, quantity: u16) -> Result<(), Exception> {
-        let (start, end) = (
-            u32::from(address),
-            u32::from(address) + u32::from(quantity),
-        );
+        let (start, end) = (u32::from(address), u32::from(address) + u32::from(quantity));
         if self
             .served(table)
             .iter()
@@ -323,7 +320,10 @@ pub fn coerce(point: &Point, value: Value) -> Value {
                 DataType::U64 => (0.0, i64::MAX as f64),
                 _ => (i64::MIN as f64, i64::MAX as f64),
             };
-            let (a, b) = (lo * point.scale + point.offset, hi * point.scale + point.offset);
+            let (a, b) = (
+                lo * point.scale + point.offset,
+                hi * point.scale + point.offset,
+            );
             let (min, max) = (a.min(b), a.max(b));
             match value {
                 // Integers at the identity scale stay exact (no detour through f64).
@@ -360,8 +360,14 @@ mod tests {
         let door = profile("door-access-controller");
         let image = Image::new("d", &door, &BTreeMap::new(), 0);
         let t = Duration::ZERO;
-        assert_eq!(image.point_value("door1_locked", t), Some(Value::Bool(true)));
-        assert_eq!(image.point_value("door1_forced", t), Some(Value::Bool(false)));
+        assert_eq!(
+            image.point_value("door1_locked", t),
+            Some(Value::Bool(true))
+        );
+        assert_eq!(
+            image.point_value("door1_forced", t),
+            Some(Value::Bool(false))
+        );
         // locked (bit 1) set on each door register
         assert_eq!(
             image.read_registers(Table::Holding, 0, 4, t),
@@ -369,8 +375,14 @@ mod tests {
         );
         let ups = profile("ups");
         let image = Image::new("u", &ups, &BTreeMap::new(), 0);
-        assert_eq!(image.point_value("model_name", t), Some(Value::Text("UPS-3K".into())));
-        assert_eq!(image.point_value("battery_percent", t), Some(Value::Int(80)));
+        assert_eq!(
+            image.point_value("model_name", t),
+            Some(Value::Text("UPS-3K".into()))
+        );
+        assert_eq!(
+            image.point_value("battery_percent", t),
+            Some(Value::Int(80))
+        );
         assert_eq!(image.point_value("load_percent", t), Some(Value::Int(40)));
         assert_eq!(
             image.point_value("input_voltage", t),
@@ -429,7 +441,9 @@ mod tests {
         // DIs 0-7, 16-19, 24 → one range; inputs 10-11 and 20 → one range bridging the gap.
         assert_eq!(image.served(Table::DiscreteInput), &[(0, 25)]);
         assert_eq!(image.served(Table::Input), &[(10, 21)]);
-        let regs = image.read_registers(Table::Input, 10, 11, t).expect("bridged");
+        let regs = image
+            .read_registers(Table::Input, 10, 11, t)
+            .expect("bridged");
         assert_eq!(regs[2..10], [0; 8]);
     }
 
@@ -438,7 +452,10 @@ mod tests {
         let fence = profile("perimeter-fence-controller");
         let mut image = Image::new("f", &fence, &BTreeMap::new(), 0);
         image.write_registers(0, &[7]).expect("served");
-        assert_eq!(image.point_value("sensitivity", Duration::ZERO), Some(Value::Int(7)));
+        assert_eq!(
+            image.point_value("sensitivity", Duration::ZERO),
+            Some(Value::Int(7))
+        );
         assert_eq!(
             image.write_registers(1, &[7]),
             Err(Exception::IllegalDataAddress)
@@ -446,16 +463,37 @@ mod tests {
         let barrier = profile("microwave-barrier");
         let mut image = Image::new("b", &barrier, &BTreeMap::new(), 0);
         image.write_coils(0, &[true]).expect("served");
-        assert_eq!(image.read_bits(Table::Coil, 0, 1, Duration::ZERO), Ok(vec![true]));
+        assert_eq!(
+            image.read_bits(Table::Coil, 0, 1, Duration::ZERO),
+            Ok(vec![true])
+        );
     }
 
     #[test]
     fn coercion_saturates_and_converts() {
         let ups = profile("ups");
-        let p = |n: &str| ups.points.iter().find(|p| p.name == n).expect("point").clone();
-        assert_eq!(coerce(&p("battery_percent"), Value::Float(-5.0)), Value::Float(0.0));
-        assert_eq!(coerce(&p("battery_percent"), Value::Int(70_000)), Value::Int(65535));
-        assert_eq!(coerce(&p("on_battery"), Value::Float(1.0)), Value::Bool(true));
-        assert_eq!(coerce(&p("model_name"), Value::Int(3)), Value::Text("3".into()));
+        let p = |n: &str| {
+            ups.points
+                .iter()
+                .find(|p| p.name == n)
+                .expect("point")
+                .clone()
+        };
+        assert_eq!(
+            coerce(&p("battery_percent"), Value::Float(-5.0)),
+            Value::Float(0.0)
+        );
+        assert_eq!(
+            coerce(&p("battery_percent"), Value::Int(70_000)),
+            Value::Int(65535)
+        );
+        assert_eq!(
+            coerce(&p("on_battery"), Value::Float(1.0)),
+            Value::Bool(true)
+        );
+        assert_eq!(
+            coerce(&p("model_name"), Value::Int(3)),
+            Value::Text("3".into())
+        );
     }
 }

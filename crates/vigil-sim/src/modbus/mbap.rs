@@ -60,7 +60,11 @@ pub fn encode(header: Header, pdu: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + pdu.len());
     out.extend(header.transaction.to_be_bytes());
     out.extend(0u16.to_be_bytes());
-    out.extend(u16::try_from(pdu.len() + 1).unwrap_or(u16::MAX).to_be_bytes());
+    out.extend(
+        u16::try_from(pdu.len() + 1)
+            .unwrap_or(u16::MAX)
+            .to_be_bytes(),
+    );
     out.push(header.unit);
     out.extend(pdu);
     out
@@ -105,7 +109,10 @@ mod tests {
     #[test]
     fn foreign_streams_are_rejected() {
         let mut buf = b"GET / HTTP/1.1\r\n".to_vec();
-        assert!(matches!(take_frame(&mut buf), Err(MbapError::ProtocolId(_))));
+        assert!(matches!(
+            take_frame(&mut buf),
+            Err(MbapError::ProtocolId(_))
+        ));
         let mut buf = vec![0, 1, 0, 0, 0, 1, 1, 3];
         assert_eq!(take_frame(&mut buf), Err(MbapError::Length(1)));
     }

@@ -325,7 +325,10 @@ mod tests {
         );
         assert!(Request::parse(&[1, 0, 0, 0x07, 0xD0]).expect("fc").is_ok());
         assert!(Request::parse(&[1, 0, 0, 0x07, 0xD1]).expect("fc").is_err());
-        assert!(Request::parse(&[3, 0, 0, 0, 0]).expect("fc").is_err(), "zero");
+        assert!(
+            Request::parse(&[3, 0, 0, 0, 0]).expect("fc").is_err(),
+            "zero"
+        );
         assert_eq!(
             Request::parse(&[3, 0xFF, 0xFF, 0, 2])
                 .expect("fc")
@@ -356,9 +359,7 @@ mod tests {
             Request::parse(&[15, 0, 0, 0, 10, 2, 0b0000_0101, 0b10]),
             Some(Ok(Request::WriteMultipleCoils {
                 address: 0,
-                values: vec![
-                    true, false, true, false, false, false, false, false, false, true
-                ]
+                values: vec![true, false, true, false, false, false, false, false, false, true]
             }))
         );
         assert_eq!(
@@ -379,7 +380,10 @@ mod tests {
     #[test]
     fn responses_encode() {
         assert_eq!(
-            bits_response(1, &[true, false, true, false, false, false, false, false, true]),
+            bits_response(
+                1,
+                &[true, false, true, false, false, false, false, false, true]
+            ),
             vec![1, 2, 0b101, 1]
         );
         assert_eq!(

@@ -98,7 +98,12 @@ impl RtuServer {
     }
 
     /// Answers one frame (unit … CRC); `false` on shutdown.
-    async fn answer(&self, port: &mut SerialStream, frame: &[u8], shutdown: &CancellationToken) -> bool {
+    async fn answer(
+        &self,
+        port: &mut SerialStream,
+        frame: &[u8],
+        shutdown: &CancellationToken,
+    ) -> bool {
         let t = self.clock.elapsed();
         let unit_id = frame[0];
         let pdu = &frame[1..frame.len() - 2];

@@ -59,7 +59,12 @@ impl TcpServer {
         }
     }
 
-    async fn connection(&self, mut stream: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+    async fn connection(
+        &self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) {
         let mut buf = Vec::with_capacity(512);
         let mut chunk = [0u8; 1024];
         loop {

@@ -107,8 +107,12 @@ impl Unit {
         let kind = hit.action.map(FaultAction::kind);
         if kind != self.last_fault {
             match kind {
-                Some(k) => tracing::info!(device = %self.device, unit = self.unit_id, fault = k.as_str(), t = ?t, "fault active"),
-                None => tracing::info!(device = %self.device, unit = self.unit_id, t = ?t, "fault over: serving normally"),
+                Some(k) => {
+                    tracing::info!(device = %self.device, unit = self.unit_id, fault = k.as_str(), t = ?t, "fault active")
+                }
+                None => {
+                    tracing::info!(device = %self.device, unit = self.unit_id, t = ?t, "fault over: serving normally")
+                }
             }
             self.last_fault = kind;
         }
@@ -124,10 +128,9 @@ impl Unit {
                 match action {
                     FaultAction::Silent | FaultAction::Malformed => Reply::Silent,
                     FaultAction::DropConnection => Reply::DropConnection,
-                    FaultAction::Exception(code) => function
-                        .map_or(Reply::Silent, |f| {
-                            Reply::Pdu(pdu::exception_response(f, code))
-                        }),
+                    FaultAction::Exception(code) => function.map_or(Reply::Silent, |f| {
+                        Reply::Pdu(pdu::exception_response(f, code))
+                    }),
                     FaultAction::Garbage => {
                         let len = self.rng.random_range(4..=16);
                         Reply::Garbage((0..len).map(|_| self.rng.random()).collect())
@@ -239,7 +242,8 @@ pub type SharedUnit = Arc<Mutex<Unit>>;
 
 /// Locks a unit; a poisoned lock (a panic while holding it) still yields the unit.
 pub fn lock(unit: &SharedUnit) -> MutexGuard<'_, Unit> {
-    unit.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    unit.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Where a unit id leads on one listener or bus.
@@ -305,7 +309,14 @@ mod tests {
         let image = Image::new("ups-1", &profile, &BTreeMap::new(), 0);
         let counters = Arc::new(DeviceCounters::default());
         (
-            Unit::new("ups-1", 3, image, FaultPlan::new(faults), 1, Arc::clone(&counters)),
+            Unit::new(
+                "ups-1",
+                3,
+                image,
+                FaultPlan::new(faults),
+                1,
+                Arc::clone(&counters),
+            ),
             counters,
         )
     }
@@ -351,7 +362,10 @@ mod tests {
             }
         );
         let (mut u, _) = unit(&[fault(FaultKind::Silent)]);
-        assert_eq!(u.handle(&[4, 0, 0, 0, 1], Duration::ZERO).reply, Reply::Silent);
+        assert_eq!(
+            u.handle(&[4, 0, 0, 0, 1], Duration::ZERO).reply,
+            Reply::Silent
+        );
         let (mut u, _) = unit(&[fault(FaultKind::Garbage)]);
         assert!(matches!(
             u.handle(&[4, 0, 0, 0, 1], Duration::ZERO).reply,

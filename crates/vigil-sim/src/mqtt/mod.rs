@@ -211,7 +211,11 @@ impl Sensor {
 
     /// Waits for the broker's CONNACK: `Some(true)` connected, `Some(false)` failed, `None`
     /// shut down.
-    async fn connect(&self, eventloop: &mut EventLoop, shutdown: &CancellationToken) -> Option<bool> {
+    async fn connect(
+        &self,
+        eventloop: &mut EventLoop,
+        shutdown: &CancellationToken,
+    ) -> Option<bool> {
         loop {
             let event = tokio::select! {
                 () = shutdown.cancelled() => return None,
@@ -229,7 +233,12 @@ impl Sensor {
     }
 
     fn publish(&self, client: &AsyncClient, message: Message) {
-        match client.try_publish(message.topic, self.qos(), self.config.retain, message.payload) {
+        match client.try_publish(
+            message.topic,
+            self.qos(),
+            self.config.retain,
+            message.payload,
+        ) {
             Ok(()) => self.counters.published(),
             Err(e) => {
                 self.counters.error();
@@ -362,9 +371,21 @@ mod tests {
             })
         );
         assert_eq!(BrokerUrl::parse("mqtt://broker/").map(|b| b.port), Ok(1883));
-        assert_eq!(BrokerUrl::parse("mqtt://[::1]:1885").map(|b| b.host), Ok("::1".into()));
-        assert!(matches!(BrokerUrl::parse("mqtts://x:1"), Err(UrlError::Scheme(_))));
-        assert!(matches!(BrokerUrl::parse("mqtt://x:port"), Err(UrlError::HostPort(_))));
-        assert!(matches!(BrokerUrl::parse("mqtt://"), Err(UrlError::HostPort(_))));
+        assert_eq!(
+            BrokerUrl::parse("mqtt://[::1]:1885").map(|b| b.host),
+            Ok("::1".into())
+        );
+        assert!(matches!(
+            BrokerUrl::parse("mqtts://x:1"),
+            Err(UrlError::Scheme(_))
+        ));
+        assert!(matches!(
+            BrokerUrl::parse("mqtt://x:port"),
+            Err(UrlError::HostPort(_))
+        ));
+        assert!(matches!(
+            BrokerUrl::parse("mqtt://"),
+            Err(UrlError::HostPort(_))
+        ));
     }
 }

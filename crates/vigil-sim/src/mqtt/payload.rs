@@ -125,14 +125,27 @@ mod tests {
 
     #[test]
     fn json_telemetry() {
-        let m = json("facility/env/env-1/telemetry".into(), 1700, &fields(), Duration::ZERO);
+        let m = json(
+            "facility/env/env-1/telemetry".into(),
+            1700,
+            &fields(),
+            Duration::ZERO,
+        );
         let v: serde_json::Value = serde_json::from_slice(&m.payload).expect("json");
-        assert_eq!(v, serde_json::json!({"ts": 1700, "temp": 21.5, "door": true}));
+        assert_eq!(
+            v,
+            serde_json::json!({"ts": 1700, "temp": 21.5, "door": true})
+        );
     }
 
     #[test]
     fn plain_numbers() {
-        let m = numbers("facility/env/{id}/{field}", "env-1", &fields(), Duration::ZERO);
+        let m = numbers(
+            "facility/env/{id}/{field}",
+            "env-1",
+            &fields(),
+            Duration::ZERO,
+        );
         assert_eq!(m[0].topic, "facility/env/env-1/door");
         assert_eq!(m[0].payload, b"1");
         assert_eq!(m[1].payload, b"21.5");

@@ -262,13 +262,19 @@ mod tests {
         let nbirth = decode(&births[0].payload).expect("protobuf");
         assert_eq!(nbirth.seq, Some(0));
         assert_eq!(nbirth.metrics[0].name.as_deref(), Some(BD_SEQ));
-        assert_eq!(nbirth.metrics[0].value().expect("typed"), Some(Value::Int(3)));
+        assert_eq!(
+            nbirth.metrics[0].value().expect("typed"),
+            Some(Value::Int(3))
+        );
         assert_eq!(nbirth.metrics[1].name.as_deref(), Some("supply"));
         assert_eq!(nbirth.metrics[1].alias, Some(1));
         let dbirth = decode(&births[1].payload).expect("protobuf");
         assert_eq!(dbirth.seq, Some(1));
         assert_eq!(dbirth.metrics[0].alias, Some(2));
-        assert_eq!(dbirth.metrics[0].value().expect("typed"), Some(Value::Bool(false)));
+        assert_eq!(
+            dbirth.metrics[0].value().expect("typed"),
+            Some(Value::Bool(false))
+        );
         let data = s.data(Duration::from_secs(11), 2000);
         let ddata = decode(&data[1].payload).expect("protobuf");
         assert_eq!(data[1].topic, "spBv1.0/facility/DDATA/gw-sim/door-1");
@@ -285,7 +291,10 @@ mod tests {
         assert_eq!(last.seq, Some((4 + 2 * 200 + 1) % 256));
         let death = decode(&s.death(5).payload).expect("protobuf");
         assert_eq!(death.seq, None);
-        assert_eq!(death.metrics[0].value().expect("typed"), Some(Value::Int(3)));
+        assert_eq!(
+            death.metrics[0].value().expect("typed"),
+            Some(Value::Int(3))
+        );
     }
 
     #[test]

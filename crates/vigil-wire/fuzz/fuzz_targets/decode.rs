@@ -15,10 +15,17 @@ fuzz_target!(|data: &[u8]| {
     let decoded = decode(data);
 
     let node = NodeId::new("gw-prison-3").expect("valid node id");
-    for topic in [Topic::Up(node.clone()), Topic::Down(node.clone()), Topic::Status(node)] {
+    for topic in [
+        Topic::Up(node.clone()),
+        Topic::Down(node.clone()),
+        Topic::Status(node),
+    ] {
         let on_topic = decode_for_topic(&topic, data);
         if on_topic.is_ok() {
-            assert_eq!(on_topic, decoded, "accepted on {topic} but read differently");
+            assert_eq!(
+                on_topic, decoded,
+                "accepted on {topic} but read differently"
+            );
         }
     }
 
@@ -28,7 +35,11 @@ fuzz_target!(|data: &[u8]| {
         Message::Ack(_) => Topic::Down(NodeId::new("gw-prison-3").expect("valid node id")),
         Message::Status(status) => Topic::Status(status.node.clone()),
     };
-    assert_eq!(decode_for_topic(&home, data).as_ref(), Ok(&message), "refused on {home}");
+    assert_eq!(
+        decode_for_topic(&home, data).as_ref(),
+        Ok(&message),
+        "refused on {home}"
+    );
 
     let again = encode(&message);
     assert_eq!(decode(&again).as_ref(), Ok(&message), "not relayable");

@@ -7,7 +7,9 @@ use libfuzzer_sys::fuzz_target;
 use vigil_wire::Topic;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(topic) = Topic::parse(text) {
         assert_eq!(topic.to_string(), text);
     }

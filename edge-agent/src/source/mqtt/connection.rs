@@ -1,0 +1,232 @@
+//! One broker connection: the thin async shell around the routes. It owns the rumqttc event
+//! loop of one broker, subscribes every route's filter (QoS 1) on each connection, hands each
+//! message to the route whose filter takes it, sends the readings on (waiting while the
+//! channel is full), keeps the `connected` gauges, and reconnects with backoff when the
+//! broker goes away — until shutdown, or until nobody receives readings any more.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rumqttc::{
+    AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS, SubscribeFilter,
+    SubscribeReasonCode,
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+use vigil_core::Timestamp;
+
+use super::backoff::Backoff;
+use super::route::Route;
+use crate::config::mqtt::BrokerUrl;
+use crate::source::ReadingTx;
+
+/// How often the broker is pinged when nothing else is said.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// The largest message taken (Sparkplug births of big edge nodes run to hundreds of KiB).
+const MAX_INCOMING: usize = 1024 * 1024;
+/// The largest packet sent (subscriptions only).
+const MAX_OUTGOING: usize = 64 * 1024;
+/// Requests queued to the event loop: one subscribe and one disconnect at most.
+const REQUESTS: usize = 16;
+/// How long shutdown waits for the DISCONNECT to go out.
+const GOODBYE: Duration = Duration::from_millis(500);
+
+/// What made [`BrokerConnection::deliver`] stop.
+enum Stop {
+    Shutdown,
+    ChannelClosed,
+}
+
+/// One broker and the subscriptions on it.
+#[derive(Debug)]
+pub struct BrokerConnection {
+    url: BrokerUrl,
+    client_id: String,
+    routes: Vec<Route>,
+}
+
+/// A client id unique to this process and connection, within MQTT 3.1.1's 23 characters.
+pub fn client_id(index: usize) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let nonce = nanos ^ std::process::id().rotate_left(16);
+    format!("vigil-agent-{nonce:08x}{index:x}")
+}
+
+impl BrokerConnection {
+    /// The connection to `url` (as `client_id`) carrying `routes`.
+    pub fn new(url: BrokerUrl, client_id: String, routes: Vec<Route>) -> Self {
+        BrokerConnection {
+            url,
+            client_id,
+            routes,
+        }
+    }
+
+    /// The broker.
+    pub fn url(&self) -> &BrokerUrl {
+        &self.url
+    }
+
+    fn set_connected(&self, up: bool) {
+        for r in &self.routes {
+            r.set_connected(up);
+        }
+    }
+
+    fn options(&self) -> MqttOptions {
+        let mut options = MqttOptions::new(&self.client_id, &self.url.host, self.url.port);
+        options
+            .set_keep_alive(KEEP_ALIVE)
+            .set_clean_session(true)
+            .set_max_packet_size(MAX_INCOMING, MAX_OUTGOING);
+        if let Some(user) = &self.url.username {
+            options.set_credentials(user, self.url.password.clone().unwrap_or_default());
+        }
+        options
+    }
+
+    /// Runs until `shutdown` is cancelled or `readings` is closed.
+    pub async fn run(mut self, readings: ReadingTx, shutdown: CancellationToken) {
+        let (client, mut events) = AsyncClient::new(self.options(), REQUESTS);
+        let filters: Vec<SubscribeFilter> = self
+            .routes
+            .iter()
+            .map(|r| SubscribeFilter::new(r.filter().as_str().to_owned(), QoS::AtLeastOnce))
+            .collect();
+        let mut backoff = Backoff::new(u64::from(std::process::id()) << 32 | self.url.port as u64);
+        let mut subscribe = false;
+        let mut up = false;
+        let mut failures: u64 = 0;
+        self.set_connected(false);
+        loop {
+            if subscribe {
+                match client.try_subscribe_many(filters.clone()) {
+                    Ok(()) => subscribe = false,
+                    Err(e) => warn!(broker = %self.url, error = %e, "cannot queue the MQTT subscriptions; retrying"),
+                }
+            }
+            let event = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                event = events.poll() => event,
+            };
+            match event {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    info!(broker = %self.url, subscriptions = self.routes.len(), attempts = failures + 1, "connected to the MQTT broker");
+                    up = true;
+                    failures = 0;
+                    backoff.reset();
+                    subscribe = true;
+                    self.set_connected(true);
+                }
+                Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    for (code, route) in ack.return_codes.iter().zip(&self.routes) {
+                        match code {
+                            SubscribeReasonCode::Success(qos) => {
+                                debug!(broker = %self.url, subscription = route.filter().as_str(), ?qos, "subscribed");
+                            }
+                            SubscribeReasonCode::Failure => {
+                                error!(broker = %self.url, subscription = route.filter().as_str(),
+                                    "the broker refused the subscription (check its access control)");
+                            }
+                        }
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    match self
+                        .deliver(&publish.topic, &publish.payload, &readings, &shutdown)
+                        .await
+                    {
+                        Ok(()) => {}
+                        Err(Stop::Shutdown) => break,
+                        Err(Stop::ChannelClosed) => {
+                            info!(broker = %self.url, "nobody receives readings any more: MQTT source stops");
+                            break;
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let delay = backoff.next_delay();
+                    if up || failures == 0 {
+                        warn!(broker = %self.url, error = %e, retry_in = ?delay, "MQTT broker connection lost; reconnecting");
+                    } else {
+                        debug!(broker = %self.url, error = %e, attempt = failures + 1, retry_in = ?delay, "MQTT broker still unreachable");
+                    }
+                    up = false;
+                    failures += 1;
+                    subscribe = false;
+                    self.set_connected(false);
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+        self.set_connected(false);
+        if up {
+            goodbye(&client, &mut events).await;
+        }
+        info!(broker = %self.url, "MQTT source stopped");
+    }
+
+    /// Decodes one message with the first route that takes its topic and sends the readings.
+    async fn deliver(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        readings: &ReadingTx,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Stop> {
+        let now = Timestamp::now();
+        let Some((route, captures)) = self
+            .routes
+            .iter_mut()
+            .find_map(|r| r.captures(topic).map(|c| (r, c)))
+        else {
+            debug!(broker = %self.url, topic, "a message no subscription takes");
+            return Ok(());
+        };
+        for reading in route.handle(topic, &captures, payload, now) {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return Err(Stop::Shutdown),
+                sent = readings.send(reading) => sent.map_err(|_| Stop::ChannelClosed)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sends DISCONNECT, so the broker knows this was no failure, waiting briefly for it to go.
+async fn goodbye(client: &AsyncClient, events: &mut EventLoop) {
+    if client.try_disconnect().is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(GOODBYE, async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_fit_mqtt_3_1_1() {
+        for i in [0, 1, 15] {
+            let id = client_id(i);
+            assert!(id.len() <= 23, "{id}");
+            assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "{id}");
+        }
+    }
+}
