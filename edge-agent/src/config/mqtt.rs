@@ -112,7 +112,9 @@ impl BrokerUrl {
             reason,
         };
         if url.starts_with("mqtts://") {
-            return Err(err("mqtts:// (TLS) is not supported for subscriptions yet: use mqtt://"));
+            return Err(err(
+                "mqtts:// (TLS) is not supported for subscriptions yet: use mqtt://",
+            ));
         }
         let rest = url
             .strip_prefix("mqtt://")
@@ -213,7 +215,8 @@ impl MqttSubscription {
     /// The semantic checks of one subscription; `at` is its key path.
     pub fn validate(&self, at: &str) -> Vec<Problem> {
         let mut out = Vec::new();
-        let mut problem = |key: &str, message: String| out.push(Problem::new(format!("{at}.{key}"), message));
+        let mut problem =
+            |key: &str, message: String| out.push(Problem::new(format!("{at}.{key}"), message));
         if let Err(e) = BrokerUrl::parse(&self.url) {
             problem("url", format!("{:?} {}", e.url, e.reason));
         }
@@ -225,7 +228,8 @@ impl MqttSubscription {
             }
         };
         let decoder = self.decoder.as_str();
-        let unused = |key: &str, what: &str| format!("{key} is not used by decoder = \"{decoder}\"{what}");
+        let unused =
+            |key: &str, what: &str| format!("{key} is not used by decoder = \"{decoder}\"{what}");
         match self.decoder {
             Decoder::Json => {
                 for (point, path) in &self.fields {
@@ -259,7 +263,10 @@ impl MqttSubscription {
                     problem("fields", unused("fields", ""));
                 }
                 if self.timestamp.is_some() {
-                    problem("timestamp", unused("timestamp", ": readings are stamped on arrival"));
+                    problem(
+                        "timestamp",
+                        unused("timestamp", ": readings are stamped on arrival"),
+                    );
                 }
             }
             Decoder::SparkplugB => {
@@ -273,12 +280,24 @@ impl MqttSubscription {
                     }
                 }
                 if self.device.is_some() {
-                    problem("device", unused("device", ": devices are named by their Sparkplug device or edge node id"));
+                    problem(
+                        "device",
+                        unused(
+                            "device",
+                            ": devices are named by their Sparkplug device or edge node id",
+                        ),
+                    );
                 }
                 let namespace = TopicFilter::parse("spBv1.0/#");
                 if let (Some(f), Ok(namespace)) = (&filter, namespace) {
                     if !f.overlaps(&namespace) {
-                        problem("topic", format!("{:?} cannot match Sparkplug B topics (spBv1.0/…)", self.topic));
+                        problem(
+                            "topic",
+                            format!(
+                                "{:?} cannot match Sparkplug B topics (spBv1.0/…)",
+                                self.topic
+                            ),
+                        );
                     }
                 }
             }
@@ -300,7 +319,12 @@ pub fn validate_subscriptions(subscriptions: &[MqttSubscription]) -> Vec<Problem
     let mut out = Vec::new();
     let parsed: Vec<_> = subscriptions
         .iter()
-        .map(|s| (BrokerUrl::parse(&s.url).ok(), TopicFilter::parse(&s.topic).ok()))
+        .map(|s| {
+            (
+                BrokerUrl::parse(&s.url).ok(),
+                TopicFilter::parse(&s.topic).ok(),
+            )
+        })
         .collect();
     for (j, (url_j, filter_j)) in parsed.iter().enumerate() {
         for (i, (url_i, filter_i)) in parsed.iter().enumerate().take(j) {
@@ -368,7 +392,10 @@ mod tests {
     #[test]
     fn broker_urls() {
         let u = BrokerUrl::parse("mqtt://127.0.0.1:1883").expect("valid");
-        assert_eq!((u.host.as_str(), u.port, u.username), ("127.0.0.1", 1883, None));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.username),
+            ("127.0.0.1", 1883, None)
+        );
         assert_eq!(BrokerUrl::parse("mqtt://broker").map(|u| u.port), Ok(1883));
         assert_eq!(BrokerUrl::parse("mqtt://broker/").map(|u| u.port), Ok(1883));
         let u = BrokerUrl::parse("mqtt://agent:s3cr:et@[::1]:1884").expect("valid");
@@ -398,7 +425,7 @@ mod tests {
 
     #[test]
     fn the_documented_examples_are_valid() {
-        let text = r#"
+        let text = r##"
 [[mqtt.subscription]]
 url = "mqtt://127.0.0.1:1883"
 topic = "facility/env/+/telemetry"
@@ -425,7 +452,7 @@ decoder = "sparkplug_b"
 url = "mqtt://user:pass@other-broker"
 topic = "#"
 decoder = "json"
-"#;
+"##;
         let doc = load(text).expect("valid");
         assert_eq!(doc.mqtt.subscription.len(), 4);
     }
@@ -451,7 +478,10 @@ decoder = "json"
         for (body, want) in cases {
             let got = problems(body);
             assert_eq!(got.len(), 1, "{body}: {got:?}");
-            assert!(got[0].contains(want), "{body}: {got:?} should contain {want:?}");
+            assert!(
+                got[0].contains(want),
+                "{body}: {got:?} should contain {want:?}"
+            );
         }
     }
 

@@ -104,7 +104,9 @@ impl BrokerConnection {
             if subscribe {
                 match client.try_subscribe_many(filters.clone()) {
                     Ok(()) => subscribe = false,
-                    Err(e) => warn!(broker = %self.url, error = %e, "cannot queue the MQTT subscriptions; retrying"),
+                    Err(e) => {
+                        warn!(broker = %self.url, error = %e, "cannot queue the MQTT subscriptions; retrying")
+                    }
                 }
             }
             let event = tokio::select! {
@@ -226,7 +228,10 @@ mod tests {
         for i in [0, 1, 15] {
             let id = client_id(i);
             assert!(id.len() <= 23, "{id}");
-            assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "{id}");
+            assert!(
+                id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+                "{id}"
+            );
         }
     }
 }

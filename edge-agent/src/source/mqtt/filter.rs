@@ -151,7 +151,18 @@ mod tests {
 
     #[test]
     fn syntax() {
-        for ok in ["a", "a/b", "+", "#", "a/+/c", "a/#", "/", "a//b", "+/+/#", "spBv1.0/#"] {
+        for ok in [
+            "a",
+            "a/b",
+            "+",
+            "#",
+            "a/+/c",
+            "a/#",
+            "/",
+            "a//b",
+            "+/+/#",
+            "spBv1.0/#",
+        ] {
             assert!(TopicFilter::parse(ok).is_ok(), "{ok}");
         }
         for bad in ["", "a/#/b", "a+", "a/b#", "#/a", "a\0b"] {

@@ -105,7 +105,13 @@ impl JsonDecoder {
 
     /// The readings of one message on `topic`, whose filter wildcards captured `captures`,
     /// received at `now`.
-    pub fn decode(&self, topic: &str, captures: &[&str], payload: &[u8], now: Timestamp) -> Decoded {
+    pub fn decode(
+        &self,
+        topic: &str,
+        captures: &[&str],
+        payload: &[u8],
+        now: Timestamp,
+    ) -> Decoded {
         let root: Json = match serde_json::from_slice(payload) {
             Ok(v) => v,
             Err(e) => return DecodeError::NotJson(e.to_string()).into(),
@@ -119,7 +125,11 @@ impl JsonDecoder {
         let mut out = Decoded::default();
         let ts = match &self.timestamp {
             None => now,
-            Some(path) => match path.lookup(&root).ok_or("it is missing".to_owned()).and_then(timestamp) {
+            Some(path) => match path
+                .lookup(&root)
+                .ok_or("it is missing".to_owned())
+                .and_then(timestamp)
+            {
                 Ok(ts) => ts,
                 Err(problem) => {
                     out.errors.push(DecodeError::BadTimestamp {
@@ -130,7 +140,8 @@ impl JsonDecoder {
                 }
             },
         };
-        let push = |point: &str, value: Value, out: &mut Decoded| match PointId::new(&device, point) {
+        let push = |point: &str, value: Value, out: &mut Decoded| match PointId::new(&device, point)
+        {
             Ok(point) => out.readings.push(Reading {
                 point,
                 ts,
@@ -253,8 +264,12 @@ mod tests {
             .iter()
             .map(|(p, f)| ((*p).to_owned(), (*f).to_owned()))
             .collect();
-        JsonDecoder::new(DeviceTemplate::parse(device, 1).expect("template"), &fields, ts)
-            .expect("valid decoder")
+        JsonDecoder::new(
+            DeviceTemplate::parse(device, 1).expect("template"),
+            &fields,
+            ts,
+        )
+        .expect("valid decoder")
     }
 
     fn reading(point: &str, ts: i64, value: Value) -> Reading {
@@ -270,7 +285,12 @@ mod tests {
     fn maps_fields_with_paths_and_timestamp() {
         let d = decoder(
             "env-{1}",
-            &[("temperature", "temp"), ("humidity", "env.rh"), ("door", "doors.1"), ("state", "state")],
+            &[
+                ("temperature", "temp"),
+                ("humidity", "env.rh"),
+                ("door", "doors.1"),
+                ("state", "state"),
+            ],
             Some("ts"),
         );
         let payload = br#"{"temp": 21.5, "env": {"rh": 40}, "doors": [false, true], "state": "ok", "ts": 1700000000123}"#;
@@ -292,10 +312,18 @@ mod tests {
     fn timestamps() {
         let d = decoder("d", &[("t", "t")], Some("meta.at"));
         let at = |json: &str| {
-            let out = d.decode("x", &[], format!(r#"{{"t": 1, "meta": {{"at": {json}}}}}"#).as_bytes(), NOW);
+            let out = d.decode(
+                "x",
+                &[],
+                format!(r#"{{"t": 1, "meta": {{"at": {json}}}}}"#).as_bytes(),
+                NOW,
+            );
             (out.readings[0].ts.as_millis(), out.errors.len())
         };
-        assert_eq!(at(r#""2026-11-29T20:00:00.500+08:00""#), (1_795_953_600_500, 0));
+        assert_eq!(
+            at(r#""2026-11-29T20:00:00.500+08:00""#),
+            (1_795_953_600_500, 0)
+        );
         assert_eq!(at("1700000000000"), (1_700_000_000_000, 0));
         assert_eq!(at("1700000000000.4"), (1_700_000_000_000, 0));
         assert_eq!(at(r#""1700000000000""#), (1_700_000_000_000, 0));
@@ -335,14 +363,23 @@ mod tests {
         let d = decoder("d", &[("a", "a"), ("b", "b.c")], None);
         let reasons = |payload: &[u8]| {
             let out = d.decode("x", &[], payload, NOW);
-            (out.readings.len(), out.errors.iter().map(DecodeError::reason).collect::<Vec<_>>())
+            (
+                out.readings.len(),
+                out.errors
+                    .iter()
+                    .map(DecodeError::reason)
+                    .collect::<Vec<_>>(),
+            )
         };
         assert_eq!(reasons(b"not json"), (0, vec!["not_json"]));
         assert_eq!(reasons(b"\xff\xfe"), (0, vec!["not_json"]));
         assert_eq!(reasons(b"[1, 2]"), (0, vec!["not_object"]));
         assert_eq!(reasons(b"42"), (0, vec!["not_object"]));
         assert_eq!(reasons(br#"{"a": 1}"#), (1, vec!["field_missing"]));
-        assert_eq!(reasons(br#"{"a": {"x": 1}, "b": {"c": null}}"#), (0, vec!["wrong_type", "wrong_type"]));
+        assert_eq!(
+            reasons(br#"{"a": {"x": 1}, "b": {"c": null}}"#),
+            (0, vec!["wrong_type", "wrong_type"])
+        );
         assert_eq!(reasons(br#"{"a": 1, "b": {"c": 2}}"#), (2, vec![]));
         // A key that is the whole dotted path also matches.
         assert_eq!(reasons(br#"{"a": 1, "b.c": 2}"#), (2, vec![]));
@@ -352,7 +389,13 @@ mod tests {
     fn device_from_an_empty_wildcard_is_an_error() {
         let d = decoder("{1}", &[("a", "a")], None);
         let out = d.decode("x/", &[""], br#"{"a": 1}"#, NOW);
-        assert_eq!(out.errors.iter().map(DecodeError::reason).collect::<Vec<_>>(), vec!["bad_device"]);
+        assert_eq!(
+            out.errors
+                .iter()
+                .map(DecodeError::reason)
+                .collect::<Vec<_>>(),
+            vec!["bad_device"]
+        );
     }
 
     #[test]
@@ -361,7 +404,9 @@ mod tests {
         assert!(JsonDecoder::new(DeviceTemplate::whole_topic(), &bad_point, None).is_err());
         let bad_path = [("t".to_owned(), "a..b".to_owned())].into_iter().collect();
         assert!(JsonDecoder::new(DeviceTemplate::whole_topic(), &bad_path, None).is_err());
-        assert!(JsonDecoder::new(DeviceTemplate::whole_topic(), &BTreeMap::new(), Some("")).is_err());
+        assert!(
+            JsonDecoder::new(DeviceTemplate::whole_topic(), &BTreeMap::new(), Some("")).is_err()
+        );
     }
 
     proptest! {

@@ -82,7 +82,8 @@ impl MqttSource {
             let route = Route::new(filter, decoder, metrics);
             match groups.iter_mut().find(|(u, _)| *u == url) {
                 Some((_, routes)) => {
-                    if let Some(other) = routes.iter().find(|r| r.filter().overlaps(route.filter())) {
+                    if let Some(other) = routes.iter().find(|r| r.filter().overlaps(route.filter()))
+                    {
                         warn!(broker = %url, subscription = route.filter().as_str(), overlaps = other.filter().as_str(),
                             "overlapping MQTT subscriptions: messages go to the first one only");
                     }
@@ -167,7 +168,8 @@ mod tests {
         let metrics = Metrics::new();
         let e = MqttSource::new(&[sub("http://x", "a", "number")], &metrics.mqtt).expect_err("url");
         assert_eq!((e.index, e.key), (0, "url"));
-        let e = MqttSource::new(&[sub("mqtt://x", "a/#/b", "number")], &metrics.mqtt).expect_err("topic");
+        let e = MqttSource::new(&[sub("mqtt://x", "a/#/b", "number")], &metrics.mqtt)
+            .expect_err("topic");
         assert_eq!(e.key, "topic");
         let mut bad_point = sub("mqtt://x", "a", "number");
         bad_point.point = Some("Not A Point".into());

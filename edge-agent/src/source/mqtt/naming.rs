@@ -206,7 +206,10 @@ mod tests {
     #[test]
     fn templates() {
         let t = DeviceTemplate::parse("env-{1}", 1).expect("valid");
-        assert_eq!(t.render("facility/env/3/telemetry", &["3"]).as_deref(), Some("env-3"));
+        assert_eq!(
+            t.render("facility/env/3/telemetry", &["3"]).as_deref(),
+            Some("env-3")
+        );
         assert_eq!(t.to_string(), "env-{1}");
         let t = DeviceTemplate::parse("{2}.{1}", 2).expect("valid");
         assert_eq!(t.render("", &["a", "b c"]).as_deref(), Some("b_c.a"));
@@ -221,8 +224,22 @@ mod tests {
             Some("facility.env.3.telemetry")
         );
         assert_eq!(whole.render(&"a".repeat(65), &[]), None);
-        assert_eq!(DeviceTemplate::parse("{1}", 1).expect("valid").render("a/", &[""]), None);
-        for (bad, wildcards) in [("", 1), ("env-{1", 1), ("env-{2}", 1), ("{0}", 1), ("{x}", 1), ("a b", 0), ("a/b", 0), ("a}", 0)] {
+        assert_eq!(
+            DeviceTemplate::parse("{1}", 1)
+                .expect("valid")
+                .render("a/", &[""]),
+            None
+        );
+        for (bad, wildcards) in [
+            ("", 1),
+            ("env-{1", 1),
+            ("env-{2}", 1),
+            ("{0}", 1),
+            ("{x}", 1),
+            ("a b", 0),
+            ("a/b", 0),
+            ("a}", 0),
+        ] {
             assert!(DeviceTemplate::parse(bad, wildcards).is_err(), "{bad:?}");
         }
     }

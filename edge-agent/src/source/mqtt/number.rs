@@ -26,7 +26,13 @@ impl NumberDecoder {
 
     /// The reading of one message on `topic`, whose filter wildcards captured `captures`,
     /// received at `now`.
-    pub fn decode(&self, topic: &str, captures: &[&str], payload: &[u8], now: Timestamp) -> Decoded {
+    pub fn decode(
+        &self,
+        topic: &str,
+        captures: &[&str],
+        payload: &[u8],
+        now: Timestamp,
+    ) -> Decoded {
         let Some(value) = parse(payload) else {
             let text = String::from_utf8_lossy(payload);
             let quote: String = text.chars().take(QUOTE).collect();
@@ -89,7 +95,10 @@ mod tests {
             (b" -3\n", Some(Value::Int(-3))),
             (b"+7", Some(Value::Int(7))),
             (b"1e3", Some(Value::Float(1000.0))),
-            (b"18446744073709551615", Some(Value::Float(1.8446744073709552e19))),
+            (
+                b"18446744073709551615",
+                Some(Value::Float(1.8446744073709552e19)),
+            ),
             (b"true", Some(Value::Bool(true))),
             (b"FALSE", Some(Value::Bool(false))),
             (b"", None),
@@ -107,7 +116,10 @@ mod tests {
 
     #[test]
     fn one_reading_of_the_configured_point() {
-        let d = NumberDecoder::new(DeviceTemplate::parse("door-{1}", 1).expect("valid"), "open".into());
+        let d = NumberDecoder::new(
+            DeviceTemplate::parse("door-{1}", 1).expect("valid"),
+            "open".into(),
+        );
         let now = Timestamp::from_millis(42);
         let out = d.decode("facility/door/7/open", &["7"], b"true", now);
         assert_eq!(
@@ -123,7 +135,13 @@ mod tests {
             }
         );
         let bad = d.decode("facility/door/7/open", &["7"], b"{\"open\": true}", now);
-        assert_eq!(bad.errors.iter().map(DecodeError::reason).collect::<Vec<_>>(), vec!["not_number"]);
+        assert_eq!(
+            bad.errors
+                .iter()
+                .map(DecodeError::reason)
+                .collect::<Vec<_>>(),
+            vec!["not_number"]
+        );
         assert!(bad.readings.is_empty());
     }
 

@@ -110,20 +110,40 @@ mod tests {
     #[test]
     fn counts_messages_readings_and_errors_by_reason() {
         let metrics = Metrics::new();
-        let mut r = route(&metrics, "json", "env/+", r#", "device": "env-{1}", "fields": {"t": "t", "h": "h"}"#);
+        let mut r = route(
+            &metrics,
+            "json",
+            "env/+",
+            r#", "device": "env-{1}", "fields": {"t": "t", "h": "h"}"#,
+        );
         let now = Timestamp::from_millis(1);
         let caps = r.captures("env/1").expect("matches");
-        assert_eq!(r.handle("env/1", &caps, br#"{"t": 1, "h": 2}"#, now).len(), 2);
+        assert_eq!(
+            r.handle("env/1", &caps, br#"{"t": 1, "h": 2}"#, now).len(),
+            2
+        );
         assert_eq!(r.handle("env/1", &caps, br#"{"t": 1}"#, now).len(), 1);
         assert_eq!(r.handle("env/1", &caps, b"garbage", now).len(), 0);
         assert_eq!(r.handle("env/1", &caps, b"garbage", now).len(), 0);
         let m = &metrics.mqtt;
         assert_eq!(m.messages.with_label_values(&["env/+"]).get(), 4);
         assert_eq!(m.readings.with_label_values(&["env/+"]).get(), 3);
-        assert_eq!(m.decode_errors.with_label_values(&["env/+", "not_json"]).get(), 2);
-        assert_eq!(m.decode_errors.with_label_values(&["env/+", "field_missing"]).get(), 1);
+        assert_eq!(
+            m.decode_errors
+                .with_label_values(&["env/+", "not_json"])
+                .get(),
+            2
+        );
+        assert_eq!(
+            m.decode_errors
+                .with_label_values(&["env/+", "field_missing"])
+                .get(),
+            1
+        );
         r.set_connected(true);
         assert_eq!(m.connected.with_label_values(&["env/+"]).get(), 1);
-        assert!(metrics.render().contains(r#"vigil_mqtt_decode_errors_total{reason="not_json",subscription="env/+"} 2"#));
+        assert!(metrics.render().contains(
+            r#"vigil_mqtt_decode_errors_total{reason="not_json",subscription="env/+"} 2"#
+        ));
     }
 }

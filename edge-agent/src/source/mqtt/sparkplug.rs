@@ -143,7 +143,8 @@ impl Table {
                     continue;
                 }
                 Err(_) => {
-                    out.errors.push(bad("the datatype is not a Sparkplug B data type"));
+                    out.errors
+                        .push(bad("the datatype is not a Sparkplug B data type"));
                     continue;
                 }
             };
@@ -168,7 +169,8 @@ impl Table {
             table.by_name.insert(name.to_owned(), index);
             if let Some(alias) = m.alias {
                 if table.by_alias.insert(alias, index).is_some() {
-                    out.errors.push(bad("the alias is bound twice in one birth"));
+                    out.errors
+                        .push(bad("the alias is bound twice in one birth"));
                 }
             }
             table.metrics.push(Born {
@@ -200,7 +202,8 @@ impl Table {
             }
             Ok(None) => {
                 if let Some(last) = &born.last {
-                    out.readings.push(reading(point, ts, last.clone(), Quality::Bad));
+                    out.readings
+                        .push(reading(point, ts, last.clone(), Quality::Bad));
                 }
             }
             Err(source) => out.errors.push(DecodeError::BadValue {
@@ -214,7 +217,8 @@ impl Table {
     fn died(&self, ts: Timestamp, out: &mut Decoded) {
         for born in &self.metrics {
             if let (Some(point), Some(last)) = (&born.point, &born.last) {
-                out.readings.push(reading(point, ts, last.clone(), Quality::Bad));
+                out.readings
+                    .push(reading(point, ts, last.clone(), Quality::Bad));
             }
         }
     }
@@ -305,7 +309,7 @@ impl SparkplugDecoder {
             }
             MessageType::NData | MessageType::DData => {
                 let node = self.nodes.get_mut(&key);
-                let table = match (&device_id, node) {
+                let mut table = match (&device_id, node) {
                     (None, Some(node)) => node.table.as_mut(),
                     (Some(d), Some(node)) => node.devices.get_mut(d),
                     (_, None) => None,
@@ -409,11 +413,19 @@ mod tests {
         (
             out.readings
                 .iter()
-                .map(|r| format!("{}={}@{}{}", r.point, r.value, r.ts.as_millis(), match r.quality {
-                    Quality::Good => "",
-                    Quality::Uncertain => "?",
-                    Quality::Bad => "!",
-                }))
+                .map(|r| {
+                    format!(
+                        "{}={}@{}{}",
+                        r.point,
+                        r.value,
+                        r.ts.as_millis(),
+                        match r.quality {
+                            Quality::Good => "",
+                            Quality::Uncertain => "?",
+                            Quality::Bad => "!",
+                        }
+                    )
+                })
                 .collect(),
             out.errors.iter().map(DecodeError::reason).collect(),
         )
@@ -429,7 +441,13 @@ mod tests {
             Some(0),
             vec![
                 m(BD_SEQ, 0, DataType::Int64, Value::Int(3)),
-                Metric::with_value("Node Control/Rebirth", None, DataType::Boolean, Value::Bool(false)).expect("fits"),
+                Metric::with_value(
+                    "Node Control/Rebirth",
+                    None,
+                    DataType::Boolean,
+                    Value::Bool(false),
+                )
+                .expect("fits"),
                 m("Supply Voltage", 1, DataType::Float, Value::Float(24.5)),
                 m("Temp", 2, DataType::Int8, Value::Int(-5)).with_timestamp(900),
             ],
@@ -440,33 +458,67 @@ mod tests {
     fn births_bind_aliases_and_data_uses_them() {
         let mut d = SparkplugDecoder::new();
         let out = d.decode("spBv1.0/prison-3/NBIRTH/gw-1", &node_birth(), NOW);
-        assert_eq!(summary(&out), (s(&["gw-1/supply_voltage=24.5@1000", "gw-1/temp=-5@900"]), vec![]));
+        assert_eq!(
+            summary(&out),
+            (
+                s(&["gw-1/supply_voltage=24.5@1000", "gw-1/temp=-5@900"]),
+                vec![]
+            )
+        );
 
         // The Int8 -1 sent as 0xFF, by alias and without datatype.
         let mut raw = data(2, DataType::Int8, Value::Int(0)).with_timestamp(1_500);
         raw.value = Some(MetricValue::IntValue(0xFF));
-        let out = d.decode("spBv1.0/prison-3/NDATA/gw-1", &bytes(2_000, Some(1), vec![raw]), NOW);
+        let out = d.decode(
+            "spBv1.0/prison-3/NDATA/gw-1",
+            &bytes(2_000, Some(1), vec![raw]),
+            NOW,
+        );
         assert_eq!(summary(&out), (s(&["gw-1/temp=-1@1500"]), vec![]));
 
-        let dbirth = bytes(2_100, Some(2), vec![
-            m("Inputs/Door Open", 1, DataType::Boolean, Value::Bool(false)),
-            m("Status", 2, DataType::String, Value::Text("ok".into())),
-        ]);
+        let dbirth = bytes(
+            2_100,
+            Some(2),
+            vec![
+                m("Inputs/Door Open", 1, DataType::Boolean, Value::Bool(false)),
+                m("Status", 2, DataType::String, Value::Text("ok".into())),
+            ],
+        );
         let out = d.decode("spBv1.0/prison-3/DBIRTH/gw-1/door 7", &dbirth, NOW);
-        assert_eq!(summary(&out), (s(&["door_7/inputs_door_open=false@2100", "door_7/status=ok@2100"]), vec![]));
+        assert_eq!(
+            summary(&out),
+            (
+                s(&[
+                    "door_7/inputs_door_open=false@2100",
+                    "door_7/status=ok@2100"
+                ]),
+                vec![]
+            )
+        );
         assert_eq!(d.tracked(), 2);
 
         // Device aliases are the device's own: alias 1 is the door here.
-        let ddata = bytes(2_200, Some(3), vec![data(1, DataType::Boolean, Value::Bool(true))]);
+        let ddata = bytes(
+            2_200,
+            Some(3),
+            vec![data(1, DataType::Boolean, Value::Bool(true))],
+        );
         let out = d.decode("spBv1.0/prison-3/DDATA/gw-1/door 7", &ddata, NOW);
-        assert_eq!(summary(&out), (s(&["door_7/inputs_door_open=true@2200"]), vec![]));
+        assert_eq!(
+            summary(&out),
+            (s(&["door_7/inputs_door_open=true@2200"]), vec![])
+        );
 
         // By name too.
-        let named = bytes(2_300, Some(4), vec![Metric {
-            name: Some("Status".into()),
-            value: Some(MetricValue::StringValue("alarm".into())),
-            ..Metric::default()
-        }]);
+        let named = bytes(
+            2_300,
+            Some(4),
+            vec![Metric {
+                name: Some("Status".into()),
+                value: Some(MetricValue::StringValue("alarm".into())),
+                ..Metric::default()
+            }],
+        );
         let out = d.decode("spBv1.0/prison-3/DDATA/gw-1/door 7", &named, NOW);
         assert_eq!(summary(&out), (s(&["door_7/status=alarm@2300"]), vec![]));
     }
@@ -474,36 +526,84 @@ mod tests {
     #[test]
     fn unknown_aliases_are_errors_until_the_next_birth() {
         let mut d = SparkplugDecoder::new();
-        let early = bytes(1, Some(0), vec![data(1, DataType::Float, Value::Float(1.0)), data(2, DataType::Float, Value::Float(2.0))]);
+        let early = bytes(
+            1,
+            Some(0),
+            vec![
+                data(1, DataType::Float, Value::Float(1.0)),
+                data(2, DataType::Float, Value::Float(2.0)),
+            ],
+        );
         let out = d.decode("spBv1.0/g/NDATA/n", &early, NOW);
-        assert_eq!(summary(&out), (vec![], vec!["unknown_alias"]), "counted once per message");
+        assert_eq!(
+            summary(&out),
+            (vec![], vec!["unknown_alias"]),
+            "counted once per message"
+        );
 
         d.decode("spBv1.0/g/NBIRTH/n", &node_birth(), NOW);
-        let mixed = bytes(2, Some(1), vec![data(1, DataType::Float, Value::Float(1.0)), data(9, DataType::Float, Value::Float(2.0))]);
+        let mixed = bytes(
+            2,
+            Some(1),
+            vec![
+                data(1, DataType::Float, Value::Float(1.0)),
+                data(9, DataType::Float, Value::Float(2.0)),
+            ],
+        );
         let out = d.decode("spBv1.0/g/NDATA/n", &mixed, NOW);
-        assert_eq!(summary(&out), (s(&["n/supply_voltage=1@2"]), vec!["unknown_alias"]));
+        assert_eq!(
+            summary(&out),
+            (s(&["n/supply_voltage=1@2"]), vec!["unknown_alias"])
+        );
 
-        let unnamed = bytes(3, Some(2), vec![Metric { name: Some("Nope".into()), ..Metric::default() }]);
-        assert_eq!(summary(&d.decode("spBv1.0/g/NDATA/n", &unnamed, NOW)).1, vec!["unknown_metric"]);
+        let unnamed = bytes(
+            3,
+            Some(2),
+            vec![Metric {
+                name: Some("Nope".into()),
+                ..Metric::default()
+            }],
+        );
+        assert_eq!(
+            summary(&d.decode("spBv1.0/g/NDATA/n", &unnamed, NOW)).1,
+            vec!["unknown_metric"]
+        );
 
         let anonymous = bytes(3, Some(2), vec![Metric::default()]);
-        assert_eq!(summary(&d.decode("spBv1.0/g/NDATA/n", &anonymous, NOW)).1, vec!["bad_metric"]);
+        assert_eq!(
+            summary(&d.decode("spBv1.0/g/NDATA/n", &anonymous, NOW)).1,
+            vec!["bad_metric"]
+        );
 
         // A device never born.
-        let ddata = bytes(3, Some(3), vec![data(1, DataType::Float, Value::Float(1.0))]);
-        assert_eq!(summary(&d.decode("spBv1.0/g/DDATA/n/x", &ddata, NOW)).1, vec!["unknown_alias"]);
+        let ddata = bytes(
+            3,
+            Some(3),
+            vec![data(1, DataType::Float, Value::Float(1.0))],
+        );
+        assert_eq!(
+            summary(&d.decode("spBv1.0/g/DDATA/n/x", &ddata, NOW)).1,
+            vec!["unknown_alias"]
+        );
     }
 
     #[test]
     fn deaths_make_points_bad_and_forget_them() {
         let mut d = SparkplugDecoder::new();
         d.decode("spBv1.0/g/NBIRTH/n", &node_birth(), NOW);
-        let dbirth = bytes(10, Some(1), vec![m("Level", 1, DataType::UInt16, Value::Int(7))]);
+        let dbirth = bytes(
+            10,
+            Some(1),
+            vec![m("Level", 1, DataType::UInt16, Value::Int(7))],
+        );
         d.decode("spBv1.0/g/DBIRTH/n/tank", &dbirth, NOW);
 
         // A stale will of an earlier session (bdSeq 2, the birth said 3) changes nothing.
         let stale = bytes(20, None, vec![m(BD_SEQ, 0, DataType::Int64, Value::Int(2))]);
-        assert_eq!(summary(&d.decode("spBv1.0/g/NDEATH/n", &stale, NOW)), (vec![], vec![]));
+        assert_eq!(
+            summary(&d.decode("spBv1.0/g/NDEATH/n", &stale, NOW)),
+            (vec![], vec![])
+        );
         assert_eq!(d.tracked(), 2);
 
         let ddeath = bytes(30, Some(2), vec![]);
@@ -517,22 +617,47 @@ mod tests {
         out.readings.sort_by(|a, b| a.point.cmp(&b.point));
         assert_eq!(
             summary(&out),
-            (s(&["n/supply_voltage=24.5@40!", "n/temp=-5@40!", "tank/level=7@40!"]), vec![])
+            (
+                s(&[
+                    "n/supply_voltage=24.5@40!",
+                    "n/temp=-5@40!",
+                    "tank/level=7@40!"
+                ]),
+                vec![]
+            )
         );
         assert_eq!(d.tracked(), 0);
-        let ndata = bytes(50, Some(5), vec![data(1, DataType::Float, Value::Float(1.0))]);
-        assert_eq!(summary(&d.decode("spBv1.0/g/NDATA/n", &ndata, NOW)).1, vec!["unknown_alias"]);
+        let ndata = bytes(
+            50,
+            Some(5),
+            vec![data(1, DataType::Float, Value::Float(1.0))],
+        );
+        assert_eq!(
+            summary(&d.decode("spBv1.0/g/NDATA/n", &ndata, NOW)).1,
+            vec!["unknown_alias"]
+        );
     }
 
     #[test]
     fn an_nbirth_forgets_the_devices() {
         let mut d = SparkplugDecoder::new();
         d.decode("spBv1.0/g/NBIRTH/n", &node_birth(), NOW);
-        d.decode("spBv1.0/g/DBIRTH/n/tank", &bytes(1, Some(1), vec![m("Level", 1, DataType::UInt16, Value::Int(7))]), NOW);
+        d.decode(
+            "spBv1.0/g/DBIRTH/n/tank",
+            &bytes(
+                1,
+                Some(1),
+                vec![m("Level", 1, DataType::UInt16, Value::Int(7))],
+            ),
+            NOW,
+        );
         d.decode("spBv1.0/g/NBIRTH/n", &node_birth(), NOW);
         assert_eq!(d.tracked(), 1);
         let ddata = bytes(3, Some(3), vec![data(1, DataType::UInt16, Value::Int(8))]);
-        assert_eq!(summary(&d.decode("spBv1.0/g/DDATA/n/tank", &ddata, NOW)).1, vec!["unknown_alias"]);
+        assert_eq!(
+            summary(&d.decode("spBv1.0/g/DDATA/n/tank", &ddata, NOW)).1,
+            vec!["unknown_alias"]
+        );
     }
 
     #[test]
@@ -541,40 +666,113 @@ mod tests {
         d.decode("spBv1.0/g/NBIRTH/n", &node_birth(), NOW);
         let mut historical = data(1, DataType::Float, Value::Float(20.0)).with_timestamp(1_100);
         historical.is_historical = Some(true);
-        let null = Metric { alias: Some(1), is_null: Some(true), ..Metric::default() };
-        let out = d.decode("spBv1.0/g/NDATA/n", &bytes(1_200, Some(1), vec![historical, null]), NOW);
+        let null = Metric {
+            alias: Some(1),
+            is_null: Some(true),
+            ..Metric::default()
+        };
+        let out = d.decode(
+            "spBv1.0/g/NDATA/n",
+            &bytes(1_200, Some(1), vec![historical, null]),
+            NOW,
+        );
         // The historical value does not replace the last real-time one (24.5).
-        assert_eq!(summary(&out), (s(&["n/supply_voltage=20@1100", "n/supply_voltage=24.5@1200!"]), vec![]));
+        assert_eq!(
+            summary(&out),
+            (
+                s(&["n/supply_voltage=20@1100", "n/supply_voltage=24.5@1200!"]),
+                vec![]
+            )
+        );
     }
 
     #[test]
     fn bad_values_and_bad_births() {
         let mut d = SparkplugDecoder::new();
-        let birth = bytes(1, Some(0), vec![
-            Metric { alias: Some(1), datatype: Some(3), ..Metric::default() },
-            Metric { name: Some("untyped".into()), ..Metric::default() },
-            Metric { name: Some("odd".into()), datatype: Some(99), ..Metric::default() },
-            Metric { name: Some("温度".into()), datatype: Some(9), value: Some(MetricValue::FloatValue(1.0)), ..Metric::default() },
-            m("Table", 5, DataType::Int32, Value::Int(1)),
-            Metric { name: Some("Blob".into()), alias: Some(6), datatype: Some(17), value: Some(MetricValue::BytesValue(vec![1])), ..Metric::default() },
-        ]);
+        let birth = bytes(
+            1,
+            Some(0),
+            vec![
+                Metric {
+                    alias: Some(1),
+                    datatype: Some(3),
+                    ..Metric::default()
+                },
+                Metric {
+                    name: Some("untyped".into()),
+                    ..Metric::default()
+                },
+                Metric {
+                    name: Some("odd".into()),
+                    datatype: Some(99),
+                    ..Metric::default()
+                },
+                Metric {
+                    name: Some("温度".into()),
+                    datatype: Some(9),
+                    value: Some(MetricValue::FloatValue(1.0)),
+                    ..Metric::default()
+                },
+                m("Table", 5, DataType::Int32, Value::Int(1)),
+                Metric {
+                    name: Some("Blob".into()),
+                    alias: Some(6),
+                    datatype: Some(17),
+                    value: Some(MetricValue::BytesValue(vec![1])),
+                    ..Metric::default()
+                },
+            ],
+        );
         let out = d.decode("spBv1.0/g/NBIRTH/n", &birth, NOW);
-        assert_eq!(summary(&out), (s(&["n/table=1@1"]), vec!["bad_metric", "bad_metric", "bad_metric", "bad_point_name"]));
+        assert_eq!(
+            summary(&out),
+            (
+                s(&["n/table=1@1"]),
+                vec!["bad_metric", "bad_metric", "bad_metric", "bad_point_name"]
+            )
+        );
         // A string for an Int32, and a value for a bytes metric (not ingested: no error).
-        let wrong = bytes(2, Some(1), vec![
-            Metric { alias: Some(5), value: Some(MetricValue::StringValue("x".into())), ..Metric::default() },
-            Metric { alias: Some(6), value: Some(MetricValue::BytesValue(vec![2])), ..Metric::default() },
-        ]);
-        assert_eq!(summary(&d.decode("spBv1.0/g/NDATA/n", &wrong, NOW)), (vec![], vec!["bad_value"]));
+        let wrong = bytes(
+            2,
+            Some(1),
+            vec![
+                Metric {
+                    alias: Some(5),
+                    value: Some(MetricValue::StringValue("x".into())),
+                    ..Metric::default()
+                },
+                Metric {
+                    alias: Some(6),
+                    value: Some(MetricValue::BytesValue(vec![2])),
+                    ..Metric::default()
+                },
+            ],
+        );
+        assert_eq!(
+            summary(&d.decode("spBv1.0/g/NDATA/n", &wrong, NOW)),
+            (vec![], vec!["bad_value"])
+        );
     }
 
     #[test]
     fn not_sparkplug_at_all() {
         let mut d = SparkplugDecoder::new();
-        assert_eq!(summary(&d.decode("facility/env/1", &node_birth(), NOW)).1, vec!["bad_topic"]);
-        assert_eq!(summary(&d.decode("spBv1.0/g/NDATA/n", b"\x12\x05\x0a", NOW)).1, vec!["protobuf"]);
-        assert_eq!(summary(&d.decode("spBv1.0/g/NCMD/n", b"garbage", NOW)), (vec![], vec![]));
-        assert_eq!(summary(&d.decode("spBv1.0/STATE/host", b"{\"online\":true}", NOW)), (vec![], vec![]));
+        assert_eq!(
+            summary(&d.decode("facility/env/1", &node_birth(), NOW)).1,
+            vec!["bad_topic"]
+        );
+        assert_eq!(
+            summary(&d.decode("spBv1.0/g/NDATA/n", b"\x12\x05\x0a", NOW)).1,
+            vec!["protobuf"]
+        );
+        assert_eq!(
+            summary(&d.decode("spBv1.0/g/NCMD/n", b"garbage", NOW)),
+            (vec![], vec![])
+        );
+        assert_eq!(
+            summary(&d.decode("spBv1.0/STATE/host", b"{\"online\":true}", NOW)),
+            (vec![], vec![])
+        );
     }
 
     #[test]
@@ -588,7 +786,10 @@ mod tests {
         let out = d.decode("spBv1.0/g/DBIRTH/n/one-more", &birth, NOW);
         assert_eq!(summary(&out).1, vec!["too_many_devices"]);
         // A rebirth of a known device is still fine.
-        assert!(d.decode("spBv1.0/g/DBIRTH/n/d0", &birth, NOW).errors.is_empty());
+        assert!(d
+            .decode("spBv1.0/g/DBIRTH/n/d0", &birth, NOW)
+            .errors
+            .is_empty());
         assert_eq!(d.tracked(), MAX_SCOPES);
     }
 

@@ -49,7 +49,10 @@ mod tests {
         assert_eq!(w.allow("not_json", t), Some(0));
         assert_eq!(w.allow("not_json", t + Duration::from_secs(1)), None);
         assert_eq!(w.allow("not_json", t + Duration::from_secs(2)), None);
-        assert_eq!(w.allow("field_missing", t + Duration::from_secs(2)), Some(0));
+        assert_eq!(
+            w.allow("field_missing", t + Duration::from_secs(2)),
+            Some(0)
+        );
         assert_eq!(w.allow("not_json", t + PERIOD), Some(2));
         assert_eq!(w.allow("not_json", t + PERIOD), None);
     }
