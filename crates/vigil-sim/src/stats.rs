@@ -23,7 +23,8 @@ pub struct DeviceCounters {
 pub struct DeviceStats {
     /// Requests addressed to the device (broadcasts included).
     pub requests: u64,
-    /// Normal answers sent.
+    /// Normal answers produced (a `wrong_unit` or `wrong_transaction` fault corrupts the
+    /// header of one of them; the other faults replace the answer and leave no response).
     pub responses: u64,
     /// Exception answers the protocol called for (illegal function, address or value);
     /// injected exceptions count as faults.

@@ -24,7 +24,8 @@ use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use tracing::warn;
-use vigil_core::{AlertEvent, AlertId, AlertKey, AlertView, EventId, Hlc};
+use vigil_core::{AlertEvent, AlertId, AlertKey, AlertView, EventId, Hlc, Lane};
+use vigil_wire::LinkEvent;
 
 use crate::convert::{
     count_to_sql, event_hlc_to_sql, hlc_from_sql, hlc_to_sql, id_from_sql, u64_from_sql,
@@ -215,6 +216,31 @@ impl Store {
         Ok(stats)
     }
 
+    /// Records events created on this node in one durable transaction: stores them in the
+    /// event store (folding their alerts) and appends each, encoded as a link event
+    /// (`{"alert": {...}}`, the payload the link engine sends), to its lane of `link`'s
+    /// outbox. Either all of it commits or none; returns the outbox sequence numbers.
+    pub fn record_events(&mut self, link: &str, events: &[(Lane, AlertEvent)]) -> Result<Vec<u64>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut payloads = Vec::with_capacity(events.len());
+        for (lane, event) in events {
+            let link_event = LinkEvent::Alert(event.clone());
+            let bytes = serde_json::to_vec(&link_event).map_err(|source| StoreError::Encode {
+                what: "a link event",
+                source,
+            })?;
+            payloads.push((*lane, bytes));
+        }
+        let plain: Vec<AlertEvent> = events.iter().map(|(_, e)| e.clone()).collect();
+        let tx = self.write_tx("begin recording local events")?;
+        apply_in(&tx, &plain)?;
+        let seqs = crate::outbox::append_in(&tx, link, payloads)?;
+        tx.commit().op("commit local events")?;
+        Ok(seqs)
+    }
+
     /// The folded view of an alert, or `None` if no event of it is stored.
     pub fn alert(&self, id: AlertId) -> Result<Option<AlertView>> {
         load_view(&self.conn, id)
@@ -304,6 +330,43 @@ impl Store {
             .query_row("SELECT count(*) FROM alerts", [], |row| row.get(0))
             .op("count alerts")?;
         u64_from_sql(n, "alerts", || "count(*)".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod record_tests {
+    use super::*;
+    use vigil_core::{Actor, AlertEventBody, NodeId};
+
+    #[test]
+    fn recorded_events_are_stored_and_queued_as_link_events_together() {
+        let mut store = Store::open_in_memory().expect("open");
+        let alert = AlertId::generate();
+        let event = AlertEvent {
+            id: EventId::generate(),
+            alert,
+            origin: NodeId::new("gw").expect("valid"),
+            hlc: Hlc::new(1_795_000_000_000, 0),
+            actor: Actor::System,
+            body: AlertEventBody::Commented { text: "x".into() },
+        };
+        let seqs = store
+            .record_events("parent", &[(Lane::Critical, event.clone())])
+            .expect("recorded");
+        assert_eq!(seqs, vec![1]);
+        assert_eq!(store.event(event.id).expect("read"), Some(event.clone()));
+        let rec = store
+            .outbox_read("parent", Lane::Critical, 0, 10, 1 << 20)
+            .expect("read");
+        let back: LinkEvent = serde_json::from_slice(&rec[0].payload).expect("a link event");
+        assert_eq!(back, LinkEvent::Alert(event));
+        assert_eq!(
+            store
+                .outbox_lane_state("parent", Lane::Normal)
+                .expect("state")
+                .head_seq,
+            0
+        );
     }
 }
 

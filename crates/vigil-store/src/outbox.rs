@@ -245,6 +245,48 @@ fn recount(conn: &Connection, lane_id: i64) -> Result<(u64, u64)> {
     Ok((n.unsigned_abs(), bytes.unsigned_abs()))
 }
 
+/// Appends records to `link`'s outbox inside an open transaction; the caller commits.
+pub(crate) fn append_in<I, P>(tx: &rusqlite::Connection, link: &str, items: I) -> Result<Vec<u64>>
+where
+    I: IntoIterator<Item = (Lane, P)>,
+    P: AsRef<[u8]>,
+{
+    let items = items.into_iter();
+    let mut lanes: [Option<LaneRow>; 2] = [None, None];
+    let mut seqs = Vec::with_capacity(items.size_hint().0);
+    {
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO outbox_records (lane_id, seq, payload) VALUES (?1, ?2, ?3)",
+            )
+            .op("prepare an outbox append")?;
+        for (lane, payload) in items {
+            let payload = payload.as_ref();
+            let row = match &mut lanes[lane_slot(lane)] {
+                Some(row) => row,
+                slot @ None => slot.insert(load_or_create_lane(tx, link, lane)?),
+            };
+            let exhausted = || StoreError::SeqExhausted {
+                link: link.to_owned(),
+                lane,
+            };
+            let seq = row.head.checked_add(1).ok_or_else(exhausted)?;
+            let seq_sql = seq_to_sql(seq).ok_or_else(exhausted)?;
+            insert
+                .execute(params![row.id, seq_sql, payload])
+                .op("append to the outbox")?;
+            row.head = seq;
+            row.records += 1;
+            row.bytes += payload.len() as u64;
+            seqs.push(seq);
+        }
+    }
+    for row in lanes.iter().flatten() {
+        save_lane(tx, row)?;
+    }
+    Ok(seqs)
+}
+
 impl Store {
     /// Appends one record to `lane` of `link`'s outbox in one durable transaction; returns
     /// its sequence number.
@@ -269,38 +311,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let tx = self.write_tx("begin an outbox append")?;
-        let mut lanes: [Option<LaneRow>; 2] = [None, None];
-        let mut seqs = Vec::with_capacity(items.size_hint().0);
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO outbox_records (lane_id, seq, payload) VALUES (?1, ?2, ?3)",
-                )
-                .op("prepare an outbox append")?;
-            for (lane, payload) in items {
-                let payload = payload.as_ref();
-                let row = match &mut lanes[lane_slot(lane)] {
-                    Some(row) => row,
-                    slot @ None => slot.insert(load_or_create_lane(&tx, link, lane)?),
-                };
-                let exhausted = || StoreError::SeqExhausted {
-                    link: link.to_owned(),
-                    lane,
-                };
-                let seq = row.head.checked_add(1).ok_or_else(exhausted)?;
-                let seq_sql = seq_to_sql(seq).ok_or_else(exhausted)?;
-                insert
-                    .execute(params![row.id, seq_sql, payload])
-                    .op("append to the outbox")?;
-                row.head = seq;
-                row.records += 1;
-                row.bytes += payload.len() as u64;
-                seqs.push(seq);
-            }
-        }
-        for row in lanes.iter().flatten() {
-            save_lane(&tx, row)?;
-        }
+        let seqs = append_in(&tx, link, items)?;
         tx.commit().op("commit an outbox append")?;
         Ok(seqs)
     }

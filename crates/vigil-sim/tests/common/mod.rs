@@ -19,7 +19,7 @@ pub fn profiles_dir() -> PathBuf {
 /// A facility from `sim.toml` text (the shipped profiles are prepended as `[profiles]`).
 pub fn facility(text: &str) -> Facility {
     let text = format!(
-        "[profiles]\ndirs = [{:?}]\n\n{text}",
+        "profiles.dirs = [{:?}]\n{text}",
         profiles_dir().display().to_string()
     );
     match Facility::parse(Path::new("test-sim.toml"), &text) {
