@@ -2,7 +2,6 @@
 //! says what would be right; validation reports every problem of a file, not just the first.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::locate::LineIndex;
@@ -11,29 +10,9 @@ use crate::schema::{DataType, Point, Profile};
 /// The longest string point, in bytes (a single read of 125 registers holds 250).
 pub const MAX_STRING_LEN: u16 = 250;
 
-/// One problem with one profile file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ProfileError {
-    pub file: PathBuf,
-    /// 1-based line, when it can be told.
-    pub line: Option<usize>,
-    /// The key path, e.g. `points[3].type`; empty for the whole file.
-    pub key: String,
-    pub message: String,
-}
-
-impl fmt::Display for ProfileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
-        if !self.key.is_empty() {
-            write!(f, ": {}", self.key)?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
+/// One problem with one profile file: the same located error as a config's (file, line,
+/// key, message).
+pub use vigil_config::ConfigError as ProfileError;
 
 /// Reads and validates one profile file.
 pub fn load_file(path: &Path) -> Result<Profile, Vec<ProfileError>> {
