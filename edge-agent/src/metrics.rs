@@ -3,7 +3,9 @@
 //! Each component gets its own struct of metrics (labelled by device or subscription), all
 //! registered in one [`prometheus::Registry`] that `GET /metrics` renders.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 /// Every metric the agent exports.
 #[derive(Debug, Clone)]
@@ -11,6 +13,10 @@ pub struct Metrics {
     pub registry: Registry,
     pub modbus: ModbusMetrics,
     pub mqtt: MqttMetrics,
+    /// Detection: conditions by kind.
+    pub detect: DetectMetrics,
+    /// Alert management and the outbox.
+    pub alerts: AlertMetrics,
 }
 
 /// Per Modbus device (`device` label).
@@ -18,7 +24,8 @@ pub struct Metrics {
 pub struct ModbusMetrics {
     /// Requests sent, by device.
     pub requests: IntCounterVec,
-    /// Failed requests by device and kind: `timeout`, `exception`, `io`, `protocol`
+    /// Failed requests by device and kind: `timeout`, `exception`, `gateway` (a gateway
+    /// answered for an absent device), `io`, `protocol`
     /// (garbage, wrong unit or transaction id), `decode` (a value the profile cannot read).
     pub errors: IntCounterVec,
     /// Round-trip time of successful requests, seconds.
@@ -46,6 +53,32 @@ pub struct MqttMetrics {
     pub connected: IntGaugeVec,
 }
 
+/// Detection (`vigil_conditions_total`, `vigil_detect_points`).
+#[derive(Debug, Clone)]
+pub struct DetectMetrics {
+    /// Conditions from detectors and sources, by `kind` and `state` (`raised`, `cleared`).
+    pub conditions: IntCounterVec,
+    /// Points that run at least one rule detector.
+    pub points: IntGauge,
+}
+
+/// Alert management and the outbox (`vigil_alert_*`, `vigil_alerts_open`,
+/// `vigil_outbox_backlog_records`).
+#[derive(Debug, Clone)]
+pub struct AlertMetrics {
+    /// Alert events recorded in the store and queued in the outbox, by `event` (`raised`,
+    /// `cleared`, …) and `lane`.
+    pub events: IntCounterVec,
+    /// Failed attempts to record a step's events (they are kept and retried).
+    pub record_errors: IntCounter,
+    /// Events waiting to be recorded after a failed attempt.
+    pub pending: IntGauge,
+    /// Alerts open (not closed) on this node.
+    pub open: IntGauge,
+    /// Outbox records not yet acknowledged by the peer, by `link` and `lane`.
+    pub outbox_backlog: IntGaugeVec,
+}
+
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
     registry
@@ -56,6 +89,14 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
 
 fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
+}
+
+fn plain_gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric definition");
     registry
         .register(Box::new(g.clone()))
         .expect("metric registered once");
@@ -136,10 +177,56 @@ impl Metrics {
                 &["subscription"],
             ),
         };
+        let detect = DetectMetrics {
+            conditions: counter(
+                &registry,
+                "vigil_conditions_total",
+                "Conditions reported by detectors and sources, by kind and state (raised, cleared)",
+                &["kind", "state"],
+            ),
+            points: plain_gauge(
+                &registry,
+                "vigil_detect_points",
+                "Points that run at least one rule detector",
+            ),
+        };
+        let alerts = AlertMetrics {
+            events: counter(
+                &registry,
+                "vigil_alert_events_total",
+                "Alert events recorded in the store and queued in the outbox, by event and lane",
+                &["event", "lane"],
+            ),
+            record_errors: {
+                let c = IntCounter::new(
+                    "vigil_alert_record_errors_total",
+                    "Failed attempts to record alert events (they are retried)",
+                )
+                .expect("valid metric definition");
+                registry
+                    .register(Box::new(c.clone()))
+                    .expect("metric registered once");
+                c
+            },
+            pending: plain_gauge(
+                &registry,
+                "vigil_alert_events_pending",
+                "Alert events waiting to be recorded after a failed attempt",
+            ),
+            open: plain_gauge(&registry, "vigil_alerts_open", "Alerts open on this node"),
+            outbox_backlog: gauge(
+                &registry,
+                "vigil_outbox_backlog_records",
+                "Outbox records not yet acknowledged by the peer, by link and lane",
+                &["link", "lane"],
+            ),
+        };
         Metrics {
             registry,
             modbus,
             mqtt,
+            detect,
+            alerts,
         }
     }
 

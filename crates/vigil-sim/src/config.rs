@@ -4,7 +4,52 @@
 //! [`crate::facility`], which loads the profiles.
 //!
 //! Every duration is written like `"500ms"` or `"5m"`; every time in a scenario or fault is an
-//! offset from the simulator's start.
+//! offset from the simulator's start. In short (`examples/facility.toml` is a whole facility):
+//!
+//! ```toml
+//! seed = 42                                  # same seed, same run (noise, garbage, probabilities)
+//!
+//! [profiles]
+//! dirs = ["../device-profiles"]              # relative to this file
+//!
+//! [[gateway]]                                # one TCP listener, several unit ids behind it
+//! id = "gw-plant"
+//! listen = "127.0.0.1:15030"                 # port 0: any free port (the handle tells which)
+//!
+//! [[bus]]                                    # Modbus RTU on a serial port
+//! id = "rs485-1"
+//! port = "/dev/ttyUSB0"
+//! baud = 9600                                # parity = "none"|"even"|"odd", stop_bits = 1|2, data_bits = 7|8
+//!
+//! [[device]]
+//! id = "fence-north"
+//! profile = "perimeter-fence-controller"     # a name from [profiles] dirs, or a path to a .yaml
+//! transport = "tcp"                          # tcp (default): listen or gateway | rtu: bus
+//! listen = "127.0.0.1:15020"
+//! unit = 1                                   # 1-247, unique per gateway and bus
+//! [device.points.zone3_alarm]                # scenario of one point; others start normal
+//! kind = "event"
+//! at = "60s"
+//! duration = "20s"
+//! [[device.fault]]                           # silent | delay | exception | garbage | wrong_unit
+//! kind = "silent"                            # | wrong_transaction | drop_connection
+//! from = "8m"                                # default: from the start
+//! until = "9m30s"                            # default: forever
+//! probability = 1.0                          # share of requests hit while active
+//!
+//! [[mqtt]]
+//! id = "env-1"
+//! url = "mqtt://127.0.0.1:1883"
+//! format = "json"                            # json | number | sparkplug_b (needs group)
+//! interval = "5s"
+//! [mqtt.fields.temp]
+//! kind = "noise"
+//! mean = 21.5
+//! amplitude = 0.2
+//! [[mqtt.fault]]
+//! kind = "malformed"                         # malformed | silent
+//! probability = 0.02
+//! ```
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -282,6 +327,17 @@ pub enum MqttFormat {
     Number,
     /// Sparkplug B: NBIRTH then NDATA (and DBIRTH/DDATA for devices), protobuf.
     SparkplugB,
+}
+
+impl MqttFormat {
+    /// The name used in `sim.toml`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MqttFormat::Json => "json",
+            MqttFormat::Number => "number",
+            MqttFormat::SparkplugB => "sparkplug_b",
+        }
+    }
 }
 
 /// `[[mqtt.device]]`: a Sparkplug B device behind an edge node.

@@ -19,7 +19,7 @@ struct Cli {
     /// The facility to simulate (sim.toml; see crates/vigil-sim/examples/facility.toml).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
-    /// Validate the config and its profiles, print what would be served, and exit.
+    /// Validate the config and the profiles it names, then exit (0: valid, 2: not).
     #[arg(long)]
     check: bool,
 }
@@ -89,7 +89,7 @@ async fn run(facility: Facility) -> ExitCode {
         println!(
             "  mqtt   {:<20} {:<28} {} {}",
             m.id,
-            format!("{:?}", m.format).to_lowercase(),
+            m.format.as_str(),
             m.url,
             m.topic
         );

@@ -45,10 +45,21 @@ pub struct ApplyStats {
 /// Inserts `events` idempotently and brings the views of the alerts they touch up to date,
 /// inside the caller's transaction.
 pub(crate) fn apply_in(conn: &Connection, events: &[AlertEvent]) -> Result<ApplyStats> {
-    let mut ordered: Vec<&AlertEvent> = events.iter().collect();
-    ordered.sort_by_key(|e| e.order_key());
+    apply_in_tracked(conn, events).map(|(stats, _)| stats)
+}
+
+/// [`apply_in`], also saying which events were new here: their indexes in `events`, in
+/// ascending order. What a receiver hands on (to its owner, or up to its own parent) is
+/// exactly these: a resent event is stored once and relayed once.
+pub(crate) fn apply_in_tracked(
+    conn: &Connection,
+    events: &[AlertEvent],
+) -> Result<(ApplyStats, Vec<usize>)> {
+    let mut ordered: Vec<(usize, &AlertEvent)> = events.iter().enumerate().collect();
+    ordered.sort_by_key(|(_, e)| e.order_key());
 
     let mut stats = ApplyStats::default();
+    let mut fresh_indexes = Vec::new();
     let mut fresh: BTreeMap<AlertId, Vec<&AlertEvent>> = BTreeMap::new();
     {
         let mut insert = conn
@@ -57,7 +68,7 @@ pub(crate) fn apply_in(conn: &Connection, events: &[AlertEvent]) -> Result<Apply
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .op("prepare an event insert")?;
-        for event in ordered {
+        for (index, event) in ordered {
             let hlc = event_hlc_to_sql(event)?;
             let body = serde_json::to_string(event).map_err(|source| StoreError::Encode {
                 what: "an alert event",
@@ -77,6 +88,7 @@ pub(crate) fn apply_in(conn: &Connection, events: &[AlertEvent]) -> Result<Apply
                 stats.duplicates += 1;
             } else {
                 stats.applied += 1;
+                fresh_indexes.push(index);
                 fresh.entry(event.alert).or_default().push(event);
             }
         }
@@ -100,7 +112,17 @@ pub(crate) fn apply_in(conn: &Connection, events: &[AlertEvent]) -> Result<Apply
         }
         save_view(conn, &view)?;
     }
-    Ok(stats)
+    fresh_indexes.sort_unstable();
+    Ok((stats, fresh_indexes))
+}
+
+/// An event as an outbox payload: encoded as the link event (`{"alert": {...}}`) the link
+/// engine sends.
+pub(crate) fn link_payload(event: &AlertEvent) -> Result<Vec<u8>> {
+    serde_json::to_vec(&LinkEvent::Alert(event.clone())).map_err(|source| StoreError::Encode {
+        what: "a link event",
+        source,
+    })
 }
 
 /// The row key of an id, for error messages.
@@ -226,12 +248,7 @@ impl Store {
         }
         let mut payloads = Vec::with_capacity(events.len());
         for (lane, event) in events {
-            let link_event = LinkEvent::Alert(event.clone());
-            let bytes = serde_json::to_vec(&link_event).map_err(|source| StoreError::Encode {
-                what: "a link event",
-                source,
-            })?;
-            payloads.push((*lane, bytes));
+            payloads.push((*lane, link_payload(event)?));
         }
         let plain: Vec<AlertEvent> = events.iter().map(|(_, e)| e.clone()).collect();
         let tx = self.write_tx("begin recording local events")?;

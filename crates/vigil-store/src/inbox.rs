@@ -11,6 +11,13 @@
 //! is already here is applied idempotently (its old events count as duplicates). A batch that
 //! starts after `cursor + 1` leaves a gap (an earlier batch was lost): it is not applied, and
 //! the returned ack repeats the cursor, which tells the sender to resend from there.
+//!
+//! A hub relays what its children send on to its own parent:
+//! [`Store::apply_batch_and_forward`] does what [`Store::apply_batch`] does and, in the same
+//! transaction, appends the events that were new here — and that the node's escalation
+//! policy sends up — to the forwarding link's outbox. So an event acknowledged to a child is
+//! already queued for the parent: a crash cannot lose it between the two links, and a resent
+//! batch is not relayed twice.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use tracing::debug;
@@ -18,7 +25,8 @@ use vigil_core::{AlertEvent, Lane, NodeId};
 
 use crate::convert::{seq_to_sql, u64_from_sql};
 use crate::error::{Result, SqlContext, StoreError};
-use crate::events::apply_in;
+use crate::events::{apply_in_tracked, link_payload};
+use crate::outbox::append_in;
 use crate::store::Store;
 
 /// What applying a batch did, and what to answer.
@@ -33,6 +41,19 @@ pub struct BatchOutcome {
     /// The batch started after `cursor + 1` and was not applied: the sender must resend
     /// from `ack_upto + 1`.
     pub gap: bool,
+}
+
+/// What [`Store::apply_batch_and_forward`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct ForwardOutcome {
+    /// The batch's outcome, as [`Store::apply_batch`] reports it: the ack to send.
+    pub batch: BatchOutcome,
+    /// The indexes (into the batch's events, ascending) of the events that were new here:
+    /// what the receiver hands on to its owner. Empty for a resend and for a gap.
+    pub fresh: Vec<usize>,
+    /// For each new event the policy sent up, in batch order: its lane and its sequence
+    /// number in the forwarding link's outbox.
+    pub forwarded: Vec<(Lane, u64)>,
 }
 
 fn load_cursor(conn: &Connection, peer: &NodeId, lane: Lane) -> Result<u64> {
@@ -61,6 +82,31 @@ impl Store {
         first_seq: u64,
         events: &[AlertEvent],
     ) -> Result<BatchOutcome> {
+        self.apply_batch_and_forward(peer, lane, first_seq, events, None, |_| None)
+            .map(|outcome| outcome.batch)
+    }
+
+    /// [`Store::apply_batch`], and in the same durable transaction, appends every event of
+    /// the batch that was new here and that `policy` gives a lane to (`None`: it stays here)
+    /// to that lane of `forward_link`'s outbox, encoded as a link event like
+    /// [`Store::record_events`] does. With `forward_link` `None` nothing is forwarded and
+    /// `policy` is not called.
+    ///
+    /// A duplicate (resent) event is neither applied nor forwarded again; a batch after a gap
+    /// applies and forwards nothing. If anything fails, nothing of it is committed: not the
+    /// events, not the cursor, not the forwarded records.
+    pub fn apply_batch_and_forward<P>(
+        &mut self,
+        peer: &NodeId,
+        lane: Lane,
+        first_seq: u64,
+        events: &[AlertEvent],
+        forward_link: Option<&str>,
+        policy: P,
+    ) -> Result<ForwardOutcome>
+    where
+        P: Fn(&AlertEvent) -> Option<Lane>,
+    {
         let invalid = || StoreError::InvalidBatch {
             peer: peer.clone(),
             lane,
@@ -68,9 +114,12 @@ impl Store {
             len: events.len(),
         };
         if events.is_empty() {
-            return Ok(BatchOutcome {
-                ack_upto: self.inbox_cursor(peer, lane)?,
-                ..BatchOutcome::default()
+            return Ok(ForwardOutcome {
+                batch: BatchOutcome {
+                    ack_upto: self.inbox_cursor(peer, lane)?,
+                    ..BatchOutcome::default()
+                },
+                ..ForwardOutcome::default()
             });
         }
         if first_seq == 0 {
@@ -85,13 +134,31 @@ impl Store {
         let cursor = load_cursor(&tx, peer, lane)?;
         if first_seq > cursor.saturating_add(1) {
             debug!(%peer, %lane, cursor, first_seq, "batch after a gap: not applied, asking for a resend");
-            return Ok(BatchOutcome {
-                ack_upto: cursor,
-                gap: true,
-                ..BatchOutcome::default()
+            return Ok(ForwardOutcome {
+                batch: BatchOutcome {
+                    ack_upto: cursor,
+                    gap: true,
+                    ..BatchOutcome::default()
+                },
+                ..ForwardOutcome::default()
             });
         }
-        let stats = apply_in(&tx, events)?;
+        let (stats, fresh) = apply_in_tracked(&tx, events)?;
+        let mut forwarded = Vec::new();
+        if let Some(link) = forward_link {
+            let mut payloads = Vec::new();
+            for &index in &fresh {
+                let Some(event) = events.get(index) else {
+                    continue;
+                };
+                if let Some(up_lane) = policy(event) {
+                    payloads.push((up_lane, link_payload(event)?));
+                }
+            }
+            let lanes: Vec<Lane> = payloads.iter().map(|(l, _)| *l).collect();
+            let seqs = append_in(&tx, link, payloads)?;
+            forwarded = lanes.into_iter().zip(seqs).collect();
+        }
         let ack_upto = cursor.max(last_seq);
         if ack_upto > cursor {
             tx.prepare_cached(
@@ -102,11 +169,18 @@ impl Store {
             .op("advance an inbox cursor")?;
         }
         tx.commit().op("commit a batch")?;
-        Ok(BatchOutcome {
-            ack_upto,
-            applied: stats.applied,
-            duplicates: stats.duplicates,
-            gap: false,
+        if !forwarded.is_empty() {
+            debug!(%peer, %lane, forwarded = forwarded.len(), link = forward_link, "batch forwarded");
+        }
+        Ok(ForwardOutcome {
+            batch: BatchOutcome {
+                ack_upto,
+                applied: stats.applied,
+                duplicates: stats.duplicates,
+                gap: false,
+            },
+            fresh,
+            forwarded,
         })
     }
 

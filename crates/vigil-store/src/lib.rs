@@ -7,7 +7,9 @@
 //!   [`Store::outbox_ack`]): per link, two lanes of sequence-numbered records, deleted only
 //!   once the peer acknowledges that it has stored them.
 //! - The **inbox** ([`Store::apply_batch`]): the receiving side of a link; a batch's events
-//!   and the cursor that the next ack reports commit together.
+//!   and the cursor that the next ack reports commit together;
+//!   [`Store::apply_batch_and_forward`] also queues the new events for the node's own parent
+//!   in that transaction.
 //! - The **event store** ([`Store::apply_events`], [`Store::alert`], …): every alert event
 //!   once by id, and each alert's ISA-18.2 view folded from them.
 //!
@@ -21,11 +23,17 @@ pub mod events;
 pub mod inbox;
 pub mod migrate;
 pub mod outbox;
+pub mod query;
+mod record;
 pub mod store;
 
 pub use error::{Result, StoreError};
 pub use events::ApplyStats;
-pub use inbox::BatchOutcome;
+pub use inbox::{BatchOutcome, ForwardOutcome};
 pub use migrate::SCHEMA_VERSION;
 pub use outbox::{AckOutcome, LaneCursors, LaneState, OutboxBatch, OutboxRecord};
+pub use query::{
+    AlertCursor, AlertPage, AlertQuery, CursorError, OpenAlertCount, StateCount, DEFAULT_PAGE_LIMIT,
+    MAX_PAGE_LIMIT,
+};
 pub use store::{Store, BUSY_TIMEOUT};

@@ -4,6 +4,7 @@
 
 pub mod modbus;
 pub mod mqtt;
+pub mod rule;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use vigil_core::{NodeId, SitePath};
 
 pub use modbus::{ModbusDevice, Parity, Transport};
 pub use mqtt::{Decoder, MqttSubscription};
+pub use rule::{PointPattern, RuleOverride};
 
 /// The whole `agent.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -37,6 +39,9 @@ pub struct AgentConfig {
     /// Streaming anomaly detectors (the detection pipeline reads these).
     #[serde(default)]
     pub detector: Vec<DetectorConfig>,
+    /// `[[rule]]`: per-point overrides of the profiles' detection rules (see [`rule`]).
+    #[serde(default)]
+    pub rule: Vec<RuleOverride>,
 }
 
 /// `[node]`: who this gateway is and where it stands in the network.
@@ -174,6 +179,7 @@ impl Validate for AgentConfig {
                 ));
             }
         }
+        out.extend(rule::validate_rules(self));
         out
     }
 }

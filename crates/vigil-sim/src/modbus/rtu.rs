@@ -21,15 +21,16 @@ pub struct RtuServer {
     pub name: String,
     /// The units on the bus.
     pub units: Arc<UnitTable>,
-    /// The silence after which an incomplete frame is thrown away.
+    /// The silence that ends a frame whose length its function code does not tell.
     pub gap: Duration,
     /// The simulation's clock.
     pub clock: Clock,
 }
 
-/// The silence that ends a frame at `baud` with `bits_per_char` (start, data, parity and
-/// stop bits): 3.5 character times, and at least 20 ms, since a pty or a USB adapter
-/// delivers a frame in pieces with scheduling gaps of a few milliseconds between them.
+/// The silence that ends a frame of unknown length at `baud` with `bits_per_char` (start,
+/// data, parity and stop bits): 3.5 character times, and at least 20 ms, since a pty or a
+/// USB adapter delivers a frame in pieces with scheduling gaps of a few milliseconds between
+/// them.
 pub fn frame_gap(baud: u32, bits_per_char: u32) -> Duration {
     let char_time = f64::from(bits_per_char) / f64::from(baud.max(1));
     Duration::from_secs_f64(3.5 * char_time).max(Duration::from_millis(20))
@@ -40,6 +41,8 @@ impl RtuServer {
     pub async fn serve(self, mut port: SerialStream, shutdown: CancellationToken) {
         let mut buf: Vec<u8> = Vec::with_capacity(2 * MAX_FRAME_LEN);
         let mut chunk = [0u8; MAX_FRAME_LEN];
+        // After a silence that ended nothing, wait for bytes without a timeout.
+        let mut idle = false;
         loop {
             while let Some((start, len)) = rtu_frame::find_request(&buf) {
                 if start > 0 {
@@ -54,7 +57,7 @@ impl RtuServer {
                 let excess = buf.len() - MAX_FRAME_LEN;
                 buf.drain(..excess);
             }
-            let read = if buf.is_empty() {
+            let read = if buf.is_empty() || idle {
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     r = port.read(&mut chunk) => Some(r),
@@ -73,7 +76,10 @@ impl RtuServer {
                         () = tokio::time::sleep(Duration::from_millis(50)) => {}
                     }
                 }
-                Some(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+                Some(Ok(n)) => {
+                    idle = false;
+                    buf.extend_from_slice(&chunk[..n]);
+                }
                 Some(Err(e)) => {
                     tracing::debug!(bus = %self.name, error = %e, "serial read failed");
                     tokio::select! {
@@ -82,15 +88,17 @@ impl RtuServer {
                     }
                 }
                 None => {
-                    // Silence: a frame of a function code the parser cannot size, or noise.
-                    if rtu_frame::whole_is_frame(&buf) {
-                        let frame = std::mem::take(&mut buf);
+                    // Silence: the end of a frame of a function code the parser cannot size.
+                    // Anything else stays: a frame arriving in pieces is still found, and
+                    // noise is dropped once a valid frame follows it.
+                    if let Some(start) = rtu_frame::find_unsized(&buf) {
+                        let frame = buf.split_off(start);
+                        buf.clear();
                         if !self.answer(&mut port, &frame, &shutdown).await {
                             return;
                         }
                     } else {
-                        tracing::debug!(bus = %self.name, bytes = buf.len(), "incomplete frame or noise dropped after silence");
-                        buf.clear();
+                        idle = true;
                     }
                 }
             }

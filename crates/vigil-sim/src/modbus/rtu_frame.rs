@@ -6,9 +6,10 @@
 //! function code tells the length of a request (a byte count inside FC 15/16/23 tells the
 //! rest), and a candidate counts only when its CRC matches. Bytes before a valid frame are
 //! noise and dropped (resynchronisation after line noise or a partial frame); a frame whose
-//! CRC does not match is ignored, as a real slave ignores it. Silence is only used to throw
-//! away an incomplete tail, and to accept a frame of an unknown function code (answered with
-//! exception 01) whose length only the silence after it tells.
+//! CRC does not match is ignored, as a real slave ignores it. Silence is only used to accept
+//! a frame of a function code the parser cannot size (answered with exception 01), whose end
+//! only the silence after it tells; a frame that arrives in pieces with pauses between them
+//! is still found.
 
 /// The longest RTU frame (unit + 253-byte PDU + CRC).
 pub const MAX_FRAME_LEN: usize = 256;
@@ -74,10 +75,14 @@ pub fn find_request(buf: &[u8]) -> Option<(usize, usize)> {
     })
 }
 
-/// After a silence: whether the whole of `buf` is one frame with a valid CRC (a function
-/// code whose length the parser does not know).
-pub fn whole_is_frame(buf: &[u8]) -> bool {
-    buf.len() >= 4 && buf.len() <= MAX_FRAME_LEN && crc_ok(buf)
+/// After a silence: where the frame of a function code the parser cannot size starts, if
+/// the tail of `buf` from there is one with a valid CRC.
+pub fn find_unsized(buf: &[u8]) -> Option<usize> {
+    let first = buf.len().saturating_sub(MAX_FRAME_LEN);
+    (first..buf.len().saturating_sub(3)).find(|&start| {
+        let rest = &buf[start..];
+        matches!(request_len(rest), Some(Err(()))) && crc_ok(rest)
+    })
 }
 
 #[cfg(test)]
@@ -117,7 +122,10 @@ mod tests {
     fn unknown_functions_need_the_silence() {
         let custom = encode(1, &[0x41, 1, 2, 3]);
         assert_eq!(find_request(&custom), None);
-        assert!(whole_is_frame(&custom));
-        assert!(!whole_is_frame(&custom[..5]));
+        assert_eq!(find_unsized(&custom), Some(0));
+        assert_eq!(find_unsized(&custom[..5]), None);
+        let mut behind_noise = vec![0x55, 0x01];
+        behind_noise.extend(&custom);
+        assert_eq!(find_unsized(&behind_noise), Some(2));
     }
 }

@@ -180,12 +180,15 @@ impl Sensor {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut bd_seq: u64 = 0;
         let mut backoff = MIN_BACKOFF;
+        // Failed attempts in a row: the first is a warning, the retries are debug.
+        let mut failures: u64 = 0;
         while !shutdown.is_cancelled() {
             let mut session = self.session(bd_seq);
             let (client, mut eventloop) = AsyncClient::new(self.options(session.as_ref()), 256);
-            match self.connect(&mut eventloop, &shutdown).await {
+            match self.connect(&mut eventloop, &shutdown, failures).await {
                 None => return,
                 Some(false) => {
+                    failures += 1;
                     self.counters.error();
                     tokio::select! {
                         () = shutdown.cancelled() => return,
@@ -197,6 +200,7 @@ impl Sensor {
                 Some(true) => {}
             }
             backoff = MIN_BACKOFF;
+            failures = 0;
             self.counters.connected();
             tracing::info!(sensor = %self.config.id, broker = %self.config.url, bd_seq, "MQTT connected");
             let closed = self
@@ -215,6 +219,7 @@ impl Sensor {
         &self,
         eventloop: &mut EventLoop,
         shutdown: &CancellationToken,
+        failures: u64,
     ) -> Option<bool> {
         loop {
             let event = tokio::select! {
@@ -225,7 +230,11 @@ impl Sensor {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => return Some(true),
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(sensor = %self.config.id, broker = %self.config.url, error = %e, "MQTT connection failed; retrying");
+                    if failures == 0 {
+                        tracing::warn!(sensor = %self.config.id, broker = %self.config.url, error = %e, "MQTT connection failed; retrying with backoff up to 5s");
+                    } else {
+                        tracing::debug!(sensor = %self.config.id, broker = %self.config.url, error = %e, failures, "MQTT connection failed again");
+                    }
                     return Some(false);
                 }
             }

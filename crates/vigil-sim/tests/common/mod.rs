@@ -30,7 +30,9 @@ pub fn facility(text: &str) -> Facility {
 
 /// Starts a facility from `sim.toml` text.
 pub async fn start(text: &str) -> SimHandle {
-    Simulator::start(facility(text)).await.expect("simulator starts")
+    Simulator::start(facility(text))
+        .await
+        .expect("simulator starts")
 }
 
 /// Runs `f` with a deadline; a test never hangs.
@@ -57,10 +59,14 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Starts `/usr/sbin/mosquitto` and waits until it accepts connections.
+    /// Starts `/usr/sbin/mosquitto` on a free port and waits until it accepts connections.
     pub fn start() -> Broker {
+        Broker::start_on(free_port())
+    }
+
+    /// Starts `/usr/sbin/mosquitto` on `port` and waits until it accepts connections.
+    pub fn start_on(port: u16) -> Broker {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(
             &conf,
@@ -83,7 +89,10 @@ impl Broker {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not start on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not start on port {port}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         broker
@@ -135,7 +144,10 @@ impl PtyPair {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !(pair.sim.exists() && pair.client.exists()) {
-            assert!(Instant::now() < deadline, "socat did not create the pty pair");
+            assert!(
+                Instant::now() < deadline,
+                "socat did not create the pty pair"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         pair

@@ -28,6 +28,10 @@ pub enum ReadError {
     Timeout(Duration),
     #[error("device exception: {0}")]
     Exception(String),
+    /// A gateway answered that the device behind it did not (exceptions 0x0A, 0x0B): the
+    /// gateway is reachable, the device is not.
+    #[error("gateway answered for an absent device: {0}")]
+    Gateway(String),
     #[error("i/o error: {0}")]
     Io(String),
     /// Garbage, a wrong unit id or transaction id, a short or mismatched response.
@@ -41,6 +45,7 @@ impl ReadError {
         match self {
             ReadError::Timeout(_) => "timeout",
             ReadError::Exception(_) => "exception",
+            ReadError::Gateway(_) => "gateway",
             ReadError::Io(_) => "io",
             ReadError::Protocol(_) => "protocol",
         }
@@ -54,7 +59,7 @@ impl ReadError {
     /// Whether the connection should be dropped and reopened: after a timeout a late answer
     /// could be taken for the next one; after garbage the stream is out of step.
     pub fn poisons_connection(&self) -> bool {
-        !self.is_answer()
+        !matches!(self, ReadError::Exception(_) | ReadError::Gateway(_))
     }
 }
 
@@ -170,6 +175,10 @@ impl Connection {
             Ok(Err(tokio_modbus::Error::Protocol(e))) => {
                 return Err(ReadError::Protocol(e.to_string()))
             }
+            Ok(Ok(Err(
+                exception @ (tokio_modbus::ExceptionCode::GatewayPathUnavailable
+                | tokio_modbus::ExceptionCode::GatewayTargetDevice),
+            ))) => return Err(ReadError::Gateway(exception.to_string())),
             Ok(Ok(Err(exception))) => return Err(ReadError::Exception(exception.to_string())),
             Ok(Ok(Ok(raw))) => raw,
         };

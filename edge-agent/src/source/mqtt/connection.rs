@@ -95,7 +95,8 @@ impl BrokerConnection {
             .iter()
             .map(|r| SubscribeFilter::new(r.filter().as_str().to_owned(), QoS::AtLeastOnce))
             .collect();
-        let mut backoff = Backoff::new(u64::from(std::process::id()) << 32 | self.url.port as u64);
+        let mut backoff =
+            Backoff::new((u64::from(std::process::id()) << 16) ^ u64::from(self.url.port));
         let mut subscribe = false;
         let mut up = false;
         let mut failures: u64 = 0;
@@ -152,7 +153,8 @@ impl BrokerConnection {
                 Ok(_) => {}
                 Err(e) => {
                     let delay = backoff.next_delay();
-                    if up || failures == 0 {
+                    // Warn on the first failure, then on attempts 2, 4, 8… (debug between).
+                    if up || (failures + 1).is_power_of_two() {
                         warn!(broker = %self.url, error = %e, retry_in = ?delay, "MQTT broker connection lost; reconnecting");
                     } else {
                         debug!(broker = %self.url, error = %e, attempt = failures + 1, retry_in = ?delay, "MQTT broker still unreachable");

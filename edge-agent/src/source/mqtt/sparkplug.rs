@@ -60,6 +60,13 @@ struct Node {
     devices: HashMap<String, Table>,
 }
 
+impl Node {
+    /// How many tables it holds: its own (once born) and its devices'.
+    fn tables(&self) -> usize {
+        usize::from(self.table.is_some()) + self.devices.len()
+    }
+}
+
 /// The metrics of one edge node or device, as its birth listed them.
 #[derive(Debug)]
 struct Table {
@@ -283,7 +290,7 @@ impl SparkplugDecoder {
                     return DecodeError::BadDevice(device).into();
                 }
                 let replaces = match (&device_id, self.nodes.get(&key)) {
-                    (None, Some(node)) => 1 + node.devices.len(),
+                    (None, Some(node)) => node.tables(),
                     (Some(d), Some(node)) => usize::from(node.devices.contains_key(d)),
                     (_, None) => 0,
                 };
@@ -365,8 +372,7 @@ impl SparkplugDecoder {
                     for table in node.table.iter().chain(node.devices.values()) {
                         table.died(sent, &mut out);
                     }
-                    let tables = usize::from(node.table.is_some()) + node.devices.len();
-                    self.scopes -= tables;
+                    self.scopes -= node.tables();
                     info!(%scope, devices = node.devices.len(), points = out.readings.len(),
                         "Sparkplug edge node died: its points are Bad until its next birth");
                 }
@@ -658,6 +664,54 @@ mod tests {
             summary(&d.decode("spBv1.0/g/DDATA/n/tank", &ddata, NOW)).1,
             vec!["unknown_alias"]
         );
+    }
+
+    #[test]
+    fn a_device_born_before_its_node() {
+        let mut d = SparkplugDecoder::new();
+        let dbirth = bytes(
+            1,
+            Some(1),
+            vec![m("Level", 1, DataType::UInt16, Value::Int(7))],
+        );
+        let out = d.decode("spBv1.0/g/DBIRTH/n/tank", &dbirth, NOW);
+        assert_eq!(summary(&out), (s(&["tank/level=7@1"]), vec![]));
+        assert_eq!(d.tracked(), 1);
+        d.decode("spBv1.0/g/NBIRTH/n", &node_birth(), NOW);
+        assert_eq!(d.tracked(), 1);
+        let death = bytes(40, None, vec![m(BD_SEQ, 0, DataType::Int64, Value::Int(3))]);
+        d.decode("spBv1.0/g/NDEATH/n", &death, NOW);
+        assert_eq!(d.tracked(), 0);
+    }
+
+    /// The tables counted are the tables held, whatever the order of births and deaths.
+    fn held(d: &SparkplugDecoder) -> usize {
+        d.nodes.values().map(Node::tables).sum()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn table_count_survives_any_sequence(
+            steps in proptest::collection::vec((0usize..6, 0usize..2, 0usize..3), 0..40),
+        ) {
+            let mut d = SparkplugDecoder::new();
+            let birth = node_birth();
+            let dbirth = bytes(1, Some(1), vec![m("Level", 1, DataType::UInt16, Value::Int(7))]);
+            let death = bytes(2, None, vec![m(BD_SEQ, 0, DataType::Int64, Value::Int(3))]);
+            let empty = bytes(2, None, vec![]);
+            for (kind, node, device) in steps {
+                let (topic, payload) = match kind {
+                    0 => (format!("spBv1.0/g/NBIRTH/n{node}"), &birth),
+                    1 => (format!("spBv1.0/g/DBIRTH/n{node}/d{device}"), &dbirth),
+                    2 => (format!("spBv1.0/g/NDEATH/n{node}"), &death),
+                    3 => (format!("spBv1.0/g/DDEATH/n{node}/d{device}"), &empty),
+                    4 => (format!("spBv1.0/g/NDATA/n{node}"), &dbirth),
+                    _ => (format!("spBv1.0/g/DDATA/n{node}/d{device}"), &dbirth),
+                };
+                let _ = d.decode(&topic, payload, NOW);
+                proptest::prop_assert_eq!(d.tracked(), held(&d));
+            }
+        }
     }
 
     #[test]

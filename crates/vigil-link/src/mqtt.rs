@@ -1,0 +1,301 @@
+//! The MQTT connection of a link: broker URL, client options, and the task that drives
+//! rumqttc's event loop and reports to the link's own event loop.
+//!
+//! rumqttc's `EventLoop::poll` must be polled continuously (it reconnects, pings, and moves
+//! requests to the socket), and it is not safe to drop mid-write, so it does not sit in the
+//! link's `select!`: a small pump task owns it, turns what matters into [`MqttEvent`]s on a
+//! channel, and sleeps with [`Backoff`] between failed connection attempts. The link
+//! publishes through the `AsyncClient` with `try_publish` only, so it never waits on the pump
+//! and the two cannot deadlock.
+//!
+//! Session: `clean_session = true`. Delivery is made reliable end to end by the link's own
+//! batches and acks (resend from the last ack after every reconnect), not by the broker's
+//! session state: a persistent session would only make the broker queue stale batches and
+//! their resends for an absent client, and the embedded broker keeps no sessions across a
+//! restart anyway. Each connect re-subscribes.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tracing::{debug, info, warn};
+use vigil_wire::MAX_PAYLOAD_BYTES;
+
+use crate::backoff::{Backoff, BackoffConfig};
+use crate::error::LinkError;
+
+/// The largest MQTT packet accepted or sent: the largest payload plus room for the topic
+/// and headers.
+pub const MAX_PACKET_BYTES: usize = MAX_PAYLOAD_BYTES + 64 * 1024;
+
+/// The default MQTT port.
+pub const DEFAULT_PORT: u16 = 1883;
+
+/// Splits `mqtt://host[:port]` into host and port (1883 by default). IPv6 hosts are written
+/// in brackets: `mqtt://[::1]:1883`.
+pub fn parse_url(url: &str) -> Result<(String, u16), LinkError> {
+    let invalid = |reason: &str| LinkError::InvalidUrl {
+        url: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let rest = if let Some(rest) = url.strip_prefix("mqtt://") {
+        rest
+    } else if url.starts_with("mqtts://") {
+        return Err(invalid(
+            "TLS (mqtts://) is not supported by this build of the link yet; use mqtt://",
+        ));
+    } else {
+        return Err(invalid("expected mqtt://host[:port]"));
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.contains(['/', '?', '#', '@']) {
+        return Err(invalid(
+            "expected mqtt://host[:port] without path, query or user",
+        ));
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let Some((host, after)) = v6.split_once(']') else {
+            return Err(invalid("an IPv6 host needs its closing ']'"));
+        };
+        match after {
+            "" => (host, None),
+            _ => match after.strip_prefix(':') {
+                Some(port) => (host, Some(port)),
+                None => return Err(invalid("expected ':port' after the IPv6 host")),
+            },
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(invalid("the host is empty"));
+    }
+    let port = match port {
+        None => DEFAULT_PORT,
+        Some(p) => match p.parse::<u16>() {
+            Ok(port) if port > 0 => port,
+            _ => return Err(invalid("the port must be a number from 1 to 65535")),
+        },
+    };
+    Ok((host.to_owned(), port))
+}
+
+/// What the pump reports to the link.
+#[derive(Debug)]
+pub(crate) enum MqttEvent {
+    /// The broker accepted the connection (CONNACK).
+    Connected,
+    /// The connection failed or dropped; the pump retries after `retry_in`.
+    Disconnected {
+        /// What went wrong.
+        error: String,
+        /// When the pump tries again.
+        retry_in: Duration,
+    },
+    /// A publish arrived on a subscribed topic.
+    Publish {
+        /// Its topic.
+        topic: String,
+        /// Its payload.
+        payload: Bytes,
+    },
+}
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub(crate) struct MqttSettings {
+    /// The MQTT client id.
+    pub client_id: String,
+    /// `mqtt://host:port`.
+    pub url: String,
+    /// Keepalive (whole seconds, at least 1).
+    pub keep_alive: Duration,
+    /// The last will, if any.
+    pub will: Option<LastWill>,
+    /// Reconnect backoff.
+    pub backoff: BackoffConfig,
+    /// Requests the client may queue for the event loop.
+    pub request_capacity: usize,
+    /// A name for logs (`parent`, `downlinks`).
+    pub name: String,
+}
+
+/// A running connection: the client to publish with and the events of the pump. Dropping
+/// it stops the pump, which drops the socket without a DISCONNECT (so the broker publishes
+/// the last will): what a crash looks like to the broker.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub client: AsyncClient,
+    pub events: mpsc::Receiver<MqttEvent>,
+    pump: Option<JoinHandle<()>>,
+    _stop: DropGuard,
+}
+
+impl Connection {
+    /// Starts the pump; the first connection attempt begins at once.
+    pub fn start(settings: MqttSettings) -> Result<Connection, LinkError> {
+        let (host, port) = parse_url(&settings.url)?;
+        let mut options = MqttOptions::new(settings.client_id.clone(), host, port);
+        options
+            .set_keep_alive(settings.keep_alive)
+            .set_clean_session(true)
+            .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
+        if let Some(will) = settings.will.clone() {
+            options.set_last_will(will);
+        }
+        let (client, mut eventloop) = AsyncClient::new(options, settings.request_capacity);
+        let mut network = eventloop.network_options();
+        network.set_tcp_nodelay(true);
+        eventloop.set_network_options(network);
+        let (tx, events) = mpsc::channel(256);
+        let stop = CancellationToken::new();
+        let pump = tokio::spawn(pump(
+            eventloop,
+            tx,
+            settings.backoff,
+            stop.clone(),
+            settings.name,
+        ));
+        Ok(Connection {
+            client,
+            events,
+            pump: Some(pump),
+            _stop: stop.drop_guard(),
+        })
+    }
+
+    /// Disconnects cleanly (a DISCONNECT packet, so no last will) after whatever was
+    /// published before, and waits up to `wait` for the pump to send it.
+    pub async fn close(mut self, wait: Duration) {
+        if self.client.try_disconnect().is_err() {
+            return;
+        }
+        let Some(mut pump) = self.pump.take() else {
+            return;
+        };
+        let deadline = tokio::time::sleep(wait);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut pump => return,
+                _ = &mut deadline => return,
+                // Keep the pump from blocking on a full channel while it flushes.
+                event = self.events.recv() => if event.is_none() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn pump(
+    mut eventloop: EventLoop,
+    tx: mpsc::Sender<MqttEvent>,
+    backoff: BackoffConfig,
+    stop: CancellationToken,
+    name: String,
+) {
+    let mut backoff = Backoff::new(backoff);
+    loop {
+        let polled = tokio::select! {
+            biased;
+            _ = stop.cancelled() => break,
+            polled = eventloop.poll() => polled,
+        };
+        let event = match polled {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff.reset();
+                info!(link = %name, "connected to the broker");
+                MqttEvent::Connected
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => MqttEvent::Publish {
+                topic: publish.topic,
+                payload: publish.payload,
+            },
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                debug!(link = %name, "disconnected cleanly");
+                break;
+            }
+            Ok(_) => continue,
+            Err(error) => {
+                let retry_in = backoff.next_delay(rand::random::<f64>());
+                warn!(link = %name, %error, retry_in_ms = retry_in.as_millis() as u64,
+                      failures = backoff.failures(), "broker connection lost or refused");
+                if tx
+                    .send(MqttEvent::Disconnected {
+                        error: error.to_string(),
+                        retry_in,
+                    })
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                tokio::select! {
+                    biased;
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(retry_in) => continue,
+                }
+            }
+        };
+        if tx.send(event).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Publishes `payload` on `topic` with QoS 1 without waiting; `false` if the client's queue
+/// is full or closed (the caller retries later).
+pub(crate) fn try_publish(client: &AsyncClient, topic: &str, retain: bool, payload: Vec<u8>) -> bool {
+    client
+        .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+        .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_url("mqtt://127.0.0.1:1884").expect("ok"),
+            ("127.0.0.1".to_owned(), 1884)
+        );
+        assert_eq!(
+            parse_url("mqtt://broker.local/").expect("ok"),
+            ("broker.local".to_owned(), 1883)
+        );
+        assert_eq!(
+            parse_url("mqtt://[::1]:2000").expect("ok"),
+            ("::1".to_owned(), 2000)
+        );
+        assert_eq!(parse_url("mqtt://[::1]").expect("ok"), ("::1".to_owned(), 1883));
+        for bad in [
+            "tcp://x:1",
+            "mqtt://",
+            "mqtt://:1883",
+            "mqtt://x:0",
+            "mqtt://x:70000",
+            "mqtt://x:port",
+            "mqtt://x/path",
+            "mqtt://user@x",
+            "mqtt://[::1",
+            "mqtt://[::1]x",
+            "mqtts://x:8883",
+        ] {
+            let err = parse_url(bad).expect_err(bad);
+            assert!(err.to_string().contains(bad), "{err}");
+        }
+        assert!(parse_url("mqtts://x")
+            .expect_err("tls")
+            .to_string()
+            .contains("not supported"));
+    }
+}

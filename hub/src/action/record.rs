@@ -1,0 +1,116 @@
+//! Recording an operator action: check it against the alert as folded now, stamp it, and
+//! store it together with its place in the outboxes that carry it, in one transaction.
+//!
+//! Where the event goes (DESIGN.md, "One protocol for every link"):
+//!
+//! - **down**, to the outbox of the child through which the alert's origin is reached
+//!   (`child:{id}`, [`Children::downlink_for`]), so the action reaches the gateway that
+//!   raised the alert; not when this hub raised the alert itself;
+//! - **up**, to the `parent` outbox, when the hub has a parent and the alert passes the
+//!   escalation policy (an alert the parent never received gets no actions from below
+//!   either; the policy looks at the alert's current severity).
+//!
+//! The event travels in the alert's lane (critical and major alerts: `critical`). The whole
+//! read-check-stamp-write runs under the store's lock ([`crate::shared_store`]), so two
+//! operators acknowledging the same alert at once get one acknowledgement and one refusal.
+
+use vigil_core::{Actor, AlertEvent, AlertId, AlertView, EventId, NodeId, Timestamp};
+use vigil_store::{Store, StoreError};
+
+use crate::action::{Action, Refused};
+use crate::children::{Children, PARENT_LINK};
+use crate::clock::HubClock;
+use crate::config::EscalationSection;
+
+/// What recording an action needs to know of the hub.
+#[derive(Debug, Clone)]
+pub struct ActionContext {
+    /// This hub: the origin of the events its operators create.
+    pub node: NodeId,
+    /// Whether the hub has a parent to tell.
+    pub has_parent: bool,
+    /// What goes up.
+    pub escalation: EscalationSection,
+    /// The children, for the way down.
+    pub children: Children,
+    /// The hub's clock.
+    pub clock: HubClock,
+}
+
+/// An action recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    /// The event it became.
+    pub event: AlertEvent,
+    /// The alert with the event folded in.
+    pub view: AlertView,
+    /// The outboxes the event was queued in.
+    pub links: Vec<String>,
+}
+
+/// Why an action was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// No event of the alert is stored here.
+    #[error("no alert {0} here")]
+    NotFound(AlertId),
+    /// The alert's state does not allow the action.
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Performs `action` on `alert` for `user` at `now`; see the module docs.
+pub fn record(
+    store: &mut Store,
+    ctx: &ActionContext,
+    alert: AlertId,
+    action: &Action,
+    user: &str,
+    now: Timestamp,
+) -> Result<Recorded, ActionError> {
+    let view = store.alert(alert)?.ok_or(ActionError::NotFound(alert))?;
+    let body = action.check(&view, now)?;
+    let origin = view
+        .key
+        .as_ref()
+        .map(|k| k.origin.clone())
+        .ok_or(Refused::NotRaised)?;
+    let event = AlertEvent {
+        id: EventId::generate(),
+        alert,
+        origin: ctx.node.clone(),
+        hlc: ctx.clock.stamp_after(view.last.map(|(hlc, _)| hlc), now),
+        actor: Actor::User(user.to_owned()),
+        body,
+    };
+    let lane = view.severity.lane();
+    let mut links = Vec::with_capacity(2);
+    if origin != ctx.node {
+        links.push(ctx.children.downlink_for(&origin));
+    }
+    if ctx.has_parent && ctx.escalation.escalates_alert(&view) {
+        links.push(PARENT_LINK.to_owned());
+    }
+    if links.is_empty() {
+        store.apply_events(std::slice::from_ref(&event))?;
+    } else {
+        let items: Vec<(&str, _, AlertEvent)> = links
+            .iter()
+            .map(|link| (link.as_str(), lane, event.clone()))
+            .collect();
+        store.record_events_multi(&items)?;
+    }
+    let view = store.alert(alert)?.ok_or(ActionError::NotFound(alert))?;
+    tracing::info!(
+        %alert, action = action.name(), user, event = %event.id, hlc = %event.hlc,
+        state = %view.state_at(now), links = ?links, "operator action recorded"
+    );
+    Ok(Recorded {
+        event,
+        view,
+        links,
+    })
+}

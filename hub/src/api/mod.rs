@@ -1,0 +1,181 @@
+//! The hub's HTTP interface (DESIGN.md, "Interfaces", "Hub HTTP"), all on one listener:
+//!
+//! | endpoint | file |
+//! |---|---|
+//! | `GET /healthz`, `GET /metrics` | [`health`] |
+//! | `GET /api/v1/alerts`, `GET /api/v1/alerts/{id}` | [`alerts`] |
+//! | `POST /api/v1/alerts/{id}/{ack,shelve,unshelve,comment,assign,close,reset}` | [`actions`] |
+//! | `GET /api/v1/tree` | [`tree`] |
+//! | `GET /api/v1/stream` (Server-Sent Events) | [`stream`] |
+//!
+//! Every error is JSON, `{"error": "what is wrong and what to do"}`, with 400 for a request
+//! that cannot be right, 404 for an unknown alert or endpoint, 409 for an action the alert's
+//! state refuses, 500 when the store fails. Every request is counted and timed by route
+//! template in the metrics.
+//!
+//! Handlers never block the runtime: the store is reached through
+//! [`SharedStore::call`](crate::shared_store::SharedStore::call).
+
+pub mod actions;
+pub mod alerts;
+pub mod health;
+pub mod stream;
+pub mod tree;
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio_util::sync::CancellationToken;
+
+use crate::action::record::ActionContext;
+use crate::children::Children;
+use crate::feed::AlertFeed;
+use crate::metrics::HubMetrics;
+use crate::shared_store::{SharedStore, StoreTaskError};
+use crate::tree::ThisHub;
+
+/// Everything the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: SharedStore,
+    /// The metrics.
+    pub metrics: HubMetrics,
+    /// The live feed.
+    pub feed: AlertFeed,
+    /// What operator actions need (node, clock, children, escalation).
+    pub actions: ActionContext,
+    /// The children registry (same as `actions.children`).
+    pub children: Children,
+    /// This hub, for the tree.
+    pub this: ThisHub,
+    /// Cancelled at shutdown: ends the streams so the server can stop.
+    pub shutdown: CancellationToken,
+}
+
+/// An API error: a status and a message, answered as `{"error": message}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// What is wrong, for the operator or the script.
+    pub message: String,
+}
+
+impl ApiError {
+    /// 400: the request cannot be right.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    /// 404: no such thing.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+
+    /// 409: the alert's state refuses it.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            message: message.into(),
+        }
+    }
+
+    /// 500: the hub failed; the details go to the log, not to the client.
+    pub fn internal(error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, "request failed");
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "the hub could not complete the request; see its log".to_owned(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response()
+    }
+}
+
+impl From<StoreTaskError> for ApiError {
+    fn from(e: StoreTaskError) -> Self {
+        ApiError::internal(&e)
+    }
+}
+
+impl From<vigil_store::StoreError> for ApiError {
+    fn from(e: vigil_store::StoreError) -> Self {
+        ApiError::internal(&e)
+    }
+}
+
+/// Counts and times every request by route template (`/api/v1/alerts/{id}`, not the raw
+/// path, so ids do not explode the label set; unknown paths count as `unmatched`).
+async fn track(State(metrics): State<HubMetrics>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    metrics
+        .http_requests
+        .with_label_values(&[route.as_str(), method.as_str(), response.status().as_str()])
+        .inc();
+    metrics
+        .http_duration
+        .with_label_values(&[route.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn no_such_endpoint() -> ApiError {
+    ApiError::not_found("no such endpoint: see /api/v1/alerts, /api/v1/tree, /api/v1/stream")
+}
+
+/// The hub's router, every endpoint of the module docs.
+pub fn router(state: AppState) -> Router {
+    let metrics = state.metrics.clone();
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/metrics", get(health::metrics))
+        .route("/api/v1/alerts", get(alerts::list))
+        .route("/api/v1/alerts/{id}", get(alerts::one))
+        .route("/api/v1/alerts/{id}/ack", post(actions::ack))
+        .route("/api/v1/alerts/{id}/shelve", post(actions::shelve))
+        .route("/api/v1/alerts/{id}/unshelve", post(actions::unshelve))
+        .route("/api/v1/alerts/{id}/comment", post(actions::comment))
+        .route("/api/v1/alerts/{id}/assign", post(actions::assign))
+        .route("/api/v1/alerts/{id}/close", post(actions::close))
+        .route("/api/v1/alerts/{id}/reset", post(actions::reset))
+        .route("/api/v1/tree", get(tree::tree))
+        .route("/api/v1/stream", get(stream::stream))
+        .fallback(no_such_endpoint)
+        .with_state(state)
+        .layer(middleware::from_fn_with_state(metrics, track))
+}
+
+/// Parses an alert id from the path.
+fn alert_id(text: &str) -> Result<vigil_core::AlertId, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::not_found(format!(
+            "no alert {text:?}: alert ids are UUIDs like 0192f4c0-7d3e-7c1a-9b2e-3f4a5b6c7d8e"
+        ))
+    })
+}

@@ -1,0 +1,510 @@
+//! `hub.toml`: the hub's configuration (DESIGN.md, "Interfaces"), as typed serde structs with
+//! unknown keys rejected, and its semantic checks ([`Validate`]). Loading goes through
+//! `vigil-config`, so every error names the file, the line and the key, and `vigil-hub`
+//! exits 2 on it.
+//!
+//! ```toml
+//! [node]
+//! id = "county-baiyun"
+//! level = "county"                      # ministry | province | city | county | facility
+//! name = "Baiyun County Command Centre"
+//! site = "ministry/guangdong/guangzhou/baiyun"   # optional; as many segments as the level
+//!
+//! [http]
+//! listen = "127.0.0.1:8080"             # the API, the console, /metrics
+//!
+//! [mqtt]
+//! listen = "127.0.0.1:1883"             # the embedded broker; or url = "mqtt://broker:1883"
+//!
+//! [parent]
+//! url = "mqtt://127.0.0.1:1884"         # absent at the ministry
+//!
+//! [store]
+//! path = "/var/lib/vigil/hub.db"
+//!
+//! [escalation]
+//! min_severity = "minor"                # what goes up to the parent
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use vigil_config::{Problem, Validate};
+use vigil_core::{AlertView, Level, NodeId, Severity, SitePath};
+
+/// The whole `hub.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubConfig {
+    /// `[node]`: who this hub is.
+    pub node: NodeSection,
+    /// `[http]`: the one HTTP listener (API, console, feeds, metrics).
+    #[serde(default)]
+    pub http: HttpSection,
+    /// `[mqtt]`: the broker the hub's children connect to. Absent: the embedded broker on
+    /// [`default_mqtt_listen`].
+    #[serde(default)]
+    pub mqtt: Option<MqttSection>,
+    /// `[parent]`: the parent hub's broker; absent at the ministry.
+    #[serde(default)]
+    pub parent: Option<ParentSection>,
+    /// `[store]`: the hub's SQLite database.
+    pub store: StoreSection,
+    /// `[escalation]`: what this hub sends up to its parent.
+    #[serde(default)]
+    pub escalation: EscalationSection,
+}
+
+/// `[node]`: the hub's identity and place in the network.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    /// The hub's node id, used in MQTT topics (`vigil/v1/up/{id}`) and as the origin of the
+    /// events its operators create.
+    pub id: NodeId,
+    /// The hub's level: `ministry`, `province`, `city`, `county` (or `facility`, for a
+    /// facility's own control room).
+    pub level: Level,
+    /// The command centre's name, as the console shows it.
+    pub name: String,
+    /// The hub's site path, with as many segments as its level is deep (a county:
+    /// `ministry/province/city/county`). Optional: without it, the tree shows the site its
+    /// alerts have in common.
+    #[serde(default)]
+    pub site: Option<SitePath>,
+}
+
+/// `[http]`: the HTTP listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// Address of the API, the console and `/metrics`; loopback unless configured otherwise.
+    #[serde(default = "default_http_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        HttpSection {
+            listen: default_http_listen(),
+        }
+    }
+}
+
+/// The default HTTP listener: `127.0.0.1:8080`.
+pub const fn default_http_listen() -> SocketAddr {
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080)
+}
+
+/// The default address of the embedded broker: `127.0.0.1:1883`.
+pub const fn default_mqtt_listen() -> SocketAddr {
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 1883)
+}
+
+/// `[mqtt]`: exactly one of `listen` (run the embedded broker there) and `url` (use an
+/// external broker: Mosquitto, an EMQX cluster).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSection {
+    /// Where the embedded broker listens.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// The external broker, `mqtt://host:port` or `mqtts://host:port`.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// `[parent]`: the parent hub.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParentSection {
+    /// The parent's broker, `mqtt://host:port` or `mqtts://host:port`.
+    pub url: String,
+}
+
+/// `[store]`: the hub's SQLite database (alert events, outboxes).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// The database file; its directory is created if missing.
+    pub path: PathBuf,
+}
+
+/// `[escalation]`: the policy of what goes up (DESIGN.md: "each node decides what goes up").
+/// Health summaries always go up; alerts and the actions on them go up when they pass it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationSection {
+    /// The least severity of an alert that the parent sees (`critical`, `major`, `minor`,
+    /// `warning`, `info`).
+    #[serde(default = "default_min_severity")]
+    pub min_severity: Severity,
+}
+
+impl Default for EscalationSection {
+    fn default() -> Self {
+        EscalationSection {
+            min_severity: default_min_severity(),
+        }
+    }
+}
+
+const fn default_min_severity() -> Severity {
+    Severity::Minor
+}
+
+impl EscalationSection {
+    /// Whether an alert of `severity` goes up to the parent.
+    pub fn escalates(&self, severity: Severity) -> bool {
+        severity >= self.min_severity
+    }
+
+    /// Whether events of this alert go up: its raise has arrived and its severity passes.
+    pub fn escalates_alert(&self, view: &AlertView) -> bool {
+        view.key.is_some() && self.escalates(view.severity)
+    }
+}
+
+/// The broker the hub's children connect to, as `[mqtt]` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Broker {
+    /// Run the embedded broker on this address.
+    Embedded {
+        /// Where it listens.
+        listen: SocketAddr,
+    },
+    /// Use an external broker.
+    External {
+        /// Its URL.
+        url: BrokerUrl,
+    },
+}
+
+/// A checked `mqtt://host:port` or `mqtts://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    /// `true` for `mqtts://` (TLS).
+    pub tls: bool,
+    /// The host name or address.
+    pub host: String,
+    /// The port (1883 for `mqtt://`, 8883 for `mqtts://` when the URL names none).
+    pub port: u16,
+}
+
+impl BrokerUrl {
+    /// Parses a broker URL; the error says what is wrong and what to write instead.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtt://") {
+            (false, rest)
+        } else if let Some(rest) = url.strip_prefix("mqtts://") {
+            (true, rest)
+        } else {
+            return Err(format!(
+                "{url:?} must start with mqtt:// or mqtts://, e.g. mqtt://127.0.0.1:1883"
+            ));
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains('/') || rest.contains('@') || rest.contains('?') {
+            return Err(format!("{url:?}: write only the scheme, host and port"));
+        }
+        let default_port = if tls { 8883 } else { 1883 };
+        let (host, port) = match rest.rsplit_once(':') {
+            // An IPv6 literal `[::1]` without a port has colons inside the brackets.
+            Some((host, port)) if !port.contains(']') => {
+                let port = port
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| format!("{url:?}: port {port:?} is not 1-65535"))?;
+                (host, port)
+            }
+            _ => (rest, default_port),
+        };
+        if host.is_empty() {
+            return Err(format!("{url:?} names no host"));
+        }
+        Ok(BrokerUrl {
+            tls,
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl std::fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        write!(f, "{scheme}://{}:{}", self.host, self.port)
+    }
+}
+
+impl HubConfig {
+    /// The broker the children connect to. Call on a validated config; an invalid `[mqtt]`
+    /// falls back to the embedded broker on its default address.
+    pub fn broker(&self) -> Broker {
+        match &self.mqtt {
+            Some(MqttSection {
+                url: Some(url),
+                listen: None,
+            }) => match BrokerUrl::parse(url) {
+                Ok(url) => Broker::External { url },
+                Err(_) => Broker::Embedded {
+                    listen: default_mqtt_listen(),
+                },
+            },
+            Some(MqttSection {
+                listen: Some(listen),
+                ..
+            }) => Broker::Embedded { listen: *listen },
+            _ => Broker::Embedded {
+                listen: default_mqtt_listen(),
+            },
+        }
+    }
+
+    /// The parent's broker, when the hub has one (validated).
+    pub fn parent_url(&self) -> Option<BrokerUrl> {
+        self.parent
+            .as_ref()
+            .and_then(|p| BrokerUrl::parse(&p.url).ok())
+    }
+}
+
+/// The most characters of `[node] name`.
+const MAX_NAME_LEN: usize = 200;
+
+impl Validate for HubConfig {
+    fn validate(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let level = self.node.level;
+        let name = self.node.name.trim();
+        if name.is_empty() {
+            out.push(Problem::new(
+                "node.name",
+                "must not be empty: the command centre's name, as the console shows it",
+            ));
+        } else if name.chars().count() > MAX_NAME_LEN || name.chars().any(char::is_control) {
+            out.push(Problem::new(
+                "node.name",
+                format!("must be at most {MAX_NAME_LEN} characters without control characters"),
+            ));
+        }
+        if let Some(site) = &self.node.site {
+            if site.depth() != level.depth() {
+                out.push(Problem::new(
+                    "node.site",
+                    format!(
+                        "{site:?} has {} segment(s), but a {level} hub's site has {} \
+                         (ministry/province/city/county/facility, as deep as the level)",
+                        site.depth(),
+                        level.depth()
+                    ),
+                ));
+            }
+        }
+        match &self.mqtt {
+            None => {}
+            Some(MqttSection {
+                listen: Some(_),
+                url: Some(_),
+            }) => out.push(Problem::new(
+                "mqtt.url",
+                "give either listen (run the embedded broker) or url (use an external broker), not both",
+            )),
+            Some(MqttSection {
+                listen: None,
+                url: None,
+            }) => out.push(Problem::new(
+                "mqtt",
+                "give listen = \"127.0.0.1:1883\" (the embedded broker) or url = \"mqtt://host:1883\" (an external broker)",
+            )),
+            Some(MqttSection {
+                url: Some(url),
+                listen: None,
+            }) => {
+                if let Err(e) = BrokerUrl::parse(url) {
+                    out.push(Problem::new("mqtt.url", e));
+                }
+            }
+            Some(MqttSection {
+                listen: Some(_),
+                url: None,
+            }) => {}
+        }
+        match (&self.parent, level) {
+            (Some(_), Level::Ministry) => out.push(Problem::new(
+                "parent",
+                "the ministry is the top of the network and has no parent: remove [parent]",
+            )),
+            (Some(parent), _) => {
+                if let Err(e) = BrokerUrl::parse(&parent.url) {
+                    out.push(Problem::new("parent.url", e));
+                }
+            }
+            (None, _) => {}
+        }
+        if self.store.path.as_os_str().is_empty() {
+            out.push(Problem::new(
+                "store.path",
+                "must name the database file, e.g. /var/lib/vigil/hub.db",
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    const GOOD: &str = r#"
+[node]
+id = "county-baiyun"
+level = "county"
+name = "Baiyun County Command Centre"
+
+[http]
+listen = "127.0.0.1:8080"
+
+[mqtt]
+listen = "127.0.0.1:1883"
+
+[parent]
+url = "mqtt://127.0.0.1:1884"
+
+[store]
+path = "/var/lib/vigil/hub.db"
+"#;
+
+    fn parse(text: &str) -> Result<HubConfig, vigil_config::ConfigErrors> {
+        vigil_config::parse(Path::new("hub.toml"), text)
+    }
+
+    #[test]
+    fn the_design_example_loads_with_defaults() {
+        let c = parse(GOOD).expect("valid");
+        assert_eq!(c.node.level, Level::County);
+        assert_eq!(
+            c.broker(),
+            Broker::Embedded {
+                listen: default_mqtt_listen()
+            }
+        );
+        assert_eq!(
+            c.parent_url(),
+            Some(BrokerUrl {
+                tls: false,
+                host: "127.0.0.1".into(),
+                port: 1884
+            })
+        );
+        assert_eq!(c.escalation.min_severity, Severity::Minor);
+        assert!(c.escalation.escalates(Severity::Critical));
+        assert!(!c.escalation.escalates(Severity::Warning));
+    }
+
+    #[test]
+    fn minimal_ministry_config() {
+        let c = parse(
+            "[node]\nid = \"ministry\"\nlevel = \"ministry\"\nname = \"Ministry\"\n\n[store]\npath = \"hub.db\"\n",
+        )
+        .expect("valid");
+        assert_eq!(c.http.listen, default_http_listen());
+        assert!(c.parent.is_none());
+        assert_eq!(
+            c.broker(),
+            Broker::Embedded {
+                listen: default_mqtt_listen()
+            }
+        );
+    }
+
+    #[test]
+    fn external_broker() {
+        let c = parse(&GOOD.replace(
+            "listen = \"127.0.0.1:1883\"",
+            "url = \"mqtts://broker.example:8884\"",
+        ))
+        .expect("valid");
+        assert_eq!(
+            c.broker(),
+            Broker::External {
+                url: BrokerUrl {
+                    tls: true,
+                    host: "broker.example".into(),
+                    port: 8884
+                }
+            }
+        );
+    }
+
+    fn problem(text: &str) -> (Option<usize>, String, String) {
+        let e = parse(text).expect_err("invalid");
+        let e = &e.0[0];
+        (e.line, e.key.clone(), e.message.clone())
+    }
+
+    #[test]
+    fn both_or_neither_broker_is_a_problem() {
+        let (line, key, _) = problem(&GOOD.replace(
+            "listen = \"127.0.0.1:1883\"",
+            "listen = \"127.0.0.1:1883\"\nurl = \"mqtt://b:1\"",
+        ));
+        assert_eq!((line, key.as_str()), (Some(12), "mqtt.url"));
+        let (line, key, _) = problem(&GOOD.replace("listen = \"127.0.0.1:1883\"\n", ""));
+        assert_eq!((line, key.as_str()), (Some(10), "mqtt"));
+    }
+
+    #[test]
+    fn a_parent_at_the_ministry_is_a_problem() {
+        let (line, key, msg) = problem(&GOOD.replace("\"county\"", "\"ministry\""));
+        assert_eq!((line, key.as_str()), (Some(14), "parent"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let (line, key, msg) = problem(&GOOD.replace("\"county\"", "\"town\""));
+        assert_eq!((line, key.as_str()), (Some(4), "node.level"), "{msg}");
+        let (line, key, _) = problem(&GOOD.replace("mqtt://127.0.0.1:1884", "http://x"));
+        assert_eq!((line, key.as_str()), (Some(15), "parent.url"));
+        let (line, key, _) = problem(&GOOD.replace("[store]", "[store]\npaht = \"x\""));
+        assert_eq!((line, key.as_str()), (Some(18), "store.paht"));
+        let (_, key, msg) = problem(&GOOD.replace(
+            "name = \"Baiyun County Command Centre\"",
+            "name = \"B\"\nsite = \"ministry/gd\"",
+        ));
+        assert_eq!(key, "node.site", "{msg}");
+        let (_, key, _) = problem(&GOOD.replace("Baiyun County Command Centre", "  "));
+        assert_eq!(key, "node.name");
+        let (_, key, _) = problem(&format!("{GOOD}\n[escalation]\nmin_severity = \"huge\"\n"));
+        assert_eq!(key, "escalation.min_severity");
+    }
+
+    #[test]
+    fn broker_urls() {
+        assert_eq!(
+            BrokerUrl::parse("mqtt://h").map(|u| u.port),
+            Ok(1883),
+            "default port"
+        );
+        assert_eq!(BrokerUrl::parse("mqtts://h/").map(|u| u.port), Ok(8883));
+        assert_eq!(
+            BrokerUrl::parse("mqtt://[::1]:1884").map(|u| (u.host, u.port)),
+            Ok(("[::1]".to_owned(), 1884))
+        );
+        assert_eq!(
+            BrokerUrl::parse("mqtt://[::1]").map(|u| u.port),
+            Ok(1883)
+        );
+        for bad in ["h:1883", "mqtt://", "mqtt://:1", "mqtt://h:0", "mqtt://h:x", "mqtt://u@h", "mqtt://h/t"] {
+            assert!(BrokerUrl::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            BrokerUrl::parse("mqtt://h:1").expect("valid").to_string(),
+            "mqtt://h:1"
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! The live feed of alert events behind `GET /api/v1/stream`.
+//!
+//! Two sources feed one Tokio broadcast channel:
+//!
+//! - operator actions at this hub ([`AlertFeed::publish`], with the alert as the action left
+//!   it);
+//! - events received from children and applied to the store by the link side, which calls
+//!   [`AlertFeed::ingest_notify`] after each batch commits. That hook never blocks and never
+//!   touches the store: it queues the events, and the feed's own task
+//!   ([`run_ingest`]) loads the alerts' current views (one store call per batch) and
+//!   broadcasts them.
+//!
+//! Each message is serialised once, whatever the number of clients. A client too slow for the
+//! channel's capacity loses the oldest messages, and the stream tells it so with a `lagged`
+//! event instead of leaving a silent gap; the same happens to every client when the ingest
+//! queue itself overflows ([`FeedMessage::Gap`]). A client that gets `lagged` refetches the
+//! list.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use vigil_core::{AlertEvent, AlertId, AlertView, EventId, Timestamp};
+
+use crate::alert_json::AlertJson;
+use crate::metrics::HubMetrics;
+use crate::shared_store::SharedStore;
+
+/// Messages kept for slow stream clients before they lag.
+pub const STREAM_CAPACITY: usize = 1024;
+
+/// Batches of ingested events waiting for the feed task before notifications are dropped.
+pub const INGEST_QUEUE: usize = 1024;
+
+/// One alert event, ready to send: the SSE event name, id and data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertUpdate {
+    /// The event's type (`raised`, `acknowledged`, …): the SSE event name.
+    pub name: &'static str,
+    /// The event's id: the SSE id.
+    pub id: EventId,
+    /// `{"event": AlertEvent, "alert": Alert}` as JSON.
+    pub data: String,
+}
+
+impl AlertUpdate {
+    /// The update for `event`, with `view` (its alert now) seen at `now`.
+    pub fn new(event: &AlertEvent, view: &AlertView, now: Timestamp) -> Self {
+        let data = serde_json::json!({
+            "event": event,
+            "alert": AlertJson::new(view, now),
+        });
+        AlertUpdate {
+            name: event.body.name(),
+            id: event.id,
+            data: data.to_string(),
+        }
+    }
+}
+
+/// What the feed broadcasts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedMessage {
+    /// An alert event.
+    Alert(Arc<AlertUpdate>),
+    /// Updates were lost before reaching the feed: every client must refetch.
+    Gap,
+}
+
+/// The feed: cheap to clone, shared by the API, the actions and the link side.
+#[derive(Debug, Clone)]
+pub struct AlertFeed {
+    tx: broadcast::Sender<FeedMessage>,
+    ingest: mpsc::Sender<Vec<AlertEvent>>,
+    overflowed: Arc<AtomicBool>,
+    metrics: HubMetrics,
+}
+
+/// The receiving end of the ingest queue, consumed by [`run_ingest`].
+#[derive(Debug)]
+pub struct IngestQueue(mpsc::Receiver<Vec<AlertEvent>>);
+
+impl AlertFeed {
+    /// A feed and the queue its task drains.
+    pub fn new(metrics: HubMetrics) -> (AlertFeed, IngestQueue) {
+        let (tx, _) = broadcast::channel(STREAM_CAPACITY);
+        let (ingest, queue) = mpsc::channel(INGEST_QUEUE);
+        (
+            AlertFeed {
+                tx,
+                ingest,
+                overflowed: Arc::new(AtomicBool::new(false)),
+                metrics,
+            },
+            IngestQueue(queue),
+        )
+    }
+
+    /// A new stream client's receiver.
+    pub fn subscribe(&self) -> broadcast::Receiver<FeedMessage> {
+        self.tx.subscribe()
+    }
+
+    /// Broadcasts an event created here, with its alert as it now is.
+    pub fn publish(&self, event: &AlertEvent, view: &AlertView, now: Timestamp) {
+        if self.tx.receiver_count() > 0 {
+            // No receivers is not an error: nobody is watching.
+            let _ = self
+                .tx
+                .send(FeedMessage::Alert(Arc::new(AlertUpdate::new(event, view, now))));
+        }
+    }
+
+    /// **The ingest hook.** The link side calls this after it has committed events received
+    /// from a child (the new ones; duplicates need no notice). Never blocks, never fails:
+    /// when the feed is saturated the notice is dropped, counted, and the stream clients are
+    /// told to refetch.
+    pub fn ingest_notify(&self, events: &[AlertEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        for event in events {
+            self.metrics
+                .events_ingested
+                .with_label_values(&[event.body.name()])
+                .inc();
+        }
+        if self.tx.receiver_count() == 0 {
+            return;
+        }
+        if self.ingest.try_send(events.to_vec()).is_err() {
+            self.metrics.feed_dropped.inc();
+            self.overflowed.store(true, Ordering::Release);
+        }
+    }
+
+    fn gap_if_overflowed(&self) {
+        if self.overflowed.swap(false, Ordering::AcqRel) {
+            let _ = self.tx.send(FeedMessage::Gap);
+        }
+    }
+}
+
+/// The feed's task: turns ingest notices into broadcast updates with the alerts' current
+/// views, until `shutdown`.
+pub async fn run_ingest(
+    feed: AlertFeed,
+    mut queue: IngestQueue,
+    store: SharedStore,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let events = tokio::select! {
+            () = shutdown.cancelled() => return,
+            next = queue.0.recv() => match next {
+                Some(events) => events,
+                None => return,
+            },
+        };
+        feed.gap_if_overflowed();
+        let ids: Vec<AlertId> = {
+            let mut ids: Vec<AlertId> = events.iter().map(|e| e.alert).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
+        let views = store
+            .call(move |s| {
+                ids.into_iter()
+                    .filter_map(|id| match s.alert(id) {
+                        Ok(Some(view)) => Some((id, view)),
+                        Ok(None) => None,
+                        Err(error) => {
+                            tracing::warn!(alert = %id, %error, "cannot read an ingested alert for the live stream");
+                            None
+                        }
+                    })
+                    .collect::<BTreeMap<AlertId, AlertView>>()
+            })
+            .await;
+        let views = match views {
+            Ok(views) => views,
+            Err(error) => {
+                tracing::warn!(%error, "live stream: ingested events not sent");
+                let _ = feed.tx.send(FeedMessage::Gap);
+                continue;
+            }
+        };
+        let now = Timestamp::now();
+        for event in &events {
+            if let Some(view) = views.get(&event.alert) {
+                let _ = feed.tx.send(FeedMessage::Alert(Arc::new(AlertUpdate::new(
+                    event, view, now,
+                ))));
+            }
+        }
+    }
+}
