@@ -312,7 +312,8 @@ async fn garbage_wrong_unit_wrong_transaction_and_short_frames_are_errors_not_cr
     let requests = plan::plan(&profile.points, 16);
     // Each answer is a well-formed read-holding-registers response to the request with one
     // thing wrong; the request is [tid hi, tid lo, 0, 0, 0, 6, unit, fc, addr hi, addr lo, n hi, n lo].
-    let answers: [(&str, fn(&[u8]) -> Vec<u8>); 4] = [
+    type Answer = fn(&[u8]) -> Vec<u8>;
+    let answers: [(&str, Answer); 4] = [
         ("garbage", |_| {
             vec![0xde, 0xad, 0xbe, 0xef, 0x00, 0x03, 0xff, 0xff, 0xff]
         }),
