@@ -41,9 +41,17 @@ fn events(alert: AlertId, n: usize) -> Vec<AlertEvent> {
                     at,
                 },
                 4 => AlertEventBody::Acknowledged { comment: None },
-                5 => AlertEventBody::Commented { text: "checked".into() },
-                6 => AlertEventBody::Cleared { value: Some(Value::Float(25.0)), at },
-                _ => AlertEventBody::Shelved { until: at.plus_millis(60_000), reason: None },
+                5 => AlertEventBody::Commented {
+                    text: "checked".into(),
+                },
+                6 => AlertEventBody::Cleared {
+                    value: Some(Value::Float(25.0)),
+                    at,
+                },
+                _ => AlertEventBody::Shelved {
+                    until: at.plus_millis(60_000),
+                    reason: None,
+                },
             };
             AlertEvent {
                 id: EventId::from_uuid(uuid_from(i)),
@@ -68,15 +76,19 @@ fn bench_fold(c: &mut Criterion) {
     for n in [10usize, 100, 1000] {
         let mut evs = events(alert, n);
         group.throughput(Throughput::Elements(n as u64));
-        group.bench_with_input(BenchmarkId::new("incremental_in_order", n), &evs, |b, evs| {
-            b.iter(|| {
-                let mut view = AlertView::empty(alert);
-                for e in evs {
-                    view.apply(e).expect("in order");
-                }
-                black_box(view)
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("incremental_in_order", n),
+            &evs,
+            |b, evs| {
+                b.iter(|| {
+                    let mut view = AlertView::empty(alert);
+                    for e in evs {
+                        view.apply(e).expect("in order");
+                    }
+                    black_box(view)
+                })
+            },
+        );
         evs.reverse();
         group.bench_with_input(BenchmarkId::new("refold_reversed", n), &evs, |b, evs| {
             b.iter(|| black_box(AlertView::fold(alert, evs)))

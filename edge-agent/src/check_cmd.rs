@@ -17,7 +17,15 @@ pub fn load_checked(
     let config = AgentConfig::load(path)?;
     let dir = profiles::config_dir(path);
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    match profiles::resolve_devices(&config, &dir) {
+    let resolved = profiles::resolve_devices(&config, &dir).and_then(|profiles| {
+        let unknown = crate::config::rule::check_points(&config, &profiles);
+        if unknown.is_empty() {
+            Ok(profiles)
+        } else {
+            Err(unknown)
+        }
+    });
+    match resolved {
         Ok(profiles) => Ok((config, profiles)),
         Err(problems) => Err(ConfigErrors(
             problems

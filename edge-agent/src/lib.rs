@@ -8,6 +8,7 @@
 //!
 //! The agent never depends on the hub; what both need lives in `crates/`.
 
+pub mod alerting;
 pub mod check_cmd;
 pub mod cli;
 pub mod config;

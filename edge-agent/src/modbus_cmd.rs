@@ -65,7 +65,11 @@ pub enum CommandError {
         timeout: String,
     },
     #[error("the gateway at {endpoint} answered that unit {unit} does not respond ({reason}): check the device behind the gateway, its wiring and its unit id")]
-    Gateway { endpoint: String, unit: u8, reason: String },
+    Gateway {
+        endpoint: String,
+        unit: u8,
+        reason: String,
+    },
     #[error("cannot reach {endpoint}: {reason}: check the address and that the device is powered and on the network")]
     Unreachable { endpoint: String, reason: String },
     #[error(

@@ -1,26 +1,40 @@
-//! `vigil-agent run`: starts the sources, the point table and the HTTP endpoint, and runs
-//! until shutdown.
+//! `vigil-agent run`: opens the store, starts the sources, the alert pipeline and the HTTP
+//! endpoint, and runs until shutdown.
 //!
-//! Readings from every source are drained into the [`PointTable`] (the latest value of each
-//! point, served at `GET /api/v1/points` so an installer can see data flow) and conditions the
-//! sources raise themselves (communication loss) are logged. Detection and the uplink hang
-//! off the same channels.
+//! Readings from every source go to the [`PointTable`] (the latest value of each point,
+//! served at `GET /api/v1/points` so an installer can see data flow) and through the
+//! detectors; their conditions and those the sources raise themselves (communication loss)
+//! go to the alert manager, whose events are recorded in the store and queued in the
+//! outbox of the `parent` link ([`alerting::UPLINK_LINK`]) — one transaction per step
+//! ([`alerting::Pipeline`]). A 1 s tick drives the time-based rules. `GET /api/v1/alerts`
+//! shows the alerts the gateway raised.
+//!
+//! The uplink that drains the outbox to the parent hub (`vigil-link`) is started next to the
+//! pipeline: it needs the store path (`[store] path`, opened again by the link: SQLite WAL
+//! serialises the writers), the link name [`alerting::UPLINK_LINK`], and, after it applies
+//! downlink events, to send the touched alert ids on the pipeline's `applied` channel
+//! (see [`run`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use serde::Deserialize;
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
-use vigil_core::Reading;
+use vigil_core::{AlertId, AlertView, Reading, Timestamp};
 use vigil_profile::Profile;
 
+use crate::alerting::{self, pipeline, Pipeline, SharedStore};
 use crate::config::AgentConfig;
 use crate::metrics::Metrics;
 use crate::source::{self, modbus, ConditionRx, ReadingRx};
@@ -49,6 +63,8 @@ impl PointTable {
 struct AppState {
     metrics: Metrics,
     points: PointTable,
+    /// A read connection to the store, apart from the pipeline's writer.
+    alerts: SharedStore,
 }
 
 async fn metrics_handler(State(s): State<AppState>) -> impl IntoResponse {
@@ -62,38 +78,158 @@ async fn points_handler(State(s): State<AppState>) -> impl IntoResponse {
     Json(serde_json::json!({ "points": s.points.snapshot() }))
 }
 
-/// The agent's HTTP router: `/healthz`, `/metrics`, `/api/v1/points`.
+/// `GET /api/v1/alerts` query: `?state=&severity=&limit=`.
+#[derive(Debug, Default, Deserialize)]
+struct AlertsQuery {
+    state: Option<String>,
+    severity: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The most alerts one answer of `GET /api/v1/alerts` holds.
+const MAX_ALERTS: usize = 1000;
+
+/// An alert as the API shows it (DESIGN.md, "Interfaces"), its `state` at `now`.
+fn alert_json(v: &AlertView, now: Timestamp) -> serde_json::Value {
+    let key = v.key.as_ref();
+    serde_json::json!({
+        "id": v.id,
+        "key": key.map(ToString::to_string),
+        "site": v.site,
+        "source": key.map(|k| k.source.as_str()),
+        "kind": key.map(|k| k.kind.as_str()),
+        "severity": v.severity,
+        "state": v.state_at(now),
+        "active": v.active,
+        "acknowledged": v.acknowledged,
+        "latching": v.latching,
+        "closed": v.closed,
+        "message": v.message,
+        "value": v.value,
+        "zone": v.zone,
+        "raised_at": v.raised_at,
+        "updated_at": v.updated_at,
+        "shelved_until": v.shelved_until,
+        "incident": v.incident,
+        "events": v.event_count,
+    })
+}
+
+/// `GET /api/v1/alerts`: the alerts in the agent's store, most recently updated first.
+async fn alerts_handler(
+    State(s): State<AppState>,
+    Query(q): Query<AlertsQuery>,
+) -> impl IntoResponse {
+    let limit = q.limit.unwrap_or(MAX_ALERTS).clamp(1, MAX_ALERTS);
+    let store = s.alerts.clone();
+    let listed =
+        tokio::task::spawn_blocking(move || pipeline::lock(&store).list_alerts(usize::MAX)).await;
+    let views = match listed {
+        Ok(Ok(views)) => views,
+        Ok(Err(e)) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(serde_json::json!({ "error": e.to_string() })),
+            )
+        }
+        Err(e) => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(serde_json::json!({ "error": e.to_string() })),
+            )
+        }
+    };
+    let now = Timestamp::now();
+    let alerts: Vec<serde_json::Value> = views
+        .iter()
+        .filter(|v| {
+            q.state
+                .as_deref()
+                .is_none_or(|st| v.state_at(now).as_str() == st)
+        })
+        .filter(|v| {
+            q.severity
+                .as_deref()
+                .is_none_or(|sev| v.severity.as_str() == sev)
+        })
+        .take(limit)
+        .map(|v| alert_json(v, now))
+        .collect();
+    (
+        StatusCode::OK,
+        Json(serde_json::json!({ "alerts": alerts, "next": null })),
+    )
+}
+
+/// The agent's HTTP router: `/healthz`, `/metrics`, `/api/v1/points`, `/api/v1/alerts`.
 fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics_handler))
         .route("/api/v1/points", get(points_handler))
+        .route("/api/v1/alerts", get(alerts_handler))
         .with_state(state)
 }
 
-async fn drain(
+/// The most readings taken from the channel for one pipeline step.
+const READING_BATCH: usize = 256;
+
+/// Where the link engine sends the ids of alerts it applied downlink events to.
+pub type AppliedTx = mpsc::Sender<Vec<AlertId>>;
+
+/// The pipeline task: readings to the point table and the detectors, source conditions and
+/// ticks to the pipeline, downlink notices and periodic reconciliation, until shutdown.
+async fn drive(
+    mut pipeline: Pipeline,
     mut readings: ReadingRx,
     mut conditions: ConditionRx,
+    mut applied: mpsc::Receiver<Vec<AlertId>>,
     points: PointTable,
     shutdown: CancellationToken,
 ) {
+    let mut tick = tokio::time::interval(alerting::pipeline::TICK);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut reconcile = tokio::time::interval(alerting::pipeline::RECONCILE_EVERY);
+    reconcile.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let (mut conditions_open, mut applied_open) = (true, true);
+    let mut batch = Vec::with_capacity(READING_BATCH);
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => break,
+            biased;
+            () = shutdown.cancelled() => break,
+            c = conditions.recv(), if conditions_open => match c {
+                Some(c) => pipeline.on_source_condition(c).await,
+                None => conditions_open = false,
+            },
+            // Ticks before readings: a flood of readings must not starve the time-based
+            // rules (each tick is ready at most once a second).
+            _ = tick.tick() => pipeline.on_tick(Timestamp::now()).await,
+            _ = reconcile.tick() => pipeline.reconcile().await,
+            ids = applied.recv(), if applied_open => match ids {
+                Some(ids) => pipeline.on_downlink_applied(ids).await,
+                None => applied_open = false,
+            },
             r = readings.recv() => match r {
                 Some(r) => {
-                    tracing::trace!(point = %r.point, value = %r.value, "reading");
-                    points.update(r);
+                    batch.push(r);
+                    while batch.len() < READING_BATCH {
+                        match readings.try_recv() {
+                            Ok(r) => batch.push(r),
+                            Err(_) => break,
+                        }
+                    }
+                    for r in &batch {
+                        tracing::trace!(point = %r.point, value = %r.value, "reading");
+                        points.update(r.clone());
+                    }
+                    pipeline.on_readings(&batch).await;
+                    batch.clear();
                 }
-                None => break,
-            },
-            c = conditions.recv() => match c {
-                Some(c) if c.active => tracing::warn!(source = %c.source, kind = %c.kind, severity = %c.severity, message = %c.message, "condition raised"),
-                Some(c) => tracing::info!(source = %c.source, kind = %c.kind, message = %c.message, "condition cleared"),
                 None => break,
             },
         }
     }
+    pipeline.flush().await;
 }
 
 /// Runs the agent until `shutdown` is cancelled. `profiles` are the devices' profiles in
@@ -107,6 +243,35 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let metrics = Metrics::new();
     let points = PointTable::default();
+    let store_path = config.store.path.clone();
+    let (store, reader) = tokio::task::spawn_blocking(move || {
+        // The pipeline's writer, and a reader for the HTTP endpoint.
+        Ok::<_, alerting::PipelineError>((
+            alerting::open_store(&store_path)?,
+            alerting::open_store(&store_path)?,
+        ))
+    })
+    .await?
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the store ([store] path {}): {e}",
+            config.store.path.display()
+        )
+    })?;
+    let store: SharedStore = Arc::new(Mutex::new(store));
+    let reader: SharedStore = Arc::new(Mutex::new(reader));
+    for p in crate::config::rule::check_points(&config, &profiles) {
+        tracing::warn!(key = %p.key, "{}", p.message);
+    }
+    let pipeline = Pipeline::start(
+        &config,
+        &profiles,
+        store,
+        metrics.detect.clone(),
+        metrics.alerts.clone(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot start the alert pipeline: {e}"))?;
     let listener = tokio::net::TcpListener::bind(config.metrics.listen)
         .await
         .map_err(|e| {
@@ -124,6 +289,7 @@ pub async fn run(
     let app = router(AppState {
         metrics: metrics.clone(),
         points: points.clone(),
+        alerts: reader,
     });
     let http_shutdown = shutdown.clone();
     tasks.spawn(async move {
@@ -144,7 +310,30 @@ pub async fn run(
     let devices = config.modbus.device.iter().cloned().zip(profiles).collect();
     modbus::spawn(devices, &sinks, &shutdown, &mut tasks);
     drop(sinks);
-    tasks.spawn(drain(reading_rx, condition_rx, points, shutdown.clone()));
+    if !config.mqtt.subscription.is_empty() {
+        let (subs, tx, m, stop) = (
+            config.mqtt.subscription.clone(),
+            reading_tx.clone(),
+            metrics.mqtt.clone(),
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            if let Err(e) = source::mqtt::run(subs, tx, m, stop).await {
+                tracing::error!(error = %e, "MQTT source cannot start");
+            }
+        });
+    }
+    // The seam for the uplink (vigil-link): it sends here the ids of alerts it applied
+    // downlink events to. Until it is wired, periodic reconciliation sees those changes.
+    let (_applied_tx, applied_rx): (AppliedTx, _) = mpsc::channel(64);
+    tasks.spawn(drive(
+        pipeline,
+        reading_rx,
+        condition_rx,
+        applied_rx,
+        points,
+        shutdown.clone(),
+    ));
 
     shutdown.cancelled().await;
     tracing::info!("agent stopping");

@@ -15,8 +15,8 @@
 use serde::Serialize;
 use vigil_core::alert::Evidence;
 use vigil_core::{
-    AlertId, AlertKey, AlertState, AlertView, ConditionKind, NodeId, Severity, SitePath,
-    Timestamp, Value,
+    AlertId, AlertKey, AlertState, AlertView, ConditionKind, NodeId, Severity, SitePath, Timestamp,
+    Value,
 };
 
 /// Where an alert comes from: the node that raised it and what on that node.
@@ -173,8 +173,8 @@ mod tests {
     #[test]
     fn an_alert_without_its_raise_has_nulls_not_gaps() {
         let view = AlertView::empty(AlertId::generate());
-        let json = serde_json::to_value(AlertJson::new(&view, Timestamp::from_millis(0)))
-            .expect("json");
+        let json =
+            serde_json::to_value(AlertJson::new(&view, Timestamp::from_millis(0))).expect("json");
         for field in [
             "id",
             "key",

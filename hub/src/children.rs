@@ -34,8 +34,11 @@ pub fn child_link(child: &NodeId) -> String {
 /// What the hub knows of one direct child.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChildEntry {
-    /// The child's last status (its last will says `offline`).
+    /// The child's last status (its last will says `offline`). Its `state` is the child's
+    /// state as this hub sees it: traffic from an `offline` child turns it `online`.
     pub status: Status,
+    /// Since when the child has been in that state (this hub's clock).
+    pub since: Timestamp,
     /// When the hub last heard anything from the child.
     pub last_seen: Timestamp,
 }
@@ -63,28 +66,43 @@ impl Children {
         let mut inner = self.0.write().unwrap_or_else(PoisonError::into_inner);
         let node = status.node.clone();
         inner.routes.insert(node.clone(), node.clone());
+        let since = match inner.nodes.get(&node) {
+            Some(e) if e.status.state == status.state => e.since,
+            _ => seen,
+        };
+        let last_seen = inner
+            .nodes
+            .get(&node)
+            .map_or(seen, |e| e.last_seen.max(seen));
         inner.nodes.insert(
             node,
             ChildEntry {
                 status,
-                last_seen: seen,
+                since,
+                last_seen,
             },
         );
     }
 
-    /// Notes that `child` was heard from at `seen` (a batch, an ack). A child not known yet
-    /// is entered as online with nothing else known.
+    /// Notes that `child` was heard from at `seen` (a batch, an ack): it is online. A child
+    /// not known yet is entered as online with nothing else known.
     pub fn touch(&self, child: &NodeId, seen: Timestamp) {
         let mut inner = self.0.write().unwrap_or_else(PoisonError::into_inner);
         inner.routes.insert(child.clone(), child.clone());
-        inner
+        let entry = inner
             .nodes
             .entry(child.clone())
-            .and_modify(|e| e.last_seen = e.last_seen.max(seen))
             .or_insert_with(|| ChildEntry {
                 status: Status::online(child.clone(), None, seen),
+                since: seen,
                 last_seen: seen,
             });
+        entry.last_seen = entry.last_seen.max(seen);
+        // Also for a fresh entry: `Status::online` keeps the last will's `offline` state.
+        if entry.status.state != NodeState::Online {
+            entry.status.state = NodeState::Online;
+            entry.since = seen;
+        }
     }
 
     /// Notes that events raised by `origin` arrive through the direct child `via`.
@@ -164,6 +182,7 @@ mod tests {
         assert_eq!(children.downlink_for(&node("gw-1")), "child:gw-1");
 
         let mut county = Status::online(node("county-a"), None, t);
+        county.state = NodeState::Online;
         county.children = vec![ChildStatus::new(node("gw-2"), NodeState::Online)];
         children.update(county, t);
         assert_eq!(children.route(&node("gw-2")), Some(node("county-a")));
@@ -177,13 +196,28 @@ mod tests {
     #[test]
     fn statuses_touches_and_counts() {
         let children = Children::new();
-        children.touch(&node("gw-1"), Timestamp::from_millis(5));
-        children.touch(&node("gw-1"), Timestamp::from_millis(3));
-        children.update(Status::last_will(node("gw-2")), Timestamp::from_millis(4));
+        let t = Timestamp::from_millis;
+        children.touch(&node("gw-1"), t(5));
+        children.touch(&node("gw-1"), t(3));
+        children.update(Status::last_will(node("gw-2")), t(4));
         let snap = children.snapshot();
         assert_eq!(snap.len(), 2);
-        assert_eq!(snap[0].1.last_seen, Timestamp::from_millis(5));
+        assert_eq!(snap[0].1.last_seen, t(5));
+        assert_eq!(snap[0].1.since, t(5));
         assert_eq!(snap[0].1.status.state, NodeState::Online);
+        assert_eq!(snap[1].1.since, t(4));
         assert_eq!(children.counts(), (1, 1));
+
+        // Offline since its last will; a repeated last will keeps the time; traffic turns
+        // it online again.
+        children.update(Status::last_will(node("gw-2")), t(6));
+        assert_eq!(children.snapshot()[1].1.since, t(4));
+        children.touch(&node("gw-2"), t(8));
+        let gw2 = &children.snapshot()[1].1;
+        assert_eq!(
+            (gw2.status.state, gw2.since, gw2.last_seen),
+            (NodeState::Online, t(8), t(8))
+        );
+        assert_eq!(children.counts(), (2, 0));
     }
 }

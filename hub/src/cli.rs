@@ -1,10 +1,32 @@
 //! The `vigil-hub` command line, exactly as DESIGN.md names it ("Interfaces"). A subcommand
 //! appears here only once it does its job.
 
-use clap::Parser;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
 
 /// Vigil command hub: receives alerts from the gateways and hubs below it, keeps them in
 /// sync with the levels above, and serves the alarm console, the API and the feeds.
 #[derive(Debug, Parser)]
 #[command(name = "vigil-hub", version, arg_required_else_help = true)]
-pub struct Cli {}
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the hub: the HTTP API and live stream, the store, the links. Config errors exit 2,
+    /// each named with its file, line and key.
+    Run {
+        /// The hub's config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Log format: `text` for a terminal, `json` for a log collector. The level comes from
+        /// `VIGIL_LOG` (e.g. `info`, `vigil_hub=debug`).
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        log_format: String,
+    },
+}

@@ -107,9 +107,9 @@ impl AlertFeed {
     pub fn publish(&self, event: &AlertEvent, view: &AlertView, now: Timestamp) {
         if self.tx.receiver_count() > 0 {
             // No receivers is not an error: nobody is watching.
-            let _ = self
-                .tx
-                .send(FeedMessage::Alert(Arc::new(AlertUpdate::new(event, view, now))));
+            let _ = self.tx.send(FeedMessage::Alert(Arc::new(AlertUpdate::new(
+                event, view, now,
+            ))));
         }
     }
 

@@ -5,6 +5,27 @@
 //! uplink to its parent (the same link engine as the agent's). The binary `vigil-hub` is a
 //! thin shell over this library.
 //!
+//! - `config`: `hub.toml`;
+//! - `run`: `vigil-hub run`, which wires everything below;
+//! - `api`: the HTTP endpoints; `alert_json`: the alert as they show it;
+//! - `action`: operator actions, their ISA-18.2 rules and how they are recorded;
+//! - `feed`: the live stream's channel and the ingest hook;
+//! - `tree` and `children`: the network under the hub and its health;
+//! - `link`: **the seam where the MQTT side starts** (`crates/vigil-link`);
+//! - `shared_store`, `clock`, `metrics`: what all of them share.
+//!
 //! The hub never depends on the agent; what both need lives in `crates/`.
 
+pub mod action;
+pub mod alert_json;
+pub mod api;
+pub mod children;
 pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod feed;
+pub mod link;
+pub mod metrics;
+pub mod run;
+pub mod shared_store;
+pub mod tree;

@@ -6,8 +6,7 @@
 //! never stale and cost nothing between scrapes.
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 use vigil_store::{LaneState, StateCount};
 
@@ -77,7 +76,9 @@ impl HubMetrics {
                     "vigil_hub_http_request_duration_seconds",
                     "HTTP request latency by route (streams: until the response starts)",
                 )
-                .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+                .buckets(vec![
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
                 &["route"],
             )
             .expect("valid metric"),
@@ -104,8 +105,11 @@ impl HubMetrics {
         );
         let sse_clients = register(
             &registry,
-            IntGauge::new("vigil_hub_sse_clients", "Clients connected to the live stream")
-                .expect("valid metric"),
+            IntGauge::new(
+                "vigil_hub_sse_clients",
+                "Clients connected to the live stream",
+            )
+            .expect("valid metric"),
         );
         let sse_lagged = register(
             &registry,
@@ -128,11 +132,7 @@ impl HubMetrics {
             "Records waiting for acknowledgement, by link and lane",
             &["link", "lane"],
         );
-        let children = gauge(
-            "vigil_hub_children",
-            "Direct children by state",
-            &["state"],
-        );
+        let children = gauge("vigil_hub_children", "Direct children by state", &["state"]);
         HubMetrics {
             registry,
             http_requests,
@@ -149,8 +149,8 @@ impl HubMetrics {
         }
     }
 
-    /// Sets the figures read on scrape: open alerts per state and severity (every
-    /// combination present, zeros included), the outbox lanes, the children.
+    /// Sets the figures read on scrape: open alerts per state and severity (a combination
+    /// without open alerts has no series), the outbox lanes, the children.
     pub fn refresh(
         &self,
         states: &[StateCount],
@@ -211,12 +211,21 @@ mod tests {
             (2, 1),
         );
         let text = m.render();
-        assert!(text.contains("vigil_hub_operator_actions_total{action=\"ack\"} 1"), "{text}");
+        assert!(
+            text.contains("vigil_hub_operator_actions_total{action=\"ack\"} 1"),
+            "{text}"
+        );
         assert!(
             text.contains("vigil_hub_alerts{severity=\"critical\",state=\"active_unack\"} 3"),
             "{text}"
         );
-        assert!(text.contains("vigil_hub_children{state=\"offline\"} 1"), "{text}");
-        assert!(text.contains("# TYPE vigil_hub_sse_clients gauge"), "{text}");
+        assert!(
+            text.contains("vigil_hub_children{state=\"offline\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE vigil_hub_sse_clients gauge"),
+            "{text}"
+        );
     }
 }

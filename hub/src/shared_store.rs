@@ -30,6 +30,12 @@ impl SharedStore {
         SharedStore(Arc::new(Mutex::new(store)))
     }
 
+    /// The mutex itself, for a component that wraps it in its own handle (e.g.
+    /// `vigil_link::SharedStore::from_arc`), so the hub keeps one connection.
+    pub fn as_arc(&self) -> &Arc<Mutex<Store>> {
+        &self.0
+    }
+
     /// Runs `f` with exclusive access to the store on the blocking pool and returns what it
     /// returns. For async callers; never blocks the runtime.
     pub async fn call<R, F>(&self, f: F) -> Result<R, StoreTaskError>

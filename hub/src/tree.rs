@@ -235,7 +235,7 @@ pub fn build(
                 level,
                 name: None,
                 state: entry.map_or(Health::Unknown, |e| e.status.state.into()),
-                since: entry.and_then(|e| e.status.at),
+                since: entry.map(|e| e.since),
                 last_seen: entry.map(|e| e.last_seen),
                 devices_online: entry.map_or(0, |e| e.status.devices_online),
                 devices_total: entry.map_or(0, |e| e.status.devices_total),
@@ -281,7 +281,13 @@ mod tests {
         NodeId::new(id).expect("valid")
     }
 
-    fn count(origin: &str, site: &str, severity: Severity, open: u64, active: u64) -> OpenAlertCount {
+    fn count(
+        origin: &str,
+        site: &str,
+        severity: Severity,
+        open: u64,
+        active: u64,
+    ) -> OpenAlertCount {
         OpenAlertCount {
             origin: Some(node(origin)),
             site: Some(SitePath::new(site).expect("site")),
@@ -305,6 +311,7 @@ mod tests {
     fn alerts_are_counted_at_the_child_they_came_through() {
         let t = Timestamp::from_millis(1_000);
         let mut county = Status::online(node("county-by"), Some(Level::County), t);
+        county.state = NodeState::Online;
         county.devices_online = 5;
         county.devices_total = 6;
         county.children = vec![ChildStatus::new(node("gw-1"), NodeState::Online)];
@@ -312,6 +319,7 @@ mod tests {
             node("county-by"),
             ChildEntry {
                 status: county,
+                since: t,
                 last_seen: t,
             },
         )];
@@ -343,7 +351,10 @@ mod tests {
         let tree = build(&hub(), children, &routes, &counts, &lanes);
         assert_eq!(tree.alerts.open, 6);
         assert_eq!(tree.backlog.critical, 2);
-        assert_eq!(tree.site.as_ref().map(SitePath::as_str), Some("ministry/gd/gz"));
+        assert_eq!(
+            tree.site.as_ref().map(SitePath::as_str),
+            Some("ministry/gd/gz")
+        );
         assert_eq!(tree.children.len(), 2);
 
         let by = &tree.children[0];
@@ -351,7 +362,10 @@ mod tests {
         assert_eq!(by.state, Health::Online);
         assert_eq!(by.alerts.open, 3);
         assert_eq!(by.alerts.by_severity.get(&Severity::Critical), Some(&2));
-        assert_eq!(by.site.as_ref().map(SitePath::as_str), Some("ministry/gd/gz/by"));
+        assert_eq!(
+            by.site.as_ref().map(SitePath::as_str),
+            Some("ministry/gd/gz/by")
+        );
         assert_eq!(by.downlink_backlog.map(|b| b.normal), Some(4));
         assert_eq!(by.children.len(), 1);
         assert_eq!(by.children[0].alerts.open, 2, "gw-1's own alerts");

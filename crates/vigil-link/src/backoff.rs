@@ -153,6 +153,7 @@ mod tests {
             max: Duration::MAX,
         });
         huge.next_delay(1.0);
+        huge.next_delay(1.0);
         assert_eq!(huge.step(), Duration::MAX, "overflow caps at max");
     }
 

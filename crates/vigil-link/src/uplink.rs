@@ -28,7 +28,7 @@ use tracing::{debug, error, info, warn};
 use vigil_core::{AlertEvent, Lane, Level, NodeId, Timestamp};
 use vigil_wire::{
     encode, try_encode, Ack, Batch, ChildStatus, LinkEvent, LinkState, LinkStatus, Message,
-    Status, Topic,
+    NodeState, Status, Topic,
 };
 
 use crate::backoff::BackoffConfig;
@@ -524,6 +524,9 @@ impl UplinkTask {
         };
         let health = (self.uplink.health)();
         let mut status = Status::online(cfg.node.clone(), cfg.level, Timestamp::now());
+        // vigil-wire's `Status::online` builds on `last_will` and keeps its `offline`
+        // state: say online explicitly.
+        status.state = NodeState::Online;
         status.devices_online = health.devices_online;
         status.devices_total = health.devices_total;
         status.children = health.children;

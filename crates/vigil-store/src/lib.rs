@@ -33,7 +33,7 @@ pub use inbox::{BatchOutcome, ForwardOutcome};
 pub use migrate::SCHEMA_VERSION;
 pub use outbox::{AckOutcome, LaneCursors, LaneState, OutboxBatch, OutboxRecord};
 pub use query::{
-    AlertCursor, AlertPage, AlertQuery, CursorError, OpenAlertCount, StateCount, DEFAULT_PAGE_LIMIT,
-    MAX_PAGE_LIMIT,
+    AlertCursor, AlertPage, AlertQuery, CursorError, OpenAlertCount, StateCount,
+    DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT,
 };
 pub use store::{Store, BUSY_TIMEOUT};

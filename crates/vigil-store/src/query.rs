@@ -295,9 +295,7 @@ fn list_row(row: &Row<'_>) -> rusqlite::Result<ListRow> {
 /// segment test that follows it drops.
 fn site_clause(site: &SitePath, sql: &mut String, args: &mut Vec<SqlValue>) {
     let s = site.as_str();
-    sql.push_str(
-        " AND site >= ? AND site < ? AND (site = ? OR substr(site, ?, 1) = '/')",
-    );
+    sql.push_str(" AND site >= ? AND site < ? AND (site = ? OR substr(site, ?, 1) = '/')");
     args.push(SqlValue::Text(s.to_owned()));
     args.push(SqlValue::Text(format!("{s}0")));
     args.push(SqlValue::Text(s.to_owned()));
@@ -514,7 +512,14 @@ mod tests {
         let text = c.to_string();
         assert_eq!(text.len(), 66);
         assert_eq!(text.parse::<AlertCursor>(), Ok(c));
-        for bad in ["", "c1", "c2", &text[..65], &text.replace("c1", "c2"), "c1zz"] {
+        for bad in [
+            "",
+            "c1",
+            "c2",
+            &text[..65],
+            &text.replace("c1", "c2"),
+            "c1zz",
+        ] {
             assert!(bad.parse::<AlertCursor>().is_err(), "{bad:?}");
         }
         let multibyte = format!("c1{}", "é".repeat(32));

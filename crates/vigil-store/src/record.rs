@@ -53,7 +53,9 @@ impl Store {
             let appended = append_in(
                 &tx,
                 link,
-                indices.iter().map(|&i| (items[i].1, payloads[i].as_slice())),
+                indices
+                    .iter()
+                    .map(|&i| (items[i].1, payloads[i].as_slice())),
             )?;
             for (&i, seq) in indices.iter().zip(appended) {
                 seqs[i] = seq;

@@ -109,7 +109,11 @@ fn a_resend_forwards_only_what_is_new() {
         (30, 20, 10)
     );
     assert_eq!(out.fresh, (10..30).collect::<Vec<_>>());
-    assert_eq!(queued(&s, Lane::Normal), all, "each event queued exactly once");
+    assert_eq!(
+        queued(&s, Lane::Normal),
+        all,
+        "each event queued exactly once"
+    );
     // The very same batch again: nothing new, nothing forwarded.
     let again = s
         .apply_batch_and_forward(&child, Lane::Critical, 1, &all, Some(UP), |_| {

@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use vigil_core::{
-    Actor, AlertEvent, AlertEventBody, AlertId, AlertKey, AlertState, AlertView, ConditionKind,
-    EventId, Hlc, Lane, NodeId, Severity, SitePath, Timestamp,
+    Actor, AlertEvent, AlertEventBody, AlertId, AlertKey, AlertState, AlertView, EventId, Hlc,
+    Lane, NodeId, Severity, SitePath, Timestamp,
 };
 use vigil_store::{AlertCursor, AlertQuery, Store, SCHEMA_VERSION};
 use vigil_wire::LinkEvent;
@@ -37,8 +37,16 @@ impl Events {
         Events { next: 1 }
     }
 
-    fn event(&mut self, alert: AlertId, wall: u64, origin: &str, body: AlertEventBody) -> AlertEvent {
-        let id = EventId::from_bytes((0xE000_0000_0000_0000_0000_0000_0000_0000 | self.next).to_be_bytes());
+    fn event(
+        &mut self,
+        alert: AlertId,
+        wall: u64,
+        origin: &str,
+        body: AlertEventBody,
+    ) -> AlertEvent {
+        let id = EventId::from_bytes(
+            (0xE000_0000_0000_0000_0000_0000_0000_0000 | self.next).to_be_bytes(),
+        );
         self.next += 1;
         AlertEvent {
             id,
@@ -50,32 +58,28 @@ impl Events {
         }
     }
 
-    /// A raise of `origin/{source}/state` at `site`.
+    /// A raise of the alert with `key` (`origin/source/kind`) at `at_site`.
     fn raise(
         &mut self,
         alert: AlertId,
         wall: u64,
-        origin: &str,
-        source: &str,
+        key: &str,
         at_site: &str,
         severity: Severity,
         latching: bool,
     ) -> AlertEvent {
-        let key = AlertKey::new(
-            node(origin),
-            source,
-            ConditionKind::new(ConditionKind::STATE).expect("kind"),
-        )
-        .expect("key");
+        let key: AlertKey = key.parse().expect("key");
+        let origin = key.origin.to_string();
+        let message = format!("{} alarm", key.source);
         self.event(
             alert,
             wall,
-            origin,
+            &origin,
             AlertEventBody::Raised {
                 key,
                 site: site(at_site),
                 severity,
-                message: format!("{source} alarm"),
+                message,
                 value: None,
                 at: Timestamp::from_millis(i64::try_from(wall).expect("fits")),
                 latching,
@@ -127,13 +131,19 @@ fn store_with_every_state() -> (Store, BTreeMap<AlertId, AlertState>) {
         (
             AlertState::RtnUnack,
             false,
-            vec![AlertEventBody::Cleared { value: None, at: now() }],
+            vec![AlertEventBody::Cleared {
+                value: None,
+                at: now(),
+            }],
         ),
         (
             AlertState::Normal,
             false,
             vec![
-                AlertEventBody::Cleared { value: None, at: now() },
+                AlertEventBody::Cleared {
+                    value: None,
+                    at: now(),
+                },
                 AlertEventBody::Acknowledged { comment: None },
             ],
         ),
@@ -142,7 +152,10 @@ fn store_with_every_state() -> (Store, BTreeMap<AlertId, AlertState>) {
             true,
             vec![
                 AlertEventBody::Acknowledged { comment: None },
-                AlertEventBody::Cleared { value: None, at: now() },
+                AlertEventBody::Cleared {
+                    value: None,
+                    at: now(),
+                },
             ],
         ),
         (
@@ -150,7 +163,10 @@ fn store_with_every_state() -> (Store, BTreeMap<AlertId, AlertState>) {
             true,
             vec![
                 AlertEventBody::Acknowledged { comment: None },
-                AlertEventBody::Cleared { value: None, at: now() },
+                AlertEventBody::Cleared {
+                    value: None,
+                    at: now(),
+                },
                 AlertEventBody::Reset,
             ],
         ),
@@ -189,7 +205,10 @@ fn store_with_every_state() -> (Store, BTreeMap<AlertId, AlertState>) {
                     reason: None,
                 },
                 AlertEventBody::Unshelved,
-                AlertEventBody::Cleared { value: None, at: now() },
+                AlertEventBody::Cleared {
+                    value: None,
+                    at: now(),
+                },
             ],
         ),
         (
@@ -225,7 +244,14 @@ fn store_with_every_state() -> (Store, BTreeMap<AlertId, AlertState>) {
         let alert = alert_id(n);
         let wall = T0 + (n as u64) * 100;
         let severity = Severity::ALL[(n as usize) % Severity::ALL.len()];
-        events.push(ev.raise(alert, wall, "gw-a", &format!("dev-{n}/p"), site_a, severity, latching));
+        events.push(ev.raise(
+            alert,
+            wall,
+            &format!("gw-a/dev-{n}/p/state"),
+            site_a,
+            severity,
+            latching,
+        ));
         for (i, body) in bodies.into_iter().enumerate() {
             events.push(ev.event(alert, wall + 1 + i as u64, "county-baiyun", body));
         }
@@ -247,7 +273,11 @@ fn the_state_filter_agrees_with_the_fold_for_every_state() {
     );
     assert_eq!(everything.len(), expected.len());
     for view in &everything {
-        assert_eq!(view.state_at(now()), expected[&view.id], "the fixture itself");
+        assert_eq!(
+            view.state_at(now()),
+            expected[&view.id],
+            "the fixture itself"
+        );
     }
     for state in [
         AlertState::Normal,
@@ -311,7 +341,9 @@ fn state_counts_agree_with_the_fold() {
     );
     let mut want: BTreeMap<(&str, Severity), u64> = BTreeMap::new();
     for v in &views {
-        *want.entry((expected[&v.id].as_str(), v.severity)).or_default() += 1;
+        *want
+            .entry((expected[&v.id].as_str(), v.severity))
+            .or_default() += 1;
     }
     let got: BTreeMap<(&str, Severity), u64> = store
         .alert_state_counts(now())
@@ -328,14 +360,62 @@ fn severity_active_closed_and_origin_filters() {
     let mut ev = Events::new();
     let s = "ministry/gd/gz/baiyun/prison-3";
     let mut events = vec![
-        ev.raise(alert_id(1), T0 + 1, "gw-a", "d/1", s, Severity::Critical, false),
-        ev.raise(alert_id(2), T0 + 2, "gw-a", "d/2", s, Severity::Major, false),
-        ev.raise(alert_id(3), T0 + 3, "gw-b", "d/3", s, Severity::Minor, false),
-        ev.raise(alert_id(4), T0 + 4, "gw-b", "d/4", s, Severity::Warning, false),
-        ev.raise(alert_id(5), T0 + 5, "gw-b", "d/5", s, Severity::Info, false),
+        ev.raise(
+            alert_id(1),
+            T0 + 1,
+            "gw-a/d/1/state",
+            s,
+            Severity::Critical,
+            false,
+        ),
+        ev.raise(
+            alert_id(2),
+            T0 + 2,
+            "gw-a/d/2/state",
+            s,
+            Severity::Major,
+            false,
+        ),
+        ev.raise(
+            alert_id(3),
+            T0 + 3,
+            "gw-b/d/3/state",
+            s,
+            Severity::Minor,
+            false,
+        ),
+        ev.raise(
+            alert_id(4),
+            T0 + 4,
+            "gw-b/d/4/state",
+            s,
+            Severity::Warning,
+            false,
+        ),
+        ev.raise(
+            alert_id(5),
+            T0 + 5,
+            "gw-b/d/5/state",
+            s,
+            Severity::Info,
+            false,
+        ),
     ];
-    events.push(ev.event(alert_id(2), T0 + 10, "gw-a", AlertEventBody::Cleared { value: None, at: now() }));
-    events.push(ev.event(alert_id(3), T0 + 11, "hub", AlertEventBody::Closed { reason: None }));
+    events.push(ev.event(
+        alert_id(2),
+        T0 + 10,
+        "gw-a",
+        AlertEventBody::Cleared {
+            value: None,
+            at: now(),
+        },
+    ));
+    events.push(ev.event(
+        alert_id(3),
+        T0 + 11,
+        "hub",
+        AlertEventBody::Closed { reason: None },
+    ));
     store.apply_events(&events).expect("apply");
     let q = |f: &dyn Fn(&mut AlertQuery)| {
         let mut query = AlertQuery {
@@ -395,7 +475,14 @@ fn the_site_filter_respects_segment_boundaries() {
         .enumerate()
         .map(|(i, s)| {
             let n = i as u128 + 1;
-            ev.raise(alert_id(n), T0 + n as u64, "gw-a", &format!("d/{n}"), s, Severity::Major, false)
+            ev.raise(
+                alert_id(n),
+                T0 + n as u64,
+                &format!("gw-a/d/{n}/state"),
+                s,
+                Severity::Major,
+                false,
+            )
         })
         .collect();
     store.apply_events(&events).expect("apply");
@@ -418,10 +505,16 @@ fn the_site_filter_respects_segment_boundaries() {
         under("ministry/gd/gz/baiyun"),
         ["ministry/gd/gz/baiyun", "ministry/gd/gz/baiyun/prison-3"]
     );
-    assert_eq!(under("ministry/gd/gz/baiyun/prison-3"), ["ministry/gd/gz/baiyun/prison-3"]);
+    assert_eq!(
+        under("ministry/gd/gz/baiyun/prison-3"),
+        ["ministry/gd/gz/baiyun/prison-3"]
+    );
     assert_eq!(under("ministry/gd/gz").len(), sites.len());
     assert_eq!(under("ministry").len(), sites.len());
-    assert!(under("ministry/gd/g").is_empty(), "a prefix of a segment is not a scope");
+    assert!(
+        under("ministry/gd/g").is_empty(),
+        "a prefix of a segment is not a scope"
+    );
     assert!(under("ministry/gd/gz/baiyun/prison-3x").is_empty());
 }
 
@@ -432,7 +525,16 @@ fn pages_are_stable_while_new_alerts_arrive() {
     let s = "ministry/gd/gz/baiyun/prison-3";
     // 25 alerts; several share an updated_at, so the order falls back to the stamp and id.
     let first: Vec<_> = (1..=25u128)
-        .map(|n| ev.raise(alert_id(n), T0 + (n as u64 / 3) * 10, "gw-a", &format!("d/{n}"), s, Severity::Major, false))
+        .map(|n| {
+            ev.raise(
+                alert_id(n),
+                T0 + (n as u64 / 3) * 10,
+                &format!("gw-a/d/{n}/state"),
+                s,
+                Severity::Major,
+                false,
+            )
+        })
         .collect();
     store.apply_events(&first).expect("apply");
     let full_order = ids(&all_pages(
@@ -459,7 +561,14 @@ fn pages_are_stable_while_new_alerts_arrive() {
         // New alerts arrive between pages: they sort first and never shift the pages to come.
         let n = 100 + pages;
         store
-            .apply_events(&[ev.raise(alert_id(n), T0 + 1_000 + n as u64, "gw-a", &format!("d/{n}"), s, Severity::Major, false)])
+            .apply_events(&[ev.raise(
+                alert_id(n),
+                T0 + 1_000 + n as u64,
+                &format!("gw-a/d/{n}/state"),
+                s,
+                Severity::Major,
+                false,
+            )])
             .expect("apply a new alert");
         match page.next {
             Some(next) => {
@@ -471,7 +580,10 @@ fn pages_are_stable_while_new_alerts_arrive() {
         }
     }
     assert_eq!(pages, 3);
-    assert_eq!(seen, full_order, "every alert once, in order, nothing new interleaved");
+    assert_eq!(
+        seen, full_order,
+        "every alert once, in order, nothing new interleaved"
+    );
 
     // An exactly full last page says so: no `next` pointing at an empty page.
     let exact = store
@@ -492,28 +604,102 @@ fn open_alert_counts_per_origin_and_site() {
     let p3 = "ministry/gd/gz/baiyun/prison-3";
     let p4 = "ministry/gd/gz/baiyun/prison-4";
     let mut events = vec![
-        ev.raise(alert_id(1), T0 + 1, "gw-a", "d/1", p3, Severity::Critical, false),
-        ev.raise(alert_id(2), T0 + 2, "gw-a", "d/2", p3, Severity::Critical, false),
-        ev.raise(alert_id(3), T0 + 3, "gw-a", "d/3", p3, Severity::Minor, false),
-        ev.raise(alert_id(4), T0 + 4, "gw-b", "d/4", p4, Severity::Critical, false),
-        ev.raise(alert_id(5), T0 + 5, "gw-b", "d/5", p4, Severity::Critical, false),
+        ev.raise(
+            alert_id(1),
+            T0 + 1,
+            "gw-a/d/1/state",
+            p3,
+            Severity::Critical,
+            false,
+        ),
+        ev.raise(
+            alert_id(2),
+            T0 + 2,
+            "gw-a/d/2/state",
+            p3,
+            Severity::Critical,
+            false,
+        ),
+        ev.raise(
+            alert_id(3),
+            T0 + 3,
+            "gw-a/d/3/state",
+            p3,
+            Severity::Minor,
+            false,
+        ),
+        ev.raise(
+            alert_id(4),
+            T0 + 4,
+            "gw-b/d/4/state",
+            p4,
+            Severity::Critical,
+            false,
+        ),
+        ev.raise(
+            alert_id(5),
+            T0 + 5,
+            "gw-b/d/5/state",
+            p4,
+            Severity::Critical,
+            false,
+        ),
     ];
-    events.push(ev.event(alert_id(2), T0 + 10, "hub", AlertEventBody::Acknowledged { comment: None }));
-    events.push(ev.event(alert_id(2), T0 + 11, "gw-a", AlertEventBody::Cleared { value: None, at: now() }));
-    events.push(ev.event(alert_id(5), T0 + 12, "hub", AlertEventBody::Closed { reason: None }));
+    events.push(ev.event(
+        alert_id(2),
+        T0 + 10,
+        "hub",
+        AlertEventBody::Acknowledged { comment: None },
+    ));
+    events.push(ev.event(
+        alert_id(2),
+        T0 + 11,
+        "gw-a",
+        AlertEventBody::Cleared {
+            value: None,
+            at: now(),
+        },
+    ));
+    events.push(ev.event(
+        alert_id(5),
+        T0 + 12,
+        "hub",
+        AlertEventBody::Closed { reason: None },
+    ));
     // An acknowledgement whose raise has not arrived: counted without origin or site.
-    events.push(ev.event(alert_id(6), T0 + 13, "hub", AlertEventBody::Acknowledged { comment: None }));
+    events.push(ev.event(
+        alert_id(6),
+        T0 + 13,
+        "hub",
+        AlertEventBody::Acknowledged { comment: None },
+    ));
     store.apply_events(&events).expect("apply");
     let counts = store.open_alert_counts().expect("counts");
     let get = |origin: Option<&str>, sev: Severity| {
         counts
             .iter()
             .find(|c| c.origin.as_ref().map(NodeId::as_str) == origin && c.severity == sev)
-            .map(|c| (c.site.as_ref().map(ToString::to_string), c.open, c.active, c.unacknowledged))
+            .map(|c| {
+                (
+                    c.site.as_ref().map(ToString::to_string),
+                    c.open,
+                    c.active,
+                    c.unacknowledged,
+                )
+            })
     };
-    assert_eq!(get(Some("gw-a"), Severity::Critical), Some((Some(p3.into()), 2, 1, 1)));
-    assert_eq!(get(Some("gw-a"), Severity::Minor), Some((Some(p3.into()), 1, 1, 1)));
-    assert_eq!(get(Some("gw-b"), Severity::Critical), Some((Some(p4.into()), 1, 1, 1)));
+    assert_eq!(
+        get(Some("gw-a"), Severity::Critical),
+        Some((Some(p3.into()), 2, 1, 1))
+    );
+    assert_eq!(
+        get(Some("gw-a"), Severity::Minor),
+        Some((Some(p3.into()), 1, 1, 1))
+    );
+    assert_eq!(
+        get(Some("gw-b"), Severity::Critical),
+        Some((Some(p4.into()), 1, 1, 1))
+    );
     assert_eq!(get(None, Severity::Info), Some((None, 1, 0, 0)));
     assert_eq!(counts.len(), 4);
 }
@@ -522,10 +708,31 @@ fn open_alert_counts_per_origin_and_site() {
 fn an_event_recorded_for_two_links_is_stored_once_and_queued_on_both() {
     let mut store = Store::open_in_memory().expect("open");
     let mut ev = Events::new();
-    let raise = ev.raise(alert_id(1), T0, "gw-a", "d/1", "ministry/gd", Severity::Critical, false);
-    store.apply_events(std::slice::from_ref(&raise)).expect("apply");
-    let ack = ev.event(alert_id(1), T0 + 5, "county", AlertEventBody::Acknowledged { comment: None });
-    let note = ev.event(alert_id(1), T0 + 6, "county", AlertEventBody::Commented { text: "seen".into() });
+    let raise = ev.raise(
+        alert_id(1),
+        T0,
+        "gw-a/d/1/state",
+        "ministry/gd",
+        Severity::Critical,
+        false,
+    );
+    store
+        .apply_events(std::slice::from_ref(&raise))
+        .expect("apply");
+    let ack = ev.event(
+        alert_id(1),
+        T0 + 5,
+        "county",
+        AlertEventBody::Acknowledged { comment: None },
+    );
+    let note = ev.event(
+        alert_id(1),
+        T0 + 6,
+        "county",
+        AlertEventBody::Commented {
+            text: "seen".into(),
+        },
+    );
     let seqs = store
         .record_events_multi(&[
             ("child:gw-a", Lane::Critical, ack.clone()),
@@ -549,12 +756,18 @@ fn an_event_recorded_for_two_links_is_stored_once_and_queued_on_both() {
     };
     assert_eq!(
         read("child:gw-a", Lane::Critical),
-        [LinkEvent::Alert(ack.clone()), LinkEvent::Alert(note.clone())]
+        [
+            LinkEvent::Alert(ack.clone()),
+            LinkEvent::Alert(note.clone())
+        ]
     );
     assert_eq!(read("child:gw-a", Lane::Normal), [LinkEvent::Alert(note)]);
     assert_eq!(read("parent", Lane::Critical), [LinkEvent::Alert(ack)]);
     assert!(read("parent", Lane::Normal).is_empty());
-    assert_eq!(store.record_events_multi(&[]).expect("nothing"), Vec::<u64>::new());
+    assert_eq!(
+        store.record_events_multi(&[]).expect("nothing"),
+        Vec::<u64>::new()
+    );
 }
 
 #[test]
@@ -566,8 +779,22 @@ fn a_damaged_view_is_left_out_of_the_list_not_fatal() {
     let s = "ministry/gd";
     store
         .apply_events(&[
-            ev.raise(alert_id(1), T0 + 1, "gw-a", "d/1", s, Severity::Major, false),
-            ev.raise(alert_id(2), T0 + 2, "gw-a", "d/2", s, Severity::Major, false),
+            ev.raise(
+                alert_id(1),
+                T0 + 1,
+                "gw-a/d/1/state",
+                s,
+                Severity::Major,
+                false,
+            ),
+            ev.raise(
+                alert_id(2),
+                T0 + 2,
+                "gw-a/d/2/state",
+                s,
+                Severity::Major,
+                false,
+            ),
         ])
         .expect("apply");
     let conn = rusqlite::Connection::open(&path).expect("second connection");
@@ -599,7 +826,14 @@ fn a_version_1_file_is_upgraded_with_its_alerts_queryable() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("hub.db");
     let mut ev = Events::new();
-    let raise = ev.raise(alert_id(7), T0, "gw-a", "d/7", "ministry/gd", Severity::Critical, false);
+    let raise = ev.raise(
+        alert_id(7),
+        T0,
+        "gw-a/d/7/state",
+        "ministry/gd",
+        Severity::Critical,
+        false,
+    );
     let shelve = ev.event(
         alert_id(7),
         T0 + 1,
@@ -615,7 +849,8 @@ fn a_version_1_file_is_upgraded_with_its_alerts_queryable() {
         let conn = rusqlite::Connection::open(&path).expect("open");
         conn.execute_batch(include_str!("../migrations/0001_init.sql"))
             .expect("schema 1");
-        conn.pragma_update(None, "user_version", 1).expect("version 1");
+        conn.pragma_update(None, "user_version", 1)
+            .expect("version 1");
         for e in [&raise, &shelve] {
             conn.execute(
                 "INSERT INTO events (id, alert, hlc, origin, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

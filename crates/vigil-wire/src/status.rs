@@ -154,6 +154,7 @@ impl Status {
     /// An `online` status of `node` at `at`; every other field at its default.
     pub fn online(node: NodeId, level: Option<Level>, at: Timestamp) -> Self {
         Status {
+            state: NodeState::Online,
             at: Some(at),
             level,
             ..Status::last_will(node)
@@ -259,5 +260,22 @@ impl TryFrom<RawStatus> for Status {
             link: raw.link,
             children,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn online_says_online_and_the_last_will_offline() {
+        let node = NodeId::new("gw-1").expect("valid");
+        let online = Status::online(
+            node.clone(),
+            Some(Level::Facility),
+            Timestamp::from_millis(0),
+        );
+        assert_eq!(online.state, NodeState::Online);
+        assert_eq!(Status::last_will(node).state, NodeState::Offline);
     }
 }

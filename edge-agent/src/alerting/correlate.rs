@@ -133,11 +133,7 @@ impl Correlator {
             let condition = incident_condition(&zone_name, members, c.ts, true);
             return Some(IncidentChange {
                 condition,
-                new_members: if joined {
-                    vec![alert]
-                } else {
-                    Vec::new()
-                },
+                new_members: if joined { vec![alert] } else { Vec::new() },
             });
         }
         let mut sources: Vec<&str> = zone.recent.iter().map(|m| m.source.as_str()).collect();
@@ -146,11 +142,8 @@ impl Correlator {
         if sources.len() < 2 {
             return None;
         }
-        let members: BTreeMap<AlertId, Member> = zone
-            .recent
-            .iter()
-            .map(|m| (m.alert, m.clone()))
-            .collect();
+        let members: BTreeMap<AlertId, Member> =
+            zone.recent.iter().map(|m| (m.alert, m.clone())).collect();
         let new_members = members.keys().copied().collect();
         let condition = incident_condition(&zone_name, &members, c.ts, true);
         zone.incident = Some(members);
@@ -300,15 +293,36 @@ mod tests {
     #[test]
     fn two_sources_in_a_zone_within_the_window_fuse() {
         let mut c = Correlator::default();
-        let fence = cond("fence/zone1_alarm", ConditionKind::STATE, "north", Severity::Major, 0);
+        let fence = cond(
+            "fence/zone1_alarm",
+            ConditionKind::STATE,
+            "north",
+            Severity::Major,
+            0,
+        );
         assert_eq!(c.on_raise(id(1), &fence), None);
         // Another zone, and the same source again: no fusion.
         assert_eq!(
-            c.on_raise(id(2), &cond("cam/motion", ConditionKind::MOTION, "south", Severity::Minor, 1)),
+            c.on_raise(
+                id(2),
+                &cond(
+                    "cam/motion",
+                    ConditionKind::MOTION,
+                    "south",
+                    Severity::Minor,
+                    1
+                )
+            ),
             None
         );
         assert_eq!(c.on_raise(id(1), &fence), None);
-        let motion = cond("cam-n/motion", ConditionKind::MOTION, "north", Severity::Minor, 30);
+        let motion = cond(
+            "cam-n/motion",
+            ConditionKind::MOTION,
+            "north",
+            Severity::Minor,
+            30,
+        );
         let fused = c.on_raise(id(3), &motion).expect("fused");
         let i = &fused.condition;
         assert!(i.active);
@@ -323,14 +337,22 @@ mod tests {
         assert_eq!(fused.new_members, [id(1), id(3)]);
         assert!(c.has_incident("north"));
         // A third source joins.
-        let door = cond("door/forced", ConditionKind::STATE, "north", Severity::Minor, 40);
+        let door = cond(
+            "door/forced",
+            ConditionKind::STATE,
+            "north",
+            Severity::Minor,
+            40,
+        );
         let joined = c.on_raise(id(4), &door).expect("joins");
         assert_eq!(joined.new_members, [id(4)]);
         assert_eq!(joined.condition.value, Some(Value::Int(3)));
         // The incident clears when all members have.
         assert_eq!(c.on_clear(id(1), Timestamp::from_millis(50_000)), None);
         assert_eq!(c.on_clear(id(3), Timestamp::from_millis(51_000)), None);
-        let cleared = c.on_clear(id(4), Timestamp::from_millis(52_000)).expect("clears");
+        let cleared = c
+            .on_clear(id(4), Timestamp::from_millis(52_000))
+            .expect("clears");
         assert!(!cleared.condition.active);
         assert_eq!(cleared.condition.source, "zone:north");
         assert!(!c.has_incident("north"));
@@ -358,11 +380,12 @@ mod tests {
         let fused = c.on_raise(id(5), &e).expect("fused");
         assert_eq!(fused.new_members.len(), 2);
         // …and the incident clears once the active member clears.
-        assert!(!c
-            .on_clear(id(5), Timestamp::from_millis(70_000))
-            .expect("clears")
-            .condition
-            .active);
+        assert!(
+            !c.on_clear(id(5), Timestamp::from_millis(70_000))
+                .expect("clears")
+                .condition
+                .active
+        );
     }
 
     #[test]
@@ -384,7 +407,10 @@ mod tests {
         assert!(!correlates(&zoneless));
         assert_eq!(c.on_raise(id(20), &zoneless), None);
         assert_eq!(
-            c.on_raise(id(21), &cond("y/p", ConditionKind::STATE, "z", Severity::Major, 1)),
+            c.on_raise(
+                id(21),
+                &cond("y/p", ConditionKind::STATE, "z", Severity::Major, 1)
+            ),
             None
         );
     }
@@ -407,7 +433,9 @@ mod tests {
         assert_eq!(spent.len(), 1);
         assert_eq!(spent[0].condition.source, "zone:y");
         assert!(c.has_incident("z"));
-        let cleared = c.on_clear(id(1), Timestamp::from_millis(9)).expect("last member");
+        let cleared = c
+            .on_clear(id(1), Timestamp::from_millis(9))
+            .expect("last member");
         assert!(!cleared.condition.active);
     }
 }

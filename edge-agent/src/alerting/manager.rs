@@ -21,7 +21,8 @@
 //! Every event is stamped by the node's hybrid logical clock, which resumes after the store's
 //! greatest stamp and observes the stamps of applied views, so the manager's events always
 //! fold after everything the store holds. Each event travels in the lane of its alert's
-//! severity ([`Severity::lane`]: critical and major in the critical lane).
+//! severity ([`Severity::lane`](vigil_core::Severity::lane): critical and major in the
+//! critical lane).
 //!
 //! Conditions with a zone also feed the [`Correlator`]; when it fuses an incident the manager
 //! handles the zone's `incident` condition like any other (key `zone:<zone>`/`incident`) and
@@ -402,7 +403,12 @@ impl AlertManager {
                 .get(&member_key)
                 .is_some_and(|t| t.view.incident == Some(incident));
             if !already {
-                self.record(&member_key, AlertEventBody::Correlated { incident }, now, out);
+                self.record(
+                    &member_key,
+                    AlertEventBody::Correlated { incident },
+                    now,
+                    out,
+                );
             }
         }
     }

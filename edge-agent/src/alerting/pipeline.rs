@@ -24,7 +24,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tracing::{debug, error, info, warn};
-use vigil_core::{AlertEventBody, AlertId, AlertView, Condition, HlcClock, Lane, Reading, Timestamp};
+use vigil_core::{
+    AlertEventBody, AlertId, AlertView, Condition, HlcClock, Lane, Reading, Timestamp,
+};
 use vigil_profile::Profile;
 use vigil_store::{Store, StoreError};
 
@@ -121,10 +123,8 @@ impl Pipeline {
         detect_metrics
             .points
             .set(i64::try_from(detectors.point_count()).unwrap_or(i64::MAX));
-        let (max_hlc, views) = with_store(&store, |s| {
-            Ok((s.max_hlc()?, s.list_alerts(usize::MAX)?))
-        })
-        .await?;
+        let (max_hlc, views) =
+            with_store(&store, |s| Ok((s.max_hlc()?, s.list_alerts(usize::MAX)?))).await?;
         let clock = HlcClock::resume(max_hlc.unwrap_or_default(), HlcClock::DEFAULT_MAX_SKEW_MS);
         let mut manager = AlertManager::new(
             config.node.id.clone(),
@@ -240,7 +240,9 @@ impl Pipeline {
                     }
                     events.extend(out);
                 }
-                Err(e) => warn!(source = %c.source, kind = %c.kind, error = %e, "condition dropped"),
+                Err(e) => {
+                    warn!(source = %c.source, kind = %c.kind, error = %e, "condition dropped")
+                }
             }
         }
         self.record(events).await;
@@ -307,7 +309,10 @@ impl Pipeline {
         }
         if self.pending.len() > MAX_PENDING {
             let drop = self.pending.len() - MAX_PENDING;
-            error!(dropped = drop, "too many alert events pending; dropping the oldest");
+            error!(
+                dropped = drop,
+                "too many alert events pending; dropping the oldest"
+            );
             self.pending.drain(..drop);
         }
         self.alert_metrics
@@ -323,7 +328,9 @@ fn log_event(lane: Lane, e: &vigil_core::AlertEvent) {
             severity,
             message,
             ..
-        } => info!(alert = %e.alert, key = %key, severity = %severity, lane = %lane, message = %message, "alert raised"),
+        } => {
+            info!(alert = %e.alert, key = %key, severity = %severity, lane = %lane, message = %message, "alert raised")
+        }
         body => info!(alert = %e.alert, event = body.name(), lane = %lane, "alert event"),
     }
 }

@@ -162,6 +162,7 @@ impl Validate for AgentConfig {
             out.extend(d.validate(&format!("modbus.device[{i}]")));
         }
         out.extend(modbus::validate_buses(&self.modbus.device));
+        out.extend(mqtt::validate_subscriptions(&self.mqtt.subscription));
         for (i, s) in self.mqtt.subscription.iter().enumerate() {
             out.extend(s.validate(&format!("mqtt.subscription[{i}]")));
         }

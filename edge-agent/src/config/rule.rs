@@ -82,7 +82,9 @@ impl RuleOverride {
 
     /// The entry's patterns that parse.
     pub fn patterns(&self) -> impl Iterator<Item = PointPattern> + '_ {
-        self.points.iter().filter_map(|p| PointPattern::parse(p).ok())
+        self.points
+            .iter()
+            .filter_map(|p| PointPattern::parse(p).ok())
     }
 }
 
@@ -237,12 +239,7 @@ pub fn validate_rules(config: &AgentConfig) -> Vec<Problem> {
             let device = pattern.device();
             let modbus = config.modbus.device.iter().any(|d| d.id == device);
             if !modbus && !mqtt_could_name(config, device) {
-                let known: Vec<&str> = config
-                    .modbus
-                    .device
-                    .iter()
-                    .map(|d| d.id.as_str())
-                    .collect();
+                let known: Vec<&str> = config.modbus.device.iter().map(|d| d.id.as_str()).collect();
                 out.push(Problem::new(
                     at("points"),
                     format!(
@@ -334,7 +331,10 @@ fn check_rule_values(rule: &RuleOverride, at: &str) -> Vec<Problem> {
     }
     if let Some(f) = &rule.flatline {
         if f.after.is_zero() {
-            out.push(Problem::new(key("flatline.after"), "must be longer than 0s"));
+            out.push(Problem::new(
+                key("flatline.after"),
+                "must be longer than 0s",
+            ));
         }
         if !(f.tolerance.is_finite() && f.tolerance >= 0.0) {
             out.push(Problem::new(
@@ -494,7 +494,10 @@ enabled = false
         for (body, want) in cases {
             let got = problems(&format!("\n[[rule]]\n{body}\n"));
             assert_eq!(got.len(), 1, "{body}: {got:?}");
-            assert!(got[0].contains(want), "{body}: {got:?} should contain {want:?}");
+            assert!(
+                got[0].contains(want),
+                "{body}: {got:?} should contain {want:?}"
+            );
         }
     }
 
@@ -523,6 +526,9 @@ enabled = false
         let got = check_points(&config, &[profile]);
         assert_eq!(got.len(), 1, "{got:?}");
         assert_eq!(got[0].key, "rule[0].points");
-        assert!(got[0].message.contains("no point \"supply_voltag\""), "{got:?}");
+        assert!(
+            got[0].message.contains("no point \"supply_voltag\""),
+            "{got:?}"
+        );
     }
 }

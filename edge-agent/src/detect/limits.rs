@@ -144,7 +144,13 @@ impl LimitsDetector {
         }
     }
 
-    fn verdict(&self, alarm: &LimitAlarm, active: bool, value: Option<Value>, ts: Timestamp) -> Condition {
+    fn verdict(
+        &self,
+        alarm: &LimitAlarm,
+        active: bool,
+        value: Option<Value>,
+        ts: Timestamp,
+    ) -> Condition {
         let name = self.point.id.point();
         let level = alarm.level;
         let shown = value
@@ -276,7 +282,12 @@ mod tests {
         let first = d.on_reading(&num(0.0, 25.0));
         assert_eq!(
             verdicts(&first),
-            [v("limit_hh", false), v("limit_h", false), v("limit_l", false), v("limit_ll", false)]
+            [
+                v("limit_hh", false),
+                v("limit_h", false),
+                v("limit_l", false),
+                v("limit_ll", false)
+            ]
         );
         let up = d.on_reading(&num(1.0, f64::from(31.2f32)));
         assert_eq!(verdicts(&up), [v("limit_hh", true), v("limit_h", true)]);
@@ -291,7 +302,12 @@ mod tests {
         let down = d.on_reading(&num(3.0, 19.0));
         assert_eq!(
             verdicts(&down),
-            [v("limit_hh", false), v("limit_h", false), v("limit_l", true), v("limit_ll", true)]
+            [
+                v("limit_hh", false),
+                v("limit_h", false),
+                v("limit_l", true),
+                v("limit_ll", true)
+            ]
         );
         assert_eq!(down[3].message, "p 19 V below LL 20 V");
         assert_eq!(down[3].severity, Severity::Major);
@@ -312,7 +328,13 @@ mod tests {
         assert_eq!(run(&mut d, &[(0.0, 29.0)]), [v("limit_hh", false)]);
         assert_eq!(run(&mut d, &[(1.0, 30.1)]), [v("limit_hh", true)]);
         // Noise around the limit, never 0.5 below it: no clear, no re-raise.
-        let noise = [(2.0, 29.8), (3.0, 30.2), (4.0, 29.6), (5.0, 30.05), (6.0, 29.51)];
+        let noise = [
+            (2.0, 29.8),
+            (3.0, 30.2),
+            (4.0, 29.6),
+            (5.0, 30.05),
+            (6.0, 29.51),
+        ];
         assert!(run(&mut d, &noise).is_empty());
         assert_eq!(run(&mut d, &[(7.0, 29.5)]), [v("limit_hh", false)]);
         // Exactly at the limit is not beyond it.
@@ -340,7 +362,11 @@ mod tests {
         let mut d = hh_with_delays(5, 0);
         assert_eq!(run(&mut d, &[(0.0, 20.0)]), [v("limit_hh", false)]);
         // Beyond for 4 s, then back within the deadband band: the delay restarts.
-        assert!(run(&mut d, &[(10.0, 31.0), (12.0, 31.0), (14.0, 31.0), (15.0, 29.5)]).is_empty());
+        assert!(run(
+            &mut d,
+            &[(10.0, 31.0), (12.0, 31.0), (14.0, 31.0), (15.0, 29.5)]
+        )
+        .is_empty());
         assert!(run(&mut d, &[(16.0, 31.0), (20.0, 32.0)]).is_empty());
         let raised = d.on_reading(&num(21.0, 33.0));
         assert_eq!(verdicts(&raised), [v("limit_hh", true)]);
@@ -384,7 +410,10 @@ mod tests {
         assert!(d
             .on_reading(&at(3.0, Value::Float(99.0), Quality::Bad))
             .is_empty());
-        assert!(d.on_tick(secs(10.0)).is_empty(), "the pending raise was dropped");
+        assert!(
+            d.on_tick(secs(10.0)).is_empty(),
+            "the pending raise was dropped"
+        );
         assert!(run(&mut d, &[(11.0, 31.0), (15.0, 31.0)]).is_empty());
         assert_eq!(run(&mut d, &[(16.0, 31.0)]), [v("limit_hh", true)]);
         // Uncertain readings count; text is ignored.

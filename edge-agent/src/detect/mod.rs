@@ -174,11 +174,11 @@ pub(crate) fn duration_text(d: Duration) -> String {
     let ms = d.as_millis();
     if ms == 0 {
         "0s".to_owned()
-    } else if ms % 3_600_000 == 0 {
+    } else if ms.is_multiple_of(3_600_000) {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 {
+    } else if ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 {
+    } else if ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -363,10 +363,9 @@ mod tests {
 
     #[test]
     fn rules_are_a_closed_tagged_enum() {
-        let rule: Rule = serde_json::from_str(
-            r#"{"type": "stale", "after": "30s", "severity": "minor"}"#,
-        )
-        .expect("valid");
+        let rule: Rule =
+            serde_json::from_str(r#"{"type": "stale", "after": "30s", "severity": "minor"}"#)
+                .expect("valid");
         assert_eq!(rule.name(), "stale");
         let json = serde_json::to_value(&rule).expect("encodes");
         assert_eq!(json["type"], "stale");

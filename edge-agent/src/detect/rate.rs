@@ -116,7 +116,10 @@ mod tests {
     #[test]
     fn raises_above_the_rate_and_clears_when_it_falls_back() {
         let mut d = detector();
-        assert!(d.on_reading(&num(0.0, 10.0)).is_empty(), "one reading is no rate");
+        assert!(
+            d.on_reading(&num(0.0, 10.0)).is_empty(),
+            "one reading is no rate"
+        );
         assert_eq!(
             verdicts(&d.on_reading(&num(1.0, 40.0))),
             [("rate_of_change".to_owned(), false)]
@@ -130,7 +133,10 @@ mod tests {
         assert!(d.on_reading(&num(2.0, 20.0)).is_empty());
         let cleared = d.on_reading(&num(3.0, 30.0));
         assert_eq!(verdicts(&cleared), [("rate_of_change".to_owned(), false)]);
-        assert_eq!(cleared[0].message, "p rate of change back to 10 V/s (limit 50 V/s)");
+        assert_eq!(
+            cleared[0].message,
+            "p rate of change back to 10 V/s (limit 50 V/s)"
+        );
         // Exactly at the limit is not above it.
         assert!(d.on_reading(&num(4.0, 80.0)).is_empty());
     }

@@ -279,7 +279,11 @@ point = "temperature"
         assert_eq!(alarm.point.zone.as_deref(), Some("fence-zone-1"));
         let volts = b.resolve(&id("fence-north/supply_voltage")).expect("rules");
         assert_eq!(names(&volts), ["limits", "stale"]);
-        assert_eq!(volts.point.zone.as_deref(), Some("north"), "the device's zone");
+        assert_eq!(
+            volts.point.zone.as_deref(),
+            Some("north"),
+            "the device's zone"
+        );
         assert_eq!(volts.point.unit.as_deref(), Some("V"));
         assert_eq!(b.resolve(&id("fence-north/sensitivity")), None);
         assert_eq!(b.resolve(&id("env-1/temperature")), None);
@@ -306,7 +310,11 @@ zone = "perimeter"
         let Rule::Limits(l) = &volts.rules[0] else {
             panic!("limits first")
         };
-        assert_eq!(l.hh, Some(29.0), "the exact id wins over the later wildcard");
+        assert_eq!(
+            l.hh,
+            Some(29.0),
+            "the exact id wins over the later wildcard"
+        );
         assert_eq!(l.h, None, "a rule kind is replaced whole");
         assert_eq!(l.delay, Some(Duration::from_secs(1)));
         assert_eq!(volts.point.zone.as_deref(), Some("perimeter"));
@@ -329,7 +337,9 @@ enabled = true
 "#,
         );
         assert_eq!(b.resolve(&id("fence-north/supply_voltage")), None);
-        let alarm = b.resolve(&id("fence-north/zone1_alarm")).expect("re-enabled");
+        let alarm = b
+            .resolve(&id("fence-north/zone1_alarm"))
+            .expect("re-enabled");
         let Rule::State(a) = &alarm.rules[0] else {
             panic!("state")
         };
@@ -355,7 +365,10 @@ stale = { after = "2m", severity = "minor" }
         assert_eq!(names(&t), ["limits"]);
         assert_eq!(t.point.zone.as_deref(), Some("block-a"));
         assert_eq!(t.point.unit, None);
-        assert_eq!(names(&b.resolve(&id("env-2/humidity")).expect("rules")), ["stale"]);
+        assert_eq!(
+            names(&b.resolve(&id("env-2/humidity")).expect("rules")),
+            ["stale"]
+        );
         let known: Vec<String> = b
             .known_points()
             .iter()

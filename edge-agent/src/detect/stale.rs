@@ -124,7 +124,11 @@ mod tests {
         assert_eq!(raised[0].severity, Severity::Minor);
         assert_eq!(raised[0].ts, secs(40.0));
         assert_eq!(raised[0].value, Some(Value::Float(24.0)));
-        assert!(raised[0].message.starts_with("p: no new value for 30s"), "{}", raised[0].message);
+        assert!(
+            raised[0].message.starts_with("p: no new value for 30s"),
+            "{}",
+            raised[0].message
+        );
         assert!(d.on_tick(secs(80.0)).is_empty(), "no repeats");
         let cleared = d.on_reading(&num(81.0, 25.0));
         assert_eq!(verdicts(&cleared), [("stale".to_owned(), false)]);
@@ -150,7 +154,10 @@ mod tests {
                 .on_reading(&at(f64::from(t), Value::Float(1.0), Quality::Bad))
                 .is_empty());
         }
-        assert_eq!(verdicts(&d.on_tick(secs(30.0))), [("stale".to_owned(), true)]);
+        assert_eq!(
+            verdicts(&d.on_tick(secs(30.0))),
+            [("stale".to_owned(), true)]
+        );
         assert!(d
             .on_reading(&at(31.0, Value::Float(1.0), Quality::Bad))
             .is_empty());

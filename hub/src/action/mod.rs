@@ -92,7 +92,9 @@ pub enum Refused {
         until: Timestamp,
     },
     /// Resetting an alert that does not need it.
-    #[error("the alert is not latched: only a latching alert that has not been reset can be reset")]
+    #[error(
+        "the alert is not latched: only a latching alert that has not been reset can be reset"
+    )]
     NotLatched,
     /// ISA-18.2: a latched alarm is reset only after its condition clears.
     #[error("the alert's condition is still active: it can be reset only once it clears")]
@@ -154,7 +156,7 @@ impl Action {
                 }
             }
             Action::Unshelve => {
-                if !view.shelved_until.is_some_and(|until| until > now) {
+                if view.shelved_until.is_none_or(|until| until <= now) {
                     return Err(Refused::NotShelved);
                 }
                 AlertEventBody::Unshelved
@@ -180,8 +182,7 @@ impl Action {
 #[cfg(test)]
 mod tests {
     use vigil_core::{
-        Actor, AlertEvent, AlertId, AlertKey, AlertState, EventId, Hlc, NodeId, Severity,
-        SitePath,
+        Actor, AlertEvent, AlertId, AlertKey, AlertState, EventId, Hlc, NodeId, Severity, SitePath,
     };
 
     use super::*;
@@ -274,7 +275,10 @@ mod tests {
             until: MAX_SHELVE_UNTIL.plus_millis(1),
             reason: None,
         };
-        assert!(too_late.check(&v, NOW).expect_err("too late").is_bad_request());
+        assert!(too_late
+            .check(&v, NOW)
+            .expect_err("too late")
+            .is_bad_request());
         assert!(Action::Shelve {
             until: NOW.plus_millis(1),
             reason: None
@@ -312,7 +316,10 @@ mod tests {
         );
         let latched = view(true, vec![ack(), cleared()]);
         assert_eq!(latched.state_at(NOW), AlertState::Latched);
-        assert_eq!(Action::Reset.check(&latched, NOW), Ok(AlertEventBody::Reset));
+        assert_eq!(
+            Action::Reset.check(&latched, NOW),
+            Ok(AlertEventBody::Reset)
+        );
         let reset = view(true, vec![ack(), cleared(), AlertEventBody::Reset]);
         assert_eq!(Action::Reset.check(&reset, NOW), Err(Refused::NotLatched));
     }

@@ -108,9 +108,5 @@ pub fn record(
         %alert, action = action.name(), user, event = %event.id, hlc = %event.hlc,
         state = %view.state_at(now), links = ?links, "operator action recorded"
     );
-    Ok(Recorded {
-        event,
-        view,
-        links,
-    })
+    Ok(Recorded { event, view, links })
 }

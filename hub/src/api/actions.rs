@@ -123,6 +123,9 @@ async fn act(
     match result {
         Ok(recorded) => {
             state.metrics.actions.with_label_values(&[name]).inc();
+            for link in &recorded.links {
+                state.pokes.poke(link);
+            }
             state.feed.publish(&recorded.event, &recorded.view, now);
             Ok(Json(serde_json::json!({
                 "event": recorded.event,

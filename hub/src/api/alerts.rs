@@ -57,10 +57,16 @@ const STATES: [AlertState; 8] = [
 ];
 
 fn parse_state(s: &str) -> Result<AlertState, ApiError> {
-    STATES.into_iter().find(|st| st.as_str() == s).ok_or_else(|| {
-        let names: Vec<&str> = STATES.iter().map(|st| st.as_str()).collect();
-        ApiError::bad_request(format!("state: unknown state {s:?}; use {}", names.join(", ")))
-    })
+    STATES
+        .into_iter()
+        .find(|st| st.as_str() == s)
+        .ok_or_else(|| {
+            let names: Vec<&str> = STATES.iter().map(|st| st.as_str()).collect();
+            ApiError::bad_request(format!(
+                "state: unknown state {s:?}; use {}",
+                names.join(", ")
+            ))
+        })
 }
 
 fn parse_severity(param: &str, s: &str) -> Result<Severity, ApiError> {
@@ -109,9 +115,10 @@ impl ListParams {
             q.min_severity = Some(parse_severity("min_severity", s)?);
         }
         if let Some(s) = &self.site {
-            q.site = Some(SitePath::new(s.as_str()).map_err(|e| {
-                ApiError::bad_request(format!("site: {e}"))
-            })?);
+            q.site = Some(
+                SitePath::new(s.as_str())
+                    .map_err(|e| ApiError::bad_request(format!("site: {e}")))?,
+            );
         }
         if let Some(s) = &self.node {
             q.origin = Some(

@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use crate::action::record::ActionContext;
 use crate::children::Children;
 use crate::feed::AlertFeed;
+use crate::link::OutboxPokes;
 use crate::metrics::HubMetrics;
 use crate::shared_store::{SharedStore, StoreTaskError};
 use crate::tree::ThisHub;
@@ -50,6 +51,8 @@ pub struct AppState {
     pub feed: AlertFeed,
     /// What operator actions need (node, clock, children, escalation).
     pub actions: ActionContext,
+    /// Wakes the link side's drainers after an action is queued.
+    pub pokes: OutboxPokes,
     /// The children registry (same as `actions.children`).
     pub children: Children,
     /// This hub, for the tree.

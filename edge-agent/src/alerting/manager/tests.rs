@@ -37,7 +37,13 @@ fn cond(source: &str, kind: &'static str, active: bool, sev: Severity, t_ms: i64
 }
 
 fn hh(active: bool, t_ms: i64) -> Condition {
-    cond("fence/supply_voltage", ConditionKind::LIMIT_HH, active, Severity::Major, t_ms)
+    cond(
+        "fence/supply_voltage",
+        ConditionKind::LIMIT_HH,
+        active,
+        Severity::Major,
+        t_ms,
+    )
 }
 
 fn t(ms: i64) -> Timestamp {
@@ -97,7 +103,13 @@ fn a_condition_raises_one_alert_then_clears_it() {
     assert_eq!(*lane, Lane::Critical, "major travels in the critical lane");
     assert_eq!(e.actor, Actor::System);
     assert_eq!(e.origin, node());
-    let AlertEventBody::Raised { key, site, severity, .. } = &e.body else {
+    let AlertEventBody::Raised {
+        key,
+        site,
+        severity,
+        ..
+    } = &e.body
+    else {
         panic!("raised")
     };
     assert_eq!(key.to_string(), "gw-1/fence/supply_voltage/limit_hh");
@@ -105,20 +117,32 @@ fn a_condition_raises_one_alert_then_clears_it() {
     assert_eq!(*severity, Severity::Major);
     log.add(&raised);
     // The same verdict again: nothing.
-    assert!(m.on_condition(&hh(true, 2), t(1)).expect("valid").is_empty());
+    assert!(m
+        .on_condition(&hh(true, 2), t(1))
+        .expect("valid")
+        .is_empty());
     let cleared = m.on_condition(&hh(false, 3), t(2)).expect("valid");
     assert_eq!(names(&cleared), ["cleared"]);
     log.add(&cleared);
     assert_eq!(log.view(e.alert).base_state(), AlertState::RtnUnack);
     // A clear of a key with no active alert: nothing.
-    assert!(m.on_condition(&hh(false, 4), t(3)).expect("valid").is_empty());
     assert!(m
-        .on_condition(&cond("x/y", ConditionKind::STALE, false, Severity::Minor, 0), t(4))
+        .on_condition(&hh(false, 4), t(3))
+        .expect("valid")
+        .is_empty());
+    assert!(m
+        .on_condition(
+            &cond("x/y", ConditionKind::STALE, false, Severity::Minor, 0),
+            t(4)
+        )
         .expect("valid")
         .is_empty());
     // Minor alerts go in the normal lane.
     let minor = m
-        .on_condition(&cond("x/y", ConditionKind::LIMIT_H, true, Severity::Minor, 0), t(5))
+        .on_condition(
+            &cond("x/y", ConditionKind::LIMIT_H, true, Severity::Minor, 0),
+            t(5),
+        )
         .expect("valid");
     assert_eq!(minor[0].0, Lane::Normal);
 }
@@ -126,28 +150,49 @@ fn a_condition_raises_one_alert_then_clears_it() {
 #[test]
 fn value_updates_are_rate_limited_but_severity_and_message_changes_are_not() {
     let mut m = manager();
-    assert_eq!(names(&m.on_condition(&hh(true, 0), t(0)).expect("ok")), ["raised"]);
+    assert_eq!(
+        names(&m.on_condition(&hh(true, 0), t(0)).expect("ok")),
+        ["raised"]
+    );
     let mut c = hh(true, 0);
     c.value = Some(Value::Float(32.0));
-    assert!(m.on_condition(&c, t(5_000)).expect("ok").is_empty(), "within 10 s");
+    assert!(
+        m.on_condition(&c, t(5_000)).expect("ok").is_empty(),
+        "within 10 s"
+    );
     let upd = m.on_condition(&c, t(10_000)).expect("ok");
     assert_eq!(names(&upd), ["value_updated"]);
-    let AlertEventBody::ValueUpdated { value, severity, message, .. } = &upd[0].1.body else {
+    let AlertEventBody::ValueUpdated {
+        value,
+        severity,
+        message,
+        ..
+    } = &upd[0].1.body
+    else {
         panic!("update")
     };
     assert_eq!(value, &Some(Value::Float(32.0)));
     assert_eq!((severity, message), (&None, &None));
-    assert!(m.on_condition(&c, t(30_000)).expect("ok").is_empty(), "value unchanged");
+    assert!(
+        m.on_condition(&c, t(30_000)).expect("ok").is_empty(),
+        "value unchanged"
+    );
     c.value = Some(Value::Float(33.0));
     c.severity = Severity::Critical;
     let upd = m.on_condition(&c, t(31_000)).expect("ok");
-    let AlertEventBody::ValueUpdated { value, severity, .. } = &upd[0].1.body else {
+    let AlertEventBody::ValueUpdated {
+        value, severity, ..
+    } = &upd[0].1.body
+    else {
         panic!("update")
     };
     assert_eq!(*severity, Some(Severity::Critical));
     assert_eq!(value, &Some(Value::Float(33.0)), "the value rides along");
     c.message = "new words".into();
-    assert_eq!(names(&m.on_condition(&c, t(31_500)).expect("ok")), ["value_updated"]);
+    assert_eq!(
+        names(&m.on_condition(&c, t(31_500)).expect("ok")),
+        ["value_updated"]
+    );
     assert_eq!(m.open_count(), 1);
 }
 
@@ -175,7 +220,13 @@ fn a_returned_alert_is_raised_again_and_closed_once_normal() {
     let view = log.view(id);
     assert!(view.closed);
     assert!(
-        cleared[1].1.hlc > log.0.iter().find(|e| e.origin.as_str() == "county-hub").expect("ack").hlc,
+        cleared[1].1.hlc
+            > log
+                .0
+                .iter()
+                .find(|e| e.origin.as_str() == "county-hub")
+                .expect("ack")
+                .hlc,
         "the close folds after the hub's ack"
     );
     // The next activation is a new alert.
@@ -210,7 +261,13 @@ fn an_ack_after_the_clear_closes_and_a_reraise_makes_a_new_alert() {
 fn a_latching_alert_stays_open_until_reset() {
     let mut m = manager();
     let mut log = Log::default();
-    let mut door = cond("doors/door1_forced", ConditionKind::STATE, true, Severity::Critical, 0);
+    let mut door = cond(
+        "doors/door1_forced",
+        ConditionKind::STATE,
+        true,
+        Severity::Critical,
+        0,
+    );
     door.latching = true;
     let r = m.on_condition(&door, t(0)).expect("ok");
     let AlertEventBody::Raised { latching, .. } = &r[0].1.body else {
@@ -224,7 +281,10 @@ fn a_latching_alert_stays_open_until_reset() {
     log.add(&m.on_condition(&door, t(1)).expect("ok"));
     let acked = log.hub(id, AlertEventBody::Acknowledged { comment: None });
     assert_eq!(acked.base_state(), AlertState::Latched);
-    assert!(m.on_applied(&[acked], t(2)).is_empty(), "latched: stays open");
+    assert!(
+        m.on_applied(&[acked], t(2)).is_empty(),
+        "latched: stays open"
+    );
     let reset = log.hub(id, AlertEventBody::Reset);
     assert_eq!(names(&m.on_applied(&[reset], t(3))), ["closed"]);
 }
@@ -262,42 +322,105 @@ fn conditions_in_one_zone_fuse_into_an_incident() {
     let mut m = manager();
     let mut log = Log::default();
     let fence = m
-        .on_condition(&zoned("fence/zone1_alarm", ConditionKind::STATE, true, Severity::Major, 0), t(0))
+        .on_condition(
+            &zoned(
+                "fence/zone1_alarm",
+                ConditionKind::STATE,
+                true,
+                Severity::Major,
+                0,
+            ),
+            t(0),
+        )
         .expect("ok");
     assert_eq!(names(&fence), ["raised"]);
     log.add(&fence);
     let motion = m
-        .on_condition(&zoned("cam-1", ConditionKind::MOTION, true, Severity::Minor, 20_000), t(20_000))
+        .on_condition(
+            &zoned(
+                "cam-1",
+                ConditionKind::MOTION,
+                true,
+                Severity::Minor,
+                20_000,
+            ),
+            t(20_000),
+        )
         .expect("ok");
-    assert_eq!(names(&motion), ["raised", "raised", "correlated", "correlated"]);
+    assert_eq!(
+        names(&motion),
+        ["raised", "raised", "correlated", "correlated"]
+    );
     log.add(&motion);
     let incident = &motion[1];
     assert_eq!(incident.0, Lane::Critical);
-    let AlertEventBody::Raised { key, severity, message, zone, .. } = &incident.1.body else {
+    let AlertEventBody::Raised {
+        key,
+        severity,
+        message,
+        zone,
+        ..
+    } = &incident.1.body
+    else {
         panic!("incident raised")
     };
     assert_eq!(key.to_string(), "gw-1/zone:north/incident");
     assert_eq!(*severity, Severity::Critical);
-    assert!(message.contains("fence/zone1_alarm") && message.contains("cam-1"), "{message}");
+    assert!(
+        message.contains("fence/zone1_alarm") && message.contains("cam-1"),
+        "{message}"
+    );
     assert_eq!(zone.as_deref(), Some("north"));
     let incident_id = incident.1.alert;
     for (_, e) in &motion[2..] {
-        assert_eq!(e.body, AlertEventBody::Correlated { incident: incident_id });
+        assert_eq!(
+            e.body,
+            AlertEventBody::Correlated {
+                incident: incident_id
+            }
+        );
     }
     assert_eq!(log.view(fence[0].1.alert).incident, Some(incident_id));
     assert_eq!(motion[3].0, Lane::Normal, "the minor member's lane");
     // A health condition in the zone does not join.
     let stale = m
-        .on_condition(&zoned("fence/supply_voltage", ConditionKind::STALE, true, Severity::Minor, 21_000), t(21_000))
+        .on_condition(
+            &zoned(
+                "fence/supply_voltage",
+                ConditionKind::STALE,
+                true,
+                Severity::Minor,
+                21_000,
+            ),
+            t(21_000),
+        )
         .expect("ok");
     assert_eq!(names(&stale), ["raised"]);
     // The incident clears when all members have.
     let c1 = m
-        .on_condition(&zoned("fence/zone1_alarm", ConditionKind::STATE, false, Severity::Major, 30_000), t(30_000))
+        .on_condition(
+            &zoned(
+                "fence/zone1_alarm",
+                ConditionKind::STATE,
+                false,
+                Severity::Major,
+                30_000,
+            ),
+            t(30_000),
+        )
         .expect("ok");
     assert_eq!(names(&c1), ["cleared"]);
     let c2 = m
-        .on_condition(&zoned("cam-1", ConditionKind::MOTION, false, Severity::Minor, 31_000), t(31_000))
+        .on_condition(
+            &zoned(
+                "cam-1",
+                ConditionKind::MOTION,
+                false,
+                Severity::Minor,
+                31_000,
+            ),
+            t(31_000),
+        )
         .expect("ok");
     assert_eq!(names(&c2), ["cleared", "cleared"]);
     assert_eq!(c2[1].1.alert, incident_id);
@@ -310,12 +433,24 @@ fn restart_rebuilds_open_alerts_without_duplicates() {
     let mut all = Vec::new();
     all.extend(m.on_condition(&hh(true, 0), t(0)).expect("ok"));
     all.extend(
-        m.on_condition(&zoned("fence/zone1_alarm", ConditionKind::STATE, true, Severity::Major, 0), t(1))
-            .expect("ok"),
+        m.on_condition(
+            &zoned(
+                "fence/zone1_alarm",
+                ConditionKind::STATE,
+                true,
+                Severity::Major,
+                0,
+            ),
+            t(1),
+        )
+        .expect("ok"),
     );
     all.extend(
-        m.on_condition(&zoned("cam-1", ConditionKind::MOTION, true, Severity::Minor, 1), t(2))
-            .expect("ok"),
+        m.on_condition(
+            &zoned("cam-1", ConditionKind::MOTION, true, Severity::Minor, 1),
+            t(2),
+        )
+        .expect("ok"),
     );
     store.record_events("parent", &all).expect("recorded");
     let hh_id = all[0].1.alert;
@@ -338,19 +473,35 @@ fn restart_rebuilds_open_alerts_without_duplicates() {
     assert!(m.restore(views, t(10)).is_empty());
     assert_eq!(m.open_count(), 4);
     // Still active after the restart: no second alert, no event.
-    assert!(m.on_condition(&hh(true, 100), t(100)).expect("ok").is_empty());
+    assert!(m
+        .on_condition(&hh(true, 100), t(100))
+        .expect("ok")
+        .is_empty());
     let cleared = m.on_condition(&hh(false, 200), t(200)).expect("ok");
     assert_eq!(names(&cleared), ["cleared"]);
     assert_eq!(cleared[0].1.alert, hh_id);
     assert!(cleared[0].1.hlc > max);
     // The restored incident clears with its restored members.
-    assert!(m
-        .on_condition(&zoned("fence/zone1_alarm", ConditionKind::STATE, false, Severity::Major, 300), t(300))
+    assert!(
+        m.on_condition(
+            &zoned(
+                "fence/zone1_alarm",
+                ConditionKind::STATE,
+                false,
+                Severity::Major,
+                300
+            ),
+            t(300)
+        )
         .expect("ok")
         .len()
-        == 1);
+            == 1
+    );
     let last = m
-        .on_condition(&zoned("cam-1", ConditionKind::MOTION, false, Severity::Minor, 301), t(301))
+        .on_condition(
+            &zoned("cam-1", ConditionKind::MOTION, false, Severity::Minor, 301),
+            t(301),
+        )
         .expect("ok");
     assert_eq!(names(&last), ["cleared", "cleared"]);
     assert_eq!(last[1].1.alert, incident_id);
@@ -364,9 +515,27 @@ fn restoring_closes_normal_alerts_and_spent_incidents() {
     let id = r[0].1.alert;
     log.add(&r);
     log.add(&m.on_condition(&hh(false, 1), t(1)).expect("ok"));
-    log.add(&m.on_condition(&zoned("a/p", ConditionKind::STATE, true, Severity::Minor, 0), t(2)).expect("ok"));
-    log.add(&m.on_condition(&zoned("b/p", ConditionKind::STATE, true, Severity::Minor, 0), t(3)).expect("ok"));
-    log.add(&m.on_condition(&zoned("a/p", ConditionKind::STATE, false, Severity::Minor, 0), t(4)).expect("ok"));
+    log.add(
+        &m.on_condition(
+            &zoned("a/p", ConditionKind::STATE, true, Severity::Minor, 0),
+            t(2),
+        )
+        .expect("ok"),
+    );
+    log.add(
+        &m.on_condition(
+            &zoned("b/p", ConditionKind::STATE, true, Severity::Minor, 0),
+            t(3),
+        )
+        .expect("ok"),
+    );
+    log.add(
+        &m.on_condition(
+            &zoned("a/p", ConditionKind::STATE, false, Severity::Minor, 0),
+            t(4),
+        )
+        .expect("ok"),
+    );
     // b's clear never reached the manager before the "crash"; the hub acked hh meanwhile.
     log.hub(id, AlertEventBody::Acknowledged { comment: None });
     let mut m = manager();
@@ -375,7 +544,10 @@ fn restoring_closes_normal_alerts_and_spent_incidents() {
     assert_eq!(out[0].1.alert, id);
     // b clears: the incident with it.
     let out = m
-        .on_condition(&zoned("b/p", ConditionKind::STATE, false, Severity::Minor, 20), t(20))
+        .on_condition(
+            &zoned("b/p", ConditionKind::STATE, false, Severity::Minor, 20),
+            t(20),
+        )
         .expect("ok");
     assert_eq!(names(&out), ["cleared", "cleared"]);
 }

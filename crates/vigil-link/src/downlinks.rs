@@ -1,0 +1,634 @@
+//! The parent end of every link to a node's children: [`Downlinks`] listens on its broker
+//! (embedded or external) for the children's batches, acks and statuses, and drains one
+//! downlink outbox per child onto `vigil/v1/down/{child}`. A hub runs one.
+//!
+//! - **Uplink batches** from `vigil/v1/up/{child}` are committed with
+//!   `Store::apply_batch_and_forward` — the events, the child's inbox cursor and, with a
+//!   [`Forward`], the events the escalation policy sends up, queued on the hub's own
+//!   `parent` outbox, all in one transaction — and only then acknowledged on
+//!   `vigil/v1/down/{child}`. A payload that does not decode is counted and dropped, never
+//!   acknowledged and never fatal.
+//! - **Statuses** (retained, and last wills) on `vigil/v1/status/{child}` keep the children
+//!   table ([`Children`]): online or offline, backlog, devices, last seen — the hub's tree.
+//! - **Downlinks**: the owner queues events for a child with [`DownlinksHandle::enqueue`]
+//!   (outbox link `child:{node}`); each child's outbox is drained by the same sender as an
+//!   uplink ([`OutboxLink`]), while the child is online, and the child's acks arrive on its
+//!   `up` topic. When a child comes (back) online, everything not acknowledged is resent.
+//!
+//! One task, one `select!` loop, like the uplink.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rumqttc::QoS;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+use vigil_core::{AlertEvent, Lane, NodeId, Timestamp};
+use vigil_wire::{encode, Ack, Batch, ChildStatus, Message, Topic, PARENT_FILTERS};
+
+use crate::backoff::BackoffConfig;
+use crate::children::{ChildInfo, Children, Transition};
+use crate::drain::{OutboxLink, Pumped};
+use crate::error::LinkError;
+use crate::handoff::{Delivery, OutboxPoke};
+use crate::inbound::{self, ParentInbound};
+use crate::metrics::LinkMetrics;
+use crate::mqtt::{self, Connection, MqttEvent, MqttSettings};
+use crate::sender::SenderConfig;
+use crate::store::SharedStore;
+use crate::uplink::{alert_events, pick, record_received, validate_common};
+
+/// The prefix of every downlink outbox: `child:{node}`.
+pub const CHILD_LINK_PREFIX: &str = "child:";
+
+/// The `link` label of the parent's own broker connection in the metrics.
+pub const DOWNLINKS_LABEL: &str = "downlinks";
+
+/// How long a stopping parent waits for its DISCONNECT to go out.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// How long to wait before publishing again when the MQTT client's queue was full.
+const BLOCKED_RETRY: Duration = Duration::from_millis(20);
+
+/// The downlink outbox of `child`: `child:{node}`.
+pub fn child_link(child: &NodeId) -> String {
+    format!("{CHILD_LINK_PREFIX}{child}")
+}
+
+/// The settings of a parent's end of its children's links.
+#[derive(Debug, Clone)]
+pub struct DownlinksConfig {
+    /// This node's id: the sender named in downlink batches.
+    pub node: NodeId,
+    /// The broker the children connect to, `mqtt://host[:port]` (the embedded broker's
+    /// [`url`](crate::broker::EmbeddedBroker::url), or an external one).
+    pub url: String,
+    /// The MQTT client id; by default `{node}:downlinks` (no child can have it: node ids
+    /// have no `:`).
+    pub client_id: Option<String>,
+    /// Batching, window, ack timeouts of the downlinks.
+    pub sender: SenderConfig,
+    /// Reconnect backoff.
+    pub backoff: BackoffConfig,
+    /// MQTT keepalive (at least 1 s).
+    pub keep_alive: Duration,
+    /// How often every downlink outbox is read even without a poke, and new ones looked for.
+    pub poll_interval: Duration,
+    /// Deliveries that may wait for the owner before the link waits too.
+    pub delivery_capacity: usize,
+}
+
+impl DownlinksConfig {
+    /// The defaults for `node` listening on the broker at `url`.
+    pub fn new(node: NodeId, url: impl Into<String>) -> Self {
+        DownlinksConfig {
+            node,
+            url: url.into(),
+            client_id: None,
+            sender: SenderConfig::default(),
+            backoff: BackoffConfig::default(),
+            keep_alive: crate::uplink::UplinkConfig::default_keep_alive(),
+            poll_interval: crate::uplink::UplinkConfig::default_poll_interval(),
+            delivery_capacity: crate::uplink::UplinkConfig::default_delivery_capacity(),
+        }
+    }
+
+    /// Checks every setting without connecting anywhere.
+    pub fn validate(&self) -> Result<(), LinkError> {
+        mqtt::parse_url(&self.url)?;
+        self.sender.validate()?;
+        self.backoff.validate()?;
+        validate_common(
+            DOWNLINKS_LABEL,
+            self.keep_alive,
+            self.poll_interval,
+            self.delivery_capacity,
+        )?;
+        if self.client_id.as_deref() == Some("") {
+            return Err(LinkError::Config {
+                key: "client_id",
+                reason: "must not be empty (leave it unset for {node}:downlinks)".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The escalation policy: which of the events a child sends go on up, and in which lane.
+pub type EscalationPolicy = Arc<dyn Fn(&AlertEvent) -> Option<Lane> + Send + Sync>;
+
+/// Relaying up: the children's new events that `policy` selects are queued on `link` (the
+/// hub's own `parent` outbox) in the transaction that commits them, then `poke` wakes the
+/// hub's uplink.
+#[derive(Clone)]
+pub struct Forward {
+    /// The outbox link to queue on (normally [`PARENT_LINK`](crate::uplink::PARENT_LINK)).
+    pub link: String,
+    /// What goes up, in which lane (`None`: it stays here).
+    pub policy: EscalationPolicy,
+    /// The hub's uplink, woken after each commit that queued something.
+    pub poke: Option<OutboxPoke>,
+}
+
+impl std::fmt::Debug for Forward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forward")
+            .field("link", &self.link)
+            .field("poke", &self.poke.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Forward {
+    /// Forwarding to `link` by `policy`, waking nobody.
+    pub fn new(
+        link: impl Into<String>,
+        policy: impl Fn(&AlertEvent) -> Option<Lane> + Send + Sync + 'static,
+    ) -> Self {
+        Forward {
+            link: link.into(),
+            policy: Arc::new(policy),
+            poke: None,
+        }
+    }
+
+    /// Wakes `poke` (the hub's uplink) after queuing.
+    pub fn with_poke(mut self, poke: OutboxPoke) -> Self {
+        self.poke = Some(poke);
+        self
+    }
+}
+
+/// State shared between the running task and the owner's handles.
+#[derive(Debug)]
+struct Shared {
+    pokes: Mutex<BTreeSet<NodeId>>,
+    notify: Notify,
+    children: watch::Sender<Children>,
+}
+
+/// The owner's handle on a running [`Downlinks`]: queue downlink events, read the children.
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DownlinksHandle {
+    shared: Arc<Shared>,
+    store: SharedStore,
+}
+
+impl DownlinksHandle {
+    /// Records `events` (in this node's event store, like any local event) and queues them
+    /// for `child` on its downlink outbox, in one transaction; then wakes the link. Returns
+    /// their sequence numbers.
+    pub async fn enqueue(
+        &self,
+        child: &NodeId,
+        events: Vec<(Lane, AlertEvent)>,
+    ) -> Result<Vec<u64>, LinkError> {
+        let link = child_link(child);
+        let seqs = self
+            .store
+            .call(move |s| s.record_events(&link, &events))
+            .await?;
+        self.poke(child);
+        Ok(seqs)
+    }
+
+    /// Wakes the downlink of `child` after the owner appended to its outbox itself.
+    pub fn poke(&self, child: &NodeId) {
+        self.shared
+            .pokes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(child.clone());
+        self.shared.notify.notify_one();
+    }
+
+    /// Every child heard of, with its health.
+    pub fn children(&self) -> Vec<ChildInfo> {
+        self.shared.children.borrow().iter().cloned().collect()
+    }
+
+    /// Every child as an entry of this node's own status (for its uplink's health).
+    pub fn child_statuses(&self) -> Vec<ChildStatus> {
+        self.shared.children.borrow().statuses()
+    }
+
+    /// The children table as it changes.
+    pub fn watch_children(&self) -> watch::Receiver<Children> {
+        self.shared.children.subscribe()
+    }
+}
+
+/// A parent's end of its children's links. Build it, take its handles, then
+/// [`run`](Downlinks::run) it.
+#[derive(Debug)]
+pub struct Downlinks {
+    config: DownlinksConfig,
+    store: SharedStore,
+    metrics: LinkMetrics,
+    forward: Option<Forward>,
+    shared: Arc<Shared>,
+    deliveries_tx: mpsc::Sender<Delivery>,
+    deliveries_rx: Option<mpsc::Receiver<Delivery>>,
+}
+
+impl Downlinks {
+    /// The children's links of this node over `store`, with metrics in `metrics`. Checks
+    /// the config; connects only when run.
+    pub fn new(
+        config: DownlinksConfig,
+        store: SharedStore,
+        metrics: LinkMetrics,
+    ) -> Result<Downlinks, LinkError> {
+        config.validate()?;
+        let (deliveries_tx, deliveries_rx) = mpsc::channel(config.delivery_capacity);
+        let (children, _) = watch::channel(Children::new());
+        Ok(Downlinks {
+            config,
+            store,
+            metrics,
+            forward: None,
+            shared: Arc::new(Shared {
+                pokes: Mutex::new(BTreeSet::new()),
+                notify: Notify::new(),
+                children,
+            }),
+            deliveries_tx,
+            deliveries_rx: Some(deliveries_rx),
+        })
+    }
+
+    /// Relays the children's new events up, by `forward`'s policy.
+    pub fn with_forward(mut self, forward: Forward) -> Self {
+        self.forward = Some(forward);
+        self
+    }
+
+    /// The owner's handle.
+    pub fn handle(&self) -> DownlinksHandle {
+        DownlinksHandle {
+            shared: Arc::clone(&self.shared),
+            store: self.store.clone(),
+        }
+    }
+
+    /// The children's committed events (what was new here), for the hub's ingest. Take it
+    /// before [`run`](Downlinks::run) (once); if nobody takes it, deliveries are discarded.
+    /// Once taken, keep reading it: when it is full, the link waits.
+    pub fn take_deliveries(&mut self) -> Option<mpsc::Receiver<Delivery>> {
+        self.deliveries_rx.take()
+    }
+
+    /// Runs until `shutdown` is cancelled, then disconnects cleanly.
+    ///
+    /// Fails only at the start: when the store cannot list the downlink outboxes.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), LinkError> {
+        drop(self.deliveries_rx.take());
+        let conn = Connection::start(MqttSettings {
+            client_id: self
+                .config
+                .client_id
+                .clone()
+                .unwrap_or_else(|| format!("{}:downlinks", self.config.node)),
+            url: self.config.url.clone(),
+            keep_alive: self.config.keep_alive,
+            will: None,
+            backoff: self.config.backoff,
+            request_capacity: 1024,
+            name: DOWNLINKS_LABEL.to_owned(),
+        })?;
+        let mut task = DownlinksTask {
+            dl: self,
+            conn,
+            connected: false,
+            children: Children::new(),
+            links: BTreeMap::new(),
+        };
+        task.discover().await?;
+        task.dl
+            .metrics
+            .set_state(DOWNLINKS_LABEL, vigil_wire::LinkState::Connecting);
+        info!(node = %task.dl.config.node, url = %task.dl.config.url, "downlinks started");
+        task.run(shutdown).await;
+        Ok(())
+    }
+}
+
+/// The running state of the parent's end.
+struct DownlinksTask {
+    dl: Downlinks,
+    conn: Connection,
+    connected: bool,
+    children: Children,
+    links: BTreeMap<NodeId, OutboxLink>,
+}
+
+impl DownlinksTask {
+    async fn run(mut self, shutdown: CancellationToken) {
+        let mut poll_tick = tokio::time::interval(self.dl.config.poll_interval);
+        poll_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut retry_at: Option<Instant> = None;
+        let far = || Instant::now() + Duration::from_secs(3600);
+        let shared = Arc::clone(&self.dl.shared);
+        loop {
+            if retry_at.is_none() && self.pump_all().await == Pumped::Blocked {
+                retry_at = Some(Instant::now() + BLOCKED_RETRY);
+            }
+            let deadline = self.links.values().filter_map(|l| l.sender.deadline()).min();
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                event = self.conn.events.recv() => match event {
+                    Some(event) => self.on_mqtt(event).await,
+                    None => {
+                        error!("the MQTT connection task ended; stopping the downlinks");
+                        break;
+                    }
+                },
+                _ = shared.notify.notified() => self.on_pokes().await,
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(far)), if deadline.is_some() => {
+                    let now = Instant::now();
+                    for link in self.links.values_mut() {
+                        link.on_tick(now, &self.dl.metrics);
+                    }
+                }
+                _ = tokio::time::sleep_until(retry_at.unwrap_or_else(far)), if retry_at.is_some() => {
+                    retry_at = None;
+                }
+                _ = poll_tick.tick() => self.on_poll().await,
+            }
+        }
+        self.dl
+            .metrics
+            .set_state(DOWNLINKS_LABEL, vigil_wire::LinkState::Disconnected);
+        info!(node = %self.dl.config.node, "downlinks stopping");
+        self.conn.close(CLOSE_WAIT).await;
+    }
+
+    async fn pump_all(&mut self) -> Pumped {
+        let mut result = Pumped::Idle;
+        for link in self.links.values_mut() {
+            if link.pump(&self.dl.store, &self.conn.client, &self.dl.metrics).await == Pumped::Blocked
+            {
+                result = Pumped::Blocked;
+            }
+        }
+        result
+    }
+
+    /// Finds the downlink outboxes already in the store (queued before a restart).
+    async fn discover(&mut self) -> Result<(), LinkError> {
+        let lanes = self.dl.store.call(|s| s.outbox_lanes()).await?;
+        let children: BTreeSet<NodeId> = lanes
+            .into_iter()
+            .filter_map(|(link, _, _)| {
+                let child = link.strip_prefix(CHILD_LINK_PREFIX)?;
+                NodeId::new(child).ok()
+            })
+            .collect();
+        for child in children {
+            self.ensure_link(&child).await?;
+        }
+        Ok(())
+    }
+
+    /// The downlink of `child`, opened (resuming after its last ack) if new.
+    async fn ensure_link(&mut self, child: &NodeId) -> Result<&mut OutboxLink, LinkError> {
+        if !self.links.contains_key(child) {
+            let mut link = OutboxLink::open(
+                child_link(child),
+                Topic::Down(child.clone()).to_string(),
+                self.dl.config.node.clone(),
+                self.dl.config.sender,
+                &self.dl.store,
+            )
+            .await?;
+            if self.connected && self.children.is_online(child) {
+                link.sender.on_connected(Instant::now());
+            }
+            self.links.insert(child.clone(), link);
+        }
+        self.links
+            .get_mut(child)
+            .ok_or_else(|| LinkError::StoreTask("downlink vanished".into()))
+    }
+
+    async fn on_pokes(&mut self) {
+        let poked: Vec<NodeId> = std::mem::take(
+            &mut *self
+                .dl
+                .shared
+                .pokes
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+        .into_iter()
+        .collect();
+        for child in poked {
+            match self.ensure_link(&child).await {
+                Ok(link) => link.sender.poke(),
+                Err(err) => warn!(%child, error = %err, "cannot open the downlink outbox"),
+            }
+        }
+    }
+
+    async fn on_poll(&mut self) {
+        if let Err(err) = self.discover().await {
+            warn!(error = %err, "cannot list the downlink outboxes");
+        }
+        for link in self.links.values_mut() {
+            link.sender.poke();
+            if let Err(err) = link.backlog(&self.dl.store, &self.dl.metrics).await {
+                warn!(link = %link.name, error = %err, "cannot read the outbox backlog");
+            }
+        }
+        self.publish_children();
+    }
+
+    fn publish_children(&self) {
+        let (online, offline) = self.children.counts();
+        let gauge = &self.dl.metrics.children;
+        gauge
+            .with_label_values(&["online"])
+            .set(i64::try_from(online).unwrap_or(i64::MAX));
+        gauge
+            .with_label_values(&["offline"])
+            .set(i64::try_from(offline).unwrap_or(i64::MAX));
+        let children = &self.children;
+        self.dl.shared.children.send_if_modified(|current| {
+            if current == children {
+                false
+            } else {
+                current.clone_from(children);
+                true
+            }
+        });
+    }
+
+    /// Starts or stops a child's downlink as it comes and goes.
+    async fn on_transition(&mut self, child: &NodeId, transition: Transition) {
+        match transition {
+            Transition::Unchanged => {}
+            Transition::CameOnline => {
+                info!(%child, "child online");
+                let connected = self.connected;
+                match self.ensure_link(child).await {
+                    Ok(link) if connected => link.sender.on_connected(Instant::now()),
+                    Ok(_) => {}
+                    Err(err) => warn!(%child, error = %err, "cannot open the downlink outbox"),
+                }
+            }
+            Transition::WentOffline => {
+                info!(%child, "child offline");
+                if let Some(link) = self.links.get_mut(child) {
+                    link.sender.on_disconnected();
+                }
+            }
+        }
+        self.publish_children();
+    }
+
+    async fn on_mqtt(&mut self, event: MqttEvent) {
+        match event {
+            MqttEvent::Connected => {
+                self.connected = true;
+                let metrics = &self.dl.metrics;
+                metrics.connects.with_label_values(&[DOWNLINKS_LABEL]).inc();
+                metrics.set_state(DOWNLINKS_LABEL, vigil_wire::LinkState::Connected);
+                for filter in PARENT_FILTERS {
+                    if let Err(err) = self.conn.client.try_subscribe(filter, QoS::AtLeastOnce) {
+                        warn!(filter, error = %err, "cannot subscribe");
+                    }
+                }
+                let now = Instant::now();
+                for (child, link) in &mut self.links {
+                    if self.children.is_online(child) {
+                        link.sender.on_connected(now);
+                    }
+                }
+            }
+            MqttEvent::Disconnected { error, retry_in } => {
+                if self.connected {
+                    warn!(%error, retry_in_ms = retry_in.as_millis() as u64,
+                          "downlinks disconnected from the broker");
+                }
+                self.connected = false;
+                self.dl
+                    .metrics
+                    .set_state(DOWNLINKS_LABEL, vigil_wire::LinkState::Connecting);
+                for link in self.links.values_mut() {
+                    if link.sender.in_flight_len() > 0 {
+                        self.dl.metrics.resend(&link.name, "reconnect");
+                    }
+                    link.sender.on_disconnected();
+                }
+            }
+            MqttEvent::Publish { topic, payload } => match inbound::for_parent(&topic, &payload) {
+                Err(err) => {
+                    self.dl.metrics.decode_error(err.label());
+                    warn!(%topic, label = err.label(), error = %err, "dropped an incoming publish");
+                }
+                Ok(ParentInbound::Status { child, status }) => {
+                    let transition = self.children.on_status(status, Timestamp::now());
+                    self.on_transition(&child, transition).await;
+                }
+                Ok(ParentInbound::Ack { child, ack }) => {
+                    let transition = self.children.on_traffic(&child, Timestamp::now());
+                    self.on_transition(&child, transition).await;
+                    self.on_child_ack(&child, ack).await;
+                }
+                Ok(ParentInbound::Batch { child, batch }) => {
+                    let transition = self.children.on_traffic(&child, Timestamp::now());
+                    self.on_transition(&child, transition).await;
+                    self.on_uplink(child, batch).await;
+                }
+            },
+        }
+    }
+
+    async fn on_child_ack(&mut self, child: &NodeId, ack: Ack) {
+        let store = self.dl.store.clone();
+        let metrics = self.dl.metrics.clone();
+        match self.ensure_link(child).await {
+            Ok(link) => link.on_ack(ack, &store, &metrics).await,
+            Err(err) => warn!(%child, error = %err, "cannot open the downlink outbox for an ack"),
+        }
+    }
+
+    /// Commits a child's batch (and what goes up), acks it, hands its new events over.
+    async fn on_uplink(&mut self, child: NodeId, batch: Batch) {
+        let link = child_link(&child);
+        let metrics = &self.dl.metrics;
+        let lane = batch.lane();
+        let first_seq = batch.first_seq();
+        let events = alert_events(batch);
+        let count = events.len();
+        let forward = self
+            .dl
+            .forward
+            .as_ref()
+            .map(|f| (f.link.clone(), Arc::clone(&f.policy)));
+        let peer = child.clone();
+        let result = self
+            .dl
+            .store
+            .call(move |s| {
+                let outcome = match &forward {
+                    Some((up, policy)) => s.apply_batch_and_forward(
+                        &peer,
+                        lane,
+                        first_seq,
+                        &events,
+                        Some(up),
+                        |e| policy(e),
+                    )?,
+                    None => s.apply_batch_and_forward(&peer, lane, first_seq, &events, None, |_| {
+                        None
+                    })?,
+                };
+                Ok((outcome, events))
+            })
+            .await;
+        let (outcome, events) = match result {
+            Ok(done) => done,
+            Err(err) => {
+                metrics.apply_errors.with_label_values(&[link.as_str()]).inc();
+                error!(%child, %lane, first_seq, count, error = %err,
+                       "cannot commit a child's batch; not acknowledging it");
+                return;
+            }
+        };
+        record_received(metrics, &link, lane, &outcome.batch);
+        let ack = encode(&Message::Ack(Ack::new(lane, outcome.batch.ack_upto)));
+        let down = Topic::Down(child.clone()).to_string();
+        if !mqtt::try_publish(&self.conn.client, &down, false, ack) {
+            warn!(%child, %lane, "ack not queued (client busy); the child will resend");
+        }
+        debug!(%child, %lane, first_seq, applied = outcome.batch.applied,
+               duplicates = outcome.batch.duplicates, gap = outcome.batch.gap,
+               forwarded = outcome.forwarded.len(), "child batch committed");
+        if !outcome.forwarded.is_empty() {
+            for (up_lane, _) in &outcome.forwarded {
+                metrics
+                    .events_forwarded
+                    .with_label_values(&[up_lane.as_str()])
+                    .inc();
+            }
+            if let Some(poke) = self.dl.forward.as_ref().and_then(|f| f.poke.as_ref()) {
+                poke.poke();
+            }
+        }
+        if outcome.fresh.is_empty() {
+            return;
+        }
+        let delivery = Delivery {
+            peer: child,
+            lane,
+            events: pick(events, &outcome.fresh),
+        };
+        let _ = self.dl.deliveries_tx.send(delivery).await;
+    }
+}

@@ -1,0 +1,172 @@
+//! `vigil-hub run`: opens the store, starts the HTTP API, the live feed and the MQTT side,
+//! and runs until shutdown.
+//!
+//! Start-up order: the store (its directory created if missing; the schema migrated), the
+//! clock resumed after the store's greatest stamp, the HTTP listener (so a port already taken
+//! fails the start with a message naming `[http] listen`), the feed's task, then the MQTT side
+//! through [`crate::link::start_links`]. On shutdown the listener stops accepting, the live
+//! streams end, and open requests finish (up to [`SHUTDOWN_GRACE`]).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use vigil_store::Store;
+
+use crate::action::record::ActionContext;
+use crate::api::{router, AppState};
+use crate::children::Children;
+use crate::clock::HubClock;
+use crate::config::HubConfig;
+use crate::feed::{run_ingest, AlertFeed};
+use crate::link::{start_links, LinkContext, OutboxPokes};
+use crate::metrics::HubMetrics;
+use crate::shared_store::SharedStore;
+use crate::tree::ThisHub;
+
+/// How long open requests get to finish at shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// What a started hub hands to whoever started it (tests, and a supervisor that wants the
+/// bound address when `[http] listen` asks for port 0).
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The address the HTTP listener bound.
+    pub http: SocketAddr,
+    /// The same context the MQTT side gets: store, clock, children, feed.
+    pub link: LinkContext,
+}
+
+/// Opens the store at `path`, creating its directory.
+fn open_store(path: &std::path::Path) -> anyhow::Result<Store> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "cannot create the store's directory {} ([store] path)",
+                dir.display()
+            )
+        })?;
+    }
+    Ok(Store::open(path)?)
+}
+
+/// Runs the hub until `shutdown` is cancelled. Sends [`Started`] through `started` once the
+/// HTTP listener is bound and the feed runs.
+pub async fn run(
+    config: HubConfig,
+    shutdown: CancellationToken,
+    started: Option<tokio::sync::oneshot::Sender<Started>>,
+) -> anyhow::Result<()> {
+    let path = config.store.path.clone();
+    let (store, last_hlc) = tokio::task::spawn_blocking(move || {
+        let store = open_store(&path)?;
+        let last = store.max_hlc()?;
+        anyhow::Ok((store, last))
+    })
+    .await??;
+    let store = SharedStore::new(store);
+    let clock = HubClock::resume(last_hlc);
+    let metrics = HubMetrics::new();
+    let (feed, ingest_queue) = AlertFeed::new(metrics.clone());
+    let children = Children::new();
+    let pokes = OutboxPokes::default();
+
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} ([http] listen)", config.http.listen))?;
+    let http = listener.local_addr()?;
+    tracing::info!(
+        node = %config.node.id, level = %config.node.level, name = %config.node.name,
+        http = %http, store = %config.store.path.display(), parent = config.parent.is_some(),
+        "hub listening"
+    );
+    if config.parent.is_none() && config.node.level != vigil_core::Level::Ministry {
+        tracing::warn!(
+            level = %config.node.level,
+            "no [parent]: this hub's alerts and actions go to no upper level"
+        );
+    }
+
+    let link = LinkContext {
+        node: config.node.clone(),
+        broker: config.broker(),
+        parent: config.parent_url(),
+        escalation: config.escalation,
+        store: store.clone(),
+        clock: clock.clone(),
+        children: children.clone(),
+        feed: feed.clone(),
+        pokes: pokes.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let state = AppState {
+        store: store.clone(),
+        metrics,
+        feed: feed.clone(),
+        actions: ActionContext {
+            node: config.node.id.clone(),
+            has_parent: config.parent.is_some(),
+            escalation: config.escalation,
+            children: children.clone(),
+            clock,
+        },
+        pokes,
+        children,
+        this: ThisHub {
+            id: config.node.id.clone(),
+            level: config.node.level,
+            name: config.node.name.clone(),
+            site: config.node.site.clone(),
+        },
+        shutdown: shutdown.clone(),
+    };
+
+    let mut tasks = JoinSet::new();
+    let http_shutdown = shutdown.clone();
+    let app = router(state);
+    tasks.spawn(async move {
+        let serve = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { http_shutdown.cancelled().await });
+        if let Err(error) = serve.await {
+            tracing::error!(%error, "http endpoint failed");
+        }
+    });
+    tasks.spawn(run_ingest(
+        feed,
+        ingest_queue,
+        store.clone(),
+        shutdown.clone(),
+    ));
+    if let Err(e) = start_links(link.clone(), &mut tasks).await {
+        shutdown.cancel();
+        drain(&mut tasks).await;
+        return Err(e.context("cannot start the MQTT side"));
+    }
+    if let Some(tx) = started {
+        // The starter may have gone away; the hub runs on regardless.
+        let _ = tx.send(Started { http, link });
+    }
+
+    shutdown.cancelled().await;
+    tracing::info!("hub stopping");
+    drain(&mut tasks).await;
+    tracing::info!("hub stopped");
+    Ok(())
+}
+
+/// Waits for every task, up to [`SHUTDOWN_GRACE`].
+async fn drain(tasks: &mut JoinSet<()>) {
+    let stopped = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if stopped.is_err() {
+        tracing::warn!(
+            grace_s = SHUTDOWN_GRACE.as_secs(),
+            "some tasks did not stop in time; abandoning them"
+        );
+        tasks.abort_all();
+    }
+}
