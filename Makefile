@@ -4,7 +4,7 @@ CARGO ?= cargo
 FUZZ_SECONDS ?= 30
 export ORT_DYLIB_PATH ?= /usr/local/lib/vigil-onnxruntime/libonnxruntime.so
 
-.PHONY: deps build test fmt clippy unit bench fuzz clean
+.PHONY: deps build demo test fmt clippy unit bench fuzz clean
 
 ## deps: install the Debian packages and the ONNX Runtime library Vigil needs (only what is missing)
 deps:
@@ -13,6 +13,10 @@ deps:
 ## build: release build of every binary
 build: deps
 	$(CARGO) build --workspace --release --locked
+
+## demo: a county hub, a simulated facility and its gateway on loopback; Ctrl-C stops it
+demo:
+	@bash scripts/demo.sh
 
 ## test: formatting, lints and the whole test suite
 test: deps fmt clippy unit

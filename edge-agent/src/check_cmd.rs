@@ -14,8 +14,12 @@ use crate::profiles;
 pub fn load_checked(
     path: &Path,
 ) -> Result<(AgentConfig, Vec<vigil_profile::Profile>), ConfigErrors> {
-    let config = AgentConfig::load(path)?;
+    let mut config = AgentConfig::load(path)?;
     let dir = profiles::config_dir(path);
+    // Relative paths in the config are taken from the config file's directory.
+    if config.store.path.is_relative() {
+        config.store.path = dir.join(&config.store.path);
+    }
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let resolved = profiles::resolve_devices(&config, &dir).and_then(|profiles| {
         let unknown = crate::config::rule::check_points(&config, &profiles);

@@ -240,6 +240,17 @@ impl std::fmt::Display for BrokerUrl {
 }
 
 impl HubConfig {
+    /// Loads and validates `hub.toml`; a relative `[store] path` is taken from the config
+    /// file's directory, so the hub opens the same file wherever it is started from.
+    pub fn load(path: &std::path::Path) -> Result<Self, vigil_config::ConfigErrors> {
+        let mut config: HubConfig = vigil_config::load(path)?;
+        if config.store.path.is_relative() {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            config.store.path = dir.join(&config.store.path);
+        }
+        Ok(config)
+    }
+
     /// The broker the children connect to. Call on a validated config; an invalid `[mqtt]`
     /// falls back to the embedded broker on its default address.
     pub fn broker(&self) -> Broker {

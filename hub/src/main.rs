@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run { config, log_format } => {
             init_logging(&log_format);
-            let cfg: HubConfig = match vigil_config::load(&config) {
+            let cfg = match HubConfig::load(&config) {
                 Ok(cfg) => cfg,
                 Err(errors) => {
                     for e in errors.0 {

@@ -66,6 +66,7 @@ pub struct UplinkSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
+    /// The database file; a relative path is taken from the config file's directory.
     pub path: PathBuf,
 }
 
