@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use prometheus::Registry;
 use tokio_util::sync::CancellationToken;
 use vigil_core::{
-    Actor, AlertEvent, AlertEventBody, AlertId, AlertKey, ConditionKind, EventId, HlcClock,
-    Lane, NodeId, Severity, SitePath, Timestamp, Value,
+    Actor, AlertEvent, AlertEventBody, AlertId, AlertKey, ConditionKind, EventId, HlcClock, Lane,
+    NodeId, Severity, SitePath, Timestamp, Value,
 };
 use vigil_link::{
     Downlinks, DownlinksConfig, EmbeddedBroker, LinkMetrics, SenderConfig, SharedStore, Uplink,
@@ -83,14 +83,15 @@ fn main() {
 struct Drained {
     committed: Duration,
     acked: Duration,
-    batches: f64,
-    resends: f64,
+    batches: u64,
+    resends: u64,
 }
 
 /// A broker for one run; stopped when dropped.
-enum Broker {
-    Embedded(EmbeddedBroker),
-    Mosquitto(Process, tempfile::TempDir),
+struct Broker {
+    _embedded: Option<EmbeddedBroker>,
+    mosquitto: Option<Process>,
+    _config_dir: Option<tempfile::TempDir>,
 }
 
 impl Broker {
@@ -101,7 +102,11 @@ impl Broker {
             .port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let broker = if kind == "embedded" {
-            Broker::Embedded(EmbeddedBroker::start(addr).expect("embedded broker"))
+            Broker {
+                _embedded: Some(EmbeddedBroker::start(addr).expect("embedded broker")),
+                mosquitto: None,
+                _config_dir: None,
+            }
         } else {
             let dir = tempfile::tempdir().expect("tempdir");
             let config = dir.path().join("mosquitto.conf");
@@ -122,7 +127,11 @@ impl Broker {
                 assert!(Instant::now() < deadline, "mosquitto did not start");
                 std::thread::sleep(Duration::from_millis(20));
             }
-            Broker::Mosquitto(process, dir)
+            Broker {
+                _embedded: None,
+                mosquitto: Some(process),
+                _config_dir: Some(dir),
+            }
         };
         (broker, format!("mqtt://{addr}"))
     }
@@ -130,7 +139,7 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        if let Broker::Mosquitto(process, _) = self {
+        if let Some(process) = &mut self.mosquitto {
             let _ = process.kill();
             let _ = process.wait();
         }
@@ -179,7 +188,11 @@ fn backlog(gw: &NodeId, n: usize) -> Vec<(Lane, AlertEvent)> {
                     at,
                 },
             };
-            let lane = if critical { Lane::Critical } else { Lane::Normal };
+            let lane = if critical {
+                Lane::Critical
+            } else {
+                Lane::Normal
+            };
             let event = AlertEvent {
                 id: EventId::generate(),
                 alert: alerts[a],
@@ -208,8 +221,7 @@ async fn drain(kind: &str, sender: SenderConfig, events: usize) -> Drained {
     let dir = tempfile::tempdir().expect("tempdir");
     let gw = NodeId::new("gw-prison-3").expect("node");
     let child_store = SharedStore::new(Store::open(dir.path().join("child.db")).expect("child"));
-    let parent_store =
-        SharedStore::new(Store::open(dir.path().join("parent.db")).expect("parent"));
+    let parent_store = SharedStore::new(Store::open(dir.path().join("parent.db")).expect("parent"));
     let queued = backlog(&gw, events);
     child_store
         .call(move |s| s.record_events("parent", &queued))
@@ -255,7 +267,8 @@ async fn drain(kind: &str, sender: SenderConfig, events: usize) -> Drained {
     loop {
         let backlog = child_store
             .call(|s| {
-                Ok(s.outbox_lane_state("parent", Lane::Critical)?.backlog_records
+                Ok(s.outbox_lane_state("parent", Lane::Critical)?
+                    .backlog_records
                     + s.outbox_lane_state("parent", Lane::Normal)?.backlog_records)
             })
             .await
@@ -269,8 +282,8 @@ async fn drain(kind: &str, sender: SenderConfig, events: usize) -> Drained {
     let result = Drained {
         committed: committed_at,
         acked: acked_at,
-        batches: sum(&child_registry, vigil_link::metrics::names::BATCHES_SENT),
-        resends: sum(&child_registry, vigil_link::metrics::names::RESENDS),
+        batches: sum(&child_registry, vigil_link::metrics::names::BATCHES_SENT) as u64,
+        resends: sum(&child_registry, vigil_link::metrics::names::RESENDS) as u64,
     };
     shutdown.cancel();
     let _ = child_task.await;

@@ -245,7 +245,10 @@ impl HubConfig {
     pub fn load(path: &std::path::Path) -> Result<Self, vigil_config::ConfigErrors> {
         let mut config: HubConfig = vigil_config::load(path)?;
         if config.store.path.is_relative() {
-            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(std::path::Path::new("."));
             config.store.path = dir.join(&config.store.path);
         }
         Ok(config)

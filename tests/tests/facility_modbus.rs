@@ -29,9 +29,14 @@ const PROFILES: [&str; 9] = [
 ];
 
 fn sim_config() -> String {
-    let mut text = format!("seed = 7\n[profiles]\ndirs = [\"{}/../device-profiles\"]\n", env!("CARGO_MANIFEST_DIR"));
+    let mut text = format!(
+        "seed = 7\n[profiles]\ndirs = [\"{}/../device-profiles\"]\n",
+        env!("CARGO_MANIFEST_DIR")
+    );
     for p in PROFILES {
-        text += &format!("\n[[device]]\nid = \"{p}\"\nprofile = \"{p}\"\nlisten = \"127.0.0.1:0\"\nunit = 1\n");
+        text += &format!(
+            "\n[[device]]\nid = \"{p}\"\nprofile = \"{p}\"\nlisten = \"127.0.0.1:0\"\nunit = 1\n"
+        );
     }
     text += r#"
 [[device]]
@@ -91,11 +96,25 @@ async fn the_agent_reads_the_simulated_facility_and_survives_its_faults() {
     let metrics = Metrics::new();
     let (rtx, mut rrx) = channel();
     let (ctx, mut crx) = condition_channel();
-    let sinks = Sinks { readings: rtx, conditions: ctx, metrics: metrics.modbus.clone() };
+    let sinks = Sinks {
+        readings: rtx,
+        conditions: ctx,
+        metrics: metrics.modbus.clone(),
+    };
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
-    let profiles = vigil_profile::load_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../device-profiles"))).expect("shipped profiles");
-    let profile = |name: &str| profiles.iter().find(|p| p.name == name).expect("shipped").clone();
+    let profiles = vigil_profile::load_dir(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../device-profiles"
+    )))
+    .expect("shipped profiles");
+    let profile = |name: &str| {
+        profiles
+            .iter()
+            .find(|p| p.name == name)
+            .expect("shipped")
+            .clone()
+    };
     let mut devices = Vec::new();
     for info in sim.devices() {
         let addr = sim.addr(&info.id).expect("bound").to_string();
@@ -123,30 +142,70 @@ async fn the_agent_reads_the_simulated_facility_and_survives_its_faults() {
 
     // Every point of every answering device was read, with the simulator's value.
     let broken_points = profile("ups").points.len();
-    assert_eq!(latest.len(), points_total - broken_points, "every point of every healthy device read");
+    assert_eq!(
+        latest.len(),
+        points_total - broken_points,
+        "every point of every healthy device read"
+    );
     for (id, value) in &latest {
         let (dev, point) = id.split_once('/').expect("device/point");
         let expected = sim.value(dev, point).expect("simulated");
         match (&expected, value) {
-            (Value::Float(e), Value::Float(g)) => assert!((e - g).abs() <= 1.0 + e.abs() * 0.05, "{id}: read {g}, simulator {e}"),
+            (Value::Float(e), Value::Float(g)) => assert!(
+                (e - g).abs() <= 1.0 + e.abs() * 0.05,
+                "{id}: read {g}, simulator {e}"
+            ),
             _ => assert_eq!(value, &expected, "{id}"),
         }
     }
     // The silent window raised communication loss once and cleared it once, for that device only.
-    let flaky: Vec<bool> = conditions.iter().filter(|c| c.source == "ups-flaky").map(|c| c.active).collect();
+    let flaky: Vec<bool> = conditions
+        .iter()
+        .filter(|c| c.source == "ups-flaky")
+        .map(|c| c.active)
+        .collect();
     assert_eq!(flaky, vec![true, false], "{conditions:?}");
-    assert!(conditions.iter().all(|c| c.source == "ups-flaky" || c.source == "ups-broken"), "{conditions:?}");
+    assert!(
+        conditions
+            .iter()
+            .all(|c| c.source == "ups-flaky" || c.source == "ups-broken"),
+        "{conditions:?}"
+    );
     // Garbage is counted as protocol errors, retried, and the device stays online.
     let m = &metrics.modbus;
-    assert!(m.errors.with_label_values(&["ups-garbage", "protocol"]).get() > 0);
+    assert!(
+        m.errors
+            .with_label_values(&["ups-garbage", "protocol"])
+            .get()
+            > 0
+    );
     assert_eq!(m.online.with_label_values(&["ups-garbage"]).get(), 1);
-    assert!(sim.stats("ups-garbage").expect("stats").faults.values().sum::<u64>() > 0);
+    assert!(
+        sim.stats("ups-garbage")
+            .expect("stats")
+            .faults
+            .values()
+            .sum::<u64>()
+            > 0
+    );
     // A device that answers only exceptions is reachable (no comm loss) but every read fails.
-    assert!(m.errors.with_label_values(&["ups-broken", "exception"]).get() > 0);
-    assert!(!conditions.iter().any(|c| c.source == "ups-broken"), "exceptions are answers, not communication loss");
+    assert!(
+        m.errors
+            .with_label_values(&["ups-broken", "exception"])
+            .get()
+            > 0
+    );
+    assert!(
+        !conditions.iter().any(|c| c.source == "ups-broken"),
+        "exceptions are answers, not communication loss"
+    );
     let healthy: BTreeSet<&str> = PROFILES.into_iter().collect();
     for id in healthy {
-        assert_eq!(m.errors.with_label_values(&[id, "timeout"]).get(), 0, "{id} never timed out");
+        assert_eq!(
+            m.errors.with_label_values(&[id, "timeout"]).get(),
+            0,
+            "{id} never timed out"
+        );
     }
     sim.stop().await;
 }

@@ -41,10 +41,7 @@ impl BackoffConfig {
         if self.max < self.initial {
             return Err(LinkError::Config {
                 key: "backoff.max",
-                reason: format!(
-                    "{:?} is below backoff.initial {:?}",
-                    self.max, self.initial
-                ),
+                reason: format!("{:?} is below backoff.initial {:?}", self.max, self.initial),
             });
         }
         Ok(())

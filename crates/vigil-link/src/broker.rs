@@ -26,9 +26,7 @@ use std::thread;
 use std::time::Duration;
 
 use rumqttd::protocol::v4::V4;
-use rumqttd::{
-    Config, ConnectionSettings, LinkType, Router, RouterConfig, Server, ServerSettings,
-};
+use rumqttd::{Config, ConnectionSettings, LinkType, Router, RouterConfig, Server, ServerSettings};
 use tokio::sync::oneshot;
 use tracing::{error, info};
 use vigil_wire::MAX_PAYLOAD_BYTES;
@@ -251,7 +249,11 @@ impl Drop for EmbeddedBroker {
 
 /// The broker thread: the router, and the v4 server on a runtime of its own until `stop`.
 fn serve(config: Config, stop: oneshot::Receiver<()>, failed: std_mpsc::Sender<String>) {
-    let Some(settings) = config.v4.as_ref().and_then(|v4| v4.values().next().cloned()) else {
+    let Some(settings) = config
+        .v4
+        .as_ref()
+        .and_then(|v4| v4.values().next().cloned())
+    else {
         let _ = failed.send("no v4 server configured".to_owned());
         return;
     };
@@ -294,7 +296,10 @@ fn answers_connect(addr: SocketAddr) -> bool {
     if stream.set_read_timeout(timeout).is_err() || stream.set_write_timeout(timeout).is_err() {
         return false;
     }
-    if stream.write_all(&connect_packet("vigil-broker-probe")).is_err() {
+    if stream
+        .write_all(&connect_packet("vigil-broker-probe"))
+        .is_err()
+    {
         return false;
     }
     let mut connack = [0u8; 4];

@@ -197,7 +197,6 @@ mod tests {
 
     fn online(id: &str) -> Status {
         let mut s = Status::online(node(id), Some(Level::Facility), t(0));
-        s.state = NodeState::Online;
         s.devices_online = 3;
         s.devices_total = 4;
         s.backlog = Backlog {

@@ -12,10 +12,50 @@
 //!   table ([`Children`]): online or offline, backlog, devices, last seen — the hub's tree.
 //! - **Downlinks**: the owner queues events for a child with [`DownlinksHandle::enqueue`]
 //!   (outbox link `child:{node}`); each child's outbox is drained by the same sender as an
-//!   uplink ([`OutboxLink`]), while the child is online, and the child's acks arrive on its
+//!   uplink (`drain::OutboxLink`), while the child is online, and the child's acks arrive on its
 //!   `up` topic. When a child comes (back) online, everything not acknowledged is resent.
 //!
 //! One task, one `select!` loop, like the uplink.
+//!
+//! # Wiring (a county hub)
+//!
+//! ```no_run
+//! # async fn hub() -> Result<(), Box<dyn std::error::Error>> {
+//! use vigil_core::{AlertEventBody, Lane, NodeId, Severity};
+//! use vigil_link::{
+//!     Downlinks, DownlinksConfig, EmbeddedBroker, Forward, Health, LinkMetrics, SharedStore,
+//!     Uplink, UplinkConfig, PARENT_LINK,
+//! };
+//!
+//! let registry = prometheus::Registry::new();
+//! let metrics = LinkMetrics::new(&registry)?; // one per registry, cloned to each link
+//! let store = SharedStore::new(vigil_store::Store::open("/var/lib/vigil/hub.db")?);
+//! let node = NodeId::new("county-baiyun")?;
+//! let broker = EmbeddedBroker::start("127.0.0.1:1883".parse()?)?; // [mqtt] listen
+//!
+//! // Up to the city: the same uplink an agent runs.
+//! let uplink = Uplink::new(
+//!     UplinkConfig::new(node.clone(), "mqtt://127.0.0.1:1884"), // [parent] url
+//!     store.clone(),
+//!     metrics.clone(),
+//! )?;
+//! // Down to the children: relay critical and major raises up, in the critical lane.
+//! let policy = |e: &vigil_core::AlertEvent| match &e.body {
+//!     AlertEventBody::Raised { severity, .. } if *severity >= Severity::Major => Some(Lane::Critical),
+//!     _ => None,
+//! };
+//! let mut downlinks = Downlinks::new(DownlinksConfig::new(node, broker.url()), store, metrics)?
+//!     .with_forward(Forward::new(PARENT_LINK, policy).with_poke(uplink.poke_handle()));
+//! let children = downlinks.handle(); // enqueue(child, events), children() for the tree
+//! let ingest = downlinks.take_deliveries(); // the children's new events, for SSE
+//! let tree = children.clone();
+//! let uplink = uplink.with_health(move || Health { children: tree.child_statuses(), ..Default::default() });
+//!
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! tokio::spawn(uplink.run(shutdown.clone()));
+//! tokio::spawn(downlinks.run(shutdown.clone()));
+//! # Ok(()) }
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -337,7 +377,11 @@ impl DownlinksTask {
             if retry_at.is_none() && self.pump_all().await == Pumped::Blocked {
                 retry_at = Some(Instant::now() + BLOCKED_RETRY);
             }
-            let deadline = self.links.values().filter_map(|l| l.sender.deadline()).min();
+            let deadline = self
+                .links
+                .values()
+                .filter_map(|l| l.sender.deadline())
+                .min();
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
@@ -365,13 +409,18 @@ impl DownlinksTask {
             .metrics
             .set_state(DOWNLINKS_LABEL, vigil_wire::LinkState::Disconnected);
         info!(node = %self.dl.config.node, "downlinks stopping");
-        self.conn.close(CLOSE_WAIT).await;
+        if self.connected {
+            self.conn.close(CLOSE_WAIT).await;
+        }
     }
 
     async fn pump_all(&mut self) -> Pumped {
         let mut result = Pumped::Idle;
         for link in self.links.values_mut() {
-            if link.pump(&self.dl.store, &self.conn.client, &self.dl.metrics).await == Pumped::Blocked
+            if link
+                .pump(&self.dl.store, &self.conn.client, &self.dl.metrics)
+                .await
+                == Pumped::Blocked
             {
                 result = Pumped::Blocked;
             }
@@ -577,17 +626,14 @@ impl DownlinksTask {
             .store
             .call(move |s| {
                 let outcome = match &forward {
-                    Some((up, policy)) => s.apply_batch_and_forward(
-                        &peer,
-                        lane,
-                        first_seq,
-                        &events,
-                        Some(up),
-                        |e| policy(e),
-                    )?,
-                    None => s.apply_batch_and_forward(&peer, lane, first_seq, &events, None, |_| {
-                        None
-                    })?,
+                    Some((up, policy)) => {
+                        s.apply_batch_and_forward(&peer, lane, first_seq, &events, Some(up), |e| {
+                            policy(e)
+                        })?
+                    }
+                    None => {
+                        s.apply_batch_and_forward(&peer, lane, first_seq, &events, None, |_| None)?
+                    }
                 };
                 Ok((outcome, events))
             })
@@ -595,7 +641,10 @@ impl DownlinksTask {
         let (outcome, events) = match result {
             Ok(done) => done,
             Err(err) => {
-                metrics.apply_errors.with_label_values(&[link.as_str()]).inc();
+                metrics
+                    .apply_errors
+                    .with_label_values(&[link.as_str()])
+                    .inc();
                 error!(%child, %lane, first_seq, count, error = %err,
                        "cannot commit a child's batch; not acknowledging it");
                 return;

@@ -58,7 +58,11 @@ enum Prepared {
     /// Nothing to send after the cursors (or a bad record waits for the acks before it).
     Empty,
     /// The next record cannot be sent and everything before it is acknowledged.
-    Undeliverable { lane: Lane, seq: u64, reason: String },
+    Undeliverable {
+        lane: Lane,
+        seq: u64,
+        reason: String,
+    },
 }
 
 impl OutboxLink {
@@ -156,10 +160,6 @@ impl OutboxLink {
         match self.sender.on_ack(ack, now) {
             AckDecision::Stale => {
                 debug!(link = %self.name, lane = %ack.lane, upto = ack.upto_seq, "stale ack");
-            }
-            AckDecision::Resend { lane, from } => {
-                debug!(link = %self.name, %lane, from, "peer reports a gap; resending the lane");
-                metrics.resend(&self.name, "gap");
             }
             AckDecision::Advance {
                 lane,
@@ -359,8 +359,11 @@ mod tests {
     #[test]
     fn a_batch_is_read_critical_first_and_encoded() {
         let mut s = Store::open_in_memory().expect("open");
-        s.record_events("parent", &[(Lane::Normal, event(1)), (Lane::Critical, event(2))])
-            .expect("record");
+        s.record_events(
+            "parent",
+            &[(Lane::Normal, event(1)), (Lane::Critical, event(2))],
+        )
+        .expect("record");
         let config = SenderConfig::default();
         let Prepared::Batch {
             lane,
@@ -368,12 +371,22 @@ mod tests {
             last_seq,
             events,
             payload,
-        } = prepare(&s, "parent", &node(), plan(LaneCursors::default()), LaneCursors::default(), &config)
-            .expect("read")
+        } = prepare(
+            &s,
+            "parent",
+            &node(),
+            plan(LaneCursors::default()),
+            LaneCursors::default(),
+            &config,
+        )
+        .expect("read")
         else {
             panic!("expected a batch");
         };
-        assert_eq!((lane, first_seq, last_seq, events), (Lane::Critical, 1, 1, 1));
+        assert_eq!(
+            (lane, first_seq, last_seq, events),
+            (Lane::Critical, 1, 1, 1)
+        );
         let Ok(Message::Batch(batch)) = decode(&payload) else {
             panic!("a batch payload");
         };
@@ -386,7 +399,14 @@ mod tests {
             lanes: &[Lane::Critical],
         };
         assert!(matches!(
-            prepare(&s, "parent", &node(), critical_only, LaneCursors::default(), &config),
+            prepare(
+                &s,
+                "parent",
+                &node(),
+                critical_only,
+                LaneCursors::default(),
+                &config
+            ),
             Ok(Prepared::Empty)
         ));
     }
@@ -399,9 +419,14 @@ mod tests {
         s.outbox_append("parent", Lane::Normal, b"{not json")
             .expect("append");
         let config = SenderConfig::default();
-        let Ok(Prepared::Batch { last_seq, .. }) =
-            prepare(&s, "parent", &node(), plan(LaneCursors::default()), LaneCursors::default(), &config)
-        else {
+        let Ok(Prepared::Batch { last_seq, .. }) = prepare(
+            &s,
+            "parent",
+            &node(),
+            plan(LaneCursors::default()),
+            LaneCursors::default(),
+            &config,
+        ) else {
             panic!("the good prefix is sent");
         };
         assert_eq!(last_seq, 1);
@@ -411,13 +436,24 @@ mod tests {
         };
         // Record 1 is not acknowledged yet: wait.
         assert!(matches!(
-            prepare(&s, "parent", &node(), plan(after), LaneCursors::default(), &config),
+            prepare(
+                &s,
+                "parent",
+                &node(),
+                plan(after),
+                LaneCursors::default(),
+                &config
+            ),
             Ok(Prepared::Empty)
         ));
         // Now it is: record 2 is dropped.
         assert!(matches!(
             prepare(&s, "parent", &node(), plan(after), after, &config),
-            Ok(Prepared::Undeliverable { lane: Lane::Normal, seq: 2, .. })
+            Ok(Prepared::Undeliverable {
+                lane: Lane::Normal,
+                seq: 2,
+                ..
+            })
         ));
     }
 
@@ -443,7 +479,14 @@ mod tests {
             last_seq,
             payload,
             ..
-        }) = prepare(&s, "parent", &node(), plan(LaneCursors::default()), LaneCursors::default(), &config)
+        }) = prepare(
+            &s,
+            "parent",
+            &node(),
+            plan(LaneCursors::default()),
+            LaneCursors::default(),
+            &config,
+        )
         else {
             panic!("a batch");
         };
@@ -458,8 +501,19 @@ mod tests {
         s2.record_events("parent", &[(Lane::Critical, huge)])
             .expect("record");
         assert!(matches!(
-            prepare(&s2, "parent", &node(), plan(LaneCursors::default()), LaneCursors::default(), &config),
-            Ok(Prepared::Undeliverable { lane: Lane::Critical, seq: 1, .. })
+            prepare(
+                &s2,
+                "parent",
+                &node(),
+                plan(LaneCursors::default()),
+                LaneCursors::default(),
+                &config
+            ),
+            Ok(Prepared::Undeliverable {
+                lane: Lane::Critical,
+                seq: 1,
+                ..
+            })
         ));
     }
 }

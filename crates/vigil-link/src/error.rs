@@ -31,7 +31,9 @@ pub enum LinkError {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A thread panicked while it held the store: its state is unknown.
-    #[error("the store's lock is poisoned (a thread panicked while using it): restart the process")]
+    #[error(
+        "the store's lock is poisoned (a thread panicked while using it): restart the process"
+    )]
     StorePoisoned,
     /// A blocking store task could not run to completion (the runtime is shutting down).
     #[error("a store task did not complete: {0}")]

@@ -161,7 +161,11 @@ mod tests {
             for_child(&gw, None, "vigil/v1/down/gw-1", &ack_bytes()),
             Ok(ChildInbound::Ack(Ack::new(Lane::Critical, 3)))
         );
-        for topic in ["vigil/v1/down/gw-2", "vigil/v1/up/gw-1", "vigil/v1/status/gw-1"] {
+        for topic in [
+            "vigil/v1/down/gw-2",
+            "vigil/v1/up/gw-1",
+            "vigil/v1/status/gw-1",
+        ] {
             let err = for_child(&gw, None, topic, &ack_bytes()).expect_err(topic);
             assert_eq!(err.label(), "unexpected_topic", "{topic}");
         }

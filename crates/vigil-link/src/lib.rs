@@ -17,7 +17,7 @@
 //!
 //! The protocol logic is pure and tested without I/O: [`sender`] (window, acks, resends,
 //! ack timeouts), [`backoff`], [`children`], [`inbound`]. The async shells ([`uplink`],
-//! [`downlinks`], and the shared [`drain`] and [`mqtt`] parts) are one `select!` loop per
+//! [`downlinks`], and the shared `drain` and [`mqtt`] parts) are one `select!` loop per
 //! end. [`LinkMetrics`] holds the Prometheus metrics.
 //!
 //! # Wiring (an agent)
@@ -46,7 +46,7 @@ pub mod backoff;
 pub mod broker;
 pub mod children;
 pub mod downlinks;
-pub mod drain;
+mod drain;
 pub mod error;
 pub mod handoff;
 pub mod inbound;

@@ -12,7 +12,7 @@
 //! | `vigil_link_batches_acked_total` | link, lane | batches completed by the peer's acks |
 //! | `vigil_link_events_acked_total` | link, lane | outbox records deleted after the peer's acks |
 //! | `vigil_link_acks_received_total` | link, lane | acks received |
-//! | `vigil_link_resends_total` | link, reason | rewinds: `timeout`, `gap`, `reconnect`, `store_error` |
+//! | `vigil_link_resends_total` | link, reason | rewinds: `timeout`, `reconnect`, `store_error` |
 //! | `vigil_link_ack_rtt_seconds` | link | batch published → ack received |
 //! | `vigil_link_backlog_events` | link, lane | outbox records waiting for an ack |
 //! | `vigil_link_state` | link | 0 disconnected, 1 connecting, 2 connected |
@@ -26,9 +26,7 @@
 //! | `vigil_link_undeliverable_total` | link, lane | outbox records that cannot be sent and were dropped |
 //! | `vigil_link_children` | state | children online / offline |
 
-use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
-};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use vigil_core::Lane;
 use vigil_wire::LinkState;
 
@@ -95,13 +93,23 @@ pub struct LinkMetrics {
     pub(crate) children: IntGaugeVec,
 }
 
-fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
     let metric = IntCounterVec::new(Opts::new(name, help), labels)?;
     registry.register(Box::new(metric.clone()))?;
     Ok(metric)
 }
 
-fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntGaugeVec> {
+fn gauge(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntGaugeVec> {
     let metric = IntGaugeVec::new(Opts::new(name, help), labels)?;
     registry.register(Box::new(metric.clone()))?;
     Ok(metric)
@@ -114,32 +122,114 @@ impl LinkMetrics {
         use names::*;
         let link_lane = &["link", "lane"][..];
         let ack_rtt = HistogramVec::new(
-            HistogramOpts::new(ACK_RTT, "Seconds from publishing a batch to receiving its ack.")
-                .buckets(vec![
-                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                    30.0,
-                ]),
+            HistogramOpts::new(
+                ACK_RTT,
+                "Seconds from publishing a batch to receiving its ack.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
             &["link"],
         )?;
         registry.register(Box::new(ack_rtt.clone()))?;
         Ok(LinkMetrics {
-            batches_sent: counter(registry, BATCHES_SENT, "Batches published, resends included.", link_lane)?,
-            events_sent: counter(registry, EVENTS_SENT, "Events published, resends included.", link_lane)?,
-            batches_acked: counter(registry, BATCHES_ACKED, "Batches completed by the peer's acks.", link_lane)?,
-            events_acked: counter(registry, EVENTS_ACKED, "Outbox records deleted after the peer acknowledged them.", link_lane)?,
-            acks_received: counter(registry, ACKS_RECEIVED, "Acks received from the peer.", link_lane)?,
-            resends: counter(registry, RESENDS, "Times what was in flight was rewound to be sent again, by reason.", &["link", "reason"])?,
+            batches_sent: counter(
+                registry,
+                BATCHES_SENT,
+                "Batches published, resends included.",
+                link_lane,
+            )?,
+            events_sent: counter(
+                registry,
+                EVENTS_SENT,
+                "Events published, resends included.",
+                link_lane,
+            )?,
+            batches_acked: counter(
+                registry,
+                BATCHES_ACKED,
+                "Batches completed by the peer's acks.",
+                link_lane,
+            )?,
+            events_acked: counter(
+                registry,
+                EVENTS_ACKED,
+                "Outbox records deleted after the peer acknowledged them.",
+                link_lane,
+            )?,
+            acks_received: counter(
+                registry,
+                ACKS_RECEIVED,
+                "Acks received from the peer.",
+                link_lane,
+            )?,
+            resends: counter(
+                registry,
+                RESENDS,
+                "Times what was in flight was rewound to be sent again, by reason.",
+                &["link", "reason"],
+            )?,
             ack_rtt,
-            backlog: gauge(registry, BACKLOG, "Outbox records waiting for the peer's ack.", link_lane)?,
-            state: gauge(registry, STATE, "Broker connection: 0 disconnected, 1 connecting, 2 connected.", &["link"])?,
-            connects: counter(registry, CONNECTS, "Connections established to the broker.", &["link"])?,
-            decode_errors: counter(registry, DECODE_ERRORS, "Incoming publishes dropped, by reason.", &["label"])?,
-            batches_received: counter(registry, BATCHES_RECEIVED, "Batches received and committed.", link_lane)?,
-            events_received: counter(registry, EVENTS_RECEIVED, "Events received, applied or duplicate.", &["link", "outcome"])?,
-            gaps: counter(registry, GAPS, "Batches refused because an earlier batch is missing.", &["link"])?,
-            apply_errors: counter(registry, APPLY_ERRORS, "Batches the store could not commit (not acknowledged).", &["link"])?,
-            events_forwarded: counter(registry, EVENTS_FORWARDED, "Events queued for this node's parent.", &["lane"])?,
-            undeliverable: counter(registry, UNDELIVERABLE, "Outbox records that cannot be sent and were dropped.", link_lane)?,
+            backlog: gauge(
+                registry,
+                BACKLOG,
+                "Outbox records waiting for the peer's ack.",
+                link_lane,
+            )?,
+            state: gauge(
+                registry,
+                STATE,
+                "Broker connection: 0 disconnected, 1 connecting, 2 connected.",
+                &["link"],
+            )?,
+            connects: counter(
+                registry,
+                CONNECTS,
+                "Connections established to the broker.",
+                &["link"],
+            )?,
+            decode_errors: counter(
+                registry,
+                DECODE_ERRORS,
+                "Incoming publishes dropped, by reason.",
+                &["label"],
+            )?,
+            batches_received: counter(
+                registry,
+                BATCHES_RECEIVED,
+                "Batches received and committed.",
+                link_lane,
+            )?,
+            events_received: counter(
+                registry,
+                EVENTS_RECEIVED,
+                "Events received, applied or duplicate.",
+                &["link", "outcome"],
+            )?,
+            gaps: counter(
+                registry,
+                GAPS,
+                "Batches refused because an earlier batch is missing.",
+                &["link"],
+            )?,
+            apply_errors: counter(
+                registry,
+                APPLY_ERRORS,
+                "Batches the store could not commit (not acknowledged).",
+                &["link"],
+            )?,
+            events_forwarded: counter(
+                registry,
+                EVENTS_FORWARDED,
+                "Events queued for this node's parent.",
+                &["lane"],
+            )?,
+            undeliverable: counter(
+                registry,
+                UNDELIVERABLE,
+                "Outbox records that cannot be sent and were dropped.",
+                link_lane,
+            )?,
             children: gauge(registry, CHILDREN, "Children by state.", &["state"])?,
         })
     }
@@ -184,24 +274,39 @@ mod tests {
     fn registers_once_per_registry_and_exports_every_name() {
         let registry = Registry::new();
         let m = LinkMetrics::new(&registry).expect("register");
-        assert!(LinkMetrics::new(&registry).is_err(), "twice in one registry");
+        assert!(
+            LinkMetrics::new(&registry).is_err(),
+            "twice in one registry"
+        );
         // Touch one series of each so that gather() lists it.
         m.sent("parent", Lane::Critical, 3);
-        m.batches_acked.with_label_values(&["parent", "critical"]).inc();
-        m.events_acked.with_label_values(&["parent", "critical"]).inc();
-        m.acks_received.with_label_values(&["parent", "critical"]).inc();
+        m.batches_acked
+            .with_label_values(&["parent", "critical"])
+            .inc();
+        m.events_acked
+            .with_label_values(&["parent", "critical"])
+            .inc();
+        m.acks_received
+            .with_label_values(&["parent", "critical"])
+            .inc();
         m.resend("parent", "timeout");
         m.ack_rtt.with_label_values(&["parent"]).observe(0.01);
         m.set_backlog("parent", Lane::Normal, 5);
         m.set_state("parent", LinkState::Connected);
         m.connects.with_label_values(&["parent"]).inc();
         m.decode_error("malformed");
-        m.batches_received.with_label_values(&["parent", "normal"]).inc();
-        m.events_received.with_label_values(&["parent", "applied"]).inc();
+        m.batches_received
+            .with_label_values(&["parent", "normal"])
+            .inc();
+        m.events_received
+            .with_label_values(&["parent", "applied"])
+            .inc();
         m.gaps.with_label_values(&["parent"]).inc();
         m.apply_errors.with_label_values(&["parent"]).inc();
         m.events_forwarded.with_label_values(&["critical"]).inc();
-        m.undeliverable.with_label_values(&["parent", "normal"]).inc();
+        m.undeliverable
+            .with_label_values(&["parent", "normal"])
+            .inc();
         m.children.with_label_values(&["online"]).set(1);
         let gathered: Vec<String> = registry
             .gather()

@@ -3,7 +3,7 @@
 //!
 //! rumqttc's `EventLoop::poll` must be polled continuously (it reconnects, pings, and moves
 //! requests to the socket), and it is not safe to drop mid-write, so it does not sit in the
-//! link's `select!`: a small pump task owns it, turns what matters into [`MqttEvent`]s on a
+//! link's `select!`: a small pump task owns it, turns what matters into `MqttEvent`s on a
 //! channel, and sleeps with [`Backoff`] between failed connection attempts. The link
 //! publishes through the `AsyncClient` with `try_publish` only, so it never waits on the pump
 //! and the two cannot deadlock.
@@ -171,7 +171,8 @@ impl Connection {
     }
 
     /// Disconnects cleanly (a DISCONNECT packet, so no last will) after whatever was
-    /// published before, and waits up to `wait` for the pump to send it.
+    /// published before, and waits up to `wait` for the pump to send it. Only worth calling
+    /// while connected; otherwise drop the connection.
     pub async fn close(mut self, wait: Duration) {
         if self.client.try_disconnect().is_err() {
             return;
@@ -252,7 +253,12 @@ async fn pump(
 
 /// Publishes `payload` on `topic` with QoS 1 without waiting; `false` if the client's queue
 /// is full or closed (the caller retries later).
-pub(crate) fn try_publish(client: &AsyncClient, topic: &str, retain: bool, payload: Vec<u8>) -> bool {
+pub(crate) fn try_publish(
+    client: &AsyncClient,
+    topic: &str,
+    retain: bool,
+    payload: Vec<u8>,
+) -> bool {
     client
         .try_publish(topic, QoS::AtLeastOnce, retain, payload)
         .is_ok()
@@ -276,7 +282,10 @@ mod tests {
             parse_url("mqtt://[::1]:2000").expect("ok"),
             ("::1".to_owned(), 2000)
         );
-        assert_eq!(parse_url("mqtt://[::1]").expect("ok"), ("::1".to_owned(), 1883));
+        assert_eq!(
+            parse_url("mqtt://[::1]").expect("ok"),
+            ("::1".to_owned(), 1883)
+        );
         for bad in [
             "tcp://x:1",
             "mqtt://",

@@ -2,7 +2,7 @@
 //! what is in flight, what an ack means, when to resend.
 //!
 //! [`OutboxSender`] does no I/O and reads no clock: the caller (the async shell in
-//! [`crate::drain`]) reads the outbox when [`OutboxSender::next_read`] says so, publishes, and
+//! `drain`) reads the outbox when [`OutboxSender::next_read`] says so, publishes, and
 //! feeds back what happened — sent, acked, connected, timed out — with the current instant.
 //! The same machine drives a child's uplink (outbox link `parent`) and each of a parent's
 //! downlinks (outbox link `child:{node}`).
@@ -17,14 +17,17 @@
 //!   critical event it was sent before it sees a normal one, even across losses and resends.
 //!   A critical record appended while normal batches are in flight is sent at once.
 //! - **Acks.** An ack above the acknowledged position advances it (the shell then deletes up
-//!   to there with `Store::outbox_ack` and confirms); an ack at or below it is stale. Several
-//!   stale acks in a row while batches of that lane are in flight mean the receiver found a
-//!   gap (it answers every batch after a gap with its unchanged cursor): the lane is rewound
-//!   and resent from the acknowledged position (go-back-N).
-//! - **Timeouts.** If the oldest batch in flight sees no ack progress for the ack timeout,
-//!   everything in flight is resent from the acknowledged positions; the timeout doubles with
-//!   each timeout in a row (up to [`SenderConfig::ack_timeout_max`]) so a parent that is away
-//!   is not flooded, and resets on progress.
+//!   to there with `Store::outbox_ack` and confirms); an ack at or below it is stale and
+//!   changes nothing. A receiver that finds a gap (a batch lost before it) answers with its
+//!   unchanged cursor, which is such a stale ack: the gap is repaired by the timeout below.
+//!   Stale acks are deliberately not read as a gap signal: the replies to the duplicates a
+//!   resend creates look exactly the same, and resending on them feeds on itself (the model
+//!   check in `tests/sender_model.rs` found that storm).
+//! - **Timeouts.** If the batches in flight see no ack progress for the ack timeout (counted
+//!   from the last progress), everything in flight is resent from the acknowledged positions
+//!   (go-back-N); the timeout doubles with each timeout in a row (up to
+//!   [`SenderConfig::ack_timeout_max`]) so a parent that is away is not flooded, and resets
+//!   on progress.
 //! - **Connections.** On (re)connect everything not acknowledged is resent: MQTT's PUBACK and
 //!   session state are not relied on, only the receiver's acks. While disconnected nothing is
 //!   sent.
@@ -55,10 +58,6 @@ pub struct SenderConfig {
     pub ack_timeout: Duration,
     /// The ack timeout doubles with each timeout in a row, up to this.
     pub ack_timeout_max: Duration,
-    /// Stale acks in a row (while that lane has batches in flight) that make the sender
-    /// resend the lane from its acknowledged position; 0 turns this off and leaves it to the
-    /// ack timeout.
-    pub gap_resend_after: u32,
 }
 
 impl SenderConfig {
@@ -77,31 +76,34 @@ impl SenderConfig {
         1024 * 1024
     }
 
-    /// The default ack timeout: 10 s.
+    /// The default ack timeout: 5 s. It is counted from the last ack progress, so a slow
+    /// parent that keeps acknowledging never hits it; it is what repairs a batch the parent
+    /// missed (e.g. while it reconnected to its broker).
     pub const fn default_ack_timeout() -> Duration {
-        Duration::from_secs(10)
+        Duration::from_secs(5)
     }
 
-    /// The default longest ack timeout: 2 min.
+    /// The default longest ack timeout: 1 min.
     pub const fn default_ack_timeout_max() -> Duration {
-        Duration::from_secs(120)
-    }
-
-    /// The default number of stale acks that trigger a resend: 2.
-    pub const fn default_gap_resend_after() -> u32 {
-        2
+        Duration::from_secs(60)
     }
 
     /// Checks every setting; the error names the setting and the allowed range.
     pub fn validate(&self) -> Result<(), LinkError> {
         let bad = |key, reason: String| Err(LinkError::Config { key, reason });
         if self.window == 0 {
-            return bad("sender.window", "must be at least 1 (1 is stop-and-wait)".into());
+            return bad(
+                "sender.window",
+                "must be at least 1 (1 is stop-and-wait)".into(),
+            );
         }
         if self.max_batch_events == 0 || self.max_batch_events > MAX_BATCH_EVENTS {
             return bad(
                 "sender.max_batch_events",
-                format!("{} is outside 1..={MAX_BATCH_EVENTS}", self.max_batch_events),
+                format!(
+                    "{} is outside 1..={MAX_BATCH_EVENTS}",
+                    self.max_batch_events
+                ),
             );
         }
         if self.max_batch_bytes == 0 || self.max_batch_bytes > MAX_PAYLOAD_BYTES / 2 {
@@ -138,7 +140,6 @@ impl Default for SenderConfig {
             max_batch_bytes: SenderConfig::default_max_batch_bytes(),
             ack_timeout: SenderConfig::default_ack_timeout(),
             ack_timeout_max: SenderConfig::default_ack_timeout_max(),
-            gap_resend_after: SenderConfig::default_gap_resend_after(),
         }
     }
 }
@@ -181,15 +182,9 @@ pub enum AckDecision {
         /// The batches in flight this ack completes (for metrics: events, round trip).
         completed: Vec<InFlight>,
     },
-    /// Nothing new: a repeated or late ack.
+    /// Nothing new: a repeated or late ack, the reply to a duplicate, or a receiver
+    /// reporting a gap (repaired by the ack timeout).
     Stale,
-    /// The receiver reported a gap: the lane was rewound and is resent from `from`.
-    Resend {
-        /// The lane.
-        lane: Lane,
-        /// The first sequence number that will be sent again.
-        from: u64,
-    },
 }
 
 /// Why everything in flight is being sent again.
@@ -215,14 +210,6 @@ pub struct OutboxSender {
     drained: bool,
     progress_at: Option<Instant>,
     timeouts_in_row: u32,
-    stale_acks: [u32; 2],
-}
-
-const fn slot(lane: Lane) -> usize {
-    match lane {
-        Lane::Critical => 0,
-        Lane::Normal => 1,
-    }
 }
 
 impl OutboxSender {
@@ -238,7 +225,6 @@ impl OutboxSender {
             drained: false,
             progress_at: None,
             timeouts_in_row: 0,
-            stale_acks: [0; 2],
         }
     }
 
@@ -300,7 +286,14 @@ impl OutboxSender {
     }
 
     /// A batch `first_seq..=last_seq` of `lane` with `events` events was published at `now`.
-    pub fn on_sent(&mut self, lane: Lane, first_seq: u64, last_seq: u64, events: usize, now: Instant) {
+    pub fn on_sent(
+        &mut self,
+        lane: Lane,
+        first_seq: u64,
+        last_seq: u64,
+        events: usize,
+        now: Instant,
+    ) {
         if self.in_flight.is_empty() {
             self.progress_at = Some(now);
         }
@@ -335,7 +328,6 @@ impl OutboxSender {
                 }
                 !done
             });
-            self.stale_acks[slot(lane)] = 0;
             self.timeouts_in_row = 0;
             self.progress_at = Some(now);
             // Room in the window, and perhaps the normal lane is allowed again.
@@ -345,18 +337,6 @@ impl OutboxSender {
                 upto,
                 completed,
             };
-        }
-        let threshold = self.config.gap_resend_after;
-        if threshold > 0 && self.in_flight.iter().any(|f| f.lane == lane) {
-            let stale = &mut self.stale_acks[slot(lane)];
-            *stale += 1;
-            if *stale >= threshold {
-                self.rewind_lane(lane);
-                return AckDecision::Resend {
-                    lane,
-                    from: self.acked.get(lane).saturating_add(1),
-                };
-            }
         }
         AckDecision::Stale
     }
@@ -396,9 +376,7 @@ impl OutboxSender {
 
     /// The current ack timeout: the configured one, doubled for each timeout in a row, capped.
     pub fn ack_timeout(&self) -> Duration {
-        let factor = 1u32
-            .checked_shl(self.timeouts_in_row)
-            .unwrap_or(u32::MAX);
+        let factor = 1u32.checked_shl(self.timeouts_in_row).unwrap_or(u32::MAX);
         self.config
             .ack_timeout
             .checked_mul(factor)
@@ -436,15 +414,7 @@ impl OutboxSender {
         self.sent = self.acked;
         self.in_flight.clear();
         self.drained = false;
-        self.stale_acks = [0; 2];
         self.progress_at = None;
-    }
-
-    fn rewind_lane(&mut self, lane: Lane) {
-        self.sent.set(lane, self.acked.get(lane));
-        self.in_flight.retain(|f| f.lane != lane);
-        self.stale_acks[slot(lane)] = 0;
-        self.drained = false;
     }
 }
 
@@ -459,7 +429,6 @@ mod tests {
             max_batch_bytes: 1000,
             ack_timeout: Duration::from_secs(1),
             ack_timeout_max: Duration::from_secs(5),
-            gap_resend_after: 2,
         }
     }
 
@@ -548,49 +517,57 @@ mod tests {
         let (mut s, t0) = connected();
         s.on_sent(Lane::Normal, 1, 10, 10, t0);
         let plan = s.next_read().expect("room");
-        assert_eq!(plan.lanes[0], Lane::Critical, "a critical append goes first");
+        assert_eq!(
+            plan.lanes[0],
+            Lane::Critical,
+            "a critical append goes first"
+        );
         assert_eq!(plan.after, cursors(0, 10));
     }
 
     #[test]
-    fn stale_acks_are_ignored_until_they_show_a_gap() {
+    fn stale_acks_change_nothing_and_a_gap_is_repaired_by_the_timeout() {
         let (mut s, t0) = connected();
         s.on_sent(Lane::Normal, 1, 10, 10, t0);
         s.on_sent(Lane::Normal, 11, 20, 10, t0);
         s.on_sent(Lane::Normal, 21, 30, 10, t0);
         // The first batch was lost: the receiver answers the others with its cursor, 0.
-        assert_eq!(s.on_ack(ack(Lane::Normal, 0), t0), AckDecision::Stale);
-        assert_eq!(
-            s.on_ack(ack(Lane::Normal, 0), t0),
-            AckDecision::Resend {
-                lane: Lane::Normal,
-                from: 1
-            }
-        );
-        assert_eq!(s.in_flight_len(), 0);
+        for _ in 0..5 {
+            assert_eq!(s.on_ack(ack(Lane::Normal, 0), t0), AckDecision::Stale);
+            assert_eq!(s.on_ack(ack(Lane::Critical, 0), t0), AckDecision::Stale);
+        }
+        assert_eq!(s.in_flight_len(), 3, "stale acks rewind nothing");
+        assert_eq!(s.next_read(), None, "window still full");
+        let timeout = s.on_tick(t0 + Duration::from_secs(1)).expect("timed out");
+        assert_eq!(timeout.batches, 3);
         assert_eq!(s.next_read().expect("resend").after, cursors(0, 0));
     }
 
     #[test]
-    fn stale_acks_of_an_idle_lane_change_nothing() {
+    fn replies_to_duplicates_after_a_resend_are_harmless() {
         let (mut s, t0) = connected();
         s.on_sent(Lane::Normal, 1, 10, 10, t0);
-        for _ in 0..5 {
-            assert_eq!(s.on_ack(ack(Lane::Critical, 0), t0), AckDecision::Stale);
-        }
+        s.on_sent(Lane::Normal, 11, 20, 10, t0);
+        let t1 = t0 + Duration::from_secs(1);
+        s.on_tick(t1).expect("the receiver was slow");
+        // Resent copies, then the late replies to the originals arrive.
+        s.on_sent(Lane::Normal, 1, 10, 10, t1);
+        s.on_sent(Lane::Normal, 11, 20, 10, t1);
+        assert!(matches!(
+            s.on_ack(ack(Lane::Normal, 10), t1),
+            AckDecision::Advance { upto: 10, .. }
+        ));
+        assert!(matches!(
+            s.on_ack(ack(Lane::Normal, 20), t1),
+            AckDecision::Advance { upto: 20, .. }
+        ));
+        assert_eq!(s.in_flight_len(), 0, "the copies are complete too");
+        s.on_sent(Lane::Normal, 21, 30, 10, t1);
+        // The replies to the copies: stale, and nothing is resent.
+        assert_eq!(s.on_ack(ack(Lane::Normal, 20), t1), AckDecision::Stale);
+        assert_eq!(s.on_ack(ack(Lane::Normal, 20), t1), AckDecision::Stale);
         assert_eq!(s.in_flight_len(), 1);
-        let mut off = OutboxSender::new(
-            SenderConfig {
-                gap_resend_after: 0,
-                ..config()
-            },
-            LaneCursors::default(),
-        );
-        off.on_connected(t0);
-        off.on_sent(Lane::Normal, 1, 10, 10, t0);
-        for _ in 0..5 {
-            assert_eq!(off.on_ack(ack(Lane::Normal, 0), t0), AckDecision::Stale);
-        }
+        assert_eq!(s.sent(), cursors(0, 30));
     }
 
     #[test]
@@ -632,7 +609,11 @@ mod tests {
         for n in 2..6u32 {
             let sent_at = t1 + Duration::from_secs(u64::from(n) * 10);
             s.on_sent(Lane::Critical, 1, 5, 5, sent_at);
-            assert_eq!(s.on_tick(sent_at + Duration::from_secs(60)).map(|t| t.in_a_row), Some(n));
+            assert_eq!(
+                s.on_tick(sent_at + Duration::from_secs(60))
+                    .map(|t| t.in_a_row),
+                Some(n)
+            );
         }
         assert_eq!(s.ack_timeout(), Duration::from_secs(5), "capped");
         // Progress resets the backoff.

@@ -27,8 +27,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 use vigil_core::{AlertEvent, Lane, Level, NodeId, Timestamp};
 use vigil_wire::{
-    encode, try_encode, Ack, Batch, ChildStatus, LinkEvent, LinkState, LinkStatus, Message,
-    NodeState, Status, Topic,
+    encode, try_encode, Ack, Batch, ChildStatus, LinkEvent, LinkState, LinkStatus, Message, Status,
+    Topic,
 };
 
 use crate::backoff::BackoffConfig;
@@ -385,7 +385,9 @@ impl UplinkTask {
         }
         self.set_state(LinkState::Disconnected);
         info!(node = %cfg.node, "uplink stopping");
-        self.conn.close(CLOSE_WAIT).await;
+        if self.connected {
+            self.conn.close(CLOSE_WAIT).await;
+        }
     }
 
     fn set_state(&mut self, state: LinkState) {
@@ -393,7 +395,9 @@ impl UplinkTask {
             .metrics
             .set_state(&self.uplink.config.link, state);
         let last_ack_at = self.out.last_ack_at;
-        self.uplink.status_tx.send_replace(LinkStatus { state, last_ack_at });
+        self.uplink
+            .status_tx
+            .send_replace(LinkStatus { state, last_ack_at });
     }
 
     fn refresh_link_status(&self) {
@@ -487,7 +491,10 @@ impl UplinkTask {
         let (outcome, events) = match result {
             Ok(done) => done,
             Err(err) => {
-                metrics.apply_errors.with_label_values(&[link.as_str()]).inc();
+                metrics
+                    .apply_errors
+                    .with_label_values(&[link.as_str()])
+                    .inc();
                 error!(%peer, %lane, first_seq, count, error = %err,
                        "cannot commit a downlink batch; not acknowledging it");
                 return;
@@ -515,7 +522,11 @@ impl UplinkTask {
 
     async fn publish_status(&mut self) {
         let cfg = &self.uplink.config;
-        let backlog = match self.out.backlog(&self.uplink.store, &self.uplink.metrics).await {
+        let backlog = match self
+            .out
+            .backlog(&self.uplink.store, &self.uplink.metrics)
+            .await
+        {
             Ok(backlog) => backlog,
             Err(err) => {
                 warn!(link = %cfg.link, error = %err, "cannot read the outbox backlog for the status");
@@ -524,9 +535,6 @@ impl UplinkTask {
         };
         let health = (self.uplink.health)();
         let mut status = Status::online(cfg.node.clone(), cfg.level, Timestamp::now());
-        // vigil-wire's `Status::online` builds on `last_will` and keeps its `offline`
-        // state: say online explicitly.
-        status.state = NodeState::Online;
         status.devices_online = health.devices_online;
         status.devices_total = health.devices_total;
         status.children = health.children;
@@ -624,7 +632,10 @@ mod tests {
     fn pick_keeps_the_fresh_events_in_order() {
         let events: Vec<AlertEvent> = (0..5).map(event).collect();
         let picked = pick(events.clone(), &[1, 3, 4]);
-        assert_eq!(picked, vec![events[1].clone(), events[3].clone(), events[4].clone()]);
+        assert_eq!(
+            picked,
+            vec![events[1].clone(), events[3].clone(), events[4].clone()]
+        );
         assert!(pick(events, &[]).is_empty());
     }
 
@@ -636,7 +647,11 @@ mod tests {
             .is_ok());
         let mut bad = UplinkConfig::new(node.clone(), "mqtt://127.0.0.1:1883");
         bad.keep_alive = Duration::from_millis(500);
-        assert!(bad.validate().expect_err("keepalive").to_string().contains("keep_alive"));
+        assert!(bad
+            .validate()
+            .expect_err("keepalive")
+            .to_string()
+            .contains("keep_alive"));
         let mut bad = UplinkConfig::new(node.clone(), "http://x");
         assert!(bad.validate().is_err());
         bad.url = "mqtt://x".into();

@@ -8,40 +8,40 @@ use common::BrokerKind::Mosquitto as KIND;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drains_5000_exactly_once() {
-    scenarios::drains_5000_exactly_once(KIND).await;
+    common::bounded(scenarios::drains_5000_exactly_once(KIND)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn critical_before_normal() {
-    scenarios::critical_before_normal(KIND).await;
+    common::bounded(scenarios::critical_before_normal(KIND)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_restart_mid_stream() {
-    scenarios::broker_restart_mid_stream(KIND).await;
+    common::bounded(scenarios::broker_restart_mid_stream(KIND)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parent_down_then_critical_first() {
-    scenarios::parent_down_then_critical_first(KIND).await;
+    common::bounded(scenarios::parent_down_then_critical_first(KIND)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn child_restart_resumes_after_last_ack() {
-    scenarios::child_restart_resumes_after_last_ack(KIND).await;
+    common::bounded(scenarios::child_restart_resumes_after_last_ack(KIND)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn downlink_exactly_once() {
-    scenarios::downlink_exactly_once(KIND).await;
+    common::bounded(scenarios::downlink_exactly_once(KIND)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_will_marks_child_offline() {
-    scenarios::last_will_marks_child_offline(KIND).await;
+    common::bounded(scenarios::last_will_marks_child_offline(KIND)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_is_counted_not_fatal() {
-    scenarios::garbage_is_counted_not_fatal(KIND).await;
+    common::bounded(scenarios::garbage_is_counted_not_fatal(KIND)).await;
 }

@@ -16,9 +16,7 @@ use prometheus::Registry;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use vigil_core::{
-    Actor, AlertEvent, AlertEventBody, AlertId, EventId, HlcClock, Lane, NodeId,
-};
+use vigil_core::{Actor, AlertEvent, AlertEventBody, AlertId, EventId, HlcClock, Lane, NodeId};
 use vigil_link::{
     BackoffConfig, Delivery, Downlinks, DownlinksConfig, DownlinksHandle, EmbeddedBroker,
     LinkMetrics, OutboxPoke, SenderConfig, SharedStore, Uplink, UplinkConfig,
@@ -28,6 +26,16 @@ use vigil_wire::NodeState;
 
 /// Every wait in these tests gives up after this.
 pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A whole scenario gives up after this.
+pub const SCENARIO_LIMIT: Duration = Duration::from_secs(120);
+
+/// Runs a scenario, failing it if it takes longer than [`SCENARIO_LIMIT`].
+pub async fn bounded(scenario: impl std::future::Future<Output = ()>) {
+    tokio::time::timeout(SCENARIO_LIMIT, scenario)
+        .await
+        .expect("the scenario took longer than its limit");
+}
 
 /// Logs to the test output when `RUST_LOG` is set.
 pub fn init_tracing() {
@@ -43,7 +51,12 @@ pub fn node(id: &str) -> NodeId {
 }
 
 /// `n` events of `origin`, ten per alert, all in `lane`, stamped after `clock`.
-pub fn events(origin: &NodeId, n: usize, lane: Lane, clock: &mut HlcClock) -> Vec<(Lane, AlertEvent)> {
+pub fn events(
+    origin: &NodeId,
+    n: usize,
+    lane: Lane,
+    clock: &mut HlcClock,
+) -> Vec<(Lane, AlertEvent)> {
     let mut out = Vec::with_capacity(n);
     let mut alert = AlertId::generate();
     for i in 0..n {
@@ -215,7 +228,6 @@ pub fn fast_sender() -> SenderConfig {
         max_batch_bytes: SenderConfig::default_max_batch_bytes(),
         ack_timeout: Duration::from_millis(1000),
         ack_timeout_max: Duration::from_secs(2),
-        gap_resend_after: 2,
     }
 }
 
@@ -319,7 +331,11 @@ impl Parent {
 
     /// How many events its store holds.
     pub fn event_count(&self) -> u64 {
-        self.store.lock().expect("lock").event_count().expect("count")
+        self.store
+            .lock()
+            .expect("lock")
+            .event_count()
+            .expect("count")
     }
 
     /// Whether it sees `child` in `state`.
@@ -342,7 +358,9 @@ pub async fn collect(rx: &mut mpsc::Receiver<Delivery>, n: usize) -> Vec<(Lane, 
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while out.len() < n {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(delivery)) => out.extend(delivery.events.into_iter().map(|e| (delivery.lane, e))),
+            Ok(Some(delivery)) => {
+                out.extend(delivery.events.into_iter().map(|e| (delivery.lane, e)))
+            }
             Ok(None) => panic!("deliveries closed after {} of {n} events", out.len()),
             Err(_) => panic!("timed out with {} of {n} events delivered", out.len()),
         }

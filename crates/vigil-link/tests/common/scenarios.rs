@@ -25,11 +25,22 @@ pub async fn drains_5000_exactly_once(kind: BrokerKind) {
     let delivered = parent.collect(5_000).await;
     assert_exactly_once(&delivered, &sent);
     assert_stored(&parent.store, &sent, 5_000);
-    wait_until("the child's outbox to be acknowledged", || child.backlog() == 0).await;
+    wait_until("the child's outbox to be acknowledged", || {
+        child.backlog() == 0
+    })
+    .await;
     {
         let store = parent.store.lock().expect("lock");
-        assert_eq!(store.inbox_cursor(&child.id, Lane::Normal).expect("cursor"), 4_000);
-        assert_eq!(store.inbox_cursor(&child.id, Lane::Critical).expect("cursor"), 1_000);
+        assert_eq!(
+            store.inbox_cursor(&child.id, Lane::Normal).expect("cursor"),
+            4_000
+        );
+        assert_eq!(
+            store
+                .inbox_cursor(&child.id, Lane::Critical)
+                .expect("cursor"),
+            1_000
+        );
     }
     let acked = metric(&child.registry, names::EVENTS_ACKED, &[("link", "parent")]);
     assert_eq!(acked, 5_000.0, "every record acknowledged once");
@@ -87,15 +98,24 @@ pub async fn broker_restart_mid_stream(kind: BrokerKind) {
     let mut delivered = parent.collect(300).await;
     broker.down();
     let before = parent.event_count();
-    assert!(before < 5_000, "the broker stopped mid-stream ({before} delivered)");
+    assert!(
+        before < 5_000,
+        "the broker stopped mid-stream ({before} delivered)"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     broker.up();
     let rest = 5_000 - delivered.len();
     delivered.extend(parent.collect(rest).await);
     assert_exactly_once(&delivered, &sent);
     assert_stored(&parent.store, &sent, 5_000);
-    wait_until("the child's outbox to be acknowledged", || child.backlog() == 0).await;
-    assert!(metric(&child.registry, names::CONNECTS, &[]) >= 2.0, "reconnected");
+    wait_until("the child's outbox to be acknowledged", || {
+        child.backlog() == 0
+    })
+    .await;
+    assert!(
+        metric(&child.registry, names::CONNECTS, &[]) >= 2.0,
+        "reconnected"
+    );
     child.stop().await;
     parent.stop().await;
 }
@@ -123,7 +143,11 @@ pub async fn parent_down_then_critical_first(kind: BrokerKind) {
     let sent: Vec<AlertEvent> = backlog.iter().map(|(_, e)| e.clone()).collect();
     child.record_all(backlog).await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    assert_eq!(child.backlog(), 1_200, "the outbox holds while the parent is away");
+    assert_eq!(
+        child.backlog(),
+        1_200,
+        "the outbox holds while the parent is away"
+    );
 
     if kind == BrokerKind::Embedded {
         broker.up();
@@ -136,7 +160,10 @@ pub async fn parent_down_then_critical_first(kind: BrokerKind) {
         last_critical < first_normal,
         "critical drained first after the outage: {last_critical:?} < {first_normal:?}"
     );
-    wait_until("the child's outbox to be acknowledged", || child.backlog() == 0).await;
+    wait_until("the child's outbox to be acknowledged", || {
+        child.backlog() == 0
+    })
+    .await;
     child.stop().await;
     parent.stop().await;
 }
@@ -167,7 +194,10 @@ pub async fn child_restart_resumes_after_last_ack(kind: BrokerKind) {
         .expect("lock")
         .outbox_acked("parent")
         .expect("acked");
-    assert!(acked.normal > 0, "some of it was acknowledged before the crash");
+    assert!(
+        acked.normal > 0,
+        "some of it was acknowledged before the crash"
+    );
     drop(reopened);
     let child = Child::start_with("gw-1", &broker.url(), &child_db, sender);
     let rest = 5_000 - delivered.len();
@@ -189,7 +219,10 @@ pub async fn child_restart_resumes_after_last_ack(kind: BrokerKind) {
         duplicates <= 2.0 * 200.0,
         "only what was in flight is resent: {duplicates} duplicates"
     );
-    wait_until("the child's outbox to be acknowledged", || child.backlog() == 0).await;
+    wait_until("the child's outbox to be acknowledged", || {
+        child.backlog() == 0
+    })
+    .await;
     child.stop().await;
     parent.stop().await;
 }
@@ -238,8 +271,18 @@ pub async fn downlink_exactly_once(kind: BrokerKind) {
     .await;
     {
         let store = child.store.lock().expect("lock");
-        assert_eq!(store.inbox_cursor(&parent.id, Lane::Critical).expect("cursor"), 100);
-        assert_eq!(store.inbox_cursor(&parent.id, Lane::Normal).expect("cursor"), 200);
+        assert_eq!(
+            store
+                .inbox_cursor(&parent.id, Lane::Critical)
+                .expect("cursor"),
+            100
+        );
+        assert_eq!(
+            store
+                .inbox_cursor(&parent.id, Lane::Normal)
+                .expect("cursor"),
+            200
+        );
     }
     child.stop().await;
     parent.stop().await;
@@ -270,7 +313,10 @@ pub async fn last_will_marks_child_offline(kind: BrokerKind) {
         parent.sees(&gw2, NodeState::Offline)
     })
     .await;
-    assert_eq!(metric(&parent.registry, names::CHILDREN, &[("state", "offline")]), 2.0);
+    assert_eq!(
+        metric(&parent.registry, names::CHILDREN, &[("state", "offline")]),
+        2.0
+    );
     parent.stop().await;
 }
 
@@ -302,7 +348,12 @@ pub async fn garbage_is_counted_not_fatal(kind: BrokerKind) {
         .await
         .expect("subscribe");
     rogue
-        .publish("vigil/v1/up/gw-x", QoS::AtLeastOnce, false, b"\x00\xffnot json".to_vec())
+        .publish(
+            "vigil/v1/up/gw-x",
+            QoS::AtLeastOnce,
+            false,
+            b"\x00\xffnot json".to_vec(),
+        )
         .await
         .expect("publish garbage");
     let status = encode(&Message::Status(Status::last_will(node("gw-x"))));
@@ -322,11 +373,19 @@ pub async fn garbage_is_counted_not_fatal(kind: BrokerKind) {
     }
     assert_eq!(answers, 0, "nothing is acknowledged to garbage");
     assert_eq!(
-        metric(&parent.registry, names::DECODE_ERRORS, &[("label", "malformed")]),
+        metric(
+            &parent.registry,
+            names::DECODE_ERRORS,
+            &[("label", "malformed")]
+        ),
         1.0
     );
     assert_eq!(
-        metric(&parent.registry, names::DECODE_ERRORS, &[("label", "wrong_topic")]),
+        metric(
+            &parent.registry,
+            names::DECODE_ERRORS,
+            &[("label", "wrong_topic")]
+        ),
         1.0
     );
 
