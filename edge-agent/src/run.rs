@@ -263,15 +263,40 @@ pub async fn run(
     for p in crate::config::rule::check_points(&config, &profiles) {
         tracing::warn!(key = %p.key, "{}", p.message);
     }
-    let pipeline = Pipeline::start(
+    let mut pipeline = Pipeline::start(
         &config,
         &profiles,
-        store,
+        store.clone(),
         metrics.detect.clone(),
         metrics.alerts.clone(),
     )
     .await
     .map_err(|e| anyhow::anyhow!("cannot start the alert pipeline: {e}"))?;
+    // The uplink to the hub shares the pipeline's connection: one writer, no lock contention.
+    let link_metrics = vigil_link::LinkMetrics::new(&metrics.registry)
+        .map_err(|e| anyhow::anyhow!("cannot register link metrics: {e}"))?;
+    let mut uplink_config =
+        vigil_link::UplinkConfig::new(config.node.id.clone(), config.uplink.url.clone());
+    uplink_config.level = Some(vigil_core::Level::Facility);
+    let devices_total = config.modbus.device.len() as u64;
+    let online = metrics.modbus.online.clone();
+    let device_ids: Vec<String> = config.modbus.device.iter().map(|d| d.id.clone()).collect();
+    let mut uplink = vigil_link::Uplink::new(
+        uplink_config,
+        vigil_link::SharedStore::from_arc(store),
+        link_metrics,
+    )
+    .map_err(|e| anyhow::anyhow!("[uplink] url: {e}"))?
+    .with_health(move || vigil_link::Health {
+        devices_online: device_ids
+            .iter()
+            .filter(|id| online.with_label_values(&[id.as_str()]).get() > 0)
+            .count() as u64,
+        devices_total,
+        children: Vec::new(),
+    });
+    pipeline.set_uplink_poke(uplink.poke_handle());
+    let deliveries = uplink.take_deliveries();
     let listener = tokio::net::TcpListener::bind(config.metrics.listen)
         .await
         .map_err(|e| {
@@ -323,9 +348,28 @@ pub async fn run(
             }
         });
     }
-    // The seam for the uplink (vigil-link): it sends here the ids of alerts it applied
-    // downlink events to. Until it is wired, periodic reconciliation sees those changes.
-    let (_applied_tx, applied_rx): (AppliedTx, _) = mpsc::channel(64);
+    // Operator actions from the hub, applied by the uplink, go to the alert manager (which
+    // closes alerts they returned to normal).
+    let (applied_tx, applied_rx): (AppliedTx, _) = mpsc::channel(64);
+    if let Some(mut deliveries) = deliveries {
+        tasks.spawn(async move {
+            while let Some(d) = deliveries.recv().await {
+                let mut ids: Vec<AlertId> = d.events.iter().map(|e| e.alert).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                tracing::info!(from = %d.peer, events = d.events.len(), "operator actions applied");
+                if applied_tx.send(ids).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let link_shutdown = shutdown.clone();
+    tasks.spawn(async move {
+        if let Err(e) = uplink.run(link_shutdown).await {
+            tracing::error!(error = %e, "uplink stopped");
+        }
+    });
     tasks.spawn(drive(
         pipeline,
         reading_rx,

@@ -105,6 +105,8 @@ pub struct Pipeline {
     alert_metrics: AlertMetrics,
     /// Events answered but not yet recorded (a failed write), oldest first.
     pending: Vec<LaneEvent>,
+    /// Wakes the uplink after events are recorded, so they leave at once.
+    poke: Option<vigil_link::OutboxPoke>,
 }
 
 impl Pipeline {
@@ -148,6 +150,7 @@ impl Pipeline {
             detect_metrics,
             alert_metrics,
             pending: Vec::new(),
+            poke: None,
         };
         pipeline.record(events).await;
         Ok(pipeline)
@@ -248,6 +251,11 @@ impl Pipeline {
         self.record(events).await;
     }
 
+    /// Wakes `poke` each time events have been recorded in the uplink's outbox.
+    pub fn set_uplink_poke(&mut self, poke: vigil_link::OutboxPoke) {
+        self.poke = Some(poke);
+    }
+
     /// Records `events` (after any still pending) in one transaction.
     async fn record(&mut self, events: Vec<LaneEvent>) {
         self.pending.extend(events);
@@ -281,6 +289,9 @@ impl Pipeline {
         .await;
         match outcome {
             Ok((batch, Ok(backlog))) => {
+                if let Some(poke) = &self.poke {
+                    poke.poke();
+                }
                 for (lane, e) in &batch {
                     self.alert_metrics
                         .events
