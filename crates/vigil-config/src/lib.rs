@@ -250,6 +250,7 @@ mod tests {
     fn good_config_loads() {
         let c = parse_str(GOOD).expect("valid");
         assert_eq!(c.device[1].poll, Duration::from_secs(300));
+        assert_eq!(c.device[0].id, "a");
     }
 
     #[test]

@@ -1,0 +1,302 @@
+//! Support for the end-to-end tests: node processes, HTTP on loopback, waiting.
+//!
+//! A node (agent or hub) runs in its own process so that it can be killed with SIGKILL:
+//! the test binary re-executes itself with `VIGIL_NODE=agent|hub` and
+//! `VIGIL_NODE_CONFIG=<file>`, and the `node_process` test of each file (see
+//! [`node_entry`]) runs the node's library entry point — the same `run` the binaries call
+//! after parsing their command line.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+/// The body of each test file's `node_process` test: when the process was started as a
+/// node, runs that node until SIGTERM and exits; otherwise returns at once.
+pub fn node_entry() {
+    let Ok(kind) = std::env::var("VIGIL_NODE") else {
+        return;
+    };
+    let config = PathBuf::from(std::env::var("VIGIL_NODE_CONFIG").expect("VIGIL_NODE_CONFIG"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            std::env::var("VIGIL_LOG").unwrap_or_else(|_| "info".into()),
+        ))
+        .with_writer(std::io::stderr)
+        .try_init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let code = rt.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Ok(mut term) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            {
+                term.recv().await;
+            }
+            stop.cancel();
+        });
+        let result = match kind.as_str() {
+            "agent" => match vigil_agent::check_cmd::load_checked(&config) {
+                Ok((cfg, profiles)) => vigil_agent::run::run(cfg, profiles, shutdown, None).await,
+                Err(e) => Err(anyhow::anyhow!("{e}")),
+            },
+            "hub" => match vigil_hub::config::HubConfig::load(&config) {
+                Ok(cfg) => vigil_hub::run::run(cfg, shutdown, None).await,
+                Err(e) => Err(anyhow::anyhow!("{e}")),
+            },
+            other => Err(anyhow::anyhow!("unknown node kind {other}")),
+        };
+        match result {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("node failed: {e:#}");
+                1
+            }
+        }
+    });
+    std::process::exit(code);
+}
+
+/// A node process; killed (SIGKILL) when dropped.
+pub struct Node {
+    pub child: Child,
+    pub log: PathBuf,
+    pub kind: &'static str,
+}
+
+/// Starts a node process running `kind` with `config`, its log in `log`. `test` is the name
+/// of the calling file's entry test (`node_process`).
+pub fn spawn_node(kind: &'static str, config: &Path, log: &Path) -> Node {
+    let exe = std::env::current_exe().expect("test binary");
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    let child = Command::new(exe)
+        .args([
+            "node_process",
+            "--exact",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("VIGIL_NODE", kind)
+        .env("VIGIL_NODE_CONFIG", config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(out)
+        .spawn()
+        .expect("node starts");
+    Node {
+        child,
+        log: log.to_owned(),
+        kind,
+    }
+}
+
+impl Node {
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, and wait up to 15 s for a clean exit; returns whether it exited 0.
+    pub fn stop(&mut self) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+        false
+    }
+
+    /// The node's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// One HTTP/1.1 request on loopback; returns (status, body).
+pub fn http(
+    method: &str,
+    addr: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let body = body.unwrap_or("");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        req += &format!("{k}: {v}\r\n");
+    }
+    req += "\r\n";
+    req += body;
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Some((status, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// GET a JSON document.
+pub fn get_json(addr: &str, path: &str) -> Option<serde_json::Value> {
+    let (status, body) = http("GET", addr, path, None, &[])?;
+    if status != 200 {
+        return None;
+    }
+    serde_json::from_str(&body).ok()
+}
+
+/// Polls `f` every 100 ms until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every alert a hub holds (all pages), open and closed.
+pub fn all_alerts(addr: &str) -> Option<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/alerts?closed=any&limit=1000&cursor={c}"),
+            None => "/api/v1/alerts?closed=any&limit=1000".to_owned(),
+        };
+        let page = get_json(addr, &path)?;
+        out.extend(page["alerts"].as_array()?.iter().cloned());
+        match page["next"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return Some(out),
+        }
+    }
+}
+
+/// A Mosquitto broker on a free loopback port, killed when dropped.
+pub struct Mosquitto {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\n")).expect("conf");
+        let child = Command::new("/usr/sbin/mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto is needed for these tests: run `make deps`");
+        let up = wait_for(Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        assert!(up.is_some(), "mosquitto did not start on {port}");
+        Mosquitto {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A hub config in `dir`: embedded broker on `mqtt` or an external one at `mqtt_url`.
+pub fn hub_config(
+    dir: &Path,
+    id: &str,
+    level: &str,
+    http: u16,
+    broker: &str,
+    parent: Option<&str>,
+) -> PathBuf {
+    let parent = parent
+        .map(|url| format!("\n[parent]\nurl = \"{url}\"\n"))
+        .unwrap_or_default();
+    let text = format!(
+        "[node]\nid = \"{id}\"\nlevel = \"{level}\"\nname = \"{id} test hub\"\n\n[http]\nlisten = \"127.0.0.1:{http}\"\n\n[mqtt]\n{broker}\n{parent}\n[store]\npath = \"{id}.db\"\n"
+    );
+    let path = dir.join(format!("{id}.toml"));
+    std::fs::write(&path, text).expect("write hub config");
+    path
+}
