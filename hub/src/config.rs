@@ -164,6 +164,16 @@ impl EscalationSection {
     pub fn escalates_alert(&self, view: &AlertView) -> bool {
         view.key.is_some() && self.escalates(view.severity)
     }
+
+    /// Whether events of this alert go up, judged on its whole history: its raise has
+    /// arrived and its severity at its highest (`peak`, see
+    /// [`vigil_link::escalation::peak_severity`]) or now passes. An alert that went up once
+    /// keeps going up when its severity drops, so the parent's copy is cleared,
+    /// acknowledged and closed like the child's. The policy the hub relays its children's
+    /// events and its operators' actions by.
+    pub fn escalates_history(&self, view: &AlertView, peak: Option<Severity>) -> bool {
+        view.key.is_some() && self.escalates(peak.map_or(view.severity, |p| p.max(view.severity)))
+    }
 }
 
 /// The broker the hub's children connect to, as `[mqtt]` says.
@@ -418,6 +428,34 @@ path = "/var/lib/vigil/hub.db"
         assert_eq!(c.escalation.min_severity, Severity::Minor);
         assert!(c.escalation.escalates(Severity::Critical));
         assert!(!c.escalation.escalates(Severity::Warning));
+    }
+
+    #[test]
+    fn escalation_follows_an_alert_that_went_up() {
+        let policy = EscalationSection::default();
+        let mut view = AlertView::empty(vigil_core::AlertId::generate());
+        view.severity = Severity::Critical;
+        assert!(
+            !policy.escalates_history(&view, Some(Severity::Critical)),
+            "no raise here yet"
+        );
+        view.key = Some(
+            vigil_core::AlertKey::new(
+                NodeId::new("gw-1").expect("node"),
+                "fence-1/zone1",
+                vigil_core::ConditionKind::new("state").expect("kind"),
+            )
+            .expect("key"),
+        );
+        assert!(policy.escalates_history(&view, Some(Severity::Critical)));
+        view.severity = Severity::Warning;
+        assert!(!policy.escalates_alert(&view));
+        assert!(
+            policy.escalates_history(&view, Some(Severity::Critical)),
+            "it went up as critical: it keeps going up"
+        );
+        assert!(!policy.escalates_history(&view, Some(Severity::Warning)));
+        assert!(!policy.escalates_history(&view, None));
     }
 
     #[test]

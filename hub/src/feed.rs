@@ -4,8 +4,8 @@
 //!
 //! - operator actions at this hub ([`AlertFeed::publish`], with the alert as the action left
 //!   it);
-//! - events received from children and applied to the store by the link side, which calls
-//!   [`AlertFeed::ingest_notify`] after each batch commits. That hook never blocks and never
+//! - events received from children (and from the parent) and applied to the store by the
+//!   link side, which calls [`AlertFeed::ingest_notify`] after each batch commits. That hook never blocks and never
 //!   touches the store: it queues the events, and the feed's own task
 //!   ([`run_ingest`]) loads the alerts' current views (one store call per batch) and
 //!   broadcasts them.
@@ -26,7 +26,7 @@ use vigil_core::{AlertEvent, AlertId, AlertView, EventId, Timestamp};
 
 use crate::alert_json::AlertJson;
 use crate::metrics::HubMetrics;
-use crate::shared_store::SharedStore;
+use vigil_link::SharedStore;
 
 /// Messages kept for slow stream clients before they lag.
 pub const STREAM_CAPACITY: usize = 1024;
@@ -114,7 +114,7 @@ impl AlertFeed {
     }
 
     /// **The ingest hook.** The link side calls this after it has committed events received
-    /// from a child (the new ones; duplicates need no notice). Never blocks, never fails:
+    /// from a child or from the parent (the new ones; duplicates need no notice). Never blocks, never fails:
     /// when the feed is saturated the notice is dropped, counted, and the stream clients are
     /// told to refetch.
     pub fn ingest_notify(&self, events: &[AlertEvent]) {
@@ -168,7 +168,8 @@ pub async fn run_ingest(
         };
         let views = store
             .call(move |s| {
-                ids.into_iter()
+                Ok(ids
+                    .into_iter()
                     .filter_map(|id| match s.alert(id) {
                         Ok(Some(view)) => Some((id, view)),
                         Ok(None) => None,
@@ -177,7 +178,7 @@ pub async fn run_ingest(
                             None
                         }
                     })
-                    .collect::<BTreeMap<AlertId, AlertView>>()
+                    .collect::<BTreeMap<AlertId, AlertView>>())
             })
             .await;
         let views = match views {

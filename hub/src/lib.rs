@@ -11,8 +11,11 @@
 //! - `action`: operator actions, their ISA-18.2 rules and how they are recorded;
 //! - `feed`: the live stream's channel and the ingest hook;
 //! - `tree` and `children`: the network under the hub and its health;
-//! - `link`: **the seam where the MQTT side starts** (`crates/vigil-link`);
-//! - `shared_store`, `clock`, `metrics`: what all of them share.
+//! - `link`: the MQTT side — broker, the links to the children and to the parent
+//!   (`crates/vigil-link`);
+//! - `clock`, `metrics`: what all of them share. The store is shared as
+//!   `vigil_link::SharedStore` (one connection behind one mutex, reached from async code
+//!   through its blocking-pool `call`), the same handle the links use.
 //!
 //! The hub never depends on the agent; what both need lives in `crates/`.
 
@@ -27,5 +30,4 @@ pub mod feed;
 pub mod link;
 pub mod metrics;
 pub mod run;
-pub mod shared_store;
 pub mod tree;

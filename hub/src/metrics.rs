@@ -4,6 +4,9 @@
 //! figures that live in the store — open alerts per state, outbox backlog per link — and the
 //! children's health are read when Prometheus scrapes ([`HubMetrics::refresh`]), so they are
 //! never stale and cost nothing between scrapes.
+//!
+//! The link engine's metrics (`vigil_link_*`: batches, acks, resends, backlog, connection
+//! state of each link) are registered in the same [`Registry`] by the MQTT side.
 
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
@@ -20,7 +23,8 @@ pub struct HubMetrics {
     pub http_duration: HistogramVec,
     /// Open alerts by ISA-18.2 state and severity (refreshed on scrape).
     pub alerts: IntGaugeVec,
-    /// Alert events received from children and applied here, by event type.
+    /// Alert events received over the links (from children, or from the parent) and
+    /// applied here, by event type.
     pub events_ingested: IntCounterVec,
     /// Operator actions recorded, by action.
     pub actions: IntCounterVec,
@@ -90,7 +94,7 @@ impl HubMetrics {
         );
         let events_ingested = counter(
             "vigil_hub_events_ingested_total",
-            "Alert events received from children and applied, by type",
+            "Alert events received over the links (children, parent) and applied, by type",
             &["type"],
         );
         let actions = counter(
@@ -176,6 +180,12 @@ impl HubMetrics {
         self.children
             .with_label_values(&["offline"])
             .set(i64::try_from(offline).unwrap_or(i64::MAX));
+    }
+
+    /// The registry every metric is in: where the link engine registers its own
+    /// (`vigil_link::LinkMetrics`), so that `GET /metrics` shows them too.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// The Prometheus text exposition of every metric.

@@ -4,8 +4,10 @@
 //! Start-up order: the store (its directory created if missing; the schema migrated), the
 //! clock resumed after the store's greatest stamp, the HTTP listener (so a port already taken
 //! fails the start with a message naming `[http] listen`), the feed's task, then the MQTT side
-//! through [`crate::link::start_links`]. On shutdown the listener stops accepting, the live
-//! streams end, and open requests finish (up to [`SHUTDOWN_GRACE`]).
+//! through [`crate::link::start_links`] (the broker, the children's links, the uplink; a
+//! broker address already taken fails the start too). On shutdown the listener stops
+//! accepting, the live streams end, open requests finish, the links disconnect cleanly and
+//! the embedded broker stops (all within [`SHUTDOWN_GRACE`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use vigil_link::SharedStore;
 use vigil_store::Store;
 
 use crate::action::record::ActionContext;
@@ -23,7 +26,6 @@ use crate::config::HubConfig;
 use crate::feed::{run_ingest, AlertFeed};
 use crate::link::{start_links, LinkContext, OutboxPokes};
 use crate::metrics::HubMetrics;
-use crate::shared_store::SharedStore;
 use crate::tree::ThisHub;
 
 /// How long open requests get to finish at shutdown.
@@ -35,6 +37,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct Started {
     /// The address the HTTP listener bound.
     pub http: SocketAddr,
+    /// The URL children connect to (the embedded broker's, with the port it bound when
+    /// `[mqtt] listen` asked for port 0).
+    pub broker: String,
     /// The same context the MQTT side gets: store, clock, children, feed.
     pub link: LinkContext,
 }
@@ -98,6 +103,7 @@ pub async fn run(
         clock: clock.clone(),
         children: children.clone(),
         feed: feed.clone(),
+        metrics: metrics.clone(),
         pokes: pokes.clone(),
         shutdown: shutdown.clone(),
     };
@@ -139,14 +145,21 @@ pub async fn run(
         store.clone(),
         shutdown.clone(),
     ));
-    if let Err(e) = start_links(link.clone(), &mut tasks).await {
-        shutdown.cancel();
-        drain(&mut tasks).await;
-        return Err(e.context("cannot start the MQTT side"));
-    }
+    let links = match start_links(link.clone(), &mut tasks).await {
+        Ok(links) => links,
+        Err(e) => {
+            shutdown.cancel();
+            drain(&mut tasks).await;
+            return Err(e.context("cannot start the MQTT side"));
+        }
+    };
     if let Some(tx) = started {
         // The starter may have gone away; the hub runs on regardless.
-        let _ = tx.send(Started { http, link });
+        let _ = tx.send(Started {
+            http,
+            broker: links.broker_url,
+            link,
+        });
     }
 
     shutdown.cancelled().await;

@@ -2,8 +2,9 @@
 //!
 //! Built, without I/O, from three sources:
 //!
-//! - the [`Children`](crate::children::Children) registry: each direct child's last status
-//!   (online or offline, since when, devices, its backlog towards us, its own children);
+//! - the [`Children`](crate::children::Children) registry: each direct child's health as
+//!   the link engine keeps it (online or offline, since when, devices, its backlog towards
+//!   us, its own children);
 //! - the store's counts of open alerts per origin node and site: each alert is counted at
 //!   the direct child it came through (a noted route, a child whose status lists the origin,
 //!   or the origin itself) and, when the origin is one of that child's own children, there
@@ -21,7 +22,9 @@ use vigil_core::{Lane, Level, NodeId, Severity, SitePath, Timestamp};
 use vigil_store::{LaneState, OpenAlertCount};
 use vigil_wire::{Backlog, ChildStatus, NodeState};
 
-use crate::children::{child_link, ChildEntry, PARENT_LINK};
+use vigil_link::ChildInfo;
+
+use crate::children::{child_link, PARENT_LINK};
 
 /// Whether a node is up, as far as this hub knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -186,12 +189,13 @@ fn grandchild(status: &ChildStatus, counts: &[&OpenAlertCount]) -> TreeNode {
 /// The tree under `this`; see the module docs.
 pub fn build(
     this: &ThisHub,
-    children: Vec<(NodeId, ChildEntry)>,
+    children: Vec<ChildInfo>,
     routes: &BTreeMap<NodeId, NodeId>,
     counts: &[OpenAlertCount],
     lanes: &[(String, Lane, LaneState)],
 ) -> TreeNode {
-    let registry: BTreeMap<NodeId, ChildEntry> = children.into_iter().collect();
+    let registry: BTreeMap<NodeId, ChildInfo> =
+        children.into_iter().map(|c| (c.node.clone(), c)).collect();
     // Which direct child each count belongs to (`None`: this hub's own alerts).
     let mut per_child: BTreeMap<NodeId, Vec<&OpenAlertCount>> =
         registry.keys().map(|id| (id.clone(), Vec::new())).collect();
@@ -208,7 +212,7 @@ pub fn build(
             .or_else(|| {
                 registry
                     .iter()
-                    .find(|(_, e)| e.status.children.iter().any(|g| &g.node == origin))
+                    .find(|(_, e)| e.children.iter().any(|g| &g.node == origin))
                     .map(|(id, _)| id.clone())
             })
             .unwrap_or_else(|| origin.clone());
@@ -220,26 +224,20 @@ pub fn build(
             let mut alerts = AlertCounts::default();
             mine.iter().for_each(|c| alerts.add(c));
             let entry = registry.get(&id);
-            let level = entry.and_then(|e| e.status.level);
+            let level = entry.and_then(|e| e.level);
             let grandchildren = entry
-                .map(|e| {
-                    e.status
-                        .children
-                        .iter()
-                        .map(|g| grandchild(g, &mine))
-                        .collect()
-                })
+                .map(|e| e.children.iter().map(|g| grandchild(g, &mine)).collect())
                 .unwrap_or_default();
             TreeNode {
                 site: common_site(mine.iter().filter_map(|c| c.site.as_ref()), level),
                 level,
                 name: None,
-                state: entry.map_or(Health::Unknown, |e| e.status.state.into()),
+                state: entry.map_or(Health::Unknown, |e| e.state.into()),
                 since: entry.map(|e| e.since),
                 last_seen: entry.map(|e| e.last_seen),
-                devices_online: entry.map_or(0, |e| e.status.devices_online),
-                devices_total: entry.map_or(0, |e| e.status.devices_total),
-                backlog: entry.map(|e| e.status.backlog).unwrap_or_default(),
+                devices_online: entry.map_or(0, |e| e.devices_online),
+                devices_total: entry.map_or(0, |e| e.devices_total),
+                backlog: entry.map(|e| e.backlog).unwrap_or_default(),
                 downlink_backlog: Some(backlog_of(lanes, &child_link(&id))),
                 alerts,
                 children: grandchildren,
@@ -311,18 +309,12 @@ mod tests {
     fn alerts_are_counted_at_the_child_they_came_through() {
         let t = Timestamp::from_millis(1_000);
         let mut county = Status::online(node("county-by"), Some(Level::County), t);
-        county.state = NodeState::Online;
         county.devices_online = 5;
         county.devices_total = 6;
         county.children = vec![ChildStatus::new(node("gw-1"), NodeState::Online)];
-        let children = vec![(
-            node("county-by"),
-            ChildEntry {
-                status: county,
-                since: t,
-                last_seen: t,
-            },
-        )];
+        let mut table = vigil_link::Children::new();
+        table.on_status(county, t);
+        let children: Vec<ChildInfo> = table.iter().cloned().collect();
         let counts = vec![
             count("gw-1", "ministry/gd/gz/by/p1", Severity::Critical, 2, 1),
             count("gw-2", "ministry/gd/gz/by/p2", Severity::Minor, 1, 1),

@@ -11,7 +11,7 @@ use common::{Gateway, Hub, PRISON_3, PRISON_4};
 use hyper::StatusCode;
 use serde_json::Value;
 use vigil_core::{AlertEventBody, AlertId, Lane, NodeId, Severity, Timestamp};
-use vigil_wire::{NodeState, Status};
+use vigil_wire::Status;
 
 /// The alerts of the seeded store.
 struct Seed {
@@ -505,10 +505,14 @@ async fn the_tree_shows_children_health_and_alert_counts() {
     let hub = Hub::start(true, &s.events).await;
     let now = Timestamp::now();
     let mut status = Status::online(NodeId::new("gw-prison-3").expect("node"), None, now);
-    status.state = NodeState::Online;
     status.devices_online = 19;
     status.devices_total = 20;
-    hub.link.children.update(status, now);
+    // The health table, as the link engine keeps it (tests/link.rs fills it over MQTT).
+    let (table, rx) = tokio::sync::watch::channel(vigil_link::Children::new());
+    hub.link.children.follow(rx);
+    table.send_modify(|t| {
+        t.on_status(status, now);
+    });
 
     let (code, tree) = hub.get("/api/v1/tree").await;
     assert_eq!(code, StatusCode::OK, "{tree}");
@@ -549,10 +553,12 @@ async fn the_tree_shows_children_health_and_alert_counts() {
     assert_eq!(tree["children"][0]["alerts"]["unacknowledged"], 1);
 
     // The last will turns it offline.
-    hub.link.children.update(
-        Status::last_will(NodeId::new("gw-prison-3").expect("node")),
-        Timestamp::now(),
-    );
+    table.send_modify(|t| {
+        t.on_status(
+            Status::last_will(NodeId::new("gw-prison-3").expect("node")),
+            Timestamp::now(),
+        );
+    });
     let (_, tree) = hub.get("/api/v1/tree").await;
     assert_eq!(tree["children"][0]["state"], "offline");
     hub.stop().await;

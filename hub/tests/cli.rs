@@ -1,6 +1,6 @@
 //! The `vigil-hub` binary: config errors exit 2 naming file, line and key; `run` serves on
-//! the configured address, creates the store's directory, logs as JSON on request and stops
-//! cleanly on SIGTERM.
+//! the configured address (HTTP and the embedded broker), creates the store's directory, logs
+//! as JSON on request and stops cleanly on SIGTERM.
 
 use std::io::{BufRead, BufReader};
 use std::io::{Read, Write};
@@ -102,8 +102,11 @@ fn run_serves_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("state").join("hub.db");
     let port = free_port();
+    let mqtt_port = free_port();
     let text = GOOD.replace("STORE", &store.display().to_string())
-        + &format!("\n[http]\nlisten = \"127.0.0.1:{port}\"\n");
+        + &format!(
+            "\n[http]\nlisten = \"127.0.0.1:{port}\"\n\n[mqtt]\nlisten = \"127.0.0.1:{mqtt_port}\"\n"
+        );
     let path = write_config(dir.path(), &text);
     let mut child = hub()
         .args(["run", "--log-format", "json", "--config"])
@@ -129,6 +132,10 @@ fn run_serves_and_stops_on_sigterm() {
     let list = get(addr, "/api/v1/alerts").expect("list");
     assert!(list.contains("{\"alerts\":[],\"next\":null}"), "{list}");
     assert!(store.exists(), "the store and its directory were created");
+    assert!(
+        TcpStream::connect(("127.0.0.1", mqtt_port)).is_ok(),
+        "the embedded broker listens on [mqtt] listen"
+    );
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -157,5 +164,13 @@ fn run_serves_and_stops_on_sigterm() {
         .expect("a 'hub listening' line");
     assert_eq!(listening["fields"]["http"], addr.to_string());
     assert_eq!(listening["fields"]["node"], "county-baiyun");
+    let mqtt = logs
+        .iter()
+        .find(|l| l["fields"]["message"] == "MQTT side started")
+        .expect("an 'MQTT side started' line");
+    assert_eq!(
+        mqtt["fields"]["broker"],
+        format!("mqtt://127.0.0.1:{mqtt_port}")
+    );
     assert!(logs.iter().any(|l| l["fields"]["message"] == "hub stopped"));
 }

@@ -4,64 +4,9 @@
 
 mod common;
 
-use common::{Gateway, Hub, PRISON_3, STEP};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use common::{Gateway, Hub, SseReader, PRISON_3};
 use hyper::StatusCode;
 use vigil_core::{AlertId, Severity};
-
-/// One SSE message: its event name, id and data.
-#[derive(Debug, Default)]
-struct Message {
-    event: String,
-    id: String,
-    data: String,
-}
-
-/// Reads SSE text from a response body, message by message.
-struct SseReader {
-    body: Incoming,
-    buffer: String,
-}
-
-impl SseReader {
-    fn new(body: Incoming) -> Self {
-        SseReader {
-            body,
-            buffer: String::new(),
-        }
-    }
-
-    /// The next message that has an event name (keep-alive comments are skipped); `None`
-    /// when the stream ends.
-    async fn next(&mut self) -> Option<Message> {
-        loop {
-            while let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut m = Message::default();
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        m.event = v.trim().to_owned();
-                    } else if let Some(v) = line.strip_prefix("id:") {
-                        m.id = v.trim().to_owned();
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        m.data.push_str(v.trim_start());
-                    }
-                }
-                if !m.event.is_empty() {
-                    return Some(m);
-                }
-            }
-            let frame = tokio::time::timeout(STEP, self.body.frame())
-                .await
-                .expect("a message in time")?
-                .expect("body frame");
-            if let Ok(data) = frame.into_data() {
-                self.buffer.push_str(&String::from_utf8_lossy(&data));
-            }
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actions_and_ingested_events_arrive_live_and_the_stream_ends_at_shutdown() {

@@ -73,6 +73,7 @@ use crate::backoff::BackoffConfig;
 use crate::children::{ChildInfo, Children, Transition};
 use crate::drain::{OutboxLink, Pumped};
 use crate::error::LinkError;
+use crate::escalation::{apply_and_forward, ForwardPolicy};
 use crate::handoff::{Delivery, OutboxPoke};
 use crate::inbound::{self, ParentInbound};
 use crate::metrics::LinkMetrics;
@@ -157,19 +158,17 @@ impl DownlinksConfig {
     }
 }
 
-/// The escalation policy: which of the events a child sends go on up, and in which lane.
-pub type EscalationPolicy = Arc<dyn Fn(&AlertEvent) -> Option<Lane> + Send + Sync>;
-
 /// Relaying up: the children's new events that `policy` selects are queued on `link` (the
 /// hub's own `parent` outbox) in the transaction that commits them, then `poke` wakes the
-/// hub's uplink.
+/// hub's uplink. The same relay serves an [`Uplink`](crate::Uplink) that passes its
+/// parent's downlink events on ([`Uplink::with_forward`](crate::Uplink::with_forward)).
 #[derive(Clone)]
 pub struct Forward {
     /// The outbox link to queue on (normally [`PARENT_LINK`](crate::uplink::PARENT_LINK)).
     pub link: String,
-    /// What goes up, in which lane (`None`: it stays here).
-    pub policy: EscalationPolicy,
-    /// The hub's uplink, woken after each commit that queued something.
+    /// What goes on, in which lane (`None`: it stays here).
+    pub policy: ForwardPolicy,
+    /// The link draining `link`, woken after each commit that queued something.
     pub poke: Option<OutboxPoke>,
 }
 
@@ -177,25 +176,40 @@ impl std::fmt::Debug for Forward {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Forward")
             .field("link", &self.link)
+            .field("policy", &self.policy)
             .field("poke", &self.poke.is_some())
-            .finish_non_exhaustive()
+            .finish()
     }
 }
 
 impl Forward {
-    /// Forwarding to `link` by `policy`, waking nobody.
+    /// Forwarding to `link` by a per-event `policy`, waking nobody.
     pub fn new(
         link: impl Into<String>,
         policy: impl Fn(&AlertEvent) -> Option<Lane> + Send + Sync + 'static,
     ) -> Self {
         Forward {
             link: link.into(),
-            policy: Arc::new(policy),
+            policy: ForwardPolicy::Event(Arc::new(policy)),
             poke: None,
         }
     }
 
-    /// Wakes `poke` (the hub's uplink) after queuing.
+    /// Forwarding to `link` by a per-alert `policy`, which sees each event's alert as it
+    /// stands with the batch committed ([`AlertContext`](crate::AlertContext)), waking
+    /// nobody.
+    pub fn by_alert(
+        link: impl Into<String>,
+        policy: impl Fn(&AlertEvent, &crate::AlertContext) -> Option<Lane> + Send + Sync + 'static,
+    ) -> Self {
+        Forward {
+            link: link.into(),
+            policy: ForwardPolicy::Alert(Arc::new(policy)),
+            poke: None,
+        }
+    }
+
+    /// Wakes `poke` (the link draining `link`) after queuing.
     pub fn with_poke(mut self, poke: OutboxPoke) -> Self {
         self.poke = Some(poke);
         self
@@ -619,22 +633,16 @@ impl DownlinksTask {
             .dl
             .forward
             .as_ref()
-            .map(|f| (f.link.clone(), Arc::clone(&f.policy)));
+            .map(|f| (f.link.clone(), f.policy.clone()));
         let peer = child.clone();
         let result = self
             .dl
             .store
             .call(move |s| {
-                let outcome = match &forward {
-                    Some((up, policy)) => {
-                        s.apply_batch_and_forward(&peer, lane, first_seq, &events, Some(up), |e| {
-                            policy(e)
-                        })?
-                    }
-                    None => {
-                        s.apply_batch_and_forward(&peer, lane, first_seq, &events, None, |_| None)?
-                    }
-                };
+                let forward = forward
+                    .as_ref()
+                    .map(|(link, policy)| (link.as_str(), policy));
+                let outcome = apply_and_forward(s, &peer, lane, first_seq, &events, forward)?;
                 Ok((outcome, events))
             })
             .await;

@@ -13,6 +13,9 @@
 //! - [`Downlinks`] is the parent end, used by hubs: it takes every child's batches, acks and
 //!   statuses, commits (and optionally relays up, in the same transaction) before it acks,
 //!   keeps the children table, and drains one downlink outbox per child.
+//! - [`escalation`] is what a node relays when it commits a peer's batch: a per-event
+//!   policy, or a per-alert one that sees the alert each event belongs to
+//!   ([`AlertContext`]).
 //! - [`EmbeddedBroker`] is the MQTT broker a hub embeds by default.
 //!
 //! The protocol logic is pure and tested without I/O: [`sender`] (window, acks, resends,
@@ -48,6 +51,7 @@ pub mod children;
 pub mod downlinks;
 mod drain;
 pub mod error;
+pub mod escalation;
 pub mod handoff;
 pub mod inbound;
 pub mod metrics;
@@ -60,10 +64,10 @@ pub use backoff::{Backoff, BackoffConfig};
 pub use broker::{BrokerError, EmbeddedBroker, EmbeddedBrokerConfig};
 pub use children::{ChildInfo, Children, Transition};
 pub use downlinks::{
-    child_link, Downlinks, DownlinksConfig, DownlinksHandle, EscalationPolicy, Forward,
-    CHILD_LINK_PREFIX,
+    child_link, Downlinks, DownlinksConfig, DownlinksHandle, Forward, CHILD_LINK_PREFIX,
 };
 pub use error::LinkError;
+pub use escalation::{AlertContext, AlertPolicy, EscalationPolicy, ForwardPolicy};
 pub use handoff::{Delivery, OutboxPoke};
 pub use inbound::InboundError;
 pub use metrics::LinkMetrics;

@@ -13,7 +13,10 @@
 //! everything not acknowledged (the subscription is in place before the first batch, so
 //! its ack cannot be missed). A downlink batch is committed to the store
 //! (`Store::apply_batch_and_forward`, the inbox cursor with it) before its ack is
-//! published; its new events then go to the owner as a [`Delivery`].
+//! published; its new events then go to the owner as a [`Delivery`]. With a [`Forward`]
+//! ([`Uplink::with_forward`]) the events its policy selects are queued on another outbox in
+//! that same transaction: how a hub passes its parent's actions on towards its children
+//! without a window where a crash could lose them.
 //!
 //! [`OutboxSender`]: crate::sender::OutboxSender
 
@@ -32,8 +35,10 @@ use vigil_wire::{
 };
 
 use crate::backoff::BackoffConfig;
+use crate::downlinks::Forward;
 use crate::drain::{OutboxLink, Pumped};
 use crate::error::LinkError;
+use crate::escalation::apply_and_forward;
 use crate::handoff::{Delivery, OutboxPoke};
 use crate::inbound::{self, ChildInbound};
 use crate::metrics::LinkMetrics;
@@ -206,12 +211,14 @@ pub struct Uplink {
     deliveries_tx: mpsc::Sender<Delivery>,
     deliveries_rx: Option<mpsc::Receiver<Delivery>>,
     status_tx: watch::Sender<LinkStatus>,
+    forward: Option<Forward>,
 }
 
 impl std::fmt::Debug for Uplink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Uplink")
             .field("config", &self.config)
+            .field("forward", &self.forward)
             .finish_non_exhaustive()
     }
 }
@@ -239,7 +246,16 @@ impl Uplink {
             deliveries_tx,
             deliveries_rx: Some(deliveries_rx),
             status_tx,
+            forward: None,
         })
+    }
+
+    /// Queues the parent's downlink events that `forward`'s policy selects on
+    /// `forward.link`, in the transaction that commits them (a hub: on a relay outbox it
+    /// then spreads over its children's downlinks), and wakes `forward.poke` after.
+    pub fn with_forward(mut self, forward: Forward) -> Self {
+        self.forward = Some(forward);
+        self
     }
 
     /// Sets the callback that reports devices and children in each status.
@@ -477,14 +493,19 @@ impl UplinkTask {
         let events = alert_events(batch);
         let count = events.len();
         let apply_peer = peer.clone();
+        let forward = self
+            .uplink
+            .forward
+            .as_ref()
+            .map(|f| (f.link.clone(), f.policy.clone()));
         let result = self
             .uplink
             .store
             .call(move |s| {
-                let outcome =
-                    s.apply_batch_and_forward(&apply_peer, lane, first_seq, &events, None, |_| {
-                        None
-                    })?;
+                let forward = forward
+                    .as_ref()
+                    .map(|(link, policy)| (link.as_str(), policy));
+                let outcome = apply_and_forward(s, &apply_peer, lane, first_seq, &events, forward)?;
                 Ok((outcome, events))
             })
             .await;
@@ -506,7 +527,13 @@ impl UplinkTask {
             warn!(%peer, %lane, "ack not queued (client busy); the parent will resend");
         }
         debug!(%peer, %lane, first_seq, applied = outcome.batch.applied,
-               duplicates = outcome.batch.duplicates, gap = outcome.batch.gap, "downlink batch committed");
+               duplicates = outcome.batch.duplicates, gap = outcome.batch.gap,
+               forwarded = outcome.forwarded.len(), "downlink batch committed");
+        if !outcome.forwarded.is_empty() {
+            if let Some(poke) = self.uplink.forward.as_ref().and_then(|f| f.poke.as_ref()) {
+                poke.poke();
+            }
+        }
         if outcome.fresh.is_empty() {
             return;
         }

@@ -8,10 +8,12 @@
 //!   raised the alert; not when this hub raised the alert itself;
 //! - **up**, to the `parent` outbox, when the hub has a parent and the alert passes the
 //!   escalation policy (an alert the parent never received gets no actions from below
-//!   either; the policy looks at the alert's current severity).
+//!   either). The policy is the one the link side relays the children's events by
+//!   ([`EscalationSection::escalates_history`]): the alert's severity at its highest, so an
+//!   alert that went up keeps getting its actions up after its severity dropped.
 //!
 //! The event travels in the alert's lane (critical and major alerts: `critical`). The whole
-//! read-check-stamp-write runs under the store's lock ([`crate::shared_store`]), so two
+//! read-check-stamp-write runs under the store's lock (`vigil_link::SharedStore`), so two
 //! operators acknowledging the same alert at once get one acknowledgement and one refusal.
 
 use vigil_core::{Actor, AlertEvent, AlertId, AlertView, EventId, NodeId, Timestamp};
@@ -91,8 +93,11 @@ pub fn record(
     if origin != ctx.node {
         links.push(ctx.children.downlink_for(&origin));
     }
-    if ctx.has_parent && ctx.escalation.escalates_alert(&view) {
-        links.push(PARENT_LINK.to_owned());
+    if ctx.has_parent {
+        let peak = vigil_link::escalation::peak_severity(&store.alert_events(alert)?);
+        if ctx.escalation.escalates_history(&view, peak) {
+            links.push(PARENT_LINK.to_owned());
+        }
     }
     if links.is_empty() {
         store.apply_events(std::slice::from_ref(&event))?;

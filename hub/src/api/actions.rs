@@ -111,7 +111,7 @@ async fn act(
     let now = Timestamp::now();
     let result = state
         .store
-        .call(move |s| record(s, &ctx, id, &action, &user, now))
+        .call(move |s| Ok(record(s, &ctx, id, &action, &user, now)))
         .await?;
     let refused = |reason: &str| {
         state

@@ -180,7 +180,7 @@ pub async fn list(
     })?;
     let now = Timestamp::now();
     let query = params.to_query(now)?;
-    let page = state.store.call(move |s| s.query_alerts(&query)).await??;
+    let page = state.store.call(move |s| s.query_alerts(&query)).await?;
     Ok(Json(AlertList {
         alerts: page.alerts.iter().map(|v| AlertJson::new(v, now)).collect(),
         next: page.next.map(|c| c.to_string()),
@@ -205,13 +205,11 @@ pub async fn one(
     let id = alert_id(&id)?;
     let found = state
         .store
-        .call(move |s| -> Result<_, vigil_store::StoreError> {
-            match s.alert(id)? {
-                Some(view) => Ok(Some((view, s.alert_events(id)?))),
-                None => Ok(None),
-            }
+        .call(move |s| match s.alert(id)? {
+            Some(view) => Ok(Some((view, s.alert_events(id)?))),
+            None => Ok(None),
         })
-        .await??;
+        .await?;
     let (view, events) = found.ok_or_else(|| ApiError::not_found(format!("no alert {id}")))?;
     Ok(Json(AlertWithEvents {
         alert: AlertJson::new(&view, Timestamp::now()),

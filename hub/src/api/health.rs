@@ -17,10 +17,8 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     let now = Timestamp::now();
     let (states, lanes) = state
         .store
-        .call(move |s| {
-            Ok::<_, vigil_store::StoreError>((s.alert_state_counts(now)?, s.outbox_lanes()?))
-        })
-        .await??;
+        .call(move |s| Ok((s.alert_state_counts(now)?, s.outbox_lanes()?)))
+        .await?;
     state
         .metrics
         .refresh(&states, &lanes, state.children.counts());

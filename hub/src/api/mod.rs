@@ -14,7 +14,7 @@
 //! template in the metrics.
 //!
 //! Handlers never block the runtime: the store is reached through
-//! [`SharedStore::call`](crate::shared_store::SharedStore::call).
+//! [`SharedStore::call`](vigil_link::SharedStore::call).
 
 pub mod actions;
 pub mod alerts;
@@ -31,13 +31,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio_util::sync::CancellationToken;
+use vigil_link::{LinkError, SharedStore};
 
 use crate::action::record::ActionContext;
 use crate::children::Children;
 use crate::feed::AlertFeed;
 use crate::link::OutboxPokes;
 use crate::metrics::HubMetrics;
-use crate::shared_store::{SharedStore, StoreTaskError};
 use crate::tree::ThisHub;
 
 /// Everything the handlers share.
@@ -115,8 +115,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<StoreTaskError> for ApiError {
-    fn from(e: StoreTaskError) -> Self {
+impl From<LinkError> for ApiError {
+    fn from(e: LinkError) -> Self {
         ApiError::internal(&e)
     }
 }

@@ -11,8 +11,8 @@ use crate::tree::{build, TreeNode};
 pub async fn tree(State(state): State<AppState>) -> Result<Json<TreeNode>, ApiError> {
     let (counts, lanes) = state
         .store
-        .call(|s| Ok::<_, vigil_store::StoreError>((s.open_alert_counts()?, s.outbox_lanes()?)))
-        .await??;
+        .call(|s| Ok((s.open_alert_counts()?, s.outbox_lanes()?)))
+        .await?;
     Ok(Json(build(
         &state.this,
         state.children.snapshot(),

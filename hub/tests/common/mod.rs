@@ -2,8 +2,10 @@
 //! the binary calls) on a loopback port with its store in a temporary directory, a small
 //! HTTP/1.1 client (hyper) and builders of the events a gateway would send.
 //!
-//! The tests play the link side through the same [`LinkContext`] the MQTT side gets: they
-//! apply a gateway's events to the store, notify the feed, fill the children registry.
+//! The hub runs its MQTT side too (an embedded broker on a free port, no child connected);
+//! these tests play a child through the same [`LinkContext`] the MQTT side gets: they apply
+//! a gateway's events to the store, notify the feed, and give the children registry a
+//! health table of their own. `tests/link.rs` drives real links.
 
 #![allow(dead_code)]
 
@@ -34,13 +36,12 @@ pub const PRISON_3: &str = "ministry/gd/gz/baiyun/prison-3";
 /// The facility of `gw-prison-4`.
 pub const PRISON_4: &str = "ministry/gd/gz/baiyun/prison-4";
 
-/// A county hub's config; `extra` is appended (e.g. an `[escalation]` section).
-pub fn county_toml(store: &std::path::Path, parent: bool, extra: &str) -> String {
-    let parent = if parent {
-        "[parent]\nurl = \"mqtt://127.0.0.1:1884\"\n"
-    } else {
-        ""
-    };
+/// A county hub's config, with `[parent] url` = `parent` if any; `extra` is appended (e.g.
+/// an `[escalation]` section).
+pub fn county_toml(store: &std::path::Path, parent: Option<&str>, extra: &str) -> String {
+    let parent = parent
+        .map(|url| format!("[parent]\nurl = \"{url}\"\n"))
+        .unwrap_or_default();
     format!(
         "[node]\nid = \"county-baiyun\"\nlevel = \"county\"\nname = \"Baiyun County Command Centre\"\n\
          site = \"ministry/gd/gz/baiyun\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
@@ -55,11 +56,14 @@ pub struct Hub {
     pub addr: SocketAddr,
     /// What the link side gets.
     pub link: LinkContext,
+    /// The URL of its broker.
+    pub broker: String,
     /// The store file.
     pub store_path: PathBuf,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
     _dir: tempfile::TempDir,
+    _parent: Option<std::net::TcpListener>,
 }
 
 impl Hub {
@@ -68,13 +72,30 @@ impl Hub {
         Hub::start_with(parent, "", seed).await
     }
 
-    /// As [`Hub::start`], with `extra` config text.
+    /// As [`Hub::start`], with `extra` config text. The parent is a port that takes TCP
+    /// connections and never answers MQTT: the hub's uplink keeps trying, and what the hub
+    /// queues for its parent stays in the `parent` outbox for the test to read.
     pub async fn start_with(parent: bool, extra: &str, seed: &[AlertEvent]) -> Hub {
+        let sink = parent.then(|| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"));
+        let url = sink
+            .as_ref()
+            .map(|l| format!("mqtt://{}", l.local_addr().expect("addr")));
+        let mut hub =
+            Hub::start_config(|store| county_toml(store, url.as_deref(), extra), seed).await;
+        hub._parent = sink;
+        hub
+    }
+
+    /// A hub whose `hub.toml` is `config(store path)`, its store seeded with `seed`.
+    pub async fn start_config(
+        config: impl FnOnce(&std::path::Path) -> String,
+        seed: &[AlertEvent],
+    ) -> Hub {
         let dir = tempfile::tempdir().expect("tempdir");
         // A directory that does not exist yet: the hub creates it.
         let store_path = dir.path().join("var").join("hub.db");
         let toml_path = dir.path().join("hub.toml");
-        std::fs::write(&toml_path, county_toml(&store_path, parent, extra)).expect("write config");
+        std::fs::write(&toml_path, config(&store_path)).expect("write config");
         let config: HubConfig = vigil_config::load(&toml_path).expect("valid config");
         if !seed.is_empty() {
             std::fs::create_dir_all(store_path.parent().expect("dir")).expect("mkdir");
@@ -84,17 +105,19 @@ impl Hub {
         let shutdown = CancellationToken::new();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(run(config, shutdown.clone(), Some(tx)));
-        let Started { http, link } = tokio::time::timeout(STEP, rx)
+        let Started { http, broker, link } = tokio::time::timeout(STEP, rx)
             .await
             .expect("hub starts in time")
             .expect("hub started");
         Hub {
             addr: http,
             link,
+            broker,
             store_path,
             shutdown,
             task,
             _dir: dir,
+            _parent: None,
         }
     }
 
@@ -115,7 +138,6 @@ impl Hub {
             .store
             .call(move |s| s.apply_events(&events))
             .await
-            .expect("store task")
             .expect("apply");
         self.link.feed.ingest_notify(&notify);
     }
@@ -128,7 +150,6 @@ impl Hub {
             .store
             .call(move |s| s.outbox_read(&link, lane, 0, 1000, 1 << 24))
             .await
-            .expect("store task")
             .expect("read outbox");
         records
             .iter()
@@ -219,6 +240,59 @@ async fn json(resp: Response<Incoming>) -> (StatusCode, serde_json::Value) {
     let value = serde_json::from_slice(&bytes)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
     (status, value)
+}
+
+/// One SSE message: its event name, id and data.
+#[derive(Debug, Default)]
+pub struct Message {
+    pub event: String,
+    pub id: String,
+    pub data: String,
+}
+
+/// Reads SSE text from a response body, message by message.
+pub struct SseReader {
+    body: Incoming,
+    buffer: String,
+}
+
+impl SseReader {
+    pub fn new(body: Incoming) -> Self {
+        SseReader {
+            body,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next message that has an event name (keep-alive comments are skipped); `None`
+    /// when the stream ends.
+    pub async fn next(&mut self) -> Option<Message> {
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut m = Message::default();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        m.event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        m.id = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        m.data.push_str(v.trim_start());
+                    }
+                }
+                if !m.event.is_empty() {
+                    return Some(m);
+                }
+            }
+            let frame = tokio::time::timeout(STEP, self.body.frame())
+                .await
+                .expect("a message in time")?
+                .expect("body frame");
+            if let Ok(data) = frame.into_data() {
+                self.buffer.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    }
 }
 
 /// Builds a gateway's events with increasing stamps a little in the past.

@@ -1,0 +1,337 @@
+//! What a node relays when it commits a peer's batch, and how its policy decides: per event
+//! ([`EscalationPolicy`]) or per alert ([`AlertPolicy`], which sees the alert the event
+//! belongs to).
+//!
+//! A per-event policy sees only the event, so it can judge a raise (which carries the
+//! severity) but not an acknowledgement or a clear, which say nothing of the alert they act
+//! on. An alert policy gets an [`AlertContext`]: the alert folded from every event stored
+//! here *and* the batch's own (so a raise and its acknowledgement arriving in one batch
+//! are judged alike), and the highest severity the alert has had. It is computed under the
+//! same store lock, just before the transaction that commits the batch and queues what the
+//! policy selects, so nothing can change the alert in between.
+//!
+//! Building a context reads every stored event of each alert in the batch: the cost of a
+//! batch grows with the history of the alerts it touches, not with the whole store.
+
+use std::collections::btree_map::Entry;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use vigil_core::{AlertEvent, AlertEventBody, AlertId, AlertView, Lane, NodeId, Severity};
+use vigil_store::{ForwardOutcome, Store, StoreError};
+
+/// A per-event escalation policy: which of the events a peer sends are relayed, and in
+/// which lane (`None`: they stay here).
+pub type EscalationPolicy = Arc<dyn Fn(&AlertEvent) -> Option<Lane> + Send + Sync>;
+
+/// A per-alert escalation policy: like [`EscalationPolicy`], with the event's alert as it
+/// stands once the batch is committed.
+pub type AlertPolicy = Arc<dyn Fn(&AlertEvent, &AlertContext) -> Option<Lane> + Send + Sync>;
+
+/// What a relay decides with.
+#[derive(Clone)]
+pub enum ForwardPolicy {
+    /// Looks at each event alone.
+    Event(EscalationPolicy),
+    /// Looks at each event with its alert ([`AlertContext`]).
+    Alert(AlertPolicy),
+}
+
+impl std::fmt::Debug for ForwardPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ForwardPolicy::Event(_) => "ForwardPolicy::Event(..)",
+            ForwardPolicy::Alert(_) => "ForwardPolicy::Alert(..)",
+        })
+    }
+}
+
+/// The alert an event belongs to, as an [`AlertPolicy`] sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertContext {
+    /// The alert folded from every event of it stored here and in the batch being
+    /// committed. Its `key` is `None` while no raise of it has arrived.
+    pub view: AlertView,
+    /// The highest severity any of those events gave the alert (its raises, and value
+    /// updates that changed the severity); `None` when none did. An alert whose severity
+    /// dropped keeps its peak here, so a policy can keep relaying an alert it once relayed.
+    pub peak_severity: Option<Severity>,
+}
+
+impl AlertContext {
+    /// The context of `alert` from its events (in any order, duplicates allowed; events of
+    /// other alerts are ignored).
+    pub fn from_events<'a>(
+        alert: AlertId,
+        events: impl IntoIterator<Item = &'a AlertEvent> + Clone,
+    ) -> AlertContext {
+        AlertContext {
+            view: AlertView::fold(alert, events.clone()),
+            peak_severity: peak_severity(events.into_iter().filter(|e| e.alert == alert)),
+        }
+    }
+
+    /// The context of `alert` from what `store` holds of it and the `incoming` events not
+    /// committed yet (events of other alerts among them are ignored).
+    pub fn load(
+        store: &Store,
+        alert: AlertId,
+        incoming: &[AlertEvent],
+    ) -> Result<AlertContext, StoreError> {
+        let stored = store.alert_events(alert)?;
+        Ok(AlertContext::from_events(
+            alert,
+            stored.iter().chain(incoming.iter()),
+        ))
+    }
+
+    /// The context of every alert that `events` touch, from `store` and `events`.
+    pub fn load_all(
+        store: &Store,
+        events: &[AlertEvent],
+    ) -> Result<BTreeMap<AlertId, AlertContext>, StoreError> {
+        let mut contexts = BTreeMap::new();
+        for event in events {
+            if let Entry::Vacant(slot) = contexts.entry(event.alert) {
+                slot.insert(AlertContext::load(store, event.alert, events)?);
+            }
+        }
+        Ok(contexts)
+    }
+}
+
+/// The highest severity that `events` give their alert: the severity of each raise, and
+/// of each value update that sets one.
+pub fn peak_severity<'a>(events: impl IntoIterator<Item = &'a AlertEvent>) -> Option<Severity> {
+    events
+        .into_iter()
+        .filter_map(|e| match &e.body {
+            AlertEventBody::Raised { severity, .. } => Some(*severity),
+            AlertEventBody::ValueUpdated { severity, .. } => *severity,
+            _ => None,
+        })
+        .max()
+}
+
+/// Applies a batch `first_seq ..` of `events` from `peer` on `lane`, and — with `forward`
+/// — queues what its policy selects on the forwarding link, in one transaction
+/// (`Store::apply_batch_and_forward`). An alert policy's contexts are built first, on the
+/// same store.
+pub(crate) fn apply_and_forward(
+    store: &mut Store,
+    peer: &NodeId,
+    lane: Lane,
+    first_seq: u64,
+    events: &[AlertEvent],
+    forward: Option<(&str, &ForwardPolicy)>,
+) -> Result<ForwardOutcome, StoreError> {
+    match forward {
+        None => store.apply_batch_and_forward(peer, lane, first_seq, events, None, |_| None),
+        Some((link, ForwardPolicy::Event(policy))) => {
+            store.apply_batch_and_forward(peer, lane, first_seq, events, Some(link), |e| policy(e))
+        }
+        Some((link, ForwardPolicy::Alert(policy))) => {
+            let contexts = AlertContext::load_all(store, events)?;
+            store.apply_batch_and_forward(peer, lane, first_seq, events, Some(link), |e| {
+                contexts.get(&e.alert).and_then(|ctx| policy(e, ctx))
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vigil_core::{Actor, AlertKey, ConditionKind, EventId, Hlc, SitePath, Timestamp};
+
+    use super::*;
+
+    fn gw() -> NodeId {
+        NodeId::new("gw-1").expect("valid")
+    }
+
+    fn event(alert: AlertId, wall: u64, body: AlertEventBody) -> AlertEvent {
+        AlertEvent {
+            id: EventId::generate(),
+            alert,
+            origin: gw(),
+            hlc: Hlc::new(1_795_000_000_000 + wall, 0),
+            actor: Actor::System,
+            body,
+        }
+    }
+
+    fn raise(alert: AlertId, wall: u64, severity: Severity) -> AlertEvent {
+        let key = AlertKey::new(
+            gw(),
+            "fence-1/zone1",
+            ConditionKind::new("state").expect("kind"),
+        )
+        .expect("key");
+        event(
+            alert,
+            wall,
+            AlertEventBody::Raised {
+                key,
+                site: SitePath::new("ministry/gd/gz/by/p1").expect("site"),
+                severity,
+                message: "fence".into(),
+                value: None,
+                at: Timestamp::from_millis(1_795_000_000_000),
+                latching: false,
+                zone: None,
+                evidence: Vec::new(),
+            },
+        )
+    }
+
+    fn ack(alert: AlertId, wall: u64) -> AlertEvent {
+        event(alert, wall, AlertEventBody::Acknowledged { comment: None })
+    }
+
+    fn downgrade(alert: AlertId, wall: u64, severity: Severity) -> AlertEvent {
+        event(
+            alert,
+            wall,
+            AlertEventBody::ValueUpdated {
+                value: None,
+                severity: Some(severity),
+                message: None,
+                at: Timestamp::from_millis(1_795_000_000_000),
+            },
+        )
+    }
+
+    /// Relays every event of an alert whose peak is at least minor, in its current lane.
+    fn minor_and_up() -> ForwardPolicy {
+        ForwardPolicy::Alert(Arc::new(|_, ctx: &AlertContext| {
+            let relayed =
+                ctx.view.key.is_some() && ctx.peak_severity.is_some_and(|p| p >= Severity::Minor);
+            relayed.then(|| ctx.view.severity.lane())
+        }))
+    }
+
+    fn up(store: &Store) -> Vec<AlertEvent> {
+        Lane::ALL
+            .iter()
+            .flat_map(|&lane| {
+                store
+                    .outbox_read("up", lane, 0, 100, 1 << 20)
+                    .expect("read")
+            })
+            .map(
+                |r| match serde_json::from_slice(&r.payload).expect("link event") {
+                    vigil_wire::LinkEvent::Alert(e) => e,
+                },
+            )
+            .collect()
+    }
+
+    #[test]
+    fn contexts_fold_the_batch_and_keep_the_peak() {
+        let a = AlertId::generate();
+        let events = [
+            raise(a, 1, Severity::Critical),
+            downgrade(a, 2, Severity::Warning),
+        ];
+        let ctx = AlertContext::from_events(a, &events);
+        assert_eq!(ctx.view.severity, Severity::Warning);
+        assert_eq!(ctx.peak_severity, Some(Severity::Critical));
+        let only_ack = [ack(a, 3)];
+        let ctx = AlertContext::from_events(a, &only_ack);
+        assert!(ctx.view.key.is_none());
+        assert_eq!(ctx.peak_severity, None);
+        assert_eq!(peak_severity(&[]), None);
+    }
+
+    #[test]
+    fn an_alert_policy_relays_what_follows_a_relayed_alert() {
+        let mut store = Store::open_in_memory().expect("open");
+        let policy = minor_and_up();
+        let (loud, quiet) = (AlertId::generate(), AlertId::generate());
+        // A raise and its ack in one batch; a warning that stays here.
+        let batch = [
+            raise(loud, 1, Severity::Critical),
+            ack(loud, 2),
+            raise(quiet, 3, Severity::Warning),
+        ];
+        let out = apply_and_forward(
+            &mut store,
+            &gw(),
+            Lane::Critical,
+            1,
+            &batch,
+            Some(("up", &policy)),
+        )
+        .expect("apply");
+        assert_eq!(out.fresh, vec![0, 1, 2]);
+        assert_eq!(out.forwarded.len(), 2);
+        // Later batches: the loud alert drops to a warning, is acknowledged again and
+        // commented — all of it follows; the quiet one's ack does not.
+        let batch = [
+            downgrade(loud, 4, Severity::Warning),
+            ack(loud, 5),
+            ack(quiet, 6),
+        ];
+        let out = apply_and_forward(
+            &mut store,
+            &gw(),
+            Lane::Critical,
+            4,
+            &batch,
+            Some(("up", &policy)),
+        )
+        .expect("apply");
+        assert_eq!(out.forwarded.len(), 2);
+        let relayed: Vec<AlertId> = up(&store).iter().map(|e| e.alert).collect();
+        assert_eq!(relayed, vec![loud, loud, loud, loud]);
+        // A resend relays nothing again.
+        let out = apply_and_forward(
+            &mut store,
+            &gw(),
+            Lane::Critical,
+            4,
+            &batch,
+            Some(("up", &policy)),
+        )
+        .expect("apply");
+        assert!(out.forwarded.is_empty());
+        assert_eq!(out.batch.duplicates, 3);
+    }
+
+    #[test]
+    fn an_ack_before_its_raise_stays_here() {
+        let mut store = Store::open_in_memory().expect("open");
+        let a = AlertId::generate();
+        let out = apply_and_forward(
+            &mut store,
+            &gw(),
+            Lane::Normal,
+            1,
+            &[ack(a, 1)],
+            Some(("up", &minor_and_up())),
+        )
+        .expect("apply");
+        assert_eq!((out.fresh.len(), out.forwarded.len()), (1, 0));
+    }
+
+    #[test]
+    fn event_policies_and_no_forward_still_work() {
+        let mut store = Store::open_in_memory().expect("open");
+        let a = AlertId::generate();
+        let every = ForwardPolicy::Event(Arc::new(|_| Some(Lane::Normal)));
+        let out = apply_and_forward(
+            &mut store,
+            &gw(),
+            Lane::Normal,
+            1,
+            &[ack(a, 1)],
+            Some(("up", &every)),
+        )
+        .expect("apply");
+        assert_eq!(out.forwarded, vec![(Lane::Normal, 1)]);
+        let out = apply_and_forward(&mut store, &gw(), Lane::Normal, 2, &[ack(a, 2)], None)
+            .expect("apply");
+        assert!(out.forwarded.is_empty());
+        assert_eq!(out.batch.ack_upto, 2);
+    }
+}

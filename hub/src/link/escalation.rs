@@ -1,0 +1,127 @@
+//! What this hub sends up to its parent of what its children send (DESIGN.md: "each node
+//! decides what goes up"), as a `vigil_link` alert policy built from `[escalation]`.
+//!
+//! A raise says its severity; an acknowledgement, a clear, a shelve or a comment does
+//! not. So the policy judges each event by **its alert**, as it stands with the batch
+//! committed ([`AlertContext`]: the alert folded from every event stored here and in the
+//! batch, computed under the store lock just before the transaction that commits the batch
+//! and queues what goes up):
+//!
+//! - an event goes up when its alert's raise is here and the alert's severity **at its
+//!   highest so far** reaches `min_severity` ([`EscalationSection::escalates_history`]).
+//!   So every event of an alert whose raise qualified follows it up — value updates,
+//!   clears, operator actions taken below — and an alert whose severity later drops keeps
+//!   going up, so the parent's copy does not freeze in a state the child has left. An
+//!   alert that rises above the threshold goes up from the event that raised it (the
+//!   parent gets the raise with it only if both arrive in the same batch; a later raise or
+//!   value update carries the key and severity anyway);
+//! - an event whose alert's raise has not arrived here stays here (the parent would have
+//!   no alert to fold it into);
+//! - it travels in the lane of the alert's current severity (critical and major:
+//!   `critical`), like the hub's own operator actions.
+//!
+//! Operator actions taken at this hub follow the same rule (`action::record`). Health
+//! summaries always go up, in the uplink's retained status, whatever the policy.
+
+use vigil_core::{AlertEvent, Lane};
+use vigil_link::AlertContext;
+
+use crate::config::EscalationSection;
+
+/// The policy for relaying children's events up, by `escalation`; see the module docs.
+pub fn policy(
+    escalation: EscalationSection,
+) -> impl Fn(&AlertEvent, &AlertContext) -> Option<Lane> + Send + Sync + 'static {
+    move |_event, ctx| {
+        escalation
+            .escalates_history(&ctx.view, ctx.peak_severity)
+            .then(|| ctx.view.severity.lane())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vigil_core::{
+        Actor, AlertEventBody, AlertId, AlertKey, ConditionKind, EventId, Hlc, NodeId, Severity,
+        SitePath, Timestamp,
+    };
+
+    use super::*;
+
+    fn event(alert: AlertId, wall: u64, body: AlertEventBody) -> AlertEvent {
+        AlertEvent {
+            id: EventId::generate(),
+            alert,
+            origin: NodeId::new("gw-1").expect("node"),
+            hlc: Hlc::new(1_795_000_000_000 + wall, 0),
+            actor: Actor::System,
+            body,
+        }
+    }
+
+    fn raise(alert: AlertId, wall: u64, severity: Severity) -> AlertEvent {
+        event(
+            alert,
+            wall,
+            AlertEventBody::Raised {
+                key: AlertKey::new(
+                    NodeId::new("gw-1").expect("node"),
+                    "fence-1/zone1",
+                    ConditionKind::new("state").expect("kind"),
+                )
+                .expect("key"),
+                site: SitePath::new("ministry/gd/gz/by/p1").expect("site"),
+                severity,
+                message: "fence".into(),
+                value: None,
+                at: Timestamp::from_millis(1_795_000_000_000),
+                latching: false,
+                zone: None,
+                evidence: Vec::new(),
+            },
+        )
+    }
+
+    fn decide(policy: &EscalationSection, events: &[AlertEvent]) -> Option<Lane> {
+        let last = events.last().expect("an event");
+        let ctx = AlertContext::from_events(last.alert, events);
+        super::policy(*policy)(last, &ctx)
+    }
+
+    #[test]
+    fn events_follow_an_alert_whose_severity_qualified() {
+        let minor = EscalationSection {
+            min_severity: Severity::Minor,
+        };
+        let a = AlertId::generate();
+        let ack = |wall| event(a, wall, AlertEventBody::Acknowledged { comment: None });
+        let critical = raise(a, 1, Severity::Critical);
+        assert_eq!(
+            decide(&minor, std::slice::from_ref(&critical)),
+            Some(Lane::Critical)
+        );
+        assert_eq!(
+            decide(&minor, &[critical.clone(), ack(2)]),
+            Some(Lane::Critical)
+        );
+        // Dropped to a warning: it still goes up, in the normal lane.
+        let lower = event(
+            a,
+            3,
+            AlertEventBody::ValueUpdated {
+                value: None,
+                severity: Some(Severity::Warning),
+                message: None,
+                at: Timestamp::from_millis(1_795_000_000_000),
+            },
+        );
+        assert_eq!(
+            decide(&minor, &[critical, lower, ack(4)]),
+            Some(Lane::Normal)
+        );
+        // Below the threshold, or without its raise: it stays.
+        let b = AlertId::generate();
+        assert_eq!(decide(&minor, &[raise(b, 1, Severity::Warning)]), None);
+        assert_eq!(decide(&minor, &[ack(5)]), None);
+    }
+}
