@@ -83,32 +83,27 @@ fn agent_toml(
 }
 
 /// Counts the raised events and alerts in a hub's store (read-only; the hub may be running).
+/// A store the hub has not created yet counts as empty.
 fn hub_store_counts(db: &Path) -> (i64, i64, HashMap<String, i64>) {
+    read_counts(db).unwrap_or_default()
+}
+
+fn read_counts(db: &Path) -> rusqlite::Result<(i64, i64, HashMap<String, i64>)> {
     let conn =
-        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .expect("open hub db");
-    let raised: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM events WHERE kind = 'raised'",
-            [],
-            |r| r.get(0),
-        )
-        .expect("count");
-    let alerts: i64 = conn
-        .query_row("SELECT count(*) FROM alerts", [], |r| r.get(0))
-        .expect("count");
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let raised: i64 = conn.query_row(
+        "SELECT count(*) FROM events WHERE kind = 'raised'",
+        [],
+        |r| r.get(0),
+    )?;
+    let alerts: i64 = conn.query_row("SELECT count(*) FROM alerts", [], |r| r.get(0))?;
     let mut per_key = HashMap::new();
-    let mut stmt = conn
-        .prepare("SELECT key, count(*) FROM alerts GROUP BY key")
-        .expect("prepare");
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
-        .expect("query");
-    for row in rows {
-        let (k, n) = row.expect("row");
+    let mut stmt = conn.prepare("SELECT key, count(*) FROM alerts GROUP BY key")?;
+    for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+        let (k, n) = row?;
         per_key.insert(k, n);
     }
-    (raised, alerts, per_key)
+    Ok((raised, alerts, per_key))
 }
 
 enum BrokerKind {
