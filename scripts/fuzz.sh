@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes vigil-wire's decoders (crates/vigil-wire/fuzz) with cargo-fuzz and libFuzzer, for a
+# Fuzzes every parser of network bytes (fuzz/: the link protocol, Sparkplug B) with cargo-fuzz and libFuzzer, for a
 # bounded time per target, and fails if any target crashes (a panic, a failed assertion, a
 # sanitizer report, a timeout or running out of memory).
 #
@@ -14,13 +14,13 @@
 #
 # cargo-fuzz passes nightly-only flags to rustc (-Zsanitizer, coverage passes); RUSTC_BOOTSTRAP=1
 # lets the toolchain pinned by rust-toolchain.toml accept them, so no nightly is needed. The build
-# lives in crates/vigil-wire/fuzz/target (its own workspace), the corpus in fuzz/corpus/TARGET
+# lives in fuzz/target (its own workspace), the corpus in fuzz/corpus/TARGET
 # (seeded from the golden and invalid fixtures, kept between runs), crash inputs in
 # fuzz/artifacts/TARGET; all three are ignored by git.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-FUZZ_DIR="$ROOT/crates/vigil-wire/fuzz"
+FUZZ_DIR="$ROOT/fuzz"
 FIXTURES="$ROOT/crates/vigil-wire/fixtures"
 SECONDS_PER_TARGET="${FUZZ_SECONDS:-30}"
 SANITIZER="${FUZZ_SANITIZER:-address}"
@@ -57,6 +57,10 @@ seed() {
     decode)
       for f in "$FIXTURES"/*.json; do cp -n "$f" "$corpus/golden-$(basename "$f")"; done
       for f in "$FIXTURES"/invalid/*.json; do cp -n "$f" "$corpus/invalid-$(basename "$f")"; done
+      ;;
+    sparkplug)
+      # NDATA: timestamp 1, one metric "temp" alias 1 Float 21.5, seq 0.
+      printf '\x08\x01\x12\x0f\x0a\x04temp\x10\x01\x20\x09\x65\x00\x00\xac\x41\x18\x00' > "$corpus/seed-ndata"
       ;;
     topic)
       local i=0 t
