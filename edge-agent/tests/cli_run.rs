@@ -172,6 +172,16 @@ fn http_get(addr: &str, path: &str) -> Option<String> {
     Some(body)
 }
 
+/// Kills the agent process if the test fails before it stops it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn free_port() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").to_string()
@@ -192,13 +202,16 @@ fn run_polls_devices_serves_points_and_metrics_and_stops_on_sigterm() {
     let http = free_port();
     let devices = format!("\n[[modbus.device]]\nid = \"ups-1\"\nprofile = \"ups\"\ntransport = \"tcp\"\naddress = \"{modbus}\"\npoll = \"200ms\"\n\n[[modbus.device]]\nid = \"ups-dead\"\nprofile = \"ups\"\ntransport = \"tcp\"\naddress = \"{}\"\npoll = \"200ms\"\ntimeout = \"200ms\"\n", free_port());
     let path = config(dir.path(), &devices, &http);
-    let mut child = agent()
-        .args(["run", "--config"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
+    let mut guard = KillOnDrop(
+        agent()
+            .args(["run", "--config"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts"),
+    );
+    let child = &mut guard.0;
 
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut points = String::new();
