@@ -232,6 +232,7 @@ enum Forwarding {
     None,
     PerEvent,
     PerAlert,
+    PerAlertFromHistory,
 }
 
 fn store_part(total: usize, full: bool) {
@@ -249,6 +250,10 @@ fn store_part(total: usize, full: bool) {
         ("no forward link", Forwarding::None),
         ("forward, per-event policy", Forwarding::PerEvent),
         ("forward, hub's per-alert policy", Forwarding::PerAlert),
+        (
+            "  same, contexts from history",
+            Forwarding::PerAlertFromHistory,
+        ),
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = Store::open(dir.path().join("hub.db")).expect("store");
@@ -278,7 +283,15 @@ fn store_part(total: usize, full: bool) {
                         _ => None,
                     },
                 ),
-                Forwarding::PerAlert => {
+                Forwarding::PerAlert => store.apply_batch_and_forward_by_alert(
+                    &batch.peer,
+                    batch.lane,
+                    batch.first_seq,
+                    &batch.events,
+                    "parent",
+                    &alert_policy,
+                ),
+                Forwarding::PerAlertFromHistory => {
                     let t = Instant::now();
                     let contexts: BTreeMap<AlertId, AlertContext> =
                         AlertContext::load_all(&store, &batch.events).expect("contexts");
@@ -300,7 +313,7 @@ fn store_part(total: usize, full: bool) {
         let elapsed = start.elapsed();
         let secs = elapsed.as_secs_f64();
         let per_batch_ms = secs * 1000.0 / batches.len() as f64;
-        let extra = if forwarding == Forwarding::PerAlert {
+        let extra = if forwarding == Forwarding::PerAlertFromHistory {
             format!(
                 ", building contexts {:.0} % of it",
                 100.0 * contexts_time.as_secs_f64() / secs

@@ -51,6 +51,9 @@ pub struct MqttMetrics {
     pub decode_errors: IntCounterVec,
     /// 1 while connected to the broker.
     pub connected: IntGaugeVec,
+    /// `sparkplug_b`: rebirth requests (NCMD `Node Control/Rebirth`) sent to edge nodes whose
+    /// data could not be interpreted (no birth seen, an unknown alias, a `seq` gap).
+    pub rebirth_requests: IntCounterVec,
 }
 
 /// Detection (`vigil_conditions_total`, `vigil_detect_points`).
@@ -174,6 +177,12 @@ impl Metrics {
                 &registry,
                 "vigil_mqtt_connected",
                 "1 while connected to the broker",
+                &["subscription"],
+            ),
+            rebirth_requests: counter(
+                &registry,
+                "vigil_mqtt_sparkplug_rebirth_requests_total",
+                "Sparkplug B rebirth requests (NCMD Node Control/Rebirth) sent to edge nodes whose data could not be interpreted",
                 &["subscription"],
             ),
         };

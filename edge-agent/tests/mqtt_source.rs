@@ -1,7 +1,8 @@
 //! The MQTT source against a real Mosquitto on loopback: JSON with field mapping and
 //! timestamps, plain numbers, Sparkplug B births/data/deaths with aliases, every kind of bad
-//! payload (counted, and the next good message still decoded), and a broker restart (the
-//! source reconnects and receives again).
+//! payload (counted, and the next good message still decoded), a broker restart (the
+//! source reconnects and receives again), and Sparkplug rebirth requests for an edge node
+//! born before the source subscribed (answered by the test, then by the real simulator).
 //!
 //! Each test starts its own `mosquitto` (`/usr/sbin/mosquitto`, or `$MOSQUITTO`) on a free
 //! port of 127.0.0.1 and kills it when done.
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, MqttOptions, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tempfile::TempDir;
 use tokio::sync::mpsc;
 use tokio::time::{sleep, timeout};
@@ -21,7 +22,7 @@ use vigil_agent::config::MqttSubscription;
 use vigil_agent::metrics::Metrics;
 use vigil_agent::source::mqtt;
 use vigil_core::{Quality, Reading, Timestamp, Value};
-use vigil_sparkplug::{encode, DataType, Metric, MetricValue, Payload, BD_SEQ};
+use vigil_sparkplug::{decode, encode, DataType, Metric, MetricValue, Payload, BD_SEQ, REBIRTH};
 
 /// How long one test may take at most.
 const TEST_LIMIT: Duration = Duration::from_secs(60);
@@ -228,6 +229,31 @@ impl Source {
             out.push(format!("{}={}{bad}", r.point, r.value));
         }
         out
+    }
+
+    /// Publishes a probe and takes the readings before it comes back: everything published
+    /// before was handled.
+    async fn until_probe(&mut self, publisher: &Publisher) -> Vec<String> {
+        publisher.send(PROBE, "0").await;
+        let mut out = Vec::new();
+        loop {
+            let r = timeout(READING_LIMIT, self.rx.recv())
+                .await
+                .expect("the probe within the time limit")
+                .expect("the source is running");
+            if r.point.device() == "probe" {
+                return out;
+            }
+            out.push(format!("{}={}", r.point, r.value));
+        }
+    }
+
+    fn rebirths(&self, subscription: &str) -> u64 {
+        self.metrics
+            .mqtt
+            .rebirth_requests
+            .with_label_values(&[subscription])
+            .get()
     }
 
     fn errors(&self, subscription: &str, reason: &str) -> u64 {
@@ -563,6 +589,223 @@ async fn reconnects_after_the_broker_restarts() {
 
         source.stop().await;
         drop(broker);
+    })
+    .await
+    .expect("the test finishes in time");
+}
+
+/// A client subscribed to `filters` (QoS 1) before it returns, forwarding what it receives.
+struct Watcher {
+    rx: mpsc::UnboundedReceiver<(String, Vec<u8>)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Watcher {
+    async fn start(port: u16, filters: &[&str]) -> Watcher {
+        let options = MqttOptions::new(format!("test-watch-{port}"), "127.0.0.1", port);
+        let (client, mut events) = AsyncClient::new(options, 64);
+        for f in filters {
+            client
+                .subscribe(*f, QoS::AtLeastOnce)
+                .await
+                .expect("subscribe queued");
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let mut ready = Some(ready_tx);
+        let mut acks = filters.len();
+        let task = tokio::spawn(async move {
+            let _client = client;
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        acks -= 1;
+                        if acks == 0 {
+                            if let Some(r) = ready.take() {
+                                let _ = r.send(());
+                            }
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        if tx.send((p.topic.clone(), p.payload.to_vec())).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => sleep(Duration::from_millis(50)).await,
+                }
+            }
+        });
+        timeout(READING_LIMIT, ready_rx)
+            .await
+            .expect("subscribed in time")
+            .expect("the watcher runs");
+        Watcher { rx, task }
+    }
+
+    /// The next message: `(topic, payload)`.
+    async fn next(&mut self) -> (String, Vec<u8>) {
+        timeout(READING_LIMIT, self.rx.recv())
+            .await
+            .expect("a message within the time limit")
+            .expect("the watcher runs")
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Whether an NCMD payload is a Sparkplug rebirth request: `Node Control/Rebirth` = true.
+fn is_rebirth(payload: &[u8]) -> bool {
+    let p = decode(payload).expect("the NCMD is a Sparkplug B payload");
+    p.timestamp.is_some()
+        && p.metrics.iter().any(|m| {
+            m.name.as_deref() == Some(REBIRTH)
+                && m.data_type() == Ok(Some(DataType::Boolean))
+                && m.value() == Ok(Some(Value::Bool(true)))
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sparkplug_asks_a_node_born_before_it_for_a_rebirth() {
+    timeout(TEST_LIMIT, async {
+        let dir = TempDir::new().expect("tempdir");
+        let broker = Mosquitto::start(dir.path(), free_port());
+        let url = broker.url();
+        let publisher = Publisher::connect(broker.port);
+        let mut watcher =
+            Watcher::start(broker.port, &["spBv1.0/+/NCMD/+", "spBv1.0/+/NBIRTH/+"]).await;
+
+        // The node is born before the agent listens: the source never sees this NBIRTH.
+        let nbirth = |supply: f64| {
+            spb(
+                1_000,
+                Some(0),
+                vec![
+                    born(BD_SEQ, 0, DataType::Int64, Value::Int(0)),
+                    Metric::with_value(REBIRTH, None, DataType::Boolean, Value::Bool(false))
+                        .expect("fits"),
+                    born("Supply/Voltage", 1, DataType::Float, Value::Float(supply)),
+                ],
+            )
+        };
+        publisher.send("spBv1.0/prison-3/NBIRTH/gw-1", nbirth(24.5)).await;
+        assert_eq!(watcher.next().await.0, "spBv1.0/prison-3/NBIRTH/gw-1");
+
+        const QUIET: &str = "spBv1.0/prison-4/#";
+        let mut source = Source::start(
+            &url,
+            &[
+                format!(r#"{{"url": "{url}", "topic": "{SPB}", "decoder": "sparkplug_b"}}"#),
+                format!(
+                    r#"{{"url": "{url}", "topic": "{QUIET}", "decoder": "sparkplug_b", "rebirth": false}}"#
+                ),
+            ],
+        );
+        source.wait_flowing(&publisher).await;
+
+        // Data the source cannot read. The site that forbids commands (prison-4) is never
+        // asked: the first NCMD is prison-3's, though prison-4's data came first.
+        let volts = |seq: u64, v: f64| {
+            spb(
+                2_000,
+                Some(seq),
+                vec![by_alias(1, DataType::Float, Value::Float(v))],
+            )
+        };
+        publisher.send("spBv1.0/prison-4/NDATA/gw-9", volts(5, 1.0)).await;
+        publisher.send("spBv1.0/prison-3/NDATA/gw-1", volts(1, 23.0)).await;
+        let (topic, payload) = watcher.next().await;
+        assert_eq!(topic, "spBv1.0/prison-3/NCMD/gw-1");
+        assert!(is_rebirth(&payload), "{:?}", decode(&payload));
+
+        // Still unreadable, but asked once already: no second request within 5 s.
+        publisher.send("spBv1.0/prison-3/NDATA/gw-1", volts(2, 22.0)).await;
+        assert_eq!(source.until_probe(&publisher).await, Vec::<String>::new());
+        assert_eq!(source.errors(SPB, "unknown_alias"), 2);
+        assert_eq!(source.errors(QUIET, "unknown_alias"), 1);
+        assert_eq!(source.rebirths(SPB), 1);
+        assert_eq!(source.rebirths(QUIET), 0);
+
+        // The node answers with a new NBIRTH: its data decodes again.
+        publisher.send("spBv1.0/prison-3/NBIRTH/gw-1", nbirth(24.0)).await;
+        publisher.send("spBv1.0/prison-3/NDATA/gw-1", volts(1, 21.5)).await;
+        assert_eq!(
+            source.take(2).await,
+            ["gw-1/supply_voltage=24", "gw-1/supply_voltage=21.5"]
+        );
+        assert_eq!(source.until_probe(&publisher).await, Vec::<String>::new());
+        assert_eq!(source.rebirths(SPB), 1);
+        assert_eq!(source.errors(SPB, "unknown_alias"), 2);
+        source.stop().await;
+    })
+    .await
+    .expect("the test finishes in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_answers_the_rebirth_request() {
+    timeout(TEST_LIMIT, async {
+        let dir = TempDir::new().expect("tempdir");
+        let broker = Mosquitto::start(dir.path(), free_port());
+        let url = broker.url();
+        let facility = vigil_sim::Facility::parse(
+            Path::new("sim.toml"),
+            &format!(
+                r#"
+[[mqtt]]
+id = "gw-sim"
+url = "{url}"
+format = "sparkplug_b"
+group = "facility"
+interval = "100ms"
+[mqtt.fields.supply]
+kind = "constant"
+value = 24.1
+[[mqtt.device]]
+id = "door-1"
+[mqtt.device.fields.open]
+kind = "constant"
+value = true
+"#
+            ),
+        )
+        .unwrap_or_else(|e| panic!("sim.toml: {e}"));
+        let sim = vigil_sim::Simulator::start(facility)
+            .await
+            .expect("the simulator starts");
+        // Births and some data go out before the source subscribes.
+        let deadline = Instant::now() + READING_LIMIT;
+        while sim.mqtt_stats("gw-sim").map_or(0, |s| s.published) < 6 {
+            assert!(Instant::now() < deadline, "the simulator does not publish");
+            sleep(Duration::from_millis(20)).await;
+        }
+
+        const FACILITY: &str = "spBv1.0/facility/#";
+        let mut source = Source::start(
+            &url,
+            &[format!(
+                r#"{{"url": "{url}", "topic": "{FACILITY}", "decoder": "sparkplug_b"}}"#
+            )],
+        );
+        // Without a rebirth nothing could be read until the node reconnects (never, here):
+        // each reading must come within READING_LIMIT.
+        let mut seen = std::collections::BTreeSet::new();
+        while seen.len() < 2 {
+            let r = source.next().await;
+            assert_eq!(r.quality, Quality::Good, "{r:?}");
+            seen.insert(format!("{}={}", r.point, r.value));
+        }
+        assert_eq!(
+            seen.into_iter().collect::<Vec<_>>(),
+            ["door-1/open=true", "gw-sim/supply=24.1"]
+        );
+        assert!(source.rebirths(FACILITY) >= 1);
+        source.stop().await;
+        sim.stop().await;
     })
     .await
     .expect("the test finishes in time");

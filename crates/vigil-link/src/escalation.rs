@@ -6,19 +6,20 @@
 //! severity) but not an acknowledgement or a clear, which say nothing of the alert they act
 //! on. An alert policy gets an [`AlertContext`]: the alert folded from every event stored
 //! here *and* the batch's own (so a raise and its acknowledgement arriving in one batch
-//! are judged alike), and the highest severity the alert has had. It is computed under the
-//! same store lock, just before the transaction that commits the batch and queues what the
-//! policy selects, so nothing can change the alert in between.
+//! are judged alike), and the highest severity the alert has had. The store computes it in
+//! the transaction that commits the batch and queues what the policy selects
+//! (`Store::apply_batch_and_forward_by_alert`), so nothing can change the alert in between.
 //!
-//! Building a context reads every stored event of each alert in the batch: the cost of a
-//! batch grows with the history of the alerts it touches, not with the whole store.
+//! The store keeps each alert's view and peak severity as events arrive, so judging a batch
+//! costs nothing per event of an alert's history: a chattering alarm with thousands of
+//! events costs what a new one does.
 
-use std::collections::btree_map::Entry;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use vigil_core::{AlertEvent, AlertEventBody, AlertId, AlertView, Lane, NodeId, Severity};
+use vigil_core::{AlertEvent, Lane, NodeId};
 use vigil_store::{ForwardOutcome, Store, StoreError};
+
+pub use vigil_store::{peak_severity, AlertContext};
 
 /// A per-event escalation policy: which of the events a peer sends are relayed, and in
 /// which lane (`None`: they stay here).
@@ -46,77 +47,10 @@ impl std::fmt::Debug for ForwardPolicy {
     }
 }
 
-/// The alert an event belongs to, as an [`AlertPolicy`] sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertContext {
-    /// The alert folded from every event of it stored here and in the batch being
-    /// committed. Its `key` is `None` while no raise of it has arrived.
-    pub view: AlertView,
-    /// The highest severity any of those events gave the alert (its raises, and value
-    /// updates that changed the severity); `None` when none did. An alert whose severity
-    /// dropped keeps its peak here, so a policy can keep relaying an alert it once relayed.
-    pub peak_severity: Option<Severity>,
-}
-
-impl AlertContext {
-    /// The context of `alert` from its events (in any order, duplicates allowed; events of
-    /// other alerts are ignored).
-    pub fn from_events<'a>(
-        alert: AlertId,
-        events: impl IntoIterator<Item = &'a AlertEvent> + Clone,
-    ) -> AlertContext {
-        AlertContext {
-            view: AlertView::fold(alert, events.clone()),
-            peak_severity: peak_severity(events.into_iter().filter(|e| e.alert == alert)),
-        }
-    }
-
-    /// The context of `alert` from what `store` holds of it and the `incoming` events not
-    /// committed yet (events of other alerts among them are ignored).
-    pub fn load(
-        store: &Store,
-        alert: AlertId,
-        incoming: &[AlertEvent],
-    ) -> Result<AlertContext, StoreError> {
-        let stored = store.alert_events(alert)?;
-        Ok(AlertContext::from_events(
-            alert,
-            stored.iter().chain(incoming.iter()),
-        ))
-    }
-
-    /// The context of every alert that `events` touch, from `store` and `events`.
-    pub fn load_all(
-        store: &Store,
-        events: &[AlertEvent],
-    ) -> Result<BTreeMap<AlertId, AlertContext>, StoreError> {
-        let mut contexts = BTreeMap::new();
-        for event in events {
-            if let Entry::Vacant(slot) = contexts.entry(event.alert) {
-                slot.insert(AlertContext::load(store, event.alert, events)?);
-            }
-        }
-        Ok(contexts)
-    }
-}
-
-/// The highest severity that `events` give their alert: the severity of each raise, and
-/// of each value update that sets one.
-pub fn peak_severity<'a>(events: impl IntoIterator<Item = &'a AlertEvent>) -> Option<Severity> {
-    events
-        .into_iter()
-        .filter_map(|e| match &e.body {
-            AlertEventBody::Raised { severity, .. } => Some(*severity),
-            AlertEventBody::ValueUpdated { severity, .. } => *severity,
-            _ => None,
-        })
-        .max()
-}
-
 /// Applies a batch `first_seq ..` of `events` from `peer` on `lane`, and — with `forward`
 /// — queues what its policy selects on the forwarding link, in one transaction
-/// (`Store::apply_batch_and_forward`). An alert policy's contexts are built first, on the
-/// same store.
+/// (`Store::apply_batch_and_forward`, or `…_by_alert` for an alert policy, whose contexts
+/// the store builds in that transaction).
 pub(crate) fn apply_and_forward(
     store: &mut Store,
     peer: &NodeId,
@@ -131,9 +65,8 @@ pub(crate) fn apply_and_forward(
             store.apply_batch_and_forward(peer, lane, first_seq, events, Some(link), |e| policy(e))
         }
         Some((link, ForwardPolicy::Alert(policy))) => {
-            let contexts = AlertContext::load_all(store, events)?;
-            store.apply_batch_and_forward(peer, lane, first_seq, events, Some(link), |e| {
-                contexts.get(&e.alert).and_then(|ctx| policy(e, ctx))
+            store.apply_batch_and_forward_by_alert(peer, lane, first_seq, events, link, |e, ctx| {
+                policy(e, ctx)
             })
         }
     }
@@ -141,7 +74,10 @@ pub(crate) fn apply_and_forward(
 
 #[cfg(test)]
 mod tests {
-    use vigil_core::{Actor, AlertKey, ConditionKind, EventId, Hlc, SitePath, Timestamp};
+    use vigil_core::{
+        Actor, AlertEventBody, AlertId, AlertKey, ConditionKind, EventId, Hlc, Severity,
+        SitePath, Timestamp,
+    };
 
     use super::*;
 
@@ -224,23 +160,6 @@ mod tests {
                 },
             )
             .collect()
-    }
-
-    #[test]
-    fn contexts_fold_the_batch_and_keep_the_peak() {
-        let a = AlertId::generate();
-        let events = [
-            raise(a, 1, Severity::Critical),
-            downgrade(a, 2, Severity::Warning),
-        ];
-        let ctx = AlertContext::from_events(a, &events);
-        assert_eq!(ctx.view.severity, Severity::Warning);
-        assert_eq!(ctx.peak_severity, Some(Severity::Critical));
-        let only_ack = [ack(a, 3)];
-        let ctx = AlertContext::from_events(a, &only_ack);
-        assert!(ctx.view.key.is_none());
-        assert_eq!(ctx.peak_severity, None);
-        assert_eq!(peak_severity(&[]), None);
     }
 
     #[test]

@@ -15,7 +15,9 @@
 //!
 //! Either way the view equals the fold of the stored set, whatever the order of arrival.
 //! Within one call the new events are sorted first, so a batch costs at most one refold per
-//! alert and one write of each alert's row.
+//! alert and one write of each alert's row. With the view the row keeps the columns queries
+//! filter on (written from the view, never parsed back out of its JSON) and the alert's
+//! peak severity ([`crate::context`]), kept incrementally like the view.
 //!
 //! [`Store::apply_events`] and the inbox's [`Store::apply_batch`] share one internal function, so both
 //! paths apply events identically.
@@ -24,9 +26,10 @@ use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use tracing::warn;
-use vigil_core::{AlertEvent, AlertId, AlertKey, AlertView, EventId, Hlc, Lane};
+use vigil_core::{AlertEvent, AlertId, AlertKey, AlertView, EventId, Hlc, Lane, Severity};
 use vigil_wire::LinkEvent;
 
+use crate::context::{peak_severity, AlertContext};
 use crate::convert::{
     count_to_sql, event_hlc_to_sql, hlc_from_sql, hlc_to_sql, id_from_sql, u64_from_sql,
 };
@@ -45,16 +48,24 @@ pub struct ApplyStats {
 /// Inserts `events` idempotently and brings the views of the alerts they touch up to date,
 /// inside the caller's transaction.
 pub(crate) fn apply_in(conn: &Connection, events: &[AlertEvent]) -> Result<ApplyStats> {
-    apply_in_tracked(conn, events).map(|(stats, _)| stats)
+    apply_in_tracked(conn, events).map(|applied| applied.stats)
 }
 
-/// [`apply_in`], also saying which events were new here: their indexes in `events`, in
-/// ascending order. What a receiver hands on (to its owner, or up to its own parent) is
-/// exactly these: a resent event is stored once and relayed once.
-pub(crate) fn apply_in_tracked(
-    conn: &Connection,
-    events: &[AlertEvent],
-) -> Result<(ApplyStats, Vec<usize>)> {
+/// What [`apply_in_tracked`] did.
+#[derive(Debug, Default)]
+pub(crate) struct Applied {
+    /// New and duplicate events.
+    pub stats: ApplyStats,
+    /// The indexes in `events` of the events that were new here, ascending.
+    pub fresh: Vec<usize>,
+    /// Each alert that a new event touched, as this transaction leaves it.
+    pub contexts: BTreeMap<AlertId, AlertContext>,
+}
+
+/// [`apply_in`], also saying which events were new here (their indexes in `events`, in
+/// ascending order) and how it left their alerts. What a receiver hands on (to its owner, or
+/// up to its own parent) is exactly these: a resent event is stored once and relayed once.
+pub(crate) fn apply_in_tracked(conn: &Connection, events: &[AlertEvent]) -> Result<Applied> {
     let mut ordered: Vec<(usize, &AlertEvent)> = events.iter().enumerate().collect();
     ordered.sort_by_key(|(_, e)| e.order_key());
 
@@ -94,26 +105,46 @@ pub(crate) fn apply_in_tracked(
         }
     }
 
+    let mut contexts = BTreeMap::new();
     for (alert, new_events) in fresh {
-        // The events are the truth and the view a cache of their fold: a view that no longer
-        // parses is rebuilt rather than blocking every later event of the alert.
-        let (mut view, rebuild) = match load_view(conn, alert) {
-            Ok(view) => (view.unwrap_or_else(|| AlertView::empty(alert)), false),
-            Err(err @ StoreError::CorruptJson { .. }) => {
-                warn!(%alert, error = %err, "alert view unreadable; refolding its events");
-                (AlertView::empty(alert), true)
-            }
-            Err(err) => return Err(err),
+        let stored = load_row(conn, alert)?;
+        let exists = stored.is_some();
+        // The events are the truth and the row a cache of their fold: a view (or a peak) that
+        // no longer parses is rebuilt rather than blocking every later event of the alert.
+        let (mut view, mut peak, rebuild) = match stored {
+            None => (AlertView::empty(alert), None, false),
+            Some(row) => match (row.view, row.peak) {
+                (Ok(view), Ok(peak)) => (view, peak, false),
+                (Err(err), _) | (_, Err(err)) => {
+                    warn!(%alert, error = %err, "alert row unreadable; refolding its events");
+                    (AlertView::empty(alert), None, true)
+                }
+            },
         };
         // `new_events` is in fold order: one failure means one of them sorts before what the
         // stored view has folded, and only a refold of the whole set is right.
         if rebuild || !new_events.iter().all(|e| view.apply(e).is_ok()) {
-            view = AlertView::fold(alert, &load_events(conn, alert)?);
+            let all = load_events(conn, alert)?;
+            view = AlertView::fold(alert, &all);
+            peak = peak_severity(&all);
+        } else {
+            peak = peak.max(peak_severity(new_events.iter().copied()));
         }
-        save_view(conn, &view)?;
+        save_view(conn, &view, peak, exists)?;
+        contexts.insert(
+            alert,
+            AlertContext {
+                view,
+                peak_severity: peak,
+            },
+        );
     }
     fresh_indexes.sort_unstable();
-    Ok((stats, fresh_indexes))
+    Ok(Applied {
+        stats,
+        fresh: fresh_indexes,
+        contexts,
+    })
 }
 
 /// An event as an outbox payload: encoded as the link event (`{"alert": {...}}`) the link
@@ -170,6 +201,48 @@ fn hex_of(blob: &[u8]) -> String {
     }
 }
 
+/// What an alert's row holds for the writer: its view and its peak severity, each decoded
+/// (or why it could not be).
+struct StoredRow {
+    view: Result<AlertView>,
+    peak: Result<Option<Severity>>,
+}
+
+fn load_row(conn: &Connection, alert: AlertId) -> Result<Option<StoredRow>> {
+    let row: Option<(String, Option<String>)> = conn
+        .prepare_cached("SELECT view, peak_severity FROM alerts WHERE id = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row([&alert.as_bytes()[..]], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
+        .op("read an alert")?;
+    Ok(row.map(|(json, peak)| StoredRow {
+        view: decode_view(&json, || format!("id {alert}")),
+        peak: peak
+            .map(|name| {
+                severity_from_sql(&name).ok_or_else(|| StoreError::CorruptValue {
+                    table: "alerts",
+                    row: format!("id {alert}"),
+                    detail: format!("unknown peak severity {name:?}"),
+                })
+            })
+            .transpose(),
+    }))
+}
+
+/// A severity stored by its name ([`Severity::as_str`]).
+fn severity_from_sql(name: &str) -> Option<Severity> {
+    [
+        Severity::Info,
+        Severity::Warning,
+        Severity::Minor,
+        Severity::Major,
+        Severity::Critical,
+    ]
+    .into_iter()
+    .find(|s| s.as_str() == name)
+}
+
 fn load_view(conn: &Connection, alert: AlertId) -> Result<Option<AlertView>> {
     let json: Option<String> = conn
         .prepare_cached("SELECT view FROM alerts WHERE id = ?1")
@@ -182,7 +255,14 @@ fn load_view(conn: &Connection, alert: AlertId) -> Result<Option<AlertView>> {
         .transpose()
 }
 
-fn save_view(conn: &Connection, view: &AlertView) -> Result<()> {
+/// Writes an alert's row from its view and peak severity: an `UPDATE` of the row when it
+/// `exists`, an `INSERT` otherwise.
+fn save_view(
+    conn: &Connection,
+    view: &AlertView,
+    peak: Option<Severity>,
+    exists: bool,
+) -> Result<()> {
     // Only called after at least one event was folded.
     let Some((last_hlc, last_id)) = view.last else {
         return Ok(());
@@ -193,34 +273,54 @@ fn save_view(conn: &Connection, view: &AlertView) -> Result<()> {
         what: "an alert view",
         source,
     })?;
-    conn.prepare_cached(
-        "INSERT INTO alerts (id, key, site, severity, active, acknowledged, closed, updated_at,
-                             last_hlc, last_event_id, event_count, view)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-         ON CONFLICT (id) DO UPDATE SET
-             key = excluded.key, site = excluded.site, severity = excluded.severity,
-             active = excluded.active, acknowledged = excluded.acknowledged,
-             closed = excluded.closed, updated_at = excluded.updated_at,
-             last_hlc = excluded.last_hlc, last_event_id = excluded.last_event_id,
-             event_count = excluded.event_count, view = excluded.view",
-    )
-    .and_then(|mut stmt| {
-        stmt.execute(params![
-            &view.id.as_bytes()[..],
-            view.key.as_ref().map(ToString::to_string),
-            view.site.as_ref().map(|s| s.as_str()),
-            view.severity.as_str(),
-            view.active,
-            view.acknowledged,
-            view.closed,
-            view.updated_at.as_millis(),
-            last_hlc,
-            &last_id.as_bytes()[..],
-            view.event_count,
-            json
-        ])
-    })
-    .op("store an alert's view")?;
+    // Columns 13–16 are what schema version 2 generated from the view's JSON, with the same
+    // values: the shelf's end as its JSON text, the flags as 0/1.
+    let key = view.key.as_ref().map(ToString::to_string);
+    let shelved_until = view.shelved_until.map(|t| t.to_string());
+    let values = params![
+        &view.id.as_bytes()[..],
+        key,
+        view.site.as_ref().map(|s| s.as_str()),
+        view.severity.as_str(),
+        view.active,
+        view.acknowledged,
+        view.closed,
+        view.updated_at.as_millis(),
+        last_hlc,
+        &last_id.as_bytes()[..],
+        view.event_count,
+        json,
+        shelved_until,
+        view.suppressed,
+        view.out_of_service,
+        view.latching && view.needs_reset,
+        peak.map(Severity::as_str),
+    ];
+    let updated = if exists {
+        conn.prepare_cached(
+            "UPDATE alerts SET
+                 key = ?2, site = ?3, severity = ?4, active = ?5, acknowledged = ?6,
+                 closed = ?7, updated_at = ?8, last_hlc = ?9, last_event_id = ?10,
+                 event_count = ?11, view = ?12, shelved_until = ?13, suppressed = ?14,
+                 out_of_service = ?15, awaiting_reset = ?16, peak_severity = ?17
+             WHERE id = ?1",
+        )
+        .and_then(|mut stmt| stmt.execute(values))
+        .op("store an alert's view")?
+    } else {
+        0
+    };
+    if updated == 0 {
+        conn.prepare_cached(
+            "INSERT INTO alerts (id, key, site, severity, active, acknowledged, closed,
+                                 updated_at, last_hlc, last_event_id, event_count, view,
+                                 shelved_until, suppressed, out_of_service, awaiting_reset,
+                                 peak_severity)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        )
+        .and_then(|mut stmt| stmt.execute(values))
+        .op("store an alert's view")?;
+    }
     Ok(())
 }
 

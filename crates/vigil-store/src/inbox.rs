@@ -17,12 +17,15 @@
 //! transaction, appends the events that were new here — and that the node's escalation
 //! policy sends up — to the forwarding link's outbox. So an event acknowledged to a child is
 //! already queued for the parent: a crash cannot lose it between the two links, and a resent
-//! batch is not relayed twice.
+//! batch is not relayed twice. [`Store::apply_batch_and_forward_by_alert`] does the same with
+//! a policy that judges each event by its alert ([`AlertContext`]), as the transaction leaves
+//! it.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use tracing::debug;
 use vigil_core::{AlertEvent, Lane, NodeId};
 
+use crate::context::AlertContext;
 use crate::convert::{seq_to_sql, u64_from_sql};
 use crate::error::{Result, SqlContext, StoreError};
 use crate::events::{apply_in_tracked, link_payload};
@@ -107,6 +110,45 @@ impl Store {
     where
         P: Fn(&AlertEvent) -> Option<Lane>,
     {
+        self.apply_and_forward_with(peer, lane, first_seq, events, forward_link, |e, _| {
+            policy(e)
+        })
+    }
+
+    /// [`Store::apply_batch_and_forward`] with a policy that judges each new event by its
+    /// alert: the [`AlertContext`] it gets is the alert folded from everything stored here,
+    /// the batch included, with its peak severity — as this very transaction leaves it. The
+    /// store keeps both per alert as events arrive, so no alert's history is read again.
+    pub fn apply_batch_and_forward_by_alert<P>(
+        &mut self,
+        peer: &NodeId,
+        lane: Lane,
+        first_seq: u64,
+        events: &[AlertEvent],
+        forward_link: &str,
+        policy: P,
+    ) -> Result<ForwardOutcome>
+    where
+        P: Fn(&AlertEvent, &AlertContext) -> Option<Lane>,
+    {
+        self.apply_and_forward_with(peer, lane, first_seq, events, Some(forward_link), |e, ctx| {
+            ctx.and_then(|ctx| policy(e, ctx))
+        })
+    }
+
+    /// The body of both: `policy` gets each new event and its alert's context.
+    fn apply_and_forward_with<P>(
+        &mut self,
+        peer: &NodeId,
+        lane: Lane,
+        first_seq: u64,
+        events: &[AlertEvent],
+        forward_link: Option<&str>,
+        policy: P,
+    ) -> Result<ForwardOutcome>
+    where
+        P: Fn(&AlertEvent, Option<&AlertContext>) -> Option<Lane>,
+    {
         let invalid = || StoreError::InvalidBatch {
             peer: peer.clone(),
             lane,
@@ -143,15 +185,15 @@ impl Store {
                 ..ForwardOutcome::default()
             });
         }
-        let (stats, fresh) = apply_in_tracked(&tx, events)?;
+        let applied = apply_in_tracked(&tx, events)?;
         let mut forwarded = Vec::new();
         if let Some(link) = forward_link {
             let mut payloads = Vec::new();
-            for &index in &fresh {
+            for &index in &applied.fresh {
                 let Some(event) = events.get(index) else {
                     continue;
                 };
-                if let Some(up_lane) = policy(event) {
+                if let Some(up_lane) = policy(event, applied.contexts.get(&event.alert)) {
                     payloads.push((up_lane, link_payload(event)?));
                 }
             }
@@ -175,11 +217,11 @@ impl Store {
         Ok(ForwardOutcome {
             batch: BatchOutcome {
                 ack_upto,
-                applied: stats.applied,
-                duplicates: stats.duplicates,
+                applied: applied.stats.applied,
+                duplicates: applied.stats.duplicates,
                 gap: false,
             },
-            fresh,
+            fresh: applied.fresh,
             forwarded,
         })
     }

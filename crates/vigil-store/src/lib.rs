@@ -17,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+pub mod context;
 mod convert;
 pub mod error;
 pub mod events;
@@ -27,6 +28,7 @@ pub mod query;
 mod record;
 pub mod store;
 
+pub use context::{peak_severity, AlertContext};
 pub use error::{Result, StoreError};
 pub use events::ApplyStats;
 pub use inbox::{BatchOutcome, ForwardOutcome};

@@ -35,6 +35,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 2,
         sql: include_str!("../migrations/0002_alert_queries.sql"),
     },
+    Migration {
+        version: 3,
+        sql: include_str!("../migrations/0003_alert_write_cost.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.

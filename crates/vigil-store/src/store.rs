@@ -103,7 +103,8 @@ fn configure(conn: &Connection, file: bool) -> rusqlite::Result<()> {
         }
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
 

@@ -11,6 +11,12 @@
 //! [mqtt.subscription.fields]               # json: point = "field path"; default: every field
 //! temperature = "temp"
 //! humidity = "env.rh"
+//!
+//! [[mqtt.subscription]]
+//! url = "mqtt://127.0.0.1:1883"
+//! topic = "spBv1.0/prison-3/#"
+//! decoder = "sparkplug_b"
+//! rebirth = false                          # sparkplug_b: never send NCMD rebirth requests
 //! ```
 //!
 //! Subscriptions with the same broker share one connection; their topic filters must not
@@ -75,7 +81,22 @@ pub struct MqttSubscription {
     /// number: the point name (required).
     #[serde(default)]
     pub point: Option<String>,
+    /// sparkplug_b: whether the agent, as a Sparkplug host application, asks an edge node to
+    /// publish its births again (an NCMD `Node Control/Rebirth` = true on
+    /// `spBv1.0/{group_id}/NCMD/{edge_node_id}`, on this subscription's broker connection)
+    /// when it gets data it cannot interpret: data from a node whose NBIRTH it has not seen
+    /// (the agent started or reconnected after it), a metric alias no birth bound, or a gap
+    /// in the node's `seq`. At most one request per edge node every 5 s while the condition
+    /// lasts; counted in `vigil_mqtt_sparkplug_rebirth_requests_total`. Absent: `true`. Set
+    /// `false` where hosts may not command edge nodes (the broker's ACL refuses NCMD, or
+    /// site policy): data of a node then waits for its next birth. Only for
+    /// `decoder = "sparkplug_b"`.
+    #[serde(default)]
+    pub rebirth: Option<bool>,
 }
+
+/// Why `rebirth` is refused outside `sparkplug_b`.
+const REBIRTH_ONLY: &str = ": only Sparkplug B edge nodes answer rebirth requests; remove it";
 
 /// A broker address parsed from `mqtt://[user[:password]@]host[:port]`.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -212,6 +233,17 @@ impl fmt::Display for BrokerUrl {
 }
 
 impl MqttSubscription {
+    /// Whether a `sparkplug_b` subscription asks edge nodes for rebirths ([`rebirth`]
+    /// absent: yes).
+    ///
+    /// [`rebirth`]: MqttSubscription::rebirth
+    pub const fn requests_rebirth(&self) -> bool {
+        match self.rebirth {
+            Some(on) => on,
+            None => true,
+        }
+    }
+
     /// The semantic checks of one subscription; `at` is its key path.
     pub fn validate(&self, at: &str) -> Vec<Problem> {
         let mut out = Vec::new();
@@ -249,6 +281,9 @@ impl MqttSubscription {
                 if self.point.is_some() {
                     problem("point", unused("point", ": name points with [fields]"));
                 }
+                if self.rebirth.is_some() {
+                    problem("rebirth", unused("rebirth", REBIRTH_ONLY));
+                }
             }
             Decoder::Number => {
                 match &self.point {
@@ -267,6 +302,9 @@ impl MqttSubscription {
                         "timestamp",
                         unused("timestamp", ": readings are stamped on arrival"),
                     );
+                }
+                if self.rebirth.is_some() {
+                    problem("rebirth", unused("rebirth", REBIRTH_ONLY));
                 }
             }
             Decoder::SparkplugB => {
@@ -449,12 +487,21 @@ topic = "spBv1.0/prison-3/#"
 decoder = "sparkplug_b"
 
 [[mqtt.subscription]]
+url = "mqtt://127.0.0.1:1883"
+topic = "spBv1.0/prison-4/#"
+decoder = "sparkplug_b"
+rebirth = false
+
+[[mqtt.subscription]]
 url = "mqtt://user:pass@other-broker"
 topic = "#"
 decoder = "json"
 "##;
         let doc = load(text).expect("valid");
-        assert_eq!(doc.mqtt.subscription.len(), 4);
+        let subs = &doc.mqtt.subscription;
+        assert_eq!(subs.len(), 5);
+        assert!(subs[2].requests_rebirth(), "on by default");
+        assert!(!subs[3].requests_rebirth());
     }
 
     #[test]
@@ -472,6 +519,9 @@ decoder = "json"
             ("url = \"mqtt://h\"\ntopic = \"a\"\ndecoder = \"number\"\npoint = \"p\"\nfields = { a = \"a\" }", "mqtt.subscription[0].fields: "),
             ("url = \"mqtt://h\"\ntopic = \"spBv1.0/#\"\ndecoder = \"sparkplug_b\"\ndevice = \"d\"", "mqtt.subscription[0].device: "),
             ("url = \"mqtt://h\"\ntopic = \"facility/#\"\ndecoder = \"sparkplug_b\"", "mqtt.subscription[0].topic: "),
+            ("url = \"mqtt://h\"\ntopic = \"a\"\ndecoder = \"json\"\nrebirth = false", "agent.toml:5: mqtt.subscription[0].rebirth: rebirth is not used by decoder = \"json\""),
+            ("url = \"mqtt://h\"\ntopic = \"a\"\ndecoder = \"number\"\npoint = \"p\"\nrebirth = true", "mqtt.subscription[0].rebirth: "),
+            ("url = \"mqtt://h\"\ntopic = \"spBv1.0/#\"\ndecoder = \"sparkplug_b\"\nrebirth = \"no\"", "agent.toml:"),
             ("url = \"mqtt://h\"\ntopic = \"a\"\ndecoder = \"json\"\nqos = 2", "agent.toml:"),
             ("url = \"mqtt://h\"\ntopic = \"a\"\ndecoder = \"protobuf\"", "agent.toml:4"),
         ];

@@ -1,8 +1,10 @@
 //! One broker connection: the thin async shell around the routes. It owns the rumqttc event
 //! loop of one broker, subscribes every route's filter (QoS 1) on each connection, hands each
 //! message to the route whose filter takes it, sends the readings on (waiting while the
-//! channel is full), keeps the `connected` gauges, and reconnects with backoff when the
-//! broker goes away — until shutdown, or until nobody receives readings any more.
+//! channel is full), publishes the Sparkplug rebirth requests the routes ask for (NCMD, QoS
+//! 0, not retained, on this same connection), keeps the `connected` gauges, and reconnects
+//! with backoff when the broker goes away — until shutdown, or until nobody receives
+//! readings any more.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,10 +25,13 @@ use crate::source::ReadingTx;
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The largest message taken (Sparkplug births of big edge nodes run to hundreds of KiB).
 const MAX_INCOMING: usize = 1024 * 1024;
-/// The largest packet sent (subscriptions only).
+/// The largest packet sent (subscriptions and rebirth requests, a few dozen bytes each).
 const MAX_OUTGOING: usize = 64 * 1024;
-/// Requests queued to the event loop: one subscribe and one disconnect at most.
-const REQUESTS: usize = 16;
+/// Requests queued to the event loop: one subscribe, one disconnect, and rebirth requests
+/// (at most one per edge node every 5 s; a burst when the agent meets many unborn nodes at
+/// once). A request that finds the queue full is dropped with a warning and asked again
+/// after the period.
+const REQUESTS: usize = 256;
 /// How long shutdown waits for the DISCONNECT to go out.
 const GOODBYE: Duration = Duration::from_millis(500);
 
@@ -139,7 +144,13 @@ impl BrokerConnection {
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
                     match self
-                        .deliver(&publish.topic, &publish.payload, &readings, &shutdown)
+                        .deliver(
+                            &client,
+                            &publish.topic,
+                            &publish.payload,
+                            &readings,
+                            &shutdown,
+                        )
                         .await
                     {
                         Ok(()) => {}
@@ -177,9 +188,11 @@ impl BrokerConnection {
         info!(broker = %self.url, "MQTT source stopped");
     }
 
-    /// Decodes one message with the first route that takes its topic and sends the readings.
+    /// Decodes one message with the first route that takes its topic, queues the rebirth
+    /// request it may call for, and sends the readings.
     async fn deliver(
         &mut self,
+        client: &AsyncClient,
         topic: &str,
         payload: &[u8],
         readings: &ReadingTx,
@@ -194,7 +207,24 @@ impl BrokerConnection {
             debug!(broker = %self.url, topic, "a message no subscription takes");
             return Ok(());
         };
-        for reading in route.handle(topic, &captures, payload, now) {
+        let handled = route.handle(topic, &captures, payload, now);
+        if let Some(rebirth) = handled.rebirth {
+            // Never wait here: the event loop that drains the queue is this task's.
+            match client.try_publish(
+                rebirth.topic(),
+                QoS::AtMostOnce,
+                false,
+                rebirth.payload(now),
+            ) {
+                Ok(()) => route.rebirth_requested(&rebirth),
+                Err(e) => {
+                    warn!(broker = %self.url, subscription = route.filter().as_str(),
+                        edge_node_id = rebirth.edge_node_id.as_str(), error = %e,
+                        "cannot queue a Sparkplug rebirth request; asking again later")
+                }
+            }
+        }
+        for reading in handled.readings {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return Err(Stop::Shutdown),

@@ -65,8 +65,18 @@ impl SubscriptionDecoder {
                     .ok_or_else(|| err("point", "a valid point name is required".into()))?;
                 SubscriptionDecoder::Number(NumberDecoder::new(device, point))
             }
-            Decoder::SparkplugB => SubscriptionDecoder::SparkplugB(Box::default()),
+            Decoder::SparkplugB => SubscriptionDecoder::SparkplugB(Box::new(
+                SparkplugDecoder::new().with_rebirth(sub.requests_rebirth()),
+            )),
         })
+    }
+
+    /// Whether its [`Decoded`] may ask for rebirths (`sparkplug_b` unless `rebirth = false`).
+    pub fn requests_rebirth(&self) -> bool {
+        match self {
+            SubscriptionDecoder::SparkplugB(d) => d.requests_rebirth(),
+            SubscriptionDecoder::Json(_) | SubscriptionDecoder::Number(_) => false,
+        }
     }
 
     /// The readings of one message on `topic` (whose filter wildcards captured `captures`),

@@ -3,6 +3,8 @@
 
 use vigil_sparkplug::{TopicError, ValueError};
 
+use super::rebirth::Rebirth;
+
 /// A message (or a field or metric of it) that could not be decoded. Never fatal: the source
 /// counts it, logs it and goes on.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -120,12 +122,16 @@ impl DecodeError {
 /// What one message decoded into: its readings, and the problems with the parts that did
 /// not decode. A message that fails as a whole has no readings and one problem; a JSON
 /// message with one of three mapped fields missing has two readings and one problem.
+/// `sparkplug_b` may also say that the message's edge node needs a rebirth.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Decoded {
     /// The readings, in message order.
     pub readings: Vec<vigil_core::Reading>,
     /// The problems, each counted once in `vigil_mqtt_decode_errors_total`.
     pub errors: Vec<DecodeError>,
+    /// sparkplug_b: the edge node whose data this decoder cannot interpret (fully) without
+    /// a new birth, for the connection to ask it for one (rate-limited by the route).
+    pub rebirth: Option<Rebirth>,
 }
 
 impl Decoded {
@@ -134,6 +140,7 @@ impl Decoded {
         Decoded {
             readings: Vec::new(),
             errors: vec![error],
+            rebirth: None,
         }
     }
 }

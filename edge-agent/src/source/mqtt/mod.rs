@@ -10,13 +10,18 @@
 //!   that failed; nothing a broker can send makes them panic or stop the source;
 //! - [`naming`]: device names from a template over the topic's wildcards (`env-{1}`), point
 //!   names by the point-name rules; [`filter`]: topic filter syntax and matching;
+//! - [`rebirth`]: Sparkplug rebirth requests (NCMD `Node Control/Rebirth`) for edge nodes
+//!   whose data cannot be interpreted (no birth seen, an unknown alias, a `seq` gap), at
+//!   most one per node every 5 s; the `sparkplug_b` decoder only signals the need;
 //! - a [`route`](Route) per subscription: filter, decoder, metrics
 //!   (`vigil_mqtt_messages_total`, `vigil_mqtt_readings_total`,
-//!   `vigil_mqtt_decode_errors_total{subscription,reason}`, `vigil_mqtt_connected`) and
-//!   rate-limited warnings;
+//!   `vigil_mqtt_decode_errors_total{subscription,reason}`, `vigil_mqtt_connected`,
+//!   `vigil_mqtt_sparkplug_rebirth_requests_total`), rate-limited warnings and the rebirth
+//!   rate limit;
 //! - a [`connection`](BrokerConnection) per broker: subscriptions with the same broker share
 //!   one rumqttc connection; QoS 1; resubscribes on every connect; reconnects with jittered
-//!   exponential backoff (200 ms doubling to 30 s) while the broker is away.
+//!   exponential backoff (200 ms doubling to 30 s) while the broker is away; publishes the
+//!   rebirth requests.
 //!
 //! A message goes to the first subscription (in config order) whose filter takes it; the
 //! config check refuses overlapping filters on one broker
@@ -30,6 +35,7 @@ pub mod filter;
 pub mod json;
 pub mod naming;
 pub mod number;
+pub mod rebirth;
 pub mod route;
 pub mod sparkplug;
 pub mod warn;
@@ -45,7 +51,8 @@ pub use filter::{FilterError, TopicFilter};
 pub use json::{FieldPath, JsonDecoder, PathError};
 pub use naming::{valid_point_name, DeviceTemplate};
 pub use number::NumberDecoder;
-pub use route::Route;
+pub use rebirth::{Rebirth, RebirthReason};
+pub use route::{Handled, Route};
 pub use sparkplug::SparkplugDecoder;
 
 use super::ReadingTx;

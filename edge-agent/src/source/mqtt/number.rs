@@ -50,6 +50,7 @@ impl NumberDecoder {
                     quality: Quality::Good,
                 }],
                 errors: Vec::new(),
+                rebirth: None,
             },
             Err(_) => DecodeError::BadDevice(device).into(),
         }
@@ -132,6 +133,7 @@ mod tests {
                     quality: Quality::Good,
                 }],
                 errors: vec![],
+                rebirth: None,
             }
         );
         let bad = d.decode("facility/door/7/open", &["7"], b"{\"open\": true}", now);

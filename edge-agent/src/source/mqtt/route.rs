@@ -1,15 +1,18 @@
-//! One subscription inside a broker connection: its topic filter, its decoder, its metrics
-//! and its logging budget. [`Route::handle`] turns one message into readings and does all
-//! the counting and logging of it; it does no I/O, so it is tested without a broker.
+//! One subscription inside a broker connection: its topic filter, its decoder, its metrics,
+//! its logging budget and its rebirth budget. [`Route::handle`] turns one message into
+//! readings (and, for `sparkplug_b`, maybe an edge node to ask for a rebirth, at most once
+//! per node every [`rebirth::PERIOD`](super::rebirth::PERIOD)) and does all the counting
+//! and logging of it; it does no I/O, so it is tested without a broker.
 
 use std::time::Instant;
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge};
-use tracing::warn;
+use tracing::{info, warn};
 use vigil_core::{Reading, Timestamp};
 
 use super::decoder::SubscriptionDecoder;
 use super::filter::TopicFilter;
+use super::rebirth::{Rebirth, RebirthLimiter};
 use super::warn::WarnLimiter;
 use crate::metrics::MqttMetrics;
 
@@ -23,6 +26,19 @@ pub struct Route {
     decode_errors: IntCounterVec,
     connected: IntGauge,
     warnings: WarnLimiter,
+    /// `vigil_mqtt_sparkplug_rebirth_requests_total`, for a decoder that asks for rebirths.
+    rebirth_requests: Option<IntCounter>,
+    rebirths: RebirthLimiter,
+}
+
+/// What one message on a route comes to.
+#[derive(Debug, Default)]
+pub struct Handled {
+    /// The readings, in message order.
+    pub readings: Vec<Reading>,
+    /// An edge node to ask for a rebirth now (within the rate limit); the connection
+    /// publishes its NCMD and reports it with [`Route::rebirth_requested`].
+    pub rebirth: Option<Rebirth>,
 }
 
 impl Route {
@@ -35,6 +51,10 @@ impl Route {
             readings: metrics.readings.with_label_values(&label),
             decode_errors: metrics.decode_errors.clone(),
             connected: metrics.connected.with_label_values(&label),
+            rebirth_requests: decoder
+                .requests_rebirth()
+                .then(|| metrics.rebirth_requests.with_label_values(&label)),
+            rebirths: RebirthLimiter::default(),
             filter,
             decoder,
             warnings: WarnLimiter::default(),
@@ -57,14 +77,15 @@ impl Route {
     }
 
     /// Decodes one message that this route takes, counting it, its readings and its errors
-    /// (each logged, rate-limited), and returns the readings.
+    /// (each logged, rate-limited), and returns the readings and the edge node to ask for a
+    /// rebirth, if one needs it and was not asked within the period.
     pub fn handle(
         &mut self,
         topic: &str,
         captures: &[&str],
         payload: &[u8],
         now: Timestamp,
-    ) -> Vec<Reading> {
+    ) -> Handled {
         self.messages.inc();
         let decoded = self.decoder.decode(topic, captures, payload, now);
         self.readings.inc_by(decoded.readings.len() as u64);
@@ -87,7 +108,28 @@ impl Route {
                 }
             }
         }
-        decoded.readings
+        let rebirth = decoded
+            .rebirth
+            .filter(|r| self.rebirth_requests.is_some() && self.rebirths.allow(r, Instant::now()));
+        Handled {
+            readings: decoded.readings,
+            rebirth,
+        }
+    }
+
+    /// Counts and logs a rebirth request the connection sent for [`Handled::rebirth`].
+    pub fn rebirth_requested(&self, rebirth: &Rebirth) {
+        if let Some(requests) = &self.rebirth_requests {
+            requests.inc();
+        }
+        info!(
+            subscription = self.filter.as_str(),
+            group_id = rebirth.group_id.as_str(),
+            edge_node_id = rebirth.edge_node_id.as_str(),
+            reason = rebirth.reason.as_str(),
+            detail = %rebirth.reason,
+            "asked a Sparkplug edge node for a rebirth (NCMD Node Control/Rebirth)"
+        );
     }
 }
 
@@ -118,13 +160,11 @@ mod tests {
         );
         let now = Timestamp::from_millis(1);
         let caps = r.captures("env/1").expect("matches");
-        assert_eq!(
-            r.handle("env/1", &caps, br#"{"t": 1, "h": 2}"#, now).len(),
-            2
-        );
-        assert_eq!(r.handle("env/1", &caps, br#"{"t": 1}"#, now).len(), 1);
-        assert_eq!(r.handle("env/1", &caps, b"garbage", now).len(), 0);
-        assert_eq!(r.handle("env/1", &caps, b"garbage", now).len(), 0);
+        let mut readings = |payload: &[u8]| r.handle("env/1", &caps, payload, now).readings.len();
+        assert_eq!(readings(br#"{"t": 1, "h": 2}"#), 2);
+        assert_eq!(readings(br#"{"t": 1}"#), 1);
+        assert_eq!(readings(b"garbage"), 0);
+        assert_eq!(readings(b"garbage"), 0);
         let m = &metrics.mqtt;
         assert_eq!(m.messages.with_label_values(&["env/+"]).get(), 4);
         assert_eq!(m.readings.with_label_values(&["env/+"]).get(), 3);
@@ -145,5 +185,64 @@ mod tests {
         assert!(metrics.render().contains(
             r#"vigil_mqtt_decode_errors_total{reason="not_json",subscription="env/+"} 2"#
         ));
+    }
+
+    fn ndata(seq: u64) -> Vec<u8> {
+        vigil_sparkplug::encode(&vigil_sparkplug::Payload::new(
+            1,
+            Some(seq),
+            vec![vigil_sparkplug::Metric::aliased(
+                1,
+                vigil_sparkplug::DataType::Float,
+                vigil_core::Value::Float(1.0),
+            )
+            .expect("fits")],
+        ))
+    }
+
+    #[test]
+    fn asks_for_a_rebirth_once_a_period_and_counts_it() {
+        let metrics = Metrics::new();
+        let mut r = route(&metrics, "sparkplug_b", "spBv1.0/#", "");
+        let now = Timestamp::from_millis(1);
+        let topic = "spBv1.0/g/NDATA/n";
+        let caps = r.captures(topic).expect("matches");
+        let first = r.handle(topic, &caps, &ndata(5), now);
+        let rebirth = first.rebirth.expect("no birth: a rebirth is needed");
+        assert_eq!(rebirth.topic(), "spBv1.0/g/NCMD/n");
+        r.rebirth_requested(&rebirth);
+        assert!(
+            r.handle(topic, &caps, &ndata(6), now).rebirth.is_none(),
+            "not again within the period"
+        );
+        let other = "spBv1.0/g/NDATA/other";
+        let caps = r.captures(other).expect("matches");
+        assert!(r.handle(other, &caps, &ndata(1), now).rebirth.is_some());
+        let requests = &metrics.mqtt.rebirth_requests;
+        assert_eq!(requests.with_label_values(&["spBv1.0/#"]).get(), 1);
+        assert!(metrics.render().contains(
+            r#"vigil_mqtt_sparkplug_rebirth_requests_total{subscription="spBv1.0/#"} 1"#
+        ));
+    }
+
+    #[test]
+    fn never_asks_with_rebirth_off() {
+        let metrics = Metrics::new();
+        let mut r = route(
+            &metrics,
+            "sparkplug_b",
+            "spBv1.0/#",
+            r#", "rebirth": false"#,
+        );
+        let topic = "spBv1.0/g/NDATA/n";
+        let caps = r.captures(topic).expect("matches");
+        let out = r.handle(topic, &caps, &ndata(5), Timestamp::from_millis(1));
+        assert!(out.rebirth.is_none());
+        assert!(
+            !metrics
+                .render()
+                .contains("vigil_mqtt_sparkplug_rebirth_requests_total{"),
+            "no series for a subscription that never asks"
+        );
     }
 }

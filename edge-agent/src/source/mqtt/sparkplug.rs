@@ -22,17 +22,27 @@
 //!   reading with its own timestamp that does not become the last value;
 //! - STATE, NCMD and DCMD are not readings and are ignored.
 //!
-//! Message sequence numbers are not checked, and no rebirth is requested: the source only
-//! listens.
+//! A node's `seq` (0..=255, one more with each of its births, data and device deaths) is
+//! followed from its NBIRTH on; a skip means lost messages. A repeat of the last `seq` is
+//! taken for a QoS 1 redelivery, not a skip.
+//!
+//! When the decoder cannot interpret an edge node's messages without a new birth, it says so
+//! in [`Decoded::rebirth`] (unless built [without](SparkplugDecoder::with_rebirth)): for
+//! NDATA, DDATA, DBIRTH or DDEATH of a node whose NBIRTH it has not seen (or that died
+//! since), for a DATA metric no birth bound, and for every message of a node whose `seq`
+//! skipped, until its next NBIRTH. It only says so: the [route](super::Route) rate-limits
+//! and the connection publishes the NCMD ([`rebirth`](super::rebirth)). The DATA it can
+//! decode meanwhile it still decodes.
 
 use std::collections::{HashMap, HashSet};
 
 use tracing::{debug, info, warn};
 use vigil_core::{PointId, Quality, Reading, Timestamp, Value};
-use vigil_sparkplug::{DataType, MessageType, Metric, MetricValue, Topic, BD_SEQ};
+use vigil_sparkplug::{next_seq, DataType, MessageType, Metric, MetricValue, Topic, BD_SEQ};
 
 use super::error::{DecodeError, Decoded};
 use super::naming::{point_name, sanitise_device, MAX_NAME};
+use super::rebirth::{Rebirth, RebirthReason};
 
 /// How many edge nodes and devices one subscription tracks at most.
 pub const MAX_SCOPES: usize = 10_000;
@@ -41,12 +51,20 @@ pub const MAX_SCOPES: usize = 10_000;
 const LAST_MILLISECOND: u64 = 253_402_300_799_999;
 
 /// The `sparkplug_b` decoder of one subscription, with what the births told it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SparkplugDecoder {
     /// By `(group_id, edge_node_id)`.
     nodes: HashMap<(String, String), Node>,
     /// Node and device tables held, for [`MAX_SCOPES`].
     scopes: usize,
+    /// Whether to say which edge nodes need a rebirth.
+    rebirth: bool,
+}
+
+impl Default for SparkplugDecoder {
+    fn default() -> Self {
+        SparkplugDecoder::new()
+    }
 }
 
 /// What is known of one edge node.
@@ -58,12 +76,30 @@ struct Node {
     table: Option<Table>,
     /// Its devices' metrics, by `device_id`.
     devices: HashMap<String, Table>,
+    /// The `seq` of its last message since its NBIRTH.
+    seq: Option<u64>,
+    /// The first `seq` skip since its NBIRTH: `(expected, got)`.
+    gap: Option<(u64, u64)>,
 }
 
 impl Node {
     /// How many tables it holds: its own (once born) and its devices'.
     fn tables(&self) -> usize {
         usize::from(self.table.is_some()) + self.devices.len()
+    }
+
+    /// Follows its `seq` through one more message (not an NBIRTH), noting the first skip.
+    fn follow(&mut self, seq: Option<u64>) {
+        let Some(got) = seq else {
+            return;
+        };
+        if let Some(last) = self.seq {
+            let expected = next_seq(last);
+            if got != expected && got != last && self.gap.is_none() {
+                self.gap = Some((expected, got));
+            }
+        }
+        self.seq = Some(got);
     }
 }
 
@@ -244,9 +280,26 @@ fn bd_seq(metrics: &[Metric]) -> Option<u64> {
 }
 
 impl SparkplugDecoder {
-    /// A decoder that has seen no birth yet.
+    /// A decoder that has seen no birth yet, and says which edge nodes need a rebirth.
     pub fn new() -> Self {
-        SparkplugDecoder::default()
+        SparkplugDecoder {
+            nodes: HashMap::new(),
+            scopes: 0,
+            rebirth: true,
+        }
+    }
+
+    /// This decoder, saying which edge nodes need a rebirth (`true`, the default) or never
+    /// (`false`: `rebirth = false` in the subscription).
+    #[must_use]
+    pub fn with_rebirth(mut self, on: bool) -> Self {
+        self.rebirth = on;
+        self
+    }
+
+    /// Whether it says which edge nodes need a rebirth.
+    pub fn requests_rebirth(&self) -> bool {
+        self.rebirth
     }
 
     /// How many edge nodes and devices it holds a birth of.
@@ -283,6 +336,17 @@ impl SparkplugDecoder {
             None => format!("{}/{}", key.0, key.1),
         };
         let mut out = Decoded::default();
+        // Births, data and device deaths after the NBIRTH carry the node's next `seq`.
+        let follows = matches!(
+            message_type,
+            MessageType::DBirth | MessageType::NData | MessageType::DData | MessageType::DDeath
+        );
+        if follows {
+            if let Some(node) = self.nodes.get_mut(&key).filter(|n| n.table.is_some()) {
+                node.follow(payload.seq);
+            }
+        }
+        let mut unknown_metric = false;
         match message_type {
             MessageType::NBirth | MessageType::DBirth => {
                 let device = sanitise_device(device_id.as_deref().unwrap_or(&key.1));
@@ -300,13 +364,15 @@ impl SparkplugDecoder {
                 let table = Table::from_birth(scope, &device, &payload.metrics, sent, &mut out);
                 debug!(scope = %table.scope, metrics = table.metrics.len(), "Sparkplug birth");
                 self.scopes = self.scopes - replaces + 1;
-                let node = self.nodes.entry(key).or_default();
+                let node = self.nodes.entry(key.clone()).or_default();
                 match device_id {
                     None => {
                         *node = Node {
                             bd_seq: bd_seq(&payload.metrics),
                             table: Some(table),
                             devices: HashMap::new(),
+                            seq: payload.seq,
+                            gap: None,
                         }
                     }
                     Some(d) => {
@@ -355,6 +421,10 @@ impl SparkplugDecoder {
                         }
                     }
                 }
+                unknown_metric = matches!(
+                    unknown,
+                    Some(DecodeError::UnknownAlias { .. } | DecodeError::UnknownMetric { .. })
+                );
                 out.errors.extend(unknown);
             }
             MessageType::NDeath => {
@@ -391,6 +461,20 @@ impl SparkplugDecoder {
                 }
             }
             MessageType::NCmd | MessageType::DCmd => {}
+        }
+        if follows && self.rebirth {
+            let reason = match self.nodes.get(&key) {
+                Some(node) if node.table.is_some() => match node.gap {
+                    Some((expected, got)) => Some(RebirthReason::SeqGap { expected, got }),
+                    None => unknown_metric.then_some(RebirthReason::UnknownMetric),
+                },
+                _ => Some(RebirthReason::NoBirth),
+            };
+            out.rebirth = reason.map(|reason| Rebirth {
+                group_id: key.0,
+                edge_node_id: key.1,
+                reason,
+            });
         }
         out
     }
@@ -591,6 +675,210 @@ mod tests {
             summary(&d.decode("spBv1.0/g/DDATA/n/x", &ddata, NOW)).1,
             vec!["unknown_alias"]
         );
+    }
+
+    /// The rebirth the decoder asks for, as `reason@group/node`.
+    fn asks(out: &Decoded) -> Option<String> {
+        out.rebirth
+            .as_ref()
+            .map(|r| format!("{}@{}/{}", r.reason.as_str(), r.group_id, r.edge_node_id))
+    }
+
+    fn volts(seq: u64) -> Vec<u8> {
+        bytes(
+            10,
+            Some(seq),
+            vec![data(1, DataType::Float, Value::Float(1.0))],
+        )
+    }
+
+    #[test]
+    fn data_without_a_birth_asks_for_one_and_a_birth_settles_it() {
+        let mut d = SparkplugDecoder::new();
+        // The agent subscribed after the node's NBIRTH: data only.
+        let out = d.decode("spBv1.0/g/NDATA/n", &volts(7), NOW);
+        assert_eq!(summary(&out).1, vec!["unknown_alias"]);
+        assert_eq!(asks(&out).as_deref(), Some("no_birth@g/n"));
+        assert_eq!(
+            asks(&d.decode("spBv1.0/g/NDATA/n", &volts(8), NOW)).as_deref(),
+            Some("no_birth@g/n"),
+            "as long as the condition lasts (the route rate-limits)"
+        );
+        let ddata = bytes(1, Some(9), vec![data(1, DataType::UInt16, Value::Int(8))]);
+        assert_eq!(
+            asks(&d.decode("spBv1.0/g/DDATA/n/tank", &ddata, NOW)).as_deref(),
+            Some("no_birth@g/n")
+        );
+        // A DBIRTH without its node's NBIRTH is decoded, and still asks.
+        let dbirth = bytes(
+            1,
+            Some(10),
+            vec![m("Level", 1, DataType::UInt16, Value::Int(7))],
+        );
+        let out = d.decode("spBv1.0/g/DBIRTH/n/tank", &dbirth, NOW);
+        assert_eq!(summary(&out), (s(&["tank/level=7@1"]), vec![]));
+        assert_eq!(asks(&out).as_deref(), Some("no_birth@g/n"));
+        // Another node of the same group is its own case.
+        assert_eq!(
+            asks(&d.decode("spBv1.0/g/NDATA/other", &volts(0), NOW)).as_deref(),
+            Some("no_birth@g/other")
+        );
+
+        // The rebirth: NBIRTH (seq 0), DBIRTH (seq 1); then data decodes and asks nothing.
+        let out = d.decode("spBv1.0/g/NBIRTH/n", &node_birth(), NOW);
+        assert_eq!(out.rebirth, None);
+        let dbirth = bytes(
+            1,
+            Some(1),
+            vec![m("Level", 1, DataType::UInt16, Value::Int(7))],
+        );
+        assert_eq!(
+            d.decode("spBv1.0/g/DBIRTH/n/tank", &dbirth, NOW).rebirth,
+            None
+        );
+        let out = d.decode("spBv1.0/g/NDATA/n", &volts(2), NOW);
+        assert_eq!(summary(&out), (s(&["n/supply_voltage=1@10"]), vec![]));
+        assert_eq!(out.rebirth, None);
+        let out = d.decode(
+            "spBv1.0/g/DDATA/n/tank",
+            &bytes(1, Some(3), vec![data(1, DataType::UInt16, Value::Int(9))]),
+            NOW,
+        );
+        assert_eq!(summary(&out), (s(&["tank/level=9@1"]), vec![]));
+        assert_eq!(out.rebirth, None);
+
+        // After its death, the node is unborn again.
+        let death = bytes(40, None, vec![m(BD_SEQ, 0, DataType::Int64, Value::Int(3))]);
+        assert_eq!(d.decode("spBv1.0/g/NDEATH/n", &death, NOW).rebirth, None);
+        assert_eq!(
+            asks(&d.decode("spBv1.0/g/NDATA/n", &volts(4), NOW)).as_deref(),
+            Some("no_birth@g/n")
+        );
+    }
+
+    #[test]
+    fn an_unknown_alias_asks_for_a_rebirth() {
+        let mut d = SparkplugDecoder::new();
+        d.decode("spBv1.0/g/NBIRTH/n", &node_birth(), NOW);
+        let mixed = bytes(
+            2,
+            Some(1),
+            vec![
+                data(1, DataType::Float, Value::Float(1.0)),
+                data(9, DataType::Float, Value::Float(2.0)),
+            ],
+        );
+        let out = d.decode("spBv1.0/g/NDATA/n", &mixed, NOW);
+        assert_eq!(
+            summary(&out),
+            (s(&["n/supply_voltage=1@2"]), vec!["unknown_alias"]),
+            "what it can decode, it decodes"
+        );
+        assert_eq!(asks(&out).as_deref(), Some("unknown_alias@g/n"));
+        // A device never born (its node is): the node's rebirth brings its DBIRTH.
+        let ddata = bytes(
+            3,
+            Some(2),
+            vec![data(1, DataType::Float, Value::Float(1.0))],
+        );
+        assert_eq!(
+            asks(&d.decode("spBv1.0/g/DDATA/n/x", &ddata, NOW)).as_deref(),
+            Some("unknown_alias@g/n")
+        );
+        // A name no birth listed.
+        let named = bytes(
+            4,
+            Some(3),
+            vec![Metric {
+                name: Some("Nope".into()),
+                ..Metric::default()
+            }],
+        );
+        assert_eq!(
+            asks(&d.decode("spBv1.0/g/NDATA/n", &named, NOW)).as_deref(),
+            Some("unknown_alias@g/n")
+        );
+        // A metric with neither name nor alias is broken whatever the birth: no rebirth.
+        let anonymous = bytes(5, Some(4), vec![Metric::default()]);
+        let out = d.decode("spBv1.0/g/NDATA/n", &anonymous, NOW);
+        assert_eq!(summary(&out).1, vec!["bad_metric"]);
+        assert_eq!(out.rebirth, None);
+        // Garbage is not the node's births' fault either.
+        let out = d.decode("spBv1.0/g/NDATA/n", b"\x12\x05\x0a", NOW);
+        assert_eq!(out.rebirth, None);
+    }
+
+    #[test]
+    fn a_seq_gap_asks_for_a_rebirth_until_the_next_nbirth() {
+        let mut d = SparkplugDecoder::new();
+        d.decode("spBv1.0/g/NBIRTH/n", &node_birth(), NOW); // seq 0
+        for seq in 1..=3 {
+            assert_eq!(
+                d.decode("spBv1.0/g/NDATA/n", &volts(seq), NOW).rebirth,
+                None
+            );
+        }
+        // A QoS 1 redelivery repeats the last seq: not a gap.
+        assert_eq!(d.decode("spBv1.0/g/NDATA/n", &volts(3), NOW).rebirth, None);
+        // 4 and 5 were lost. The data still decodes.
+        let out = d.decode("spBv1.0/g/NDATA/n", &volts(6), NOW);
+        assert_eq!(summary(&out), (s(&["n/supply_voltage=1@10"]), vec![]));
+        assert_eq!(
+            out.rebirth.as_ref().map(|r| r.reason),
+            Some(RebirthReason::SeqGap {
+                expected: 4,
+                got: 6
+            })
+        );
+        // The node stays suspect (the request may be lost too) until its NBIRTH.
+        let out = d.decode("spBv1.0/g/NDATA/n", &volts(7), NOW);
+        assert_eq!(asks(&out).as_deref(), Some("seq_gap@g/n"));
+        let dbirth = bytes(
+            1,
+            Some(8),
+            vec![m("Level", 1, DataType::UInt16, Value::Int(7))],
+        );
+        assert_eq!(
+            asks(&d.decode("spBv1.0/g/DBIRTH/n/tank", &dbirth, NOW)).as_deref(),
+            Some("seq_gap@g/n")
+        );
+        d.decode("spBv1.0/g/NBIRTH/n", &node_birth(), NOW); // seq 0
+        assert_eq!(d.decode("spBv1.0/g/NDATA/n", &volts(1), NOW).rebirth, None);
+        // Device messages count in the node's seq, and it wraps after 255.
+        let ddata = |seq| bytes(1, Some(seq), vec![data(1, DataType::UInt16, Value::Int(1))]);
+        d.decode(
+            "spBv1.0/g/DBIRTH/n/tank",
+            &bytes(
+                1,
+                Some(2),
+                vec![m("Level", 1, DataType::UInt16, Value::Int(7))],
+            ),
+            NOW,
+        );
+        for seq in 3..=255 {
+            let out = d.decode("spBv1.0/g/DDATA/n/tank", &ddata(seq), NOW);
+            assert_eq!(out.rebirth, None, "seq {seq}");
+        }
+        assert_eq!(d.decode("spBv1.0/g/NDATA/n", &volts(0), NOW).rebirth, None);
+        let out = d.decode("spBv1.0/g/DDEATH/n/tank", &bytes(1, Some(2), vec![]), NOW);
+        assert_eq!(
+            out.rebirth.map(|r| r.reason),
+            Some(RebirthReason::SeqGap {
+                expected: 1,
+                got: 2
+            })
+        );
+    }
+
+    #[test]
+    fn never_asks_when_rebirth_is_off() {
+        let mut d = SparkplugDecoder::new().with_rebirth(false);
+        assert!(!d.requests_rebirth());
+        let out = d.decode("spBv1.0/g/NDATA/n", &volts(7), NOW);
+        assert_eq!(summary(&out).1, vec!["unknown_alias"]);
+        assert_eq!(out.rebirth, None);
+        d.decode("spBv1.0/g/NBIRTH/n", &node_birth(), NOW);
+        assert_eq!(d.decode("spBv1.0/g/NDATA/n", &volts(9), NOW).rebirth, None);
     }
 
     #[test]
