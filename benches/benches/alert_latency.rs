@@ -127,8 +127,10 @@ async fn read_stream(addr: std::net::SocketAddr, tx: mpsc::UnboundedSender<Messa
     stream
         .get_mut()
         .write_all(
-            format!("GET /api/v1/stream HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n")
-                .as_bytes(),
+            format!(
+                "GET /api/v1/stream HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+            )
+            .as_bytes(),
         )
         .await
         .expect("send the request");
@@ -190,12 +192,14 @@ async fn read_stream(addr: std::net::SocketAddr, tx: mpsc::UnboundedSender<Messa
                     data.push(v.strip_prefix(' ').unwrap_or(v).to_owned());
                 }
             }
-            if !data.is_empty() && tx.send(Message {
-                received,
-                name,
-                data: data.join("\n"),
-            })
-            .is_err()
+            if !data.is_empty()
+                && tx
+                    .send(Message {
+                        received,
+                        name,
+                        data: data.join("\n"),
+                    })
+                    .is_err()
             {
                 return;
             }
@@ -413,7 +417,7 @@ fn main() {
         POLL.as_millis() / 2
     );
     println!(
-        "(nearest-rank percentiles over {seen} samples: p99 is the largest but one or the largest; load average at the end {})",
+        "(nearest-rank percentiles over {seen} samples: below 100 samples p99 is the maximum; load average at the end {})",
         load_average()
     );
 }

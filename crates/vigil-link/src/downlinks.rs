@@ -3,11 +3,14 @@
 //! downlink outbox per child onto `vigil/v1/down/{child}`. A hub runs one.
 //!
 //! - **Uplink batches** from `vigil/v1/up/{child}` are committed with
-//!   `Store::apply_batch_and_forward` — the events, the child's inbox cursor and, with a
+//!   `Store::apply_batches_and_forward` — the events, the child's inbox cursor and, with a
 //!   [`Forward`], the events the escalation policy sends up, queued on the hub's own
 //!   `parent` outbox, all in one transaction — and only then acknowledged on
-//!   `vigil/v1/down/{child}`. A payload that does not decode is counted and dropped, never
-//!   acknowledged and never fatal.
+//!   `vigil/v1/down/{child}`. The batches already waiting when one arrives (many children
+//!   draining at once) join its transaction, up to [`MAX_GROUP_BATCHES`]: one commit, one
+//!   fsync for the group, then one ack per batch. A group that fails is retried batch by
+//!   batch, so one bad batch holds up no other child. A payload that does not decode is
+//!   counted and dropped, never acknowledged and never fatal.
 //! - **Statuses** (retained, and last wills) on `vigil/v1/status/{child}` keep the children
 //!   table ([`Children`]): online or offline, backlog, devices, last seen — the hub's tree.
 //! - **Downlinks**: the owner queues events for a child with [`DownlinksHandle::enqueue`]
@@ -67,13 +70,14 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 use vigil_core::{AlertEvent, Lane, NodeId, Timestamp};
+use vigil_store::{ForwardOutcome, InboundBatch, StoreError};
 use vigil_wire::{encode, Ack, Batch, ChildStatus, Message, Topic, PARENT_FILTERS};
 
 use crate::backoff::BackoffConfig;
 use crate::children::{ChildInfo, Children, Transition};
 use crate::drain::{OutboxLink, Pumped};
 use crate::error::LinkError;
-use crate::escalation::{apply_and_forward, ForwardPolicy};
+use crate::escalation::{apply_group, ForwardPolicy};
 use crate::handoff::{Delivery, OutboxPoke};
 use crate::inbound::{self, ParentInbound};
 use crate::metrics::LinkMetrics;
@@ -93,6 +97,12 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// How long to wait before publishing again when the MQTT client's queue was full.
 const BLOCKED_RETRY: Duration = Duration::from_millis(20);
+
+/// The most children's batches committed in one transaction.
+pub const MAX_GROUP_BATCHES: usize = 16;
+
+/// A group stops taking batches once it holds this many events.
+pub const MAX_GROUP_EVENTS: usize = 8000;
 
 /// The downlink outbox of `child`: `child:{node}`.
 pub fn child_link(child: &NodeId) -> String {
@@ -360,6 +370,7 @@ impl Downlinks {
             connected: false,
             children: Children::new(),
             links: BTreeMap::new(),
+            pending: None,
         };
         task.discover().await?;
         task.dl
@@ -378,6 +389,8 @@ struct DownlinksTask {
     connected: bool,
     children: Children,
     links: BTreeMap<NodeId, OutboxLink>,
+    /// An MQTT event taken off the queue while gathering a group of batches, handled next.
+    pending: Option<MqttEvent>,
 }
 
 impl DownlinksTask {
@@ -388,6 +401,10 @@ impl DownlinksTask {
         let far = || Instant::now() + Duration::from_secs(3600);
         let shared = Arc::clone(&self.dl.shared);
         loop {
+            if let Some(event) = self.pending.take() {
+                self.on_mqtt(event).await;
+                continue;
+            }
             if retry_at.is_none() && self.pump_all().await == Pumped::Blocked {
                 retry_at = Some(Instant::now() + BLOCKED_RETRY);
             }
@@ -604,12 +621,45 @@ impl DownlinksTask {
                     self.on_child_ack(&child, ack).await;
                 }
                 Ok(ParentInbound::Batch { child, batch }) => {
-                    let transition = self.children.on_traffic(&child, Timestamp::now());
-                    self.on_transition(&child, transition).await;
-                    self.on_uplink(child, batch).await;
+                    let group = self.gather(Received::new(child, batch));
+                    for received in &group {
+                        let transition =
+                            self.children.on_traffic(&received.child, Timestamp::now());
+                        self.on_transition(&received.child, transition).await;
+                    }
+                    self.on_uplinks(group).await;
                 }
             },
         }
+    }
+
+    /// `first` and the children's batches already waiting behind it, up to
+    /// [`MAX_GROUP_BATCHES`] and [`MAX_GROUP_EVENTS`]: they are committed in one transaction.
+    /// The first event that is not a batch is kept for the next turn of the loop.
+    fn gather(&mut self, first: Received) -> Vec<Received> {
+        let mut events = first.events.len();
+        let mut group = vec![first];
+        while self.pending.is_none() && group.len() < MAX_GROUP_BATCHES && events < MAX_GROUP_EVENTS
+        {
+            let Ok(event) = self.conn.events.try_recv() else {
+                break;
+            };
+            match event {
+                MqttEvent::Publish { topic, payload } => {
+                    match inbound::for_parent(&topic, &payload) {
+                        Ok(ParentInbound::Batch { child, batch }) => {
+                            let received = Received::new(child, batch);
+                            events += received.events.len();
+                            group.push(received);
+                        }
+                        // Decoded again (and counted, if it does not decode) in its turn.
+                        _ => self.pending = Some(MqttEvent::Publish { topic, payload }),
+                    }
+                }
+                other => self.pending = Some(other),
+            }
+        }
+        group
     }
 
     async fn on_child_ack(&mut self, child: &NodeId, ack: Ack) {
@@ -621,43 +671,121 @@ impl DownlinksTask {
         }
     }
 
-    /// Commits a child's batch (and what goes up), acks it, hands its new events over.
-    async fn on_uplink(&mut self, child: NodeId, batch: Batch) {
-        let link = child_link(&child);
-        let metrics = &self.dl.metrics;
-        let lane = batch.lane();
-        let first_seq = batch.first_seq();
-        let events = alert_events(batch);
-        let count = events.len();
+    /// Commits children's batches (and what goes up) in one transaction, then acks each and
+    /// hands its new events over. If the group fails, each batch is tried alone, so one bad
+    /// batch holds up no other child.
+    async fn on_uplinks(&mut self, group: Vec<Received>) {
+        let Some((outcome, group)) = self.commit(group).await else {
+            return;
+        };
+        match outcome {
+            Ok(outcomes) => {
+                if group.len() > 1 {
+                    debug!(
+                        batches = group.len(),
+                        "children's batches committed together"
+                    );
+                }
+                for (received, outcome) in group.into_iter().zip(outcomes) {
+                    self.on_committed(received, outcome).await;
+                }
+            }
+            Err(err) if group.len() == 1 => self.on_failed(&group, &err),
+            Err(err) => {
+                warn!(batches = group.len(), error = %err,
+                      "cannot commit the children's batches together; committing them one by one");
+                for received in group {
+                    let Some((outcome, one)) = self.commit(vec![received]).await else {
+                        continue;
+                    };
+                    match outcome {
+                        Ok(outcomes) => {
+                            for (received, outcome) in one.into_iter().zip(outcomes) {
+                                self.on_committed(received, outcome).await;
+                            }
+                        }
+                        Err(err) => self.on_failed(&one, &err),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies `group` in one transaction on the store's thread. Returns the outcome with the
+    /// group back, or `None` (logged) when the store itself is unusable.
+    async fn commit(
+        &mut self,
+        group: Vec<Received>,
+    ) -> Option<(Result<Vec<ForwardOutcome>, StoreError>, Vec<Received>)> {
         let forward = self
             .dl
             .forward
             .as_ref()
             .map(|f| (f.link.clone(), f.policy.clone()));
-        let peer = child.clone();
+        let names: Vec<NodeId> = group.iter().map(|r| r.child.clone()).collect();
         let result = self
             .dl
             .store
             .call(move |s| {
+                let batches: Vec<InboundBatch<'_>> = group
+                    .iter()
+                    .map(|r| InboundBatch {
+                        peer: &r.child,
+                        lane: r.lane,
+                        first_seq: r.first_seq,
+                        events: &r.events,
+                    })
+                    .collect();
                 let forward = forward
                     .as_ref()
                     .map(|(link, policy)| (link.as_str(), policy));
-                let outcome = apply_and_forward(s, &peer, lane, first_seq, &events, forward)?;
-                Ok((outcome, events))
+                let outcome = apply_group(s, &batches, forward);
+                drop(batches);
+                Ok((outcome, group))
             })
             .await;
-        let (outcome, events) = match result {
-            Ok(done) => done,
+        match result {
+            Ok(done) => Some(done),
             Err(err) => {
-                metrics
-                    .apply_errors
-                    .with_label_values(&[link.as_str()])
-                    .inc();
-                error!(%child, %lane, first_seq, count, error = %err,
-                       "cannot commit a child's batch; not acknowledging it");
-                return;
+                for child in &names {
+                    self.dl
+                        .metrics
+                        .apply_errors
+                        .with_label_values(&[child_link(child).as_str()])
+                        .inc();
+                }
+                error!(batches = names.len(), error = %err,
+                       "cannot reach the store to commit children's batches; not acknowledging them");
+                None
             }
-        };
+        }
+    }
+
+    /// Counts a batch that could not be committed; it is not acknowledged, so its child
+    /// resends it.
+    fn on_failed(&self, group: &[Received], err: &StoreError) {
+        for r in group {
+            self.dl
+                .metrics
+                .apply_errors
+                .with_label_values(&[child_link(&r.child).as_str()])
+                .inc();
+            error!(child = %r.child, lane = %r.lane, first_seq = r.first_seq,
+                   count = r.events.len(), error = %err,
+                   "cannot commit a child's batch; not acknowledging it");
+        }
+    }
+
+    /// Acks a committed batch and hands its new events over.
+    async fn on_committed(&mut self, received: Received, outcome: ForwardOutcome) {
+        let Received {
+            child,
+            lane,
+            first_seq,
+            events,
+        } = received;
+        let link = child_link(&child);
+        let metrics = &self.dl.metrics;
         record_received(metrics, &link, lane, &outcome.batch);
         let ack = encode(&Message::Ack(Ack::new(lane, outcome.batch.ack_upto)));
         let down = Topic::Down(child.clone()).to_string();
@@ -687,5 +815,24 @@ impl DownlinksTask {
             events: pick(events, &outcome.fresh),
         };
         let _ = self.dl.deliveries_tx.send(delivery).await;
+    }
+}
+
+/// A child's batch as received, decoded.
+struct Received {
+    child: NodeId,
+    lane: Lane,
+    first_seq: u64,
+    events: Vec<AlertEvent>,
+}
+
+impl Received {
+    fn new(child: NodeId, batch: Batch) -> Self {
+        Received {
+            child,
+            lane: batch.lane(),
+            first_seq: batch.first_seq(),
+            events: alert_events(batch),
+        }
     }
 }

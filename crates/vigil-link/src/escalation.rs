@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use vigil_core::{AlertEvent, Lane, NodeId};
-use vigil_store::{ForwardOutcome, Store, StoreError};
+use vigil_store::{ForwardOutcome, InboundBatch, Store, StoreError};
 
 pub use vigil_store::{peak_severity, AlertContext};
 
@@ -72,11 +72,30 @@ pub(crate) fn apply_and_forward(
     }
 }
 
+/// Applies `batches` (from any peers) and — with `forward` — queues what its policy
+/// selects, all in one transaction (`Store::apply_batches_and_forward`): the group commit
+/// of a parent that finds several children's batches waiting. All or nothing.
+pub(crate) fn apply_group(
+    store: &mut Store,
+    batches: &[InboundBatch<'_>],
+    forward: Option<(&str, &ForwardPolicy)>,
+) -> Result<Vec<ForwardOutcome>, StoreError> {
+    match forward {
+        None => store.apply_batches_and_forward(batches, None, |_, _| None),
+        Some((link, ForwardPolicy::Event(policy))) => {
+            store.apply_batches_and_forward(batches, Some(link), |e, _| policy(e))
+        }
+        Some((link, ForwardPolicy::Alert(policy))) => {
+            store.apply_batches_and_forward(batches, Some(link), |e, ctx| policy(e, ctx))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use vigil_core::{
-        Actor, AlertEventBody, AlertId, AlertKey, ConditionKind, EventId, Hlc, Severity,
-        SitePath, Timestamp,
+        Actor, AlertEventBody, AlertId, AlertKey, ConditionKind, EventId, Hlc, Severity, SitePath,
+        Timestamp,
     };
 
     use super::*;

@@ -12,6 +12,11 @@ async fn drains_5000_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_children_drain_exactly_once() {
+    common::bounded(scenarios::many_children_drain_exactly_once(KIND)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn critical_before_normal() {
     common::bounded(scenarios::critical_before_normal(KIND)).await;
 }

@@ -20,8 +20,9 @@ ALTER TABLE alerts ADD COLUMN shelved_until TEXT;
 ALTER TABLE alerts ADD COLUMN suppressed INTEGER;
 ALTER TABLE alerts ADD COLUMN out_of_service INTEGER;
 ALTER TABLE alerts ADD COLUMN awaiting_reset INTEGER;
-ALTER TABLE alerts ADD COLUMN peak_severity TEXT
-    CHECK (peak_severity IN ('info', 'warning', 'minor', 'major', 'critical'));
+-- No CHECK on it: an `IN (…)` check builds a temporary table on every write of the row. A
+-- value the reader does not know makes it refold the alert's events instead.
+ALTER TABLE alerts ADD COLUMN peak_severity TEXT;
 
 UPDATE alerts SET
     shelved_until = CASE WHEN json_valid(view) THEN json_extract(view, '$.shelved_until') END,

@@ -212,8 +212,10 @@ fn load_row(conn: &Connection, alert: AlertId) -> Result<Option<StoredRow>> {
     let row: Option<(String, Option<String>)> = conn
         .prepare_cached("SELECT view, peak_severity FROM alerts WHERE id = ?1")
         .and_then(|mut stmt| {
-            stmt.query_row([&alert.as_bytes()[..]], |row| Ok((row.get(0)?, row.get(1)?)))
-                .optional()
+            stmt.query_row([&alert.as_bytes()[..]], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()
         })
         .op("read an alert")?;
     Ok(row.map(|(json, peak)| StoredRow {
@@ -361,6 +363,20 @@ impl Store {
     /// The folded view of an alert, or `None` if no event of it is stored.
     pub fn alert(&self, id: AlertId) -> Result<Option<AlertView>> {
         load_view(&self.conn, id)
+    }
+
+    /// The folded view of an alert with its peak severity — what a per-alert escalation
+    /// policy judges by — or `None` if no event of it is stored. Reads one row, whatever the
+    /// alert's history.
+    pub fn alert_context(&self, id: AlertId) -> Result<Option<AlertContext>> {
+        load_row(&self.conn, id)?
+            .map(|row| {
+                Ok(AlertContext {
+                    view: row.view?,
+                    peak_severity: row.peak?,
+                })
+            })
+            .transpose()
     }
 
     /// An alert's stored events in fold order, `(HLC, event id)`.

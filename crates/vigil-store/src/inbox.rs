@@ -59,6 +59,124 @@ pub struct ForwardOutcome {
     pub forwarded: Vec<(Lane, u64)>,
 }
 
+/// One batch a peer sent, for [`Store::apply_batches_and_forward`].
+#[derive(Debug, Clone, Copy)]
+pub struct InboundBatch<'a> {
+    /// The sending peer.
+    pub peer: &'a NodeId,
+    /// The lane the batch was sent in.
+    pub lane: Lane,
+    /// The sequence number of its first event.
+    pub first_seq: u64,
+    /// Its events, in sequence order.
+    pub events: &'a [AlertEvent],
+}
+
+impl InboundBatch<'_> {
+    /// The sequence number of the last event as a column value, `None` for an empty batch;
+    /// [`StoreError::InvalidBatch`] for one numbered from 0 or past 2^63 - 1.
+    fn last_seq(&self) -> Result<Option<i64>> {
+        if self.events.is_empty() {
+            return Ok(None);
+        }
+        let invalid = || StoreError::InvalidBatch {
+            peer: self.peer.clone(),
+            lane: self.lane,
+            first_seq: self.first_seq,
+            len: self.events.len(),
+        };
+        if self.first_seq == 0 {
+            return Err(invalid());
+        }
+        let last = self
+            .first_seq
+            .checked_add(self.events.len() as u64 - 1)
+            .ok_or_else(invalid)?;
+        seq_to_sql(last).ok_or_else(invalid).map(Some)
+    }
+}
+
+/// Applies `batch` (whose last sequence number is `last`, `None` when it is empty) inside
+/// the caller's transaction: the events, the forwarded records, the cursor.
+fn apply_in_tx<P>(
+    tx: &Connection,
+    batch: &InboundBatch<'_>,
+    last: Option<i64>,
+    forward_link: Option<&str>,
+    policy: P,
+) -> Result<ForwardOutcome>
+where
+    P: Fn(&AlertEvent, Option<&AlertContext>) -> Option<Lane>,
+{
+    let InboundBatch {
+        peer,
+        lane,
+        first_seq,
+        events,
+    } = *batch;
+    let cursor = load_cursor(tx, peer, lane)?;
+    let Some(last_sql) = last else {
+        return Ok(ForwardOutcome {
+            batch: BatchOutcome {
+                ack_upto: cursor,
+                ..BatchOutcome::default()
+            },
+            ..ForwardOutcome::default()
+        });
+    };
+    if first_seq > cursor.saturating_add(1) {
+        debug!(%peer, %lane, cursor, first_seq, "batch after a gap: not applied, asking for a resend");
+        return Ok(ForwardOutcome {
+            batch: BatchOutcome {
+                ack_upto: cursor,
+                gap: true,
+                ..BatchOutcome::default()
+            },
+            ..ForwardOutcome::default()
+        });
+    }
+    let applied = apply_in_tracked(tx, events)?;
+    let mut forwarded = Vec::new();
+    if let Some(link) = forward_link {
+        let mut payloads = Vec::new();
+        for &index in &applied.fresh {
+            let Some(event) = events.get(index) else {
+                continue;
+            };
+            if let Some(up_lane) = policy(event, applied.contexts.get(&event.alert)) {
+                payloads.push((up_lane, link_payload(event)?));
+            }
+        }
+        let lanes: Vec<Lane> = payloads.iter().map(|(l, _)| *l).collect();
+        let seqs = append_in(tx, link, payloads)?;
+        forwarded = lanes.into_iter().zip(seqs).collect();
+    }
+    // `last_sql` is `last_seq` checked to fit: it converts back.
+    let last_seq = u64::try_from(last_sql).unwrap_or(u64::MAX);
+    let ack_upto = cursor.max(last_seq);
+    if ack_upto > cursor {
+        tx.prepare_cached(
+            "INSERT INTO inbox_cursors (peer, lane, applied_upto) VALUES (?1, ?2, ?3)
+             ON CONFLICT (peer, lane) DO UPDATE SET applied_upto = excluded.applied_upto",
+        )
+        .and_then(|mut stmt| stmt.execute(params![peer.as_str(), lane.as_i64(), last_sql]))
+        .op("advance an inbox cursor")?;
+    }
+    if !forwarded.is_empty() {
+        debug!(%peer, %lane, forwarded = forwarded.len(), link = forward_link, "batch forwarded");
+    }
+    Ok(ForwardOutcome {
+        batch: BatchOutcome {
+            ack_upto,
+            applied: applied.stats.applied,
+            duplicates: applied.stats.duplicates,
+            gap: false,
+        },
+        fresh: applied.fresh,
+        forwarded,
+    })
+}
+
 fn load_cursor(conn: &Connection, peer: &NodeId, lane: Lane) -> Result<u64> {
     let raw: Option<i64> = conn
         .prepare_cached("SELECT applied_upto FROM inbox_cursors WHERE peer = ?1 AND lane = ?2")
@@ -131,12 +249,74 @@ impl Store {
     where
         P: Fn(&AlertEvent, &AlertContext) -> Option<Lane>,
     {
-        self.apply_and_forward_with(peer, lane, first_seq, events, Some(forward_link), |e, ctx| {
-            ctx.and_then(|ctx| policy(e, ctx))
-        })
+        self.apply_and_forward_with(
+            peer,
+            lane,
+            first_seq,
+            events,
+            Some(forward_link),
+            |e, ctx| ctx.and_then(|ctx| policy(e, ctx)),
+        )
     }
 
-    /// The body of both: `policy` gets each new event and its alert's context.
+    /// Applies several batches — from one peer or many, in order — and forwards what
+    /// `policy` selects, like [`Store::apply_batch_and_forward_by_alert`] does for each, all
+    /// in **one** durable transaction: one commit (one fsync) for the group. A receiver that
+    /// finds several batches waiting (many children draining at once) commits them together
+    /// and then acknowledges each; nothing is acknowledged before the group is durable.
+    ///
+    /// The outcomes are in the order of `batches`; each batch sees the ones before it (two
+    /// batches of one peer's lane in a row are applied in turn). The policy gets each new
+    /// event with its alert as the group leaves it so far. With `forward_link` `None`
+    /// nothing is forwarded and `policy` is not called.
+    ///
+    /// All or nothing: if any batch is invalid or fails, nothing of the group is committed
+    /// and the error is returned — a receiver then applies the batches one by one, so one bad
+    /// batch cannot hold up the others.
+    pub fn apply_batches_and_forward<P>(
+        &mut self,
+        batches: &[InboundBatch<'_>],
+        forward_link: Option<&str>,
+        policy: P,
+    ) -> Result<Vec<ForwardOutcome>>
+    where
+        P: Fn(&AlertEvent, &AlertContext) -> Option<Lane>,
+    {
+        let checked = batches
+            .iter()
+            .map(InboundBatch::last_seq)
+            .collect::<Result<Vec<_>>>()?;
+        if checked.iter().all(Option::is_none) {
+            // Only empty batches: nothing to write.
+            return batches
+                .iter()
+                .map(|b| {
+                    Ok(ForwardOutcome {
+                        batch: BatchOutcome {
+                            ack_upto: self.inbox_cursor(b.peer, b.lane)?,
+                            ..BatchOutcome::default()
+                        },
+                        ..ForwardOutcome::default()
+                    })
+                })
+                .collect();
+        }
+        let tx = self.write_tx("begin applying batches")?;
+        let outcomes = batches
+            .iter()
+            .zip(checked)
+            .map(|(batch, last)| {
+                apply_in_tx(&tx, batch, last, forward_link, |e, ctx| {
+                    ctx.and_then(|ctx| policy(e, ctx))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        tx.commit().op("commit batches")?;
+        Ok(outcomes)
+    }
+
+    /// The body of the single-batch forms: `policy` gets each new event and its alert's
+    /// context.
     fn apply_and_forward_with<P>(
         &mut self,
         peer: &NodeId,
@@ -149,13 +329,13 @@ impl Store {
     where
         P: Fn(&AlertEvent, Option<&AlertContext>) -> Option<Lane>,
     {
-        let invalid = || StoreError::InvalidBatch {
-            peer: peer.clone(),
+        let batch = InboundBatch {
+            peer,
             lane,
             first_seq,
-            len: events.len(),
+            events,
         };
-        if events.is_empty() {
+        let Some(last) = batch.last_seq()? else {
             return Ok(ForwardOutcome {
                 batch: BatchOutcome {
                     ack_upto: self.inbox_cursor(peer, lane)?,
@@ -163,67 +343,14 @@ impl Store {
                 },
                 ..ForwardOutcome::default()
             });
-        }
-        if first_seq == 0 {
-            return Err(invalid());
-        }
-        let last_seq = first_seq
-            .checked_add(events.len() as u64 - 1)
-            .ok_or_else(invalid)?;
-        let last_sql = seq_to_sql(last_seq).ok_or_else(invalid)?;
-
+        };
         let tx = self.write_tx("begin applying a batch")?;
-        let cursor = load_cursor(&tx, peer, lane)?;
-        if first_seq > cursor.saturating_add(1) {
-            debug!(%peer, %lane, cursor, first_seq, "batch after a gap: not applied, asking for a resend");
-            return Ok(ForwardOutcome {
-                batch: BatchOutcome {
-                    ack_upto: cursor,
-                    gap: true,
-                    ..BatchOutcome::default()
-                },
-                ..ForwardOutcome::default()
-            });
+        let outcome = apply_in_tx(&tx, &batch, Some(last), forward_link, policy)?;
+        // A batch after a gap wrote nothing: its transaction ends without a commit.
+        if !outcome.batch.gap {
+            tx.commit().op("commit a batch")?;
         }
-        let applied = apply_in_tracked(&tx, events)?;
-        let mut forwarded = Vec::new();
-        if let Some(link) = forward_link {
-            let mut payloads = Vec::new();
-            for &index in &applied.fresh {
-                let Some(event) = events.get(index) else {
-                    continue;
-                };
-                if let Some(up_lane) = policy(event, applied.contexts.get(&event.alert)) {
-                    payloads.push((up_lane, link_payload(event)?));
-                }
-            }
-            let lanes: Vec<Lane> = payloads.iter().map(|(l, _)| *l).collect();
-            let seqs = append_in(&tx, link, payloads)?;
-            forwarded = lanes.into_iter().zip(seqs).collect();
-        }
-        let ack_upto = cursor.max(last_seq);
-        if ack_upto > cursor {
-            tx.prepare_cached(
-                "INSERT INTO inbox_cursors (peer, lane, applied_upto) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (peer, lane) DO UPDATE SET applied_upto = excluded.applied_upto",
-            )
-            .and_then(|mut stmt| stmt.execute(params![peer.as_str(), lane.as_i64(), last_sql]))
-            .op("advance an inbox cursor")?;
-        }
-        tx.commit().op("commit a batch")?;
-        if !forwarded.is_empty() {
-            debug!(%peer, %lane, forwarded = forwarded.len(), link = forward_link, "batch forwarded");
-        }
-        Ok(ForwardOutcome {
-            batch: BatchOutcome {
-                ack_upto,
-                applied: applied.stats.applied,
-                duplicates: applied.stats.duplicates,
-                gap: false,
-            },
-            fresh: applied.fresh,
-            forwarded,
-        })
+        Ok(outcome)
     }
 
     /// The highest sequence number from `peer` on `lane` whose events are committed here

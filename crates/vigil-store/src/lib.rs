@@ -31,7 +31,7 @@ pub mod store;
 pub use context::{peak_severity, AlertContext};
 pub use error::{Result, StoreError};
 pub use events::ApplyStats;
-pub use inbox::{BatchOutcome, ForwardOutcome};
+pub use inbox::{BatchOutcome, ForwardOutcome, InboundBatch};
 pub use migrate::SCHEMA_VERSION;
 pub use outbox::{AckOutcome, LaneCursors, LaneState, OutboxBatch, OutboxRecord};
 pub use query::{

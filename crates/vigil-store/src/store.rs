@@ -11,6 +11,10 @@
 //! - `busy_timeout`: another connection's write lock is waited for (up to
 //!   [`BUSY_TIMEOUT`]) rather than failing at once.
 //! - `foreign_keys = ON`.
+//! - `temp_store = MEMORY`: the statement journals SQLite keeps inside a transaction (to undo
+//!   one failed statement) stay in memory instead of temporary files. They are never needed
+//!   after a crash — the WAL is what makes a commit durable — so this costs no durability
+//!   and saves the hub's ingest a `pwrite` per page each alert write touches.
 //!
 //! Every write goes through one `BEGIN IMMEDIATE` transaction, which takes the write lock up
 //! front so two connections never deadlock upgrading read locks.
@@ -103,7 +107,7 @@ fn configure(conn: &Connection, file: bool) -> rusqlite::Result<()> {
         }
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
@@ -134,6 +138,7 @@ mod tests {
         assert_eq!(pragma(&store, "journal_mode"), "wal");
         assert_eq!(pragma(&store, "synchronous"), "2", "FULL");
         assert_eq!(pragma(&store, "foreign_keys"), "1");
+        assert_eq!(pragma(&store, "temp_store"), "2", "MEMORY");
         assert_eq!(pragma(&store, "busy_timeout"), "5000");
         assert_eq!(
             store.schema_version().expect("version"),

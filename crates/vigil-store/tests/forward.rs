@@ -8,7 +8,7 @@ use std::cell::Cell;
 
 use common::*;
 use vigil_core::{AlertEvent, AlertEventBody, Hlc, Lane, Severity};
-use vigil_store::{BatchOutcome, Store};
+use vigil_store::{AlertContext, BatchOutcome, ForwardOutcome, InboundBatch, Store};
 use vigil_wire::LinkEvent;
 
 const UP: &str = "parent";
@@ -201,4 +201,317 @@ fn an_empty_batch_reports_the_cursor() {
         .expect("empty");
     assert_eq!(out.batch.ack_upto, 3);
     assert!(out.fresh.is_empty() && out.forwarded.is_empty());
+}
+
+/// Applies `batches` one by one, each in its own transaction, with `policy`.
+fn one_by_one(
+    s: &mut Store,
+    batches: &[InboundBatch<'_>],
+    policy: impl Fn(&AlertEvent) -> Option<Lane>,
+) -> Vec<ForwardOutcome> {
+    batches
+        .iter()
+        .map(|b| {
+            s.apply_batch_and_forward(b.peer, b.lane, b.first_seq, b.events, Some(UP), &policy)
+                .expect("apply")
+        })
+        .collect()
+}
+
+#[test]
+fn a_group_of_batches_commits_together_what_one_by_one_would() {
+    let (a, b) = (node("gw-1"), node("gw-2"));
+    let events = stream(1..=40);
+    let batches = [
+        InboundBatch {
+            peer: &a,
+            lane: Lane::Normal,
+            first_seq: 1,
+            events: &events[..10],
+        },
+        InboundBatch {
+            peer: &b,
+            lane: Lane::Critical,
+            first_seq: 1,
+            events: &events[10..20],
+        },
+        // The next batch of the first peer's lane, in the same group.
+        InboundBatch {
+            peer: &a,
+            lane: Lane::Normal,
+            first_seq: 11,
+            events: &events[20..30],
+        },
+        // A resend overlapping what the group already applied.
+        InboundBatch {
+            peer: &a,
+            lane: Lane::Normal,
+            first_seq: 6,
+            events: &events[5..30],
+        },
+        // After a gap: not applied.
+        InboundBatch {
+            peer: &b,
+            lane: Lane::Critical,
+            first_seq: 15,
+            events: &events[30..40],
+        },
+        InboundBatch {
+            peer: &b,
+            lane: Lane::Normal,
+            first_seq: 1,
+            events: &[],
+        },
+    ];
+    let mut grouped = store();
+    let out = grouped
+        .apply_batches_and_forward(&batches, Some(UP), |e, _| policy(e))
+        .expect("group");
+    let mut single = store();
+    let expected = one_by_one(&mut single, &batches, policy);
+    assert_eq!(out, expected);
+    assert_eq!(
+        out.iter().map(|o| o.batch.ack_upto).collect::<Vec<_>>(),
+        [10, 10, 20, 30, 10, 0]
+    );
+    assert!(out[4].batch.gap);
+    assert_eq!(out[3].batch.duplicates, 25);
+    for lane in Lane::ALL {
+        assert_eq!(queued(&grouped, lane), queued(&single, lane), "lane {lane}");
+    }
+    assert_eq!(grouped.event_count().expect("count"), 30);
+    assert_eq!(grouped.inbox_cursor(&a, Lane::Normal).expect("cursor"), 30);
+}
+
+#[test]
+fn a_group_with_a_bad_batch_commits_nothing() {
+    let (a, b) = (node("gw-1"), node("gw-2"));
+    let good = stream(1..=5);
+    let mut bad = stream(6..=10);
+    bad[2].hlc = Hlc::new(u64::MAX, 0);
+    let mut s = store();
+    for batches in [
+        vec![
+            InboundBatch {
+                peer: &a,
+                lane: Lane::Normal,
+                first_seq: 1,
+                events: &good,
+            },
+            InboundBatch {
+                peer: &b,
+                lane: Lane::Normal,
+                first_seq: 1,
+                events: &bad,
+            },
+        ],
+        vec![
+            InboundBatch {
+                peer: &a,
+                lane: Lane::Normal,
+                first_seq: 1,
+                events: &good,
+            },
+            InboundBatch {
+                peer: &b,
+                lane: Lane::Normal,
+                first_seq: 0,
+                events: &good,
+            },
+        ],
+    ] {
+        s.apply_batches_and_forward(&batches, Some(UP), |_, _| Some(Lane::Normal))
+            .expect_err("one bad batch fails the group");
+        assert_eq!(s.event_count().expect("count"), 0);
+        assert_eq!(s.inbox_cursor(&a, Lane::Normal).expect("cursor"), 0);
+        assert_eq!(
+            s.outbox_lane_state(UP, Lane::Normal).expect("state"),
+            Default::default()
+        );
+    }
+}
+
+#[test]
+fn an_alert_policy_sees_the_alert_as_the_transaction_leaves_it() {
+    let mut s = store();
+    let child = node("gw-1");
+    let (loud, quiet) = (alert_id(1), alert_id(2));
+    let k = key("door-1");
+    // Raised critical, then downgraded: the peak stays critical.
+    let first = [
+        event(1, loud, T0 + 1, raised(&k, Severity::Critical)),
+        event(2, quiet, T0 + 2, raised(&key("door-2"), Severity::Warning)),
+    ];
+    let seen = std::cell::RefCell::new(Vec::new());
+    let minor_and_up = |e: &AlertEvent, ctx: &AlertContext| {
+        seen.borrow_mut().push((e.id, ctx.clone()));
+        (ctx.view.key.is_some() && ctx.peak_severity.is_some_and(|p| p >= Severity::Minor))
+            .then(|| ctx.view.severity.lane())
+    };
+    let out = s
+        .apply_batch_and_forward_by_alert(&child, Lane::Critical, 1, &first, UP, minor_and_up)
+        .expect("apply");
+    assert_eq!(out.forwarded, [(Lane::Critical, 1)]);
+    let downgrade = AlertEventBody::ValueUpdated {
+        value: None,
+        severity: Some(Severity::Warning),
+        message: None,
+        at: vigil_core::Timestamp::from_millis(1_795_000_000_000),
+    };
+    let second = [
+        event(3, loud, T0 + 3, downgrade),
+        event(4, loud, T0 + 4, acknowledged()),
+        event(5, quiet, T0 + 5, acknowledged()),
+    ];
+    seen.borrow_mut().clear();
+    let out = s
+        .apply_batch_and_forward_by_alert(&child, Lane::Critical, 3, &second, UP, minor_and_up)
+        .expect("apply");
+    // The downgraded alert keeps going up (in the normal lane now); the quiet one stays.
+    assert_eq!(out.forwarded, [(Lane::Normal, 1), (Lane::Normal, 2)]);
+    let all: Vec<AlertEvent> = first.iter().chain(&second).cloned().collect();
+    for (id, ctx) in seen.borrow().iter() {
+        let alert = all.iter().find(|e| e.id == *id).expect("an event").alert;
+        // Exactly what folding the whole history gives.
+        assert_eq!(*ctx, AlertContext::from_events(alert, &all), "event {id}");
+        assert_eq!(*ctx, AlertContext::load(&s, alert, &[]).expect("load"));
+        assert_eq!(Some(ctx), s.alert_context(alert).expect("read").as_ref());
+    }
+}
+
+#[test]
+fn the_peak_survives_a_refold_and_a_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hub.db");
+    let a = alert_id(1);
+    let k = key("fence-1");
+    let mut s = Store::open(&path).expect("open");
+    s.apply_events(&[event(2, a, T0 + 2, raised(&k, Severity::Major))])
+        .expect("apply");
+    // A late raise that sorts first makes the store refold the alert.
+    s.apply_events(&[event(1, a, T0 + 1, raised(&k, Severity::Critical))])
+        .expect("apply late");
+    drop(s);
+    let mut s = Store::open(&path).expect("reopen");
+    let seen = std::cell::Cell::new(None);
+    s.apply_batch_and_forward_by_alert(
+        &node("gw-1"),
+        Lane::Normal,
+        1,
+        &[event(3, a, T0 + 3, acknowledged())],
+        UP,
+        |_, ctx| {
+            seen.set(ctx.peak_severity);
+            None
+        },
+    )
+    .expect("apply");
+    assert_eq!(seen.get(), Some(Severity::Critical));
+}
+
+#[test]
+fn a_version_2_file_gets_its_state_columns_and_peaks_filled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hub.db");
+    let a = alert_id(7);
+    let k = key("fence-7");
+    let events = [
+        event(1, a, T0 + 1, raised(&k, Severity::Critical)),
+        event(
+            2,
+            a,
+            T0 + 2,
+            AlertEventBody::Shelved {
+                until: vigil_core::Timestamp::from_millis(1_900_000_000_000),
+                reason: None,
+            },
+        ),
+    ];
+    let view = vigil_core::AlertView::fold(a, &events);
+    {
+        // The schema as version 2 left it, with one alert in it.
+        let conn = rusqlite::Connection::open(&path).expect("open");
+        conn.execute_batch(include_str!("../migrations/0001_init.sql"))
+            .expect("schema 1");
+        conn.execute_batch(include_str!("../migrations/0002_alert_queries.sql"))
+            .expect("schema 2");
+        conn.pragma_update(None, "user_version", 2)
+            .expect("version 2");
+        for e in &events {
+            conn.execute(
+                "INSERT INTO events (id, alert, hlc, origin, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![
+                    &e.id.as_bytes()[..],
+                    &e.alert.as_bytes()[..],
+                    i64::try_from(e.hlc.pack()).expect("fits"),
+                    e.origin.as_str(),
+                    e.body.name(),
+                    serde_json::to_string(e).expect("json"),
+                ],
+            )
+            .expect("event");
+        }
+        conn.execute(
+            "INSERT INTO alerts (id, key, site, severity, active, acknowledged, closed, updated_at,
+                                 last_hlc, last_event_id, event_count, view)
+             VALUES (?1, ?2, 'ministry/gd', 'critical', 1, 0, 0, ?3, ?4, ?5, 2, ?6)",
+            rusqlite::params![
+                &a.as_bytes()[..],
+                k.to_string(),
+                view.updated_at.as_millis(),
+                i64::try_from(events[1].hlc.pack()).expect("fits"),
+                &events[1].id.as_bytes()[..],
+                serde_json::to_string(&view).expect("json"),
+            ],
+        )
+        .expect("alert");
+    }
+    let mut s = Store::open(&path).expect("open and migrate");
+    assert_eq!(
+        s.schema_version().expect("version"),
+        vigil_store::SCHEMA_VERSION
+    );
+    let conn = rusqlite::Connection::open(&path).expect("second connection");
+    let row: (Option<String>, i64, i64, i64, Option<String>) = conn
+        .query_row(
+            "SELECT shelved_until, suppressed, out_of_service, awaiting_reset, peak_severity
+             FROM alerts WHERE id = ?1",
+            [&a.as_bytes()[..]],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .expect("row");
+    assert_eq!(
+        row,
+        (
+            view.shelved_until.map(|t| t.to_string()),
+            0,
+            0,
+            0,
+            Some("critical".to_owned())
+        )
+    );
+    // The writer keeps the same columns as events arrive.
+    let seen = std::cell::RefCell::new(None);
+    s.apply_batch_and_forward_by_alert(
+        &node("gw-1"),
+        Lane::Normal,
+        1,
+        &[event(3, a, T0 + 3, AlertEventBody::Unshelved)],
+        UP,
+        |_, ctx| {
+            *seen.borrow_mut() = Some(ctx.clone());
+            None
+        },
+    )
+    .expect("apply");
+    let ctx = seen.into_inner().expect("asked");
+    assert_eq!(ctx.peak_severity, Some(Severity::Critical));
+    let shelved: Option<String> = conn
+        .query_row(
+            "SELECT shelved_until FROM alerts WHERE id = ?1",
+            [&a.as_bytes()[..]],
+            |r| r.get(0),
+        )
+        .expect("row");
+    assert_eq!(shelved, None);
 }

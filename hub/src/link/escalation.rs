@@ -4,8 +4,8 @@
 //! A raise says its severity; an acknowledgement, a clear, a shelve or a comment does
 //! not. So the policy judges each event by **its alert**, as it stands with the batch
 //! committed ([`AlertContext`]: the alert folded from every event stored here and in the
-//! batch, computed under the store lock just before the transaction that commits the batch
-//! and queues what goes up):
+//! batch, with its peak severity, as the transaction that commits the batch and queues what
+//! goes up leaves it — the store keeps both per alert, so no alert's history is re-read):
 //!
 //! - an event goes up when its alert's raise is here and the alert's severity **at its
 //!   highest so far** reaches `min_severity` ([`EscalationSection::escalates_history`]).

@@ -48,6 +48,49 @@ pub async fn drains_5000_exactly_once(kind: BrokerKind) {
     parent.stop().await;
 }
 
+/// Four children draining backlogs at once: the parent commits the batches it finds
+/// waiting together (one transaction per group), and every event still arrives exactly
+/// once, with every child's cursors at its last event.
+pub async fn many_children_drain_exactly_once(kind: BrokerKind) {
+    init_tracing();
+    let broker = TestBroker::start(kind);
+    let dirs = Dirs::new();
+    let mut children = Vec::new();
+    let mut sent = Vec::new();
+    for i in 0..4 {
+        let id = format!("gw-{i}");
+        let mut child = Child::start(&id, &broker.url(), &dirs.db(&id));
+        sent.extend(child.record(1_200, Lane::Normal).await);
+        sent.extend(child.record(300, Lane::Critical).await);
+        children.push(child);
+    }
+    let mut parent = Parent::start(&broker.url(), &dirs.db("parent"));
+    let delivered = parent.collect(6_000).await;
+    assert_exactly_once(&delivered, &sent);
+    assert_stored(&parent.store, &sent, 6_000);
+    for child in &children {
+        wait_until("every child's outbox to be acknowledged", || {
+            child.backlog() == 0
+        })
+        .await;
+        let store = parent.store.lock().expect("lock");
+        assert_eq!(
+            store.inbox_cursor(&child.id, Lane::Normal).expect("cursor"),
+            1_200
+        );
+        assert_eq!(
+            store
+                .inbox_cursor(&child.id, Lane::Critical)
+                .expect("cursor"),
+            300
+        );
+    }
+    for child in children {
+        child.stop().await;
+    }
+    parent.stop().await;
+}
+
 /// With both lanes backlogged, every critical event reaches the parent before any normal
 /// one, although the normal ones were queued first.
 pub async fn critical_before_normal(kind: BrokerKind) {
