@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use tokio_util::sync::CancellationToken;
 use vigil_agent::cli::{Cli, Command, ModbusCommand, ProfileCommand, TargetArgs};
 use vigil_agent::modbus_cmd::{self, Target};
 
@@ -51,7 +52,15 @@ fn main() -> ExitCode {
             };
             rt.block_on(async move {
                 let shutdown = tokio_util::sync::CancellationToken::new();
-                tokio::spawn(stop_on_signal(shutdown.clone()));
+                match stop_on_signal(shutdown.clone()) {
+                    Ok(task) => {
+                        tokio::spawn(task);
+                    }
+                    Err(e) => {
+                        eprintln!("error: cannot install signal handlers: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
                 match vigil_agent::run::run(cfg, profiles, shutdown, None).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
@@ -145,26 +154,20 @@ fn init_logging(format: &str) {
     }
 }
 
-/// Cancels `shutdown` on Ctrl-C or SIGTERM.
-async fn stop_on_signal(shutdown: tokio_util::sync::CancellationToken) {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Installs the SIGINT and SIGTERM handlers now (so a signal that arrives at once is not
+/// missed), and returns the task that cancels `shutdown` when one of them arrives.
+fn stop_on_signal(
+    shutdown: CancellationToken,
+) -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-    tracing::info!("shutdown requested");
-    shutdown.cancel();
+        tracing::info!("shutdown requested");
+        shutdown.cancel();
+    })
 }

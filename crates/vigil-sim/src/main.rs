@@ -94,9 +94,24 @@ async fn run(facility: Facility) -> ExitCode {
             m.topic
         );
     }
+    // The handlers are installed before the banner says Ctrl-C stops the simulator, so a
+    // signal sent as soon as the banner appears is caught.
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut interrupt, mut terminate) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(i), Ok(t)) => (i, t),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("vigil-sim: cannot install signal handlers: {e}");
+            sim.stop().await;
+            return ExitCode::FAILURE;
+        }
+    };
     println!("Ctrl-C to stop.");
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        eprintln!("vigil-sim: cannot wait for Ctrl-C: {e}");
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
     }
     sim.stop().await;
     ExitCode::SUCCESS
