@@ -28,7 +28,7 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 unit:
-	$(CARGO) test --workspace --all-targets --locked
+	$(CARGO) test --workspace --all-targets --locked --no-fail-fast
 	$(CARGO) test --workspace --doc --locked
 
 ## bench: the criterion benches (figures go in README.md's performance section)
