@@ -108,7 +108,7 @@ pub(crate) fn apply_in_tracked(conn: &Connection, events: &[AlertEvent]) -> Resu
     let mut contexts = BTreeMap::new();
     for (alert, new_events) in fresh {
         let stored = load_row(conn, alert)?;
-        let exists = stored.is_some();
+        let indexed = stored.as_ref().map(|row| row.indexed.clone());
         // The events are the truth and the row a cache of their fold: a view (or a peak) that
         // no longer parses is rebuilt rather than blocking every later event of the alert.
         let (mut view, mut peak, rebuild) = match stored {
@@ -130,7 +130,7 @@ pub(crate) fn apply_in_tracked(conn: &Connection, events: &[AlertEvent]) -> Resu
         } else {
             peak = peak.max(peak_severity(new_events.iter().copied()));
         }
-        save_view(conn, &view, peak, exists)?;
+        save_view(conn, &view, peak, indexed.as_ref())?;
         contexts.insert(
             alert,
             AlertContext {
@@ -202,23 +202,80 @@ fn hex_of(blob: &[u8]) -> String {
 }
 
 /// What an alert's row holds for the writer: its view and its peak severity, each decoded
-/// (or why it could not be).
+/// (or why it could not be), and the indexed columns that only change with the alert's state.
 struct StoredRow {
     view: Result<AlertView>,
     peak: Result<Option<Severity>>,
+    indexed: IndexedColumns,
+}
+
+/// The columns of an alert row that `alerts_open_by_origin` (and the generated `origin`) is
+/// built from, as stored: `None` for a value of a type the writer never stores. A write that
+/// leaves all of them as they are does not set them, and so SQLite leaves that index alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct IndexedColumns {
+    key: Option<Option<String>>,
+    site: Option<Option<String>>,
+    severity: Option<Option<String>>,
+    active: Option<i64>,
+    acknowledged: Option<i64>,
+    closed: Option<i64>,
+}
+
+impl IndexedColumns {
+    /// The values the writer stores for `view`.
+    fn of(view: &AlertView) -> IndexedColumns {
+        IndexedColumns {
+            key: Some(view.key.as_ref().map(ToString::to_string)),
+            site: Some(view.site.as_ref().map(|s| s.as_str().to_owned())),
+            severity: Some(Some(view.severity.as_str().to_owned())),
+            active: Some(i64::from(view.active)),
+            acknowledged: Some(i64::from(view.acknowledged)),
+            closed: Some(i64::from(view.closed)),
+        }
+    }
+
+    fn read(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<IndexedColumns> {
+        use rusqlite::types::ValueRef;
+        let text = |i: usize| -> rusqlite::Result<Option<Option<String>>> {
+            Ok(match row.get_ref(first + i)? {
+                ValueRef::Null => Some(None),
+                ValueRef::Text(t) => std::str::from_utf8(t).ok().map(|s| Some(s.to_owned())),
+                _ => None,
+            })
+        };
+        let int = |i: usize| -> rusqlite::Result<Option<i64>> {
+            Ok(match row.get_ref(first + i)? {
+                ValueRef::Integer(v) => Some(v),
+                _ => None,
+            })
+        };
+        Ok(IndexedColumns {
+            key: text(0)?,
+            site: text(1)?,
+            severity: text(2)?,
+            active: int(3)?,
+            acknowledged: int(4)?,
+            closed: int(5)?,
+        })
+    }
 }
 
 fn load_row(conn: &Connection, alert: AlertId) -> Result<Option<StoredRow>> {
-    let row: Option<(String, Option<String>)> = conn
-        .prepare_cached("SELECT view, peak_severity FROM alerts WHERE id = ?1")
+    let row: Option<(String, Option<String>, IndexedColumns)> = conn
+        .prepare_cached(
+            "SELECT view, peak_severity, key, site, severity, active, acknowledged, closed
+             FROM alerts WHERE id = ?1",
+        )
         .and_then(|mut stmt| {
             stmt.query_row([&alert.as_bytes()[..]], |row| {
-                Ok((row.get(0)?, row.get(1)?))
+                Ok((row.get(0)?, row.get(1)?, IndexedColumns::read(row, 2)?))
             })
             .optional()
         })
         .op("read an alert")?;
-    Ok(row.map(|(json, peak)| StoredRow {
+    Ok(row.map(|(json, peak, indexed)| StoredRow {
+        indexed,
         view: decode_view(&json, || format!("id {alert}")),
         peak: peak
             .map(|name| {
@@ -258,12 +315,13 @@ fn load_view(conn: &Connection, alert: AlertId) -> Result<Option<AlertView>> {
 }
 
 /// Writes an alert's row from its view and peak severity: an `UPDATE` of the row when it
-/// `exists`, an `INSERT` otherwise.
+/// exists (`stored` holds its indexed columns as they are), an `INSERT` otherwise. An
+/// `UPDATE` that would leave the [`IndexedColumns`] as they are does not set them.
 fn save_view(
     conn: &Connection,
     view: &AlertView,
     peak: Option<Severity>,
-    exists: bool,
+    stored: Option<&IndexedColumns>,
 ) -> Result<()> {
     // Only called after at least one event was folded.
     let Some((last_hlc, last_id)) = view.last else {
@@ -298,19 +356,31 @@ fn save_view(
         view.latching && view.needs_reset,
         peak.map(Severity::as_str),
     ];
-    let updated = if exists {
-        conn.prepare_cached(
-            "UPDATE alerts SET
+    let updated = match stored {
+        // The state columns are unchanged (the common case: a value update, a comment, an
+        // acknowledgement of an acknowledged alert): only the fold position and the view.
+        Some(stored) if *stored == IndexedColumns::of(view) => conn
+            .prepare_cached(
+                "UPDATE alerts SET
+                     updated_at = ?8, last_hlc = ?9, last_event_id = ?10, event_count = ?11,
+                     view = ?12, shelved_until = ?13, suppressed = ?14, out_of_service = ?15,
+                     awaiting_reset = ?16, peak_severity = ?17
+                 WHERE id = ?1",
+            )
+            .and_then(|mut stmt| stmt.execute(values))
+            .op("store an alert's view")?,
+        Some(_) => conn
+            .prepare_cached(
+                "UPDATE alerts SET
                  key = ?2, site = ?3, severity = ?4, active = ?5, acknowledged = ?6,
                  closed = ?7, updated_at = ?8, last_hlc = ?9, last_event_id = ?10,
                  event_count = ?11, view = ?12, shelved_until = ?13, suppressed = ?14,
                  out_of_service = ?15, awaiting_reset = ?16, peak_severity = ?17
              WHERE id = ?1",
-        )
-        .and_then(|mut stmt| stmt.execute(values))
-        .op("store an alert's view")?
-    } else {
-        0
+            )
+            .and_then(|mut stmt| stmt.execute(values))
+            .op("store an alert's view")?,
+        None => 0,
     };
     if updated == 0 {
         conn.prepare_cached(
@@ -584,6 +654,50 @@ mod tests {
         assert!(closed && acknowledged);
         assert_eq!(last_hlc, hlc_to_sql(Hlc::new(20, 0)).expect("fits"));
         assert_eq!(count, 2);
+    }
+
+    #[test]
+    fn the_indexed_columns_follow_the_view_whichever_update_writes_them() {
+        let mut store = Store::open_in_memory().expect("open");
+        let a = AlertId::from_bytes([1; 16]);
+        let stored = |store: &Store| {
+            store
+                .conn
+                .query_row(
+                    "SELECT key, site, severity, active, acknowledged, closed
+                     FROM alerts WHERE id = ?1",
+                    [&a.as_bytes()[..]],
+                    |r| IndexedColumns::read(r, 0),
+                )
+                .expect("row")
+        };
+        let steps = [
+            event(1, a, 10, AlertEventBody::Commented { text: "x".into() }),
+            event(2, a, 20, AlertEventBody::Assigned { to: "ops".into() }),
+            event(3, a, 30, AlertEventBody::Acknowledged { comment: None }),
+            event(4, a, 40, AlertEventBody::Unshelved),
+            event(5, a, 50, AlertEventBody::Closed { reason: None }),
+        ];
+        for (i, step) in steps.iter().enumerate() {
+            store
+                .apply_events(std::slice::from_ref(step))
+                .expect("apply");
+            let view = AlertView::fold(a, &steps[..=i]);
+            assert_eq!(stored(&store), IndexedColumns::of(&view), "after event {i}");
+            assert_eq!(store.alert(a).expect("read"), Some(view));
+        }
+        // A column that disagrees with the view is rewritten by the next event, even one
+        // that does not change the alert's state.
+        store
+            .conn
+            .execute("UPDATE alerts SET severity = 'bogus', closed = 0", [])
+            .expect("damage");
+        let next = event(6, a, 60, AlertEventBody::Assigned { to: "night".into() });
+        store
+            .apply_events(std::slice::from_ref(&next))
+            .expect("apply");
+        let view = AlertView::fold(a, steps.iter().chain([&next]));
+        assert_eq!(stored(&store), IndexedColumns::of(&view));
     }
 
     #[test]

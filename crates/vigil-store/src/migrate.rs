@@ -39,6 +39,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 3,
         sql: include_str!("../migrations/0003_alert_write_cost.sql"),
     },
+    Migration {
+        version: 4,
+        sql: include_str!("../migrations/0004_alerts_without_event_fk.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.

@@ -515,3 +515,186 @@ fn a_version_2_file_gets_its_state_columns_and_peaks_filled() {
         .expect("row");
     assert_eq!(shelved, None);
 }
+
+#[test]
+fn a_version_3_file_loses_the_event_foreign_key_and_keeps_its_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hub.db");
+    let a = alert_id(7);
+    let b = alert_id(8);
+    let ka = key("fence-7");
+    let kb = key("fence-8");
+    let events = [
+        event(1, a, T0 + 1, raised(&ka, Severity::Critical)),
+        event(
+            2,
+            a,
+            T0 + 2,
+            AlertEventBody::Shelved {
+                until: vigil_core::Timestamp::from_millis(1_900_000_000_000),
+                reason: None,
+            },
+        ),
+        event(3, b, T0 + 3, raised(&kb, Severity::Minor)),
+        event(4, b, T0 + 4, closed()),
+    ];
+    // Every stored column of `alerts` (not the generated `origin`), in rowid order.
+    const ROWS: &str = "SELECT id, key, site, severity, active, acknowledged, closed, updated_at,
+                               last_hlc, last_event_id, event_count, view, shelved_until,
+                               suppressed, out_of_service, awaiting_reset, peak_severity, origin
+                        FROM alerts ORDER BY rowid";
+    type Row = Vec<rusqlite::types::Value>;
+    let rows = |conn: &rusqlite::Connection| -> Vec<Row> {
+        let mut stmt = conn.prepare(ROWS).expect("prepare");
+        stmt.query_map([], |r| {
+            (0..18)
+                .map(|i| r.get::<_, rusqlite::types::Value>(i))
+                .collect()
+        })
+        .expect("query")
+        .collect::<rusqlite::Result<Vec<Row>>>()
+        .expect("rows")
+    };
+    let before = {
+        // The schema as version 3 left it, written by the version 3 writer.
+        let mut conn = rusqlite::Connection::open(&path).expect("open");
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .expect("foreign keys");
+        let tx = conn.transaction().expect("begin");
+        tx.execute_batch(include_str!("../migrations/0001_init.sql"))
+            .expect("schema 1");
+        tx.execute_batch(include_str!("../migrations/0002_alert_queries.sql"))
+            .expect("schema 2");
+        tx.execute_batch(include_str!("../migrations/0003_alert_write_cost.sql"))
+            .expect("schema 3");
+        tx.pragma_update(None, "user_version", 3)
+            .expect("version 3");
+        tx.commit().expect("commit");
+        for e in &events {
+            conn.execute(
+                "INSERT INTO events (id, alert, hlc, origin, kind, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![
+                    &e.id.as_bytes()[..],
+                    &e.alert.as_bytes()[..],
+                    i64::try_from(e.hlc.pack()).expect("fits"),
+                    e.origin.as_str(),
+                    e.body.name(),
+                    serde_json::to_string(e).expect("json"),
+                ],
+            )
+            .expect("event");
+        }
+        for (alert, k, evs, peak) in [
+            (a, &ka, &events[..2], "critical"),
+            (b, &kb, &events[2..], "minor"),
+        ] {
+            let view = vigil_core::AlertView::fold(alert, evs);
+            let last = evs.last().expect("events");
+            conn.execute(
+                "INSERT INTO alerts (id, key, site, severity, active, acknowledged, closed,
+                                     updated_at, last_hlc, last_event_id, event_count, view,
+                                     shelved_until, suppressed, out_of_service, awaiting_reset,
+                                     peak_severity)
+                 VALUES (?1, ?2, 'ministry/gd', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, 0, 0,
+                         ?13)",
+                rusqlite::params![
+                    &alert.as_bytes()[..],
+                    k.to_string(),
+                    view.severity.as_str(),
+                    view.active,
+                    view.acknowledged,
+                    view.closed,
+                    view.updated_at.as_millis(),
+                    i64::try_from(last.hlc.pack()).expect("fits"),
+                    &last.id.as_bytes()[..],
+                    view.event_count,
+                    serde_json::to_string(&view).expect("json"),
+                    view.shelved_until.map(|t| t.to_string()),
+                    peak,
+                ],
+            )
+            .expect("alert");
+        }
+        // Version 3 still checks the key.
+        let orphan = conn.execute(
+            "UPDATE alerts SET last_event_id = ?1 WHERE id = ?2",
+            rusqlite::params![&[0xEE_u8; 16][..], &a.as_bytes()[..]],
+        );
+        assert!(orphan.is_err(), "version 3 has the foreign key");
+        rows(&conn)
+    };
+    assert_eq!(before.len(), 2);
+
+    let mut s = Store::open(&path).expect("open and migrate");
+    assert_eq!(
+        s.schema_version().expect("version"),
+        vigil_store::SCHEMA_VERSION
+    );
+    let conn = rusqlite::Connection::open(&path).expect("second connection");
+    assert_eq!(rows(&conn), before, "every row and column kept");
+    let fks: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM pragma_foreign_key_list('alerts')",
+            [],
+            |r| r.get(0),
+        )
+        .expect("foreign keys");
+    assert_eq!(fks, 0);
+    let mut indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'alerts' AND sql IS NOT NULL ORDER BY name")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<rusqlite::Result<_>>()
+        .expect("indexes");
+    indexes.sort();
+    assert_eq!(
+        indexes,
+        [
+            "alerts_by_site",
+            "alerts_by_updated",
+            "alerts_open_by_key",
+            "alerts_open_by_origin",
+            "alerts_open_by_updated",
+        ]
+    );
+    // The other constraints still hold.
+    let bad_id = conn.execute(
+        "UPDATE alerts SET id = x'0102' WHERE id = ?1",
+        [&a.as_bytes()[..]],
+    );
+    assert!(bad_id.is_err(), "CHECK (length(id) = 16) kept");
+    let bad_flag = conn.execute(
+        "UPDATE alerts SET closed = 2 WHERE id = ?1",
+        [&a.as_bytes()[..]],
+    );
+    assert!(bad_flag.is_err(), "CHECK (closed IN (0, 1)) kept");
+    let no_view = conn.execute(
+        "UPDATE alerts SET view = NULL WHERE id = ?1",
+        [&a.as_bytes()[..]],
+    );
+    assert!(no_view.is_err(), "NOT NULL kept");
+
+    // The store reads and writes the rebuilt table as before.
+    assert_eq!(
+        s.alert(a).expect("read"),
+        Some(vigil_core::AlertView::fold(a, &events[..2]))
+    );
+    assert_eq!(s.open_alert_for_key(&ka).expect("open alert"), Some(a));
+    assert_eq!(s.open_alert_for_key(&kb).expect("closed alert"), None);
+    s.apply_batch_and_forward(
+        &node("gw-1"),
+        Lane::Normal,
+        1,
+        &[event(5, a, T0 + 5, AlertEventBody::Unshelved)],
+        Some(UP),
+        |_| None,
+    )
+    .expect("apply");
+    let mut all = events[..2].to_vec();
+    all.push(event(5, a, T0 + 5, AlertEventBody::Unshelved));
+    assert_eq!(
+        s.alert(a).expect("read"),
+        Some(vigil_core::AlertView::fold(a, &all))
+    );
+}
