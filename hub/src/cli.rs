@@ -29,4 +29,25 @@ pub enum Command {
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         log_format: String,
     },
+    /// The audit log of operator and admin actions.
+    Audit {
+        /// What to do with it.
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+/// `vigil-hub audit …`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the audit chain: print `audit chain ok: N records, head <hash>` and exit 0, or
+    /// name the first bad record and exit 1. Config errors exit 2.
+    ///
+    /// A chain whose last records were cut off still verifies: compare the head printed here
+    /// with one reported earlier to see that.
+    Verify {
+        /// The hub's config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
 }

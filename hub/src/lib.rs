@@ -8,7 +8,8 @@
 //! - `config`: `hub.toml`;
 //! - `run`: `vigil-hub run`, which wires everything below;
 //! - `api`: the HTTP endpoints; `alert_json`: the alert as they show it;
-//! - `action`: operator actions, their ISA-18.2 rules and how they are recorded;
+//! - `action`: operator actions, their ISA-18.2 rules and how they are recorded (each with
+//!   its audit record); `audit`: `vigil-hub audit verify`;
 //! - `feed`: the live stream's channel and the ingest hook;
 //! - `tree` and `children`: the network under the hub and its health;
 //! - `link`: the MQTT side — broker, the links to the children and to the parent
@@ -22,6 +23,7 @@
 pub mod action;
 pub mod alert_json;
 pub mod api;
+pub mod audit;
 pub mod children;
 pub mod cli;
 pub mod clock;

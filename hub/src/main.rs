@@ -5,22 +5,39 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
-use vigil_hub::cli::{Cli, Command};
+use vigil_hub::cli::{AuditCommand, Cli, Command};
 use vigil_hub::config::HubConfig;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Audit {
+            command: AuditCommand::Verify { config },
+        } => {
+            let cfg = match load_config(&config) {
+                Ok(cfg) => cfg,
+                Err(code) => return code,
+            };
+            match vigil_hub::audit::verify(&cfg) {
+                Ok(report) => {
+                    println!("{report}");
+                    if report.is_intact() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run { config, log_format } => {
             init_logging(&log_format);
-            let cfg = match HubConfig::load(&config) {
+            let cfg = match load_config(&config) {
                 Ok(cfg) => cfg,
-                Err(errors) => {
-                    for e in errors.0 {
-                        eprintln!("error: {e}");
-                    }
-                    return ExitCode::from(vigil_config::EXIT_CONFIG);
-                }
+                Err(code) => return code,
             };
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -54,6 +71,16 @@ fn main() -> ExitCode {
             })
         }
     }
+}
+
+/// Loads and validates the config; on errors, prints each and returns exit code 2.
+fn load_config(path: &std::path::Path) -> Result<HubConfig, ExitCode> {
+    HubConfig::load(path).map_err(|errors| {
+        for e in errors.0 {
+            eprintln!("error: {e}");
+        }
+        ExitCode::from(vigil_config::EXIT_CONFIG)
+    })
 }
 
 fn init_logging(format: &str) {

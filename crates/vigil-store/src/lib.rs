@@ -12,11 +12,15 @@
 //!   in that transaction.
 //! - The **event store** ([`Store::apply_events`], [`Store::alert`], …): every alert event
 //!   once by id, and each alert's ISA-18.2 view folded from them.
+//! - The **audit log** ([`Store::audit_append`], [`Store::audit_verify`],
+//!   [`Store::record_action`]): every operator and admin action in a hash chain.
 //!
 //! See DESIGN.md, "The data path", "One protocol for every link" and "Storage".
 
 #![warn(missing_docs)]
 
+mod action;
+pub mod audit;
 pub mod context;
 mod convert;
 pub mod error;
@@ -28,6 +32,7 @@ pub mod query;
 mod record;
 pub mod store;
 
+pub use audit::{AuditEntry, AuditFault, AuditHead, AuditRecord, AuditReport};
 pub use context::{peak_severity, AlertContext};
 pub use error::{Result, StoreError};
 pub use events::ApplyStats;

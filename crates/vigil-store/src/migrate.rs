@@ -43,6 +43,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 4,
         sql: include_str!("../migrations/0004_alerts_without_event_fk.sql"),
     },
+    Migration {
+        version: 5,
+        sql: include_str!("../migrations/0005_audit.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.
@@ -197,6 +201,7 @@ mod tests {
             "inbox_cursors",
             "events",
             "alerts",
+            "audit",
         ] {
             assert!(table_exists(&conn, table), "{table}");
         }

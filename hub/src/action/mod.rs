@@ -126,6 +126,22 @@ impl Action {
         }
     }
 
+    /// The request's salient fields, for the audit record (DESIGN.md, "Security"): a
+    /// comment's text, a shelf's end and reason, an assignee.
+    pub fn audit_details(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Action::Ack { comment } => json!({ "comment": comment }),
+            Action::Shelve { until, reason } => {
+                json!({ "until": until.to_string(), "reason": reason })
+            }
+            Action::Unshelve | Action::Reset => json!({}),
+            Action::Comment { text } => json!({ "text": text }),
+            Action::Assign { to } => json!({ "to": to }),
+            Action::Close { reason } => json!({ "reason": reason }),
+        }
+    }
+
     /// The event this action makes of `view` at `now`, or why it is refused.
     pub fn check(&self, view: &AlertView, now: Timestamp) -> Result<AlertEventBody, Refused> {
         if view.closed {

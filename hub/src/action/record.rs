@@ -12,12 +12,17 @@
 //!   ([`EscalationSection::escalates_history`]): the alert's severity at its highest, so an
 //!   alert that went up keeps getting its actions up after its severity dropped.
 //!
+//! The action's audit record (DESIGN.md, "Security": actor the user, action its name, target
+//! the alert, details the request's salient fields and the event's id) commits in the same
+//! transaction as the event and its outbox entries ([`Store::record_action`]): no action
+//! escapes the audit log.
+//!
 //! The event travels in the alert's lane (critical and major alerts: `critical`). The whole
 //! read-check-stamp-write runs under the store's lock (`vigil_link::SharedStore`), so two
 //! operators acknowledging the same alert at once get one acknowledgement and one refusal.
 
 use vigil_core::{Actor, AlertEvent, AlertId, AlertView, EventId, NodeId, Timestamp};
-use vigil_store::{Store, StoreError};
+use vigil_store::{AuditEntry, Store, StoreError};
 
 use crate::action::{Action, Refused};
 use crate::children::{Children, PARENT_LINK};
@@ -99,19 +104,25 @@ pub fn record(
             links.push(PARENT_LINK.to_owned());
         }
     }
-    if links.is_empty() {
-        store.apply_events(std::slice::from_ref(&event))?;
-    } else {
-        let items: Vec<(&str, _, AlertEvent)> = links
-            .iter()
-            .map(|link| (link.as_str(), lane, event.clone()))
-            .collect();
-        store.record_events_multi(&items)?;
+    let mut details = action.audit_details();
+    if let Some(fields) = details.as_object_mut() {
+        fields.insert("event".into(), event.id.to_string().into());
     }
+    let audit = AuditEntry {
+        at: now,
+        node: ctx.node.to_string(),
+        actor: user.to_owned(),
+        action: action.name().to_owned(),
+        target: alert.to_string(),
+        details,
+    };
+    let items: Vec<(&str, _)> = links.iter().map(|link| (link.as_str(), lane)).collect();
+    let (_, audited) = store.record_action(&event, &items, &audit)?;
     let view = store.alert(alert)?.ok_or(ActionError::NotFound(alert))?;
     tracing::info!(
         %alert, action = action.name(), user, event = %event.id, hlc = %event.hlc,
-        state = %view.state_at(now), links = ?links, "operator action recorded"
+        state = %view.state_at(now), links = ?links, audit_seq = audited.seq,
+        "operator action recorded"
     );
     Ok(Recorded { event, view, links })
 }
