@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 use vigil_agent::cli::{Cli, Command, ModbusCommand, ProfileCommand, TargetArgs};
 use vigil_agent::modbus_cmd::{self, Target};
 
@@ -30,7 +29,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Run { config, log_format } => {
-            init_logging(&log_format);
+            vigil_runtime::init_logging(&log_format);
             let (cfg, profiles) = match vigil_agent::check_cmd::load_checked(&config) {
                 Ok(x) => x,
                 Err(errors) => {
@@ -52,7 +51,7 @@ fn main() -> ExitCode {
             };
             rt.block_on(async move {
                 let shutdown = tokio_util::sync::CancellationToken::new();
-                match stop_on_signal(shutdown.clone()) {
+                match vigil_runtime::stop_on_signal(shutdown.clone()) {
                     Ok(task) => {
                         tokio::spawn(task);
                     }
@@ -139,35 +138,4 @@ fn block_on(fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
-/// Installs the SIGINT and SIGTERM handlers now (so a signal that arrives at once is not
-/// missed), and returns the task that cancels `shutdown` when one of them arrives.
-fn stop_on_signal(
-    shutdown: CancellationToken,
-) -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-        tracing::info!("shutdown requested");
-        shutdown.cancel();
-    })
 }

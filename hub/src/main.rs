@@ -34,7 +34,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Run { config, log_format } => {
-            init_logging(&log_format);
+            vigil_runtime::init_logging(&log_format);
             let cfg = match load_config(&config) {
                 Ok(cfg) => cfg,
                 Err(code) => return code,
@@ -51,7 +51,7 @@ fn main() -> ExitCode {
             };
             rt.block_on(async move {
                 let shutdown = CancellationToken::new();
-                match stop_on_signal(shutdown.clone()) {
+                match vigil_runtime::stop_on_signal(shutdown.clone()) {
                     Ok(task) => {
                         tokio::spawn(task);
                     }
@@ -80,36 +80,5 @@ fn load_config(path: &std::path::Path) -> Result<HubConfig, ExitCode> {
             eprintln!("error: {e}");
         }
         ExitCode::from(vigil_config::EXIT_CONFIG)
-    })
-}
-
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
-/// Installs the SIGINT and SIGTERM handlers now (so a signal that arrives at once is not
-/// missed), and returns the task that cancels `shutdown` when one of them arrives.
-fn stop_on_signal(
-    shutdown: CancellationToken,
-) -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-        tracing::info!("shutdown requested");
-        shutdown.cancel();
     })
 }
