@@ -18,7 +18,7 @@ PKGS=(
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
   libavfilter-dev libavdevice-dev ffmpeg
   mosquitto mosquitto-clients socat
-  libxml2-utils unzip python3-pip
+  libxml2-utils unzip python3-pip procps
 )
 
 missing=()
