@@ -42,6 +42,46 @@ pub enum Command {
     /// Modbus tools for installers: read a device through its profile, find unit ids.
     #[command(subcommand)]
     Modbus(ModbusCommand),
+    /// Signed update bundles: apply one, show what is installed.
+    #[command(subcommand)]
+    Update(UpdateCommand),
+    /// Run the current version under supervision (what the init system starts): forward
+    /// SIGTERM/SIGINT, keep a new version once it has run healthy for `[update] trial`, fall
+    /// back to the previous version if it does not, restart a crashed one with backoff.
+    Supervise {
+        /// The agent's config file (`[update]` and `[store]` are read from it; the agent runs
+        /// with it unless the running version's bundle carried its own config).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Log format of the supervisor and the agent: `text` or `json`.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        log_format: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpdateCommand {
+    /// Verify a bundle (trusted signature, every file intact, newer than what is installed)
+    /// and install it as the current version, on trial. Exits 1 when it is refused (nothing
+    /// changes), 2 when the config or a trusted key file is invalid.
+    Apply {
+        /// The bundle from `vigil-fw pack` + `vigil-fw sign`.
+        #[arg(value_name = "BUNDLE")]
+        bundle: PathBuf,
+        /// The agent's config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Show the current and previous versions, the trial, the rollback floor and the last
+    /// fallback.
+    Status {
+        /// The agent's config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,3 +19,4 @@ pub mod profile_cmd;
 pub mod profiles;
 pub mod run;
 pub mod source;
+pub mod update;

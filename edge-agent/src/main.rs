@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use vigil_agent::cli::{Cli, Command, ModbusCommand, ProfileCommand, TargetArgs};
+use vigil_agent::cli::{Cli, Command, ModbusCommand, ProfileCommand, TargetArgs, UpdateCommand};
 use vigil_agent::modbus_cmd::{self, Target};
 
 /// Exit status for invalid configuration or profiles (DESIGN.md: config errors exit 2).
@@ -80,6 +80,63 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Update(UpdateCommand::Apply { bundle, config }) => {
+            if std::env::var_os("VIGIL_LOG").is_some() {
+                vigil_runtime::init_logging("text");
+            }
+            let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+            ExitCode::from(vigil_agent::update::apply::run(
+                &config, &bundle, &mut out, &mut err,
+            ))
+        }
+        Command::Update(UpdateCommand::Status { config, json }) => {
+            let settings = match vigil_agent::update::Settings::load(&config) {
+                Ok(s) => s,
+                Err(errors) => {
+                    for e in errors.0 {
+                        eprintln!("error: {e}");
+                    }
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            match vigil_agent::update::status::status(&settings, json, &mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Supervise { config, log_format } => {
+            vigil_runtime::init_logging(&log_format);
+            let settings = match vigil_agent::update::Settings::load(&config) {
+                Ok(s) => s,
+                Err(errors) => {
+                    for e in errors.0 {
+                        eprintln!("error: {e}");
+                    }
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
+            let base = match std::env::current_exe() {
+                Ok(exe) => exe,
+                Err(e) => {
+                    eprintln!("error: cannot tell which binary this is: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let supervisor =
+                vigil_agent::update::supervise::Supervisor::new(settings, base, log_format);
+            block_on(async move {
+                match supervisor.run().await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            })
         }
         Command::Modbus(cmd) => block_on(async move {
             let mut out = std::io::stdout();

@@ -5,6 +5,7 @@
 pub mod modbus;
 pub mod mqtt;
 pub mod rule;
+pub mod update;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use vigil_core::{NodeId, SitePath};
 pub use modbus::{ModbusDevice, Parity, Transport};
 pub use mqtt::{Decoder, MqttSubscription};
 pub use rule::{PointPattern, RuleOverride};
+pub use update::{UpdatePaths, UpdateSection};
 
 /// The whole `agent.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -42,6 +44,9 @@ pub struct AgentConfig {
     /// `[[rule]]`: per-point overrides of the profiles' detection rules (see [`rule`]).
     #[serde(default)]
     pub rule: Vec<RuleOverride>,
+    /// `[update]`: trusted keys, versions directory and trial period of signed updates.
+    #[serde(default)]
+    pub update: UpdateSection,
 }
 
 /// `[node]`: who this gateway is and where it stands in the network.
@@ -182,6 +187,7 @@ impl Validate for AgentConfig {
             }
         }
         out.extend(rule::validate_rules(self));
+        out.extend(self.update.validate());
         out
     }
 }
