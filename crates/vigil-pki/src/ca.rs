@@ -230,6 +230,11 @@ impl Ca {
         &self.dir
     }
 
+    /// The CA as an rcgen issuer (for [`Ca::crl`](crate::crl)).
+    pub(crate) fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
+    }
+
     /// Issues a client certificate for `node` from a CSR, valid from now (less an hour of
     /// clock skew) for `validity`. The CSR's signature must verify and its key be ECDSA
     /// P-256; only its public key is used — the subject is `node`, the only EKU clientAuth.
@@ -363,7 +368,7 @@ fn random_serial() -> SerialNumber {
     SerialNumber::from_slice(&bytes)
 }
 
-fn datetime(at: SystemTime) -> Result<OffsetDateTime> {
+pub(crate) fn datetime(at: SystemTime) -> Result<OffsetDateTime> {
     let secs = match at.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
         Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),

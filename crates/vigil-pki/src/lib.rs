@@ -1,7 +1,7 @@
 //! Vigil's PKI: the certificates behind mTLS on every link (DESIGN.md, Security).
 //!
 //! A hub is the certificate authority of its children. This crate holds everything about
-//! certificates that a hub or a gateway needs, and nothing about networking:
+//! certificates that a hub or a gateway needs, and no networking but enrollment's one POST:
 //!
 //! - [`Ca`] (module [`ca`]): the hub's CA in `ca.pem`/`ca.key` ([`Ca::load_or_create`]),
 //!   issuing node certificates from CSRs ([`Ca::issue_node`]) and the hub's own server
@@ -15,6 +15,12 @@
 //!   [`client_config`].
 //! - [`files`]: atomic writes, private keys at mode 0600 (and refused when looser), and
 //!   [`TlsFiles`] for a node's `[tls] ca/cert/key`.
+//! - [`crl`]: [`Ca::crl`], a signed revocation list for an external broker (Mosquitto's
+//!   `crlfile`).
+//! - [`enroll_client`]: the enrollment token (`VGL1.<id>.<secret>.<pin>`), the JSON of
+//!   `POST /api/v1/enroll`, and [`enroll`] — the node's side (key and CSR made locally, the
+//!   hub's CA pinned by the token), shared by `vigil-agent enroll` and `vigil-hub enroll`.
+//!   The one part of this crate that talks to the network.
 //!
 //! # A hub and a gateway
 //!
@@ -44,6 +50,8 @@
 
 pub mod ca;
 pub mod cert;
+pub mod crl;
+pub mod enroll_client;
 pub mod error;
 pub mod files;
 pub mod revocations;
@@ -55,6 +63,11 @@ pub use ca::{
 pub use cert::{
     fingerprint, node_of_certificate, normalize_serial, serial_of_certificate,
     validity_of_certificate,
+};
+pub use crl::RevokedSerial;
+pub use enroll_client::{
+    enroll, pin_of, EnrollError, EnrollRequest, EnrollResponse, EnrollToken, Enrolled,
+    TokenError,
 };
 pub use error::{PkiError, Result};
 pub use files::{read_private_key, write_certificate, write_private_key, TlsFiles, TlsMaterial};
