@@ -31,7 +31,7 @@ use tokio::sync::oneshot;
 use tracing::{error, info};
 use vigil_wire::MAX_PAYLOAD_BYTES;
 
-use crate::mqtt::MAX_PACKET_BYTES;
+use crate::mqtt::{MqttCredentials, MAX_PACKET_BYTES};
 
 /// Why the embedded broker did not start.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +81,11 @@ pub struct EmbeddedBrokerConfig {
     pub connection_timeout: Duration,
     /// How long [`EmbeddedBroker::start_with`] waits for the broker to answer.
     pub ready_timeout: Duration,
+    /// The only username and password the broker accepts; `None`: anyone may connect.
+    /// A CONNECT without them, or with others, is refused (the connection is closed
+    /// without a CONNACK). The [`SecureBroker`](crate::gate::SecureBroker) sets a random
+    /// secret here, so that only its gate and the hub's own client get in.
+    pub auth: Option<MqttCredentials>,
 }
 
 impl EmbeddedBrokerConfig {
@@ -99,6 +104,7 @@ impl EmbeddedBrokerConfig {
             max_inflight: 100,
             connection_timeout: Duration::from_secs(10),
             ready_timeout: Duration::from_secs(5),
+            auth: None,
         }
     }
 
@@ -117,7 +123,9 @@ impl EmbeddedBrokerConfig {
                     .unwrap_or(u16::MAX),
                 max_payload_size: self.max_payload_bytes,
                 max_inflight_count: self.max_inflight,
-                auth: None,
+                auth: self.auth.as_ref().map(|credentials| {
+                    HashMap::from([(credentials.username.clone(), credentials.password.clone())])
+                }),
                 external_auth: None,
                 dynamic_filters: true,
             },
@@ -200,7 +208,7 @@ impl EmbeddedBroker {
                 broker.shutdown();
                 return Err(BrokerError::Failed { addr, reason });
             }
-            if answers_connect(addr) {
+            if answers_connect(addr, config.auth.as_ref()) {
                 info!(%addr, "embedded MQTT broker listening");
                 return Ok(broker);
             }
@@ -287,8 +295,9 @@ fn serve(config: Config, stop: oneshot::Receiver<()>, failed: std_mpsc::Sender<S
     runtime.shutdown_timeout(Duration::from_secs(1));
 }
 
-/// Whether an MQTT 3.1.1 broker at `addr` accepts a CONNECT (then disconnects cleanly).
-fn answers_connect(addr: SocketAddr) -> bool {
+/// Whether an MQTT 3.1.1 broker at `addr` accepts a CONNECT, with `login` if given (then
+/// disconnects cleanly).
+pub(crate) fn answers_connect(addr: SocketAddr, login: Option<&MqttCredentials>) -> bool {
     let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
         return false;
     };
@@ -297,7 +306,7 @@ fn answers_connect(addr: SocketAddr) -> bool {
         return false;
     }
     if stream
-        .write_all(&connect_packet("vigil-broker-probe"))
+        .write_all(&connect_packet("vigil-broker-probe", login))
         .is_err()
     {
         return false;
@@ -311,14 +320,36 @@ fn answers_connect(addr: SocketAddr) -> bool {
     connack[0] == 0x20 && connack[1] == 0x02 && connack[3] == 0x00
 }
 
-/// An MQTT 3.1.1 CONNECT with a clean session, a 10 s keepalive and `client_id`
-/// (at most 100 bytes).
-fn connect_packet(client_id: &str) -> Vec<u8> {
+/// An MQTT 3.1.1 CONNECT with a clean session, a 10 s keepalive, `client_id` (at most 100
+/// bytes) and `login` if given.
+fn connect_packet(client_id: &str, login: Option<&MqttCredentials>) -> Vec<u8> {
+    fn string(out: &mut Vec<u8>, s: &[u8]) {
+        let s = &s[..s.len().min(u16::MAX as usize)];
+        out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+        out.extend_from_slice(s);
+    }
     let id = &client_id.as_bytes()[..client_id.len().min(100)];
-    let mut variable = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x0A];
-    variable.extend_from_slice(&(id.len() as u16).to_be_bytes());
-    variable.extend_from_slice(id);
-    let mut packet = vec![0x10, variable.len() as u8];
+    let flags = if login.is_some() { 0xC2 } else { 0x02 };
+    let mut variable = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, flags, 0x00, 0x0A];
+    string(&mut variable, id);
+    if let Some(login) = login {
+        string(&mut variable, login.username.as_bytes());
+        string(&mut variable, login.password.as_bytes());
+    }
+    let mut packet = vec![0x10];
+    // The remaining length: 7 bits a byte, low bits first.
+    let mut len = variable.len();
+    loop {
+        let mut byte = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            byte |= 0x80;
+        }
+        packet.push(byte);
+        if len == 0 {
+            break;
+        }
+    }
     packet.extend_from_slice(&variable);
     packet
 }
@@ -329,11 +360,25 @@ mod tests {
 
     #[test]
     fn the_probe_is_a_valid_connect() {
-        let packet = connect_packet("probe");
+        let packet = connect_packet("probe", None);
         assert_eq!(packet[0], 0x10);
         assert_eq!(usize::from(packet[1]), packet.len() - 2);
         assert_eq!(&packet[2..8], b"\x00\x04MQTT");
         assert_eq!(&packet[packet.len() - 5..], b"probe");
+        let login = MqttCredentials::new("u".repeat(100), "p".repeat(100));
+        let packet = connect_packet("probe", Some(&login));
+        let mut bytes = bytes::BytesMut::from(&packet[..]);
+        match rumqttc::mqttbytes::v4::Packet::read(&mut bytes, 1 << 20).expect("parses") {
+            rumqttc::mqttbytes::v4::Packet::Connect(connect) => {
+                assert_eq!(connect.client_id, "probe");
+                let got = connect.login.expect("login");
+                assert_eq!(
+                    (got.username, got.password),
+                    (login.username, login.password)
+                );
+            }
+            other => panic!("not a CONNECT: {other:?}"),
+        }
     }
 
     #[test]
@@ -342,14 +387,32 @@ mod tests {
         let addr = broker.local_addr();
         assert_ne!(addr.port(), 0);
         assert_eq!(broker.url(), format!("mqtt://{addr}"));
-        assert!(answers_connect(addr));
+        assert!(answers_connect(addr, None));
         // The same port cannot be taken twice.
         let err = EmbeddedBroker::start(addr).expect_err("in use");
         assert!(matches!(err, BrokerError::Bind { .. }), "{err}");
         broker.stop();
-        assert!(!answers_connect(addr), "stopped");
+        assert!(!answers_connect(addr, None), "stopped");
         let again = EmbeddedBroker::start(addr).expect("restart on the same port");
-        assert!(answers_connect(again.local_addr()));
+        assert!(answers_connect(again.local_addr(), None));
+    }
+
+    #[test]
+    fn with_auth_only_the_secret_gets_in() {
+        let secret = MqttCredentials::new("vigil-gate", "0123456789abcdef");
+        let mut config = EmbeddedBrokerConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.auth = Some(secret.clone());
+        let broker = EmbeddedBroker::start_with(config).expect("start");
+        let addr = broker.local_addr();
+        assert!(answers_connect(addr, Some(&secret)), "the secret gets in");
+        assert!(!answers_connect(addr, None), "no login: refused");
+        let wrong = MqttCredentials::new("vigil-gate", "0123456789abcdeF");
+        assert!(
+            !answers_connect(addr, Some(&wrong)),
+            "a wrong password: refused"
+        );
+        let user = MqttCredentials::new("someone", "0123456789abcdef");
+        assert!(!answers_connect(addr, Some(&user)), "another user: refused");
     }
 
     #[test]

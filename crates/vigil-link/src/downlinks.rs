@@ -81,7 +81,7 @@ use crate::escalation::{apply_group, ForwardPolicy};
 use crate::handoff::{Delivery, OutboxPoke};
 use crate::inbound::{self, ParentInbound};
 use crate::metrics::LinkMetrics;
-use crate::mqtt::{self, Connection, MqttEvent, MqttSettings};
+use crate::mqtt::{self, Connection, MqttCredentials, MqttEvent, MqttSettings};
 use crate::sender::SenderConfig;
 use crate::store::SharedStore;
 use crate::uplink::{alert_events, pick, record_received, validate_common};
@@ -130,6 +130,14 @@ pub struct DownlinksConfig {
     pub poll_interval: Duration,
     /// Deliveries that may wait for the owner before the link waits too.
     pub delivery_capacity: usize,
+    /// TLS for an `mqtts://` URL: a rustls client config that trusts the broker's CA and
+    /// presents this node's certificate (`vigil_pki::TlsFiles::client_config`). Required
+    /// with `mqtts://`, refused with `mqtt://`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// MQTT username and password, for a broker that wants them (a hub's own connection
+    /// to its gated embedded broker: `SecureBroker::internal_credentials`). Nodes behind
+    /// the gate need none: their certificate is their identity.
+    pub credentials: Option<MqttCredentials>,
 }
 
 impl DownlinksConfig {
@@ -144,12 +152,14 @@ impl DownlinksConfig {
             keep_alive: crate::uplink::UplinkConfig::default_keep_alive(),
             poll_interval: crate::uplink::UplinkConfig::default_poll_interval(),
             delivery_capacity: crate::uplink::UplinkConfig::default_delivery_capacity(),
+            tls: None,
+            credentials: None,
         }
     }
 
     /// Checks every setting without connecting anywhere.
     pub fn validate(&self) -> Result<(), LinkError> {
-        mqtt::parse_url(&self.url)?;
+        mqtt::validate_transport(&self.url, self.tls.as_ref())?;
         self.sender.validate()?;
         self.backoff.validate()?;
         validate_common(
@@ -363,6 +373,8 @@ impl Downlinks {
             backoff: self.config.backoff,
             request_capacity: 1024,
             name: DOWNLINKS_LABEL.to_owned(),
+            tls: self.config.tls.clone(),
+            credentials: self.config.credentials.clone(),
         })?;
         let mut task = DownlinksTask {
             dl: self,

@@ -16,7 +16,10 @@
 //! - [`escalation`] is what a node relays when it commits a peer's batch: a per-event
 //!   policy, or a per-alert one that sees the alert each event belongs to
 //!   ([`AlertContext`]).
-//! - [`EmbeddedBroker`] is the MQTT broker a hub embeds by default.
+//! - [`EmbeddedBroker`] is the MQTT broker a hub embeds by default; [`SecureBroker`]
+//!   ([`gate`]) puts it behind an mTLS listener that enforces each node's topics.
+//! - TLS: [`UplinkConfig::tls`] / [`DownlinksConfig::tls`] with an `mqtts://` URL connect
+//!   through rustls with a config from `vigil_pki`.
 //!
 //! The protocol logic is pure and tested without I/O: [`sender`] (window, acks, resends,
 //! ack timeouts), [`backoff`], [`children`], [`inbound`]. The async shells ([`uplink`],
@@ -52,6 +55,7 @@ pub mod downlinks;
 mod drain;
 pub mod error;
 pub mod escalation;
+pub mod gate;
 pub mod handoff;
 pub mod inbound;
 pub mod metrics;
@@ -68,9 +72,11 @@ pub use downlinks::{
 };
 pub use error::LinkError;
 pub use escalation::{AlertContext, AlertPolicy, EscalationPolicy, ForwardPolicy};
+pub use gate::{Denial, GateError, GateMetrics, SecureBroker, SecureBrokerConfig};
 pub use handoff::{Delivery, OutboxPoke};
 pub use inbound::InboundError;
 pub use metrics::LinkMetrics;
+pub use mqtt::{BrokerUrl, MqttCredentials};
 pub use sender::{OutboxSender, SenderConfig};
 pub use store::SharedStore;
 pub use uplink::{Health, HealthSource, Uplink, UplinkConfig, PARENT_LINK};

@@ -13,11 +13,21 @@
 //! session state: a persistent session would only make the broker queue stale batches and
 //! their resends for an absent client, and the embedded broker keeps no sessions across a
 //! restart anyway. Each connect re-subscribes.
+//!
+//! TLS: an `mqtts://` URL connects through rustls with the [`rustls::ClientConfig`] the
+//! owner gives (built by `vigil_pki`: trusting only the parent's CA, presenting this node's
+//! certificate); the server name checked is the URL's host, so a broker reached as
+//! `mqtts://127.0.0.1` needs an IP SAN for 127.0.0.1. No process-wide crypto provider is
+//! needed: the config carries its own (ring).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Packet, QoS, TlsConfiguration,
+    Transport,
+};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -34,26 +44,42 @@ pub const MAX_PACKET_BYTES: usize = MAX_PAYLOAD_BYTES + 64 * 1024;
 /// The default MQTT port.
 pub const DEFAULT_PORT: u16 = 1883;
 
-/// Splits `mqtt://host[:port]` into host and port (1883 by default). IPv6 hosts are written
-/// in brackets: `mqtt://[::1]:1883`.
-pub fn parse_url(url: &str) -> Result<(String, u16), LinkError> {
+/// The default MQTT-over-TLS port.
+pub const DEFAULT_TLS_PORT: u16 = 8883;
+
+/// A broker URL, parsed: `mqtt://host[:port]` (plain TCP, port 1883 by default) or
+/// `mqtts://host[:port]` (TLS, port 8883 by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    /// The host: a DNS name or an IP address (IPv6 without its brackets). With TLS, the
+    /// name the broker's certificate must carry (an IP SAN for an address).
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// Whether the URL asks for TLS (`mqtts://`).
+    pub tls: bool,
+}
+
+/// Parses `mqtt://host[:port]` or `mqtts://host[:port]`. IPv6 hosts are written in
+/// brackets: `mqtts://[::1]:8883`.
+pub fn parse_url(url: &str) -> Result<BrokerUrl, LinkError> {
     let invalid = |reason: &str| LinkError::InvalidUrl {
         url: url.to_owned(),
         reason: reason.to_owned(),
     };
-    let rest = if let Some(rest) = url.strip_prefix("mqtt://") {
-        rest
-    } else if url.starts_with("mqtts://") {
-        return Err(invalid(
-            "TLS (mqtts://) is not supported by this build of the link yet; use mqtt://",
-        ));
+    let (rest, tls) = if let Some(rest) = url.strip_prefix("mqtt://") {
+        (rest, false)
+    } else if let Some(rest) = url.strip_prefix("mqtts://") {
+        (rest, true)
     } else {
-        return Err(invalid("expected mqtt://host[:port]"));
+        return Err(invalid(
+            "expected mqtt://host[:port] or mqtts://host[:port]",
+        ));
     };
     let authority = rest.strip_suffix('/').unwrap_or(rest);
     if authority.contains(['/', '?', '#', '@']) {
         return Err(invalid(
-            "expected mqtt://host[:port] without path, query or user",
+            "expected mqtt(s)://host[:port] without path, query or user",
         ));
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
@@ -77,13 +103,71 @@ pub fn parse_url(url: &str) -> Result<(String, u16), LinkError> {
         return Err(invalid("the host is empty"));
     }
     let port = match port {
+        None if tls => DEFAULT_TLS_PORT,
         None => DEFAULT_PORT,
         Some(p) => match p.parse::<u16>() {
             Ok(port) if port > 0 => port,
             _ => return Err(invalid("the port must be a number from 1 to 65535")),
         },
     };
-    Ok((host.to_owned(), port))
+    Ok(BrokerUrl {
+        host: host.to_owned(),
+        port,
+        tls,
+    })
+}
+
+/// MQTT username and password. The password is never printed (`Debug` redacts it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct MqttCredentials {
+    /// The username.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+impl MqttCredentials {
+    /// Credentials from a username and a password.
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
+        MqttCredentials {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for MqttCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttCredentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Checks that `url` and `tls` agree: `mqtts://` needs a TLS config, `mqtt://` must not
+/// have one (a config that would silently go unused is a mistake, not a default).
+pub(crate) fn validate_transport(
+    url: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Result<BrokerUrl, LinkError> {
+    let parsed = parse_url(url)?;
+    match (parsed.tls, tls.is_some()) {
+        (true, false) => Err(LinkError::Config {
+            key: "tls",
+            reason: format!(
+                "{url} is mqtts:// but no TLS config is set: give the CA and this node's certificate and key \
+                 (vigil_pki::TlsFiles::client_config), or use mqtt:// for a plain connection"
+            ),
+        }),
+        (false, true) => Err(LinkError::Config {
+            key: "tls",
+            reason: format!(
+                "a TLS config is set but {url} is plain mqtt://: use mqtts:// to connect with TLS"
+            ),
+        }),
+        _ => Ok(parsed),
+    }
 }
 
 /// What the pump reports to the link.
@@ -124,6 +208,10 @@ pub(crate) struct MqttSettings {
     pub request_capacity: usize,
     /// A name for logs (`parent`, `downlinks`).
     pub name: String,
+    /// TLS (for an `mqtts://` URL).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Username and password, if the broker wants them.
+    pub credentials: Option<MqttCredentials>,
 }
 
 /// A running connection: the client to publish with and the events of the pump. Dropping
@@ -140,8 +228,14 @@ pub(crate) struct Connection {
 impl Connection {
     /// Starts the pump; the first connection attempt begins at once.
     pub fn start(settings: MqttSettings) -> Result<Connection, LinkError> {
-        let (host, port) = parse_url(&settings.url)?;
-        let mut options = MqttOptions::new(settings.client_id.clone(), host, port);
+        let url = validate_transport(&settings.url, settings.tls.as_ref())?;
+        let mut options = MqttOptions::new(settings.client_id.clone(), url.host, url.port);
+        if let Some(tls) = settings.tls.clone() {
+            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
+        }
+        if let Some(credentials) = settings.credentials.clone() {
+            options.set_credentials(credentials.username, credentials.password);
+        }
         options
             .set_keep_alive(settings.keep_alive)
             .set_clean_session(true)
@@ -270,41 +364,76 @@ mod tests {
 
     #[test]
     fn urls() {
+        let url = |host: &str, port, tls| BrokerUrl {
+            host: host.to_owned(),
+            port,
+            tls,
+        };
         assert_eq!(
             parse_url("mqtt://127.0.0.1:1884").expect("ok"),
-            ("127.0.0.1".to_owned(), 1884)
+            url("127.0.0.1", 1884, false)
         );
         assert_eq!(
             parse_url("mqtt://broker.local/").expect("ok"),
-            ("broker.local".to_owned(), 1883)
+            url("broker.local", 1883, false)
         );
         assert_eq!(
             parse_url("mqtt://[::1]:2000").expect("ok"),
-            ("::1".to_owned(), 2000)
+            url("::1", 2000, false)
         );
         assert_eq!(
             parse_url("mqtt://[::1]").expect("ok"),
-            ("::1".to_owned(), 1883)
+            url("::1", 1883, false)
+        );
+        assert_eq!(
+            parse_url("mqtts://hub.local").expect("ok"),
+            url("hub.local", 8883, true)
+        );
+        assert_eq!(
+            parse_url("mqtts://[::1]:9000").expect("ok"),
+            url("::1", 9000, true)
         );
         for bad in [
             "tcp://x:1",
             "mqtt://",
+            "mqtts://",
             "mqtt://:1883",
             "mqtt://x:0",
             "mqtt://x:70000",
             "mqtt://x:port",
             "mqtt://x/path",
-            "mqtt://user@x",
+            "mqtts://user@x",
             "mqtt://[::1",
             "mqtt://[::1]x",
-            "mqtts://x:8883",
+            "ssl://x:8883",
         ] {
             let err = parse_url(bad).expect_err(bad);
             assert!(err.to_string().contains(bad), "{err}");
         }
-        assert!(parse_url("mqtts://x")
-            .expect_err("tls")
-            .to_string()
-            .contains("not supported"));
+    }
+
+    #[test]
+    fn transport_and_tls_must_agree() {
+        let config = Arc::new(
+            rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+        );
+        assert!(validate_transport("mqtts://x", Some(&config)).is_ok());
+        assert!(validate_transport("mqtt://x", None).is_ok());
+        let err = validate_transport("mqtts://x", None).expect_err("no tls config");
+        assert!(err.to_string().contains("no TLS config"), "{err}");
+        let err = validate_transport("mqtt://x", Some(&config)).expect_err("tls with mqtt://");
+        assert!(err.to_string().contains("use mqtts://"), "{err}");
+    }
+
+    #[test]
+    fn credentials_are_not_printed() {
+        let text = format!("{:?}", MqttCredentials::new("vigil", "s3cret"));
+        assert!(text.contains("vigil") && !text.contains("s3cret"), "{text}");
     }
 }

@@ -42,7 +42,7 @@ use crate::escalation::apply_and_forward;
 use crate::handoff::{Delivery, OutboxPoke};
 use crate::inbound::{self, ChildInbound};
 use crate::metrics::LinkMetrics;
-use crate::mqtt::{self, Connection, MqttEvent, MqttSettings};
+use crate::mqtt::{self, Connection, MqttCredentials, MqttEvent, MqttSettings};
 use crate::sender::SenderConfig;
 use crate::store::SharedStore;
 
@@ -61,7 +61,8 @@ pub struct UplinkConfig {
     /// This node's id: the MQTT client id (unless [`client_id`](Self::client_id) says
     /// otherwise) and the `{node}` of its topics.
     pub node: NodeId,
-    /// The parent's broker, `mqtt://host[:port]`.
+    /// The parent's broker, `mqtt://host[:port]` or `mqtts://host[:port]` (with
+    /// [`tls`](Self::tls)).
     pub url: String,
     /// This node's level, reported in its status (absent for a gateway).
     pub level: Option<Level>,
@@ -85,6 +86,14 @@ pub struct UplinkConfig {
     pub poll_interval: Duration,
     /// Deliveries that may wait for the owner before the link waits too.
     pub delivery_capacity: usize,
+    /// TLS for an `mqtts://` URL: a rustls client config that trusts the broker's CA and
+    /// presents this node's certificate (`vigil_pki::TlsFiles::client_config`). Required
+    /// with `mqtts://`, refused with `mqtt://`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// MQTT username and password, for a broker that wants them (a hub's own connection
+    /// to its gated embedded broker: `SecureBroker::internal_credentials`). Nodes behind
+    /// the gate need none: their certificate is their identity.
+    pub credentials: Option<MqttCredentials>,
 }
 
 impl UplinkConfig {
@@ -123,12 +132,14 @@ impl UplinkConfig {
             status_interval: UplinkConfig::default_status_interval(),
             poll_interval: UplinkConfig::default_poll_interval(),
             delivery_capacity: UplinkConfig::default_delivery_capacity(),
+            tls: None,
+            credentials: None,
         }
     }
 
     /// Checks every setting without connecting anywhere.
     pub fn validate(&self) -> Result<(), LinkError> {
-        mqtt::parse_url(&self.url)?;
+        mqtt::validate_transport(&self.url, self.tls.as_ref())?;
         self.sender.validate()?;
         self.backoff.validate()?;
         validate_common(
@@ -318,6 +329,8 @@ impl Uplink {
             backoff: self.config.backoff,
             request_capacity: self.config.sender.window * 2 + 64,
             name: self.config.link.clone(),
+            tls: self.config.tls.clone(),
+            credentials: self.config.credentials.clone(),
         })?;
         let mut task = UplinkTask {
             down_topic: Topic::Down(node.clone()).to_string(),

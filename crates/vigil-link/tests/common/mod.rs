@@ -296,6 +296,11 @@ pub struct Parent {
 impl Parent {
     /// Starts parent `county-a` on the broker at `url` over the store at `db`.
     pub fn start(url: &str, db: &Path) -> Parent {
+        Parent::start_with(url, db, |_| {})
+    }
+
+    /// [`Parent::start`], with `adjust` applied to its config (TLS, credentials, …).
+    pub fn start_with(url: &str, db: &Path, adjust: impl FnOnce(&mut DownlinksConfig)) -> Parent {
         let id = node("county-a");
         let store = open(db);
         let registry = Registry::new();
@@ -304,6 +309,7 @@ impl Parent {
         config.sender = fast_sender();
         config.backoff = fast_backoff();
         config.poll_interval = Duration::from_millis(200);
+        adjust(&mut config);
         let mut downlinks = Downlinks::new(config, store.clone(), metrics).expect("downlinks");
         let handle = downlinks.handle();
         let deliveries = downlinks.take_deliveries().expect("deliveries");
@@ -388,16 +394,27 @@ impl Child {
 
     /// [`Child::start`] with its own sender settings.
     pub fn start_with(id: &str, url: &str, db: &Path, sender: SenderConfig) -> Child {
+        Child::start_adjusted(id, url, db, |config| config.sender = sender)
+    }
+
+    /// [`Child::start`], with `adjust` applied to its config (TLS, credentials, …).
+    pub fn start_adjusted(
+        id: &str,
+        url: &str,
+        db: &Path,
+        adjust: impl FnOnce(&mut UplinkConfig),
+    ) -> Child {
         let id = node(id);
         let store = open(db);
         let registry = Registry::new();
         let metrics = LinkMetrics::new(&registry).expect("metrics");
         let mut config = UplinkConfig::new(id.clone(), url);
-        config.sender = sender;
+        config.sender = fast_sender();
         config.backoff = fast_backoff();
         config.keep_alive = Duration::from_secs(5);
         config.status_interval = Duration::from_secs(1);
         config.poll_interval = Duration::from_millis(200);
+        adjust(&mut config);
         let mut uplink = Uplink::new(config, store.clone(), metrics).expect("uplink");
         let poke = uplink.poke_handle();
         let deliveries = uplink.take_deliveries().expect("deliveries");
