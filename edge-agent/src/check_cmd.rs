@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use vigil_config::{ConfigError, ConfigErrors};
 
@@ -20,9 +21,16 @@ pub fn load_checked(
     if config.store.path.is_relative() {
         config.store.path = dir.join(&config.store.path);
     }
+    config.tls.resolve(&dir);
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let resolved = profiles::resolve_devices(&config, &dir).and_then(|profiles| {
-        let unknown = crate::config::rule::check_points(&config, &profiles);
+        let mut unknown = crate::config::rule::check_points(&config, &profiles);
+        if config.uplink.url.starts_with("mqtts://") {
+            unknown.extend(crate::config::tls::check_files(
+                &config.tls.files(Path::new("")),
+                path,
+            ));
+        }
         if unknown.is_empty() {
             Ok(profiles)
         } else {
@@ -72,6 +80,9 @@ pub fn check(path: &Path, out: &mut dyn Write) -> Result<Result<(), ConfigErrors
         config.node.id, config.node.site
     )?;
     writeln!(out, "  uplink    {}", config.uplink.url)?;
+    if let Err(errors) = report_tls(&config, path, out)? {
+        return Ok(Err(errors));
+    }
     writeln!(out, "  store     {}", config.store.path.display())?;
     writeln!(out, "  metrics   http://{}/metrics", config.metrics.listen)?;
     writeln!(
@@ -90,5 +101,102 @@ pub fn check(path: &Path, out: &mut dyn Write) -> Result<Result<(), ConfigErrors
     )?;
     writeln!(out, "  cameras   {}", config.camera.len())?;
     writeln!(out, "  detectors {}", config.detector.len())?;
+    Ok(Ok(()))
+}
+
+/// Certificates this close to expiry are warned about.
+const EXPIRY_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// The `tls` line of `check`: the certificate's node, its expiry (a warning under 30 days)
+/// and whether it names `[node] id`. An expired certificate, or one for another node, is an
+/// error: the hub's broker would refuse the gateway. Plain `mqtt://` says enrollment is due.
+fn report_tls(
+    config: &AgentConfig,
+    path: &Path,
+    out: &mut dyn Write,
+) -> std::io::Result<Result<(), ConfigErrors>> {
+    if !config.uplink.url.starts_with("mqtts://") {
+        writeln!(
+            out,
+            "  tls       not used: the uplink is plain mqtt://; to enroll, {}",
+            crate::config::tls::enroll_hint(path)
+        )?;
+        return Ok(Ok(()));
+    }
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let error = |key: &str, message: String| {
+        ConfigErrors(vec![ConfigError {
+            file: path.to_owned(),
+            line: vigil_config::locate(&text, key),
+            key: key.to_owned(),
+            message,
+        }])
+    };
+    let cert_path = &config.tls.cert;
+    let cert = std::fs::read_to_string(cert_path)
+        .map_err(|e| e.to_string())
+        .and_then(|pem| {
+            vigil_pki::cert::cert_from_pem(&pem, &cert_path.display().to_string())
+                .map_err(|e| e.to_string())
+        })
+        .and_then(|der| {
+            let node = vigil_pki::node_of_certificate(&der).map_err(|e| e.to_string())?;
+            let (_, not_after) =
+                vigil_pki::validity_of_certificate(&der).map_err(|e| e.to_string())?;
+            Ok((node, not_after))
+        });
+    let (node, not_after) = match cert {
+        Ok(x) => x,
+        Err(e) => {
+            return Ok(Err(error(
+                "tls.cert",
+                format!("{}: {e}", cert_path.display()),
+            )))
+        }
+    };
+    let expires = chrono::DateTime::<chrono::Utc>::from(not_after).format("%Y-%m-%d %H:%M UTC");
+    let left = not_after.duration_since(SystemTime::now()).ok();
+    let matches = node == config.node.id;
+    writeln!(
+        out,
+        "  tls       certificate for {node} ({}), expires {expires}{}",
+        if matches {
+            "matches [node] id"
+        } else {
+            "does NOT match [node] id"
+        },
+        left.map(|d| format!(" (in {} days)", d.as_secs() / 86400))
+            .unwrap_or_default()
+    )?;
+    if !matches {
+        return Ok(Err(error(
+            "node.id",
+            format!(
+                "[node] id is {:?} but {} was issued to \"{node}\": the hub's broker lets this gateway publish only as \"{node}\"; enroll again with a token for {:?}, or set [node] id = \"{node}\"",
+                config.node.id.as_str(),
+                cert_path.display(),
+                config.node.id.as_str(),
+            ),
+        )));
+    }
+    match left {
+        None => {
+            return Ok(Err(error(
+                "tls.cert",
+                format!(
+                    "{} expired on {expires}: {}",
+                    cert_path.display(),
+                    crate::config::tls::enroll_hint(path)
+                ),
+            )))
+        }
+        Some(d) if d < EXPIRY_WARNING => writeln!(
+            out,
+            "  warning: the certificate expires in {} days: enroll again before then ({})",
+            d.as_secs() / 86400,
+            crate::config::tls::enroll_hint(path)
+        )?,
+        Some(_) => {}
+    }
     Ok(Ok(()))
 }

@@ -36,6 +36,27 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Enroll this gateway with its hub: make a key pair here (the key never leaves the
+    /// gateway), send a certificate request with a one-time token from the hub's operator,
+    /// check the answer against the CA the token pins, then write `[tls] ca/cert/key` and
+    /// point `[uplink] url` at the hub's mTLS broker. Exits 2 on a bad token or config, 1
+    /// when the hub refuses or cannot be reached (nothing is written then).
+    Enroll {
+        /// The hub's HTTP address, e.g. https://hub.example:8080 (plain http:// only on
+        /// loopback or a trusted segment).
+        #[arg(long, value_name = "URL")]
+        hub: String,
+        /// The one-time token from `vigil-hub enroll-token --node ID` (VGL1.…).
+        #[arg(long, value_name = "TOKEN")]
+        token: String,
+        /// The agent's config file: its `[node] id` is enrolled, its `[tls]` paths written,
+        /// its `[uplink] url` updated.
+        #[arg(long, value_name = "FILE", default_value = "/etc/vigil/agent.toml")]
+        config: PathBuf,
+        /// How long to wait for the hub.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
     /// Device profiles: the YAML description of a device model's points and alarm rules.
     #[command(subcommand)]
     Profile(ProfileCommand),

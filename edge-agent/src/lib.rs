@@ -13,6 +13,7 @@ pub mod check_cmd;
 pub mod cli;
 pub mod config;
 pub mod detect;
+pub mod enroll;
 pub mod metrics;
 pub mod modbus_cmd;
 pub mod profile_cmd;

@@ -28,6 +28,38 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Enroll {
+            hub,
+            token,
+            config,
+            timeout,
+        } => {
+            let args = vigil_agent::enroll::EnrollArgs {
+                hub,
+                token,
+                config,
+                timeout,
+            };
+            block_on(async move {
+                let mut out = std::io::stdout();
+                match vigil_agent::enroll::enroll(&args, &mut out).await {
+                    Ok(done) => {
+                        let _ = vigil_agent::enroll::report(&done, &args.config, &mut out);
+                        ExitCode::SUCCESS
+                    }
+                    Err(vigil_agent::enroll::EnrollCmdError::Config(errors)) => {
+                        for e in errors.0 {
+                            eprintln!("error: {e}");
+                        }
+                        ExitCode::from(EXIT_INVALID)
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(e.exit_code())
+                    }
+                }
+            })
+        }
         Command::Run { config, log_format } => {
             vigil_runtime::init_logging(&log_format);
             let (cfg, profiles) = match vigil_agent::check_cmd::load_checked(&config) {

@@ -278,6 +278,27 @@ pub async fn run(
     let mut uplink_config =
         vigil_link::UplinkConfig::new(config.node.id.clone(), config.uplink.url.clone());
     uplink_config.level = Some(vigil_core::Level::Facility);
+    if config.uplink.url.starts_with("mqtts://") {
+        // [tls] paths are resolved by `check_cmd::load_checked`, which checked them too.
+        let tls = config.tls.files(std::path::Path::new(""));
+        uplink_config.tls = Some(tls.client_config().map_err(|e| {
+            anyhow::anyhow!(
+                "[tls]: {e}: run `vigil-agent enroll --hub URL --token TOKEN` to get this gateway's certificate"
+            )
+        })?);
+        if let Ok(pem) = std::fs::read_to_string(&tls.cert) {
+            match vigil_pki::cert::cert_from_pem(&pem, "[tls] cert")
+                .and_then(|der| vigil_pki::node_of_certificate(&der))
+            {
+                Ok(node) if node != config.node.id => tracing::error!(
+                    certificate = %node, node = %config.node.id,
+                    "[tls] cert was issued to another node: the hub's broker will refuse this gateway's batches and status"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot read the node of [tls] cert"),
+            }
+        }
+    }
     let devices_total = config.modbus.device.len() as u64;
     let online = metrics.modbus.online.clone();
     let device_ids: Vec<String> = config.modbus.device.iter().map(|d| d.id.clone()).collect();

@@ -5,6 +5,7 @@
 pub mod modbus;
 pub mod mqtt;
 pub mod rule;
+pub mod tls;
 pub mod update;
 
 use std::collections::HashSet;
@@ -18,6 +19,7 @@ use vigil_core::{NodeId, SitePath};
 pub use modbus::{ModbusDevice, Parity, Transport};
 pub use mqtt::{Decoder, MqttSubscription};
 pub use rule::{PointPattern, RuleOverride};
+pub use tls::TlsSection;
 pub use update::{UpdatePaths, UpdateSection};
 
 /// The whole `agent.toml`.
@@ -47,6 +49,9 @@ pub struct AgentConfig {
     /// `[update]`: trusted keys, versions directory and trial period of signed updates.
     #[serde(default)]
     pub update: UpdateSection,
+    /// `[tls]`: the CA, certificate and key of an `mqtts://` uplink (see [`tls`]).
+    #[serde(default)]
+    pub tls: TlsSection,
 }
 
 /// `[node]`: who this gateway is and where it stands in the network.
