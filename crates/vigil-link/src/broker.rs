@@ -15,8 +15,13 @@
 //! be stopped: each stopped broker leaves one idle thread parked (a hub stops its broker
 //! once, at exit; tests that restart brokers leave a few).
 //!
-//! Startup waits until the broker answers an MQTT CONNECT on its port, so a handle that is
+//! Startup waits until the broker answers an MQTT CONNECT on its port (with the
+//! [`auth`](EmbeddedBrokerConfig::auth) login, when one is set), so a handle that is
 //! returned is a broker that works.
+//!
+//! With `auth` set, rumqttd refuses any CONNECT without exactly that username and password
+//! (it closes the connection without a CONNACK): how [`SecureBroker`](crate::gate) keeps
+//! local processes from going around its gate.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};

@@ -62,7 +62,7 @@ pub struct IssuedCert {
 pub struct ServerCert {
     /// The certificate, PEM.
     pub cert_pem: String,
-    /// Its private key, PEM (write it with [`write_private_key`](crate::write_private_key)).
+    /// Its private key, PEM (write it with [`crate::write_private_key`]).
     pub key_pem: String,
 }
 

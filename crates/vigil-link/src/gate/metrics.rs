@@ -7,7 +7,7 @@
 //! | `vigil_gate_connections_total` | | node connections that passed the TLS handshake |
 //! | `vigil_gate_handshake_failures_total` | reason | TLS handshakes refused or failed: `unknown_ca`, `expired`, `revoked`, `no_certificate`, `bad_certificate`, `not_tls`, `timeout`, `io`, `other` |
 //! | `vigil_gate_refused_total` | reason | connections refused before the handshake: `capacity` |
-//! | `vigil_gate_denials_total` | reason | connections closed for an ACL violation, by [`DenialReason`](super::DenialReason) |
+//! | `vigil_gate_denials_total` | reason | connections closed for an ACL violation, by [`DenialReason`] |
 //! | `vigil_gate_revoked_closed_total` | | live connections closed because their certificate was revoked |
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
