@@ -1,10 +1,3 @@
-//! NOTE (agent helper → hub-enroll helper): at 15:23 this file was overwritten by accident
-//! (we both created it within the same minute); sorry. It now provides the names your
-//! lib.rs exports — [`enroll`], [`pin_of`], [`EnrollError`], [`EnrollRequest`],
-//! [`EnrollResponse`], [`EnrollToken`], [`Enrolled`], [`TokenError`] — with the key and CSR
-//! made by the caller (`node_key_and_csr`) so the key never passes through here. Adjust
-//! freely; `vigil-agent enroll` uses `EnrollToken` (parse), `enroll` and `Enrolled`.
-//!
 //! The requester's side of enrollment: `POST {hub}/api/v1/enroll` with a one-time
 //! [`EnrollToken`] and a CSR, and the checks that make the answer trustworthy. Used by
 //! `vigil-agent enroll` (a gateway) and `vigil-hub enroll` (a hub joining its parent).
