@@ -103,7 +103,9 @@ pub struct Enrolled {
 #[derive(Debug, thiserror::Error)]
 pub enum EnrollError {
     /// The hub URL is not `http://HOST[:PORT][/PATH]` or `https://…`.
-    #[error("hub URL {url:?}: {reason} (write e.g. https://hub.example:8080 or http://127.0.0.1:8080)")]
+    #[error(
+        "hub URL {url:?}: {reason} (write e.g. https://hub.example:8080 or http://127.0.0.1:8080)"
+    )]
     Url {
         /// The URL as given.
         url: String,
@@ -248,15 +250,16 @@ fn target(hub: &str) -> Result<Target, EnrollError> {
     if uri.query().is_some() {
         return Err(bad("a query is not expected"));
     }
-    let port = authority
-        .port_u16()
-        .unwrap_or(if https { 443 } else { 80 });
+    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
     let base = uri.path().trim_end_matches('/');
     let path = format!("{base}{ENROLL_PATH}");
     let scheme = if https { "https" } else { "http" };
     Ok(Target {
         https,
-        host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
         port,
         url: format!("{scheme}://{}{path}", authority.as_str()),
         path,
@@ -833,7 +836,10 @@ mod tests {
     fn urls() {
         let t = target("http://127.0.0.1:8080").expect("url");
         assert_eq!(t.url, "http://127.0.0.1:8080/api/v1/enroll");
-        assert_eq!((t.https, t.port, t.host.as_str()), (false, 8080, "127.0.0.1"));
+        assert_eq!(
+            (t.https, t.port, t.host.as_str()),
+            (false, 8080, "127.0.0.1")
+        );
         let t = target("https://hub.example/vigil/").expect("url");
         assert_eq!(t.url, "https://hub.example/vigil/api/v1/enroll");
         assert_eq!(t.port, 443);
