@@ -45,18 +45,48 @@ CONF
 /usr/sbin/mosquitto -c "$DEMO/mosquitto.conf" >"$DEMO/mosquitto.log" 2>&1 &
 pids+=($!)
 
+# The demo operator: scope the whole county (the hub's site), a generated password printed
+# below. There is no default user or password anywhere.
+DEMO_USER=demo-operator
+DEMO_SCOPE=$(sed -n 's/^site = "\(.*\)"$/\1/p' demo/hub.toml)
+DEMO_PASSWORD=$("$BIN/vigil-hub" user add "$DEMO_USER" --role operator --scope "$DEMO_SCOPE" \
+  --generate --config demo/hub.toml 2>"$DEMO/user-add.log") || {
+  cat "$DEMO/user-add.log" >&2
+  exit 1
+}
+
+# The gateway's one-time enrollment token (the hub's CA is created with it), as the hub's
+# operator would issue it: `vigil-hub enroll-token` prints the token, then the agent's line.
+GATEWAY=$(sed -n 's/^id = "\(.*\)"$/\1/p' demo/agent.toml | head -n 1)
+ENROLL_TOKEN=$("$BIN/vigil-hub" enroll-token --node "$GATEWAY" --ttl 10m --config demo/hub.toml \
+  2>"$DEMO/enroll-token.log" | head -n 1) || true
+if [[ "$ENROLL_TOKEN" != VGL1.* ]]; then
+  cat "$DEMO/enroll-token.log" >&2
+  exit 1
+fi
+
 "$BIN/vigil-hub" run --config demo/hub.toml >"$DEMO/hub.log" 2>&1 &
 pids+=($!)
 
 "$BIN/vigil-sim" --config crates/vigil-sim/examples/facility.toml >"$DEMO/sim.log" 2>&1 &
 pids+=($!)
 
-# The agent starts once the hub serves.
+# Once the hub serves, the installer's step: enroll the gateway (a copy of demo/agent.toml
+# in $DEMO, so the tracked file never changes). It makes the gateway's key, gets its
+# certificate, writes $DEMO/tls/ and points the uplink at the hub's mTLS broker.
 for _ in $(seq 1 100); do
   if (exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null; then break; fi
   sleep 0.1
 done
-"$BIN/vigil-agent" run --config demo/agent.toml >"$DEMO/agent.log" 2>&1 &
+cp demo/agent.toml "$DEMO/agent.toml"
+if ! "$BIN/vigil-agent" enroll --hub http://127.0.0.1:8080 --token "$ENROLL_TOKEN" \
+  --config "$DEMO/agent.toml" >"$DEMO/enroll.log" 2>&1; then
+  echo "demo: enrolling the gateway failed:" >&2
+  cat "$DEMO/enroll.log" >&2
+  exit 1
+fi
+echo "demo: gateway $GATEWAY enrolled; its uplink is mTLS ($(sed -n 's/^url = "\(mqtts:.*\)".*/\1/p' "$DEMO/agent.toml"))"
+"$BIN/vigil-agent" run --config "$DEMO/agent.toml" >"$DEMO/agent.log" 2>&1 &
 pids+=($!)
 
 cat <<MSG
@@ -71,10 +101,18 @@ The facility's script starts now: door 2 of block A is forced at 0:45, the north
 alarms at 1:00, the east barrier at 1:05 (an intrusion incident), smoke in the kitchen from
 2:30 … (see crates/vigil-sim/examples/facility.toml).
 
-Watch alerts live:      curl -N http://127.0.0.1:8080/api/v1/stream
-List open alerts:       curl -s http://127.0.0.1:8080/api/v1/alerts | python3 -m json.tool
-Acknowledge one:        curl -s -X POST -H 'X-Vigil-User: duty-officer' \\
-                          http://127.0.0.1:8080/api/v1/alerts/<id>/ack -d '{"comment":"guard sent"}'
+Sign in as $DEMO_USER (operator, scope $DEMO_SCOPE)
+with the password  $DEMO_PASSWORD
+
+  H=http://127.0.0.1:8080; J=$DEMO/cookies
+  curl -s -c \$J -H 'Content-Type: application/json' \\
+       -d '{"name":"$DEMO_USER","password":"$DEMO_PASSWORD"}' \$H/api/v1/session
+  (the answer's "csrf" goes in X-CSRF-Token on every POST)
+
+Watch alerts live:      curl -N -b \$J \$H/api/v1/stream
+List open alerts:       curl -s -b \$J \$H/api/v1/alerts | python3 -m json.tool
+Acknowledge one:        curl -s -b \$J -H 'X-CSRF-Token: <csrf>' -H 'Content-Type: application/json' \\
+                          -d '{"comment":"guard sent"}' \$H/api/v1/alerts/<id>/ack
 Logs:                   $DEMO/{hub,agent,sim,mosquitto}.log
 
 Ctrl-C stops everything.

@@ -2,8 +2,12 @@
 //! appears here only once it does its job.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use vigil_core::SitePath;
+
+use crate::auth::Role;
 
 /// Vigil command hub: receives alerts from the gateways and hubs below it, keeps them in
 /// sync with the levels above, and serves the alarm console, the API and the feeds.
@@ -29,6 +33,19 @@ pub enum Command {
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         log_format: String,
     },
+    /// Console users: add, list, disable. Every change is audited.
+    User {
+        /// What to do.
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// API tokens for feeds and scripts (`Authorization: Bearer`): add, list, revoke.
+    /// Every change is audited.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// The audit log of operator and admin actions.
     Audit {
         /// What to do with it.
@@ -50,4 +67,124 @@ pub enum AuditCommand {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+}
+
+/// A user or token name, checked as the store will check it.
+fn parse_name(s: &str) -> Result<String, String> {
+    crate::auth::check_name(s).map(|()| s.to_owned())
+}
+
+/// A duration like `90d`, `12h` or `30m`.
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    humantime_serde::re::humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?}: {e} (write e.g. 90d, 12h or 30m)"))
+        .and_then(|d| {
+            if d.is_zero() {
+                Err("must be longer than 0".to_owned())
+            } else {
+                Ok(d)
+            }
+        })
+}
+
+/// `vigil-hub user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a console user. The password comes from standard input with --password-stdin,
+    /// is typed twice (not echoed) on a terminal, or is generated with --generate and printed
+    /// once on standard output. There is no default user and no default password.
+    Add {
+        /// The sign-in name: lower-case letters, digits, '.', '_', '-' (e.g. li.na).
+        #[arg(value_parser = parse_name)]
+        name: String,
+        /// viewer, operator, supervisor, installer, auditor or admin (see README, "Users,
+        /// roles and scope").
+        #[arg(long)]
+        role: Role,
+        /// The site subtree the user sees and acts on (e.g. ministry/guangdong/guangzhou).
+        #[arg(long, value_name = "SITE")]
+        scope: SitePath,
+        /// The hub's config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Read the password from standard input (one line; the trailing newline is dropped).
+        #[arg(long, conflicts_with = "generate")]
+        password_stdin: bool,
+        /// Generate a password and print it once on standard output.
+        #[arg(long)]
+        generate: bool,
+    },
+    /// List the users: name, role, scope, created, disabled.
+    List {
+        /// The hub's config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Disable a user: no more sign-ins, and their sessions end now.
+    Disable {
+        /// The user's name.
+        name: String,
+        /// The hub's config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+impl UserCommand {
+    /// The config file the command names.
+    pub fn config(&self) -> &std::path::Path {
+        match self {
+            UserCommand::Add { config, .. }
+            | UserCommand::List { config }
+            | UserCommand::Disable { config, .. } => config,
+        }
+    }
+}
+
+/// `vigil-hub token …`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Add an API token and print it once on standard output (only its hash is kept).
+    Add {
+        /// The token's name (the audit log names its actor token:NAME).
+        #[arg(value_parser = parse_name)]
+        name: String,
+        /// viewer, operator, supervisor, installer, auditor or admin.
+        #[arg(long)]
+        role: Role,
+        /// The site subtree the token sees and acts on.
+        #[arg(long, value_name = "SITE")]
+        scope: SitePath,
+        /// How long the token works (e.g. 90d); without, until revoked.
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<Duration>,
+        /// The hub's config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// List the tokens: name, role, scope, expiry, last use, revoked.
+    List {
+        /// The hub's config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Revoke a token: requests with it are refused (401) from now on.
+    Revoke {
+        /// The token's name.
+        name: String,
+        /// The hub's config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+impl TokenCommand {
+    /// The config file the command names.
+    pub fn config(&self) -> &std::path::Path {
+        match self {
+            TokenCommand::Add { config, .. }
+            | TokenCommand::List { config }
+            | TokenCommand::Revoke { config, .. } => config,
+        }
+    }
 }

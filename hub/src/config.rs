@@ -24,10 +24,20 @@
 //!
 //! [escalation]
 //! min_severity = "minor"                # what goes up to the parent
+//!
+//! [auth]                                # console sign-in; every key optional
+//! session_idle = "30m"                  # a session unused this long ends
+//! session_max = "12h"                   # a session ends this long after sign-in, used or not
+//! secure_cookie = false                 # mark the session cookie Secure (served over HTTPS)
+//! sign_in_free_failures = 5             # failed sign-ins (per name, per client) before delays
+//! sign_in_delay = "1s"                  # the first delay; each further failure doubles it
+//! sign_in_max_delay = "15m"             # the longest delay
+//! open_metrics = true                   # GET /metrics without signing in
 //! ```
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 use vigil_config::{Problem, Validate};
@@ -54,6 +64,9 @@ pub struct HubConfig {
     /// `[escalation]`: what this hub sends up to its parent.
     #[serde(default)]
     pub escalation: EscalationSection,
+    /// `[auth]`: sessions, sign-in rate limiting, what is open without signing in.
+    #[serde(default)]
+    pub auth: AuthSection,
 }
 
 /// `[node]`: the hub's identity and place in the network.
@@ -152,6 +165,77 @@ impl Default for EscalationSection {
 
 const fn default_min_severity() -> Severity {
     Severity::Minor
+}
+
+/// `[auth]`: console sign-in (see `crate::auth`). Users and tokens themselves live in the
+/// store (`vigil-hub user add`, `vigil-hub token add`), never in the config.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSection {
+    /// A session not used for this long ends (the idle expiry).
+    #[serde(default = "default_session_idle", with = "humantime_serde")]
+    pub session_idle: Duration,
+    /// A session ends this long after its sign-in, however much it is used (the absolute
+    /// expiry).
+    #[serde(default = "default_session_max", with = "humantime_serde")]
+    pub session_max: Duration,
+    /// Mark the session cookie `Secure` (browsers then send it over HTTPS only). Set it when
+    /// the console is served over HTTPS, directly or through a TLS-terminating proxy.
+    #[serde(default)]
+    pub secure_cookie: bool,
+    /// Failed sign-ins per user name and per client address answered at once; after them,
+    /// each failure makes the next attempt wait.
+    #[serde(default = "default_free_failures")]
+    pub sign_in_free_failures: u32,
+    /// The wait after the first failure past the free ones; it doubles with each further
+    /// failure.
+    #[serde(default = "default_sign_in_delay", with = "humantime_serde")]
+    pub sign_in_delay: Duration,
+    /// The longest wait.
+    #[serde(default = "default_sign_in_max_delay", with = "humantime_serde")]
+    pub sign_in_max_delay: Duration,
+    /// Serve `GET /metrics` without signing in (for a Prometheus scraper; it shows counts,
+    /// never an alert's contents). `false`: a session or a bearer token of any role.
+    #[serde(default = "default_open_metrics")]
+    pub open_metrics: bool,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            session_idle: default_session_idle(),
+            session_max: default_session_max(),
+            secure_cookie: false,
+            sign_in_free_failures: default_free_failures(),
+            sign_in_delay: default_sign_in_delay(),
+            sign_in_max_delay: default_sign_in_max_delay(),
+            open_metrics: default_open_metrics(),
+        }
+    }
+}
+
+const fn default_session_idle() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+
+const fn default_session_max() -> Duration {
+    Duration::from_secs(12 * 60 * 60)
+}
+
+const fn default_free_failures() -> u32 {
+    5
+}
+
+const fn default_sign_in_delay() -> Duration {
+    Duration::from_secs(1)
+}
+
+const fn default_sign_in_max_delay() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+const fn default_open_metrics() -> bool {
+    true
 }
 
 impl EscalationSection {
@@ -368,6 +452,31 @@ impl Validate for HubConfig {
             }
             (None, _) => {}
         }
+        let auth = &self.auth;
+        if auth.session_idle.is_zero() {
+            out.push(Problem::new(
+                "auth.session_idle",
+                "must be longer than 0, e.g. 30m",
+            ));
+        }
+        if auth.session_max < auth.session_idle || auth.session_max.is_zero() {
+            out.push(Problem::new(
+                "auth.session_max",
+                "must be at least auth.session_idle, e.g. 12h",
+            ));
+        }
+        if auth.sign_in_delay.is_zero() {
+            out.push(Problem::new(
+                "auth.sign_in_delay",
+                "must be longer than 0, e.g. 1s",
+            ));
+        }
+        if auth.sign_in_max_delay < auth.sign_in_delay {
+            out.push(Problem::new(
+                "auth.sign_in_max_delay",
+                "must be at least auth.sign_in_delay, e.g. 15m",
+            ));
+        }
         if self.store.path.as_os_str().is_empty() {
             out.push(Problem::new(
                 "store.path",
@@ -533,6 +642,26 @@ path = "/var/lib/vigil/hub.db"
         assert_eq!(key, "node.name");
         let (_, key, _) = problem(&format!("{GOOD}\n[escalation]\nmin_severity = \"huge\"\n"));
         assert_eq!(key, "escalation.min_severity");
+    }
+
+    #[test]
+    fn auth_defaults_and_checks() {
+        let c = parse(GOOD).expect("valid");
+        assert_eq!(c.auth, AuthSection::default());
+        assert_eq!(c.auth.session_idle, Duration::from_secs(1800));
+        assert!(c.auth.open_metrics && !c.auth.secure_cookie);
+        let c = parse(&format!(
+            "{GOOD}\n[auth]\nsession_idle = \"5m\"\nsecure_cookie = true\nsign_in_delay = \"250ms\"\n"
+        ))
+        .expect("valid");
+        assert_eq!(c.auth.session_idle, Duration::from_secs(300));
+        assert_eq!(c.auth.sign_in_delay, Duration::from_millis(250));
+        let (line, key, _) = problem(&format!(
+            "{GOOD}\n[auth]\nsession_idle = \"2h\"\nsession_max = \"1h\"\n"
+        ));
+        assert_eq!((line, key.as_str()), (Some(21), "auth.session_max"));
+        let (_, key, _) = problem(&format!("{GOOD}\n[auth]\nsesion_idle = \"2h\"\n"));
+        assert_eq!(key, "auth.sesion_idle");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
-use vigil_core::{AlertEvent, AlertId, AlertView, EventId, Timestamp};
+use vigil_core::{AlertEvent, AlertId, AlertView, EventId, SitePath, Timestamp};
 
 use crate::alert_json::AlertJson;
 use crate::metrics::HubMetrics;
@@ -43,6 +43,8 @@ pub struct AlertUpdate {
     pub id: EventId,
     /// `{"event": AlertEvent, "alert": Alert}` as JSON.
     pub data: String,
+    /// The alert's site: who may see the update (a stream shows only its caller's scope).
+    pub site: Option<SitePath>,
 }
 
 impl AlertUpdate {
@@ -56,6 +58,7 @@ impl AlertUpdate {
             name: event.body.name(),
             id: event.id,
             data: data.to_string(),
+            site: view.site.clone(),
         }
     }
 }

@@ -8,6 +8,8 @@
 //! - `config`: `hub.toml`;
 //! - `run`: `vigil-hub run`, which wires everything below;
 //! - `api`: the HTTP endpoints; `alert_json`: the alert as they show it;
+//! - `auth`: who calls the API — users, roles, scope, sessions, API tokens, sign-in limits,
+//!   and `vigil-hub user`/`token`;
 //! - `action`: operator actions, their ISA-18.2 rules and how they are recorded (each with
 //!   its audit record); `audit`: `vigil-hub audit verify`;
 //! - `feed`: the live stream's channel and the ingest hook;
@@ -24,6 +26,7 @@ pub mod action;
 pub mod alert_json;
 pub mod api;
 pub mod audit;
+pub mod auth;
 pub mod children;
 pub mod cli;
 pub mod clock;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
+use vigil_hub::auth::command;
 use vigil_hub::cli::{AuditCommand, Cli, Command};
 use vigil_hub::config::HubConfig;
 
@@ -32,6 +33,20 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::User { command } => {
+            let cfg = match load_config(command.config()) {
+                Ok(cfg) => cfg,
+                Err(code) => return code,
+            };
+            finish(command::user(&command, &cfg))
+        }
+        Command::Token { command } => {
+            let cfg = match load_config(command.config()) {
+                Ok(cfg) => cfg,
+                Err(code) => return code,
+            };
+            finish(command::token(&command, &cfg))
         }
         Command::Run { config, log_format } => {
             vigil_runtime::init_logging(&log_format);
@@ -81,4 +96,15 @@ fn load_config(path: &std::path::Path) -> Result<HubConfig, ExitCode> {
         }
         ExitCode::from(vigil_config::EXIT_CONFIG)
     })
+}
+
+/// Exit 0, or print the error and exit 1.
+fn finish(result: Result<(), command::CommandError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -31,6 +31,11 @@ pub struct HubMetrics {
     /// Operator actions refused, by action and reason (`not_found`, `conflict`,
     /// `bad_request`).
     pub actions_refused: IntCounterVec,
+    /// Sign-ins by outcome (`success`, `failure`, `rate_limited`).
+    pub sign_ins: IntCounterVec,
+    /// Requests refused for who made them, by status (`401`, `403`) and reason
+    /// (`no_credentials`, `unknown_token`, `session_idle`, `csrf`, `role`, `scope`, …).
+    pub auth_refusals: IntCounterVec,
     /// Clients connected to the live stream.
     pub sse_clients: IntGauge,
     /// Stream messages that slow clients missed (they got a `lagged` event instead).
@@ -107,6 +112,16 @@ impl HubMetrics {
             "Operator actions refused, by action and reason",
             &["action", "reason"],
         );
+        let sign_ins = counter(
+            "vigil_hub_sign_ins_total",
+            "Console sign-ins by outcome",
+            &["outcome"],
+        );
+        let auth_refusals = counter(
+            "vigil_hub_auth_refusals_total",
+            "Requests refused for who made them, by status (401, 403) and reason",
+            &["status", "reason"],
+        );
         let sse_clients = register(
             &registry,
             IntGauge::new(
@@ -145,6 +160,8 @@ impl HubMetrics {
             events_ingested,
             actions,
             actions_refused,
+            sign_ins,
+            auth_refusals,
             sse_clients,
             sse_lagged,
             feed_dropped,

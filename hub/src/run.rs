@@ -19,7 +19,8 @@ use vigil_link::SharedStore;
 use vigil_store::Store;
 
 use crate::action::record::ActionContext;
-use crate::api::{router, AppState};
+use crate::api::{service, AppState};
+use crate::auth::AuthContext;
 use crate::children::Children;
 use crate::clock::HubClock;
 use crate::config::HubConfig;
@@ -127,11 +128,15 @@ pub async fn run(
             site: config.node.site.clone(),
         },
         shutdown: shutdown.clone(),
+        auth: AuthContext::from_config(&config.auth),
     };
+    // The dummy password hash that unknown users are checked against, made before the
+    // first sign-in needs it.
+    tokio::task::spawn_blocking(crate::auth::password::warm_up).await?;
 
     let mut tasks = JoinSet::new();
     let http_shutdown = shutdown.clone();
-    let app = router(state);
+    let app = service(state);
     tasks.spawn(async move {
         let serve = axum::serve(listener, app)
             .with_graceful_shutdown(async move { http_shutdown.cancelled().await });

@@ -9,6 +9,7 @@ use std::process::Command;
 use assert_cmd::cargo::CommandCargoExt;
 use hyper::StatusCode;
 use vigil_core::{AlertEventBody, AlertId, Severity};
+use vigil_hub::auth::Role;
 use vigil_store::{AuditReport, Store};
 
 use common::{county_toml, Gateway, Hub, PRISON_3};
@@ -47,7 +48,10 @@ async fn actions_are_audited_and_the_cli_verifies_the_chain() {
         gw.clear(door),
     ];
     let hub = Hub::start(false, &seed).await;
-    let user = [("X-Vigil-User", "zhang.wei")];
+    let zhang = hub
+        .session("zhang.wei", Role::Supervisor, "ministry/gd")
+        .await;
+    let user = zhang.headers();
     let url = |id: AlertId, action: &str| format!("/api/v1/alerts/{id}/{action}");
     let actions: [(AlertId, &str, &str); 7] = [
         (fence, "ack", r#"{"comment": "on it"}"#),
@@ -75,10 +79,20 @@ async fn actions_are_audited_and_the_cli_verifies_the_chain() {
     // The store is read beside the running hub (WAL): stopping it removes its directory.
     let store_path = hub.store_path.clone();
     let store = Store::open(&store_path).expect("open store");
-    let records = store.audit_records(0, 100).expect("records");
+    let all = store.audit_records(0, 100).expect("records");
+    // Before the actions: the harness's token, the user added and signed in.
+    let setup: Vec<&str> = all
+        .iter()
+        .take(3)
+        .map(|r| r.entry.action.as_str())
+        .collect();
+    assert_eq!(setup, ["token_add", "user_add", "sign_in"]);
+    assert_eq!(all[2].entry.actor, "zhang.wei");
+    assert_eq!(all[2].entry.details["outcome"], "success");
+    let records = &all[3..];
     assert_eq!(records.len(), actions.len());
     for (i, (rec, (alert, action, _))) in records.iter().zip(actions).enumerate() {
-        assert_eq!(rec.seq, i as u64 + 1);
+        assert_eq!(rec.seq, i as u64 + 4);
         assert_eq!(rec.entry.actor, "zhang.wei");
         assert_eq!(rec.entry.action, action);
         assert_eq!(rec.entry.target, alert.to_string());
@@ -107,20 +121,20 @@ async fn actions_are_audited_and_the_cli_verifies_the_chain() {
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert_eq!(
         stdout.trim(),
-        format!("audit chain ok: 7 records, head {}", head.hash_hex())
+        format!("audit chain ok: 10 records, head {}", head.hash_hex())
     );
 
     // Someone with the file rewrites who closed the alert.
     let conn = rusqlite::Connection::open(&store_path).expect("open raw");
     conn.execute_batch(
-        "DROP TRIGGER audit_no_update; UPDATE audit SET actor = 'li.na' WHERE seq = 6;",
+        "DROP TRIGGER audit_no_update; UPDATE audit SET actor = 'li.na' WHERE seq = 9;",
     )
     .expect("tamper");
     drop(conn);
     let (code, stdout, stderr) = verify(&config);
     assert_eq!(code, Some(1), "{stdout}{stderr}");
     assert!(
-        stdout.contains("audit chain broken at record 6: its hash does not match"),
+        stdout.contains("audit chain broken at record 9: its hash does not match"),
         "{stdout}"
     );
     hub.stop().await;

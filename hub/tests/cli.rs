@@ -86,15 +86,59 @@ fn free_port() -> u16 {
 
 /// `GET path` with a plain socket; the status line and the body.
 fn get(addr: SocketAddr, path: &str) -> std::io::Result<String> {
+    request(addr, "GET", path, &[], "")
+}
+
+/// One request with a plain socket; the whole response.
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<String> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head += &format!("{k}: {v}\r\n");
+    }
+    write!(s, "{head}\r\n{body}")?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
     Ok(out)
+}
+
+/// Runs `vigil-hub ARGS` with `stdin`; exit code, stdout, stderr.
+fn hub_with_stdin(
+    args: &[&str],
+    config: &std::path::Path,
+    stdin: &str,
+) -> (Option<i32>, String, String) {
+    let mut child = hub()
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("exits");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -129,8 +173,76 @@ fn run_serves_and_stops_on_sigterm() {
     };
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(health.ends_with("ok"), "{health}");
-    let list = get(addr, "/api/v1/alerts").expect("list");
+    let anonymous = get(addr, "/api/v1/alerts").expect("list");
+    assert!(anonymous.starts_with("HTTP/1.1 401"), "{anonymous}");
+    assert!(
+        anonymous
+            .to_ascii_lowercase()
+            .contains("www-authenticate: bearer realm=\"vigil\""),
+        "{anonymous}"
+    );
+
+    // A token made by the CLI beside the running hub works at once.
+    let (code, token, stderr) = hub_with_stdin(
+        &[
+            "token", "add", "script", "--role", "viewer", "--scope", "ministry", "--ttl", "90d",
+        ],
+        &path,
+        "",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("token script added"), "{stderr}");
+    let bearer = format!("Bearer {}", token.trim());
+    let list = request(
+        addr,
+        "GET",
+        "/api/v1/alerts",
+        &[("Authorization", &bearer)],
+        "",
+    )
+    .expect("list");
     assert!(list.contains("{\"alerts\":[],\"next\":null}"), "{list}");
+
+    // A user added with the real binary signs in over HTTP.
+    let (code, stdout, stderr) = hub_with_stdin(
+        &[
+            "user",
+            "add",
+            "li.na",
+            "--role",
+            "operator",
+            "--scope",
+            "ministry/gd",
+            "--password-stdin",
+        ],
+        &path,
+        "a password of li.na\n",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.is_empty(), "no secret to print: {stdout}");
+    let signed_in = request(
+        addr,
+        "POST",
+        "/api/v1/session",
+        &[("Content-Type", "application/json")],
+        r#"{"name": "li.na", "password": "a password of li.na"}"#,
+    )
+    .expect("sign in");
+    assert!(signed_in.starts_with("HTTP/1.1 200"), "{signed_in}");
+    assert!(signed_in.contains("vigil_session="), "{signed_in}");
+    assert!(signed_in.contains("\"role\":\"operator\""), "{signed_in}");
+    let wrong = request(
+        addr,
+        "POST",
+        "/api/v1/session",
+        &[("Content-Type", "application/json")],
+        r#"{"name": "li.na", "password": "a password of li.na\n"}"#,
+    )
+    .expect("sign in");
+    assert!(
+        wrong.starts_with("HTTP/1.1 401"),
+        "the newline was not part of it: {wrong}"
+    );
     assert!(store.exists(), "the store and its directory were created");
     assert!(
         TcpStream::connect(("127.0.0.1", mqtt_port)).is_ok(),
@@ -173,4 +285,181 @@ fn run_serves_and_stops_on_sigterm() {
         format!("mqtt://127.0.0.1:{mqtt_port}")
     );
     assert!(logs.iter().any(|l| l["fields"]["message"] == "hub stopped"));
+}
+
+#[test]
+fn user_and_token_commands_manage_the_store_and_refuse_what_cannot_be_right() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("state").join("hub.db");
+    let path = write_config(
+        dir.path(),
+        &GOOD.replace("STORE", &store.display().to_string()),
+    );
+
+    // Listing needs a store; it is not created for that.
+    let (code, _, stderr) = hub_with_stdin(&["user", "list"], &path, "");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("no store at"), "{stderr}");
+    assert!(!store.exists());
+
+    // No password source without a terminal: refused, nothing added.
+    let (code, _, stderr) = hub_with_stdin(
+        &[
+            "user", "add", "li.na", "--role", "operator", "--scope", "ministry",
+        ],
+        &path,
+        "",
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("--password-stdin"), "{stderr}");
+    // Too short.
+    let (code, _, stderr) = hub_with_stdin(
+        &[
+            "user",
+            "add",
+            "li.na",
+            "--role",
+            "operator",
+            "--scope",
+            "ministry",
+            "--password-stdin",
+        ],
+        &path,
+        "short\n",
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("too short"), "{stderr}");
+    // Bad role, scope, name: usage errors (exit 2) that say what to write.
+    for (args, needle) in [
+        (
+            [
+                "user", "add", "li.na", "--role", "root", "--scope", "ministry",
+            ],
+            "unknown role",
+        ),
+        (
+            [
+                "user", "add", "li.na", "--role", "viewer", "--scope", "a//b",
+            ],
+            "--scope",
+        ),
+        (
+            [
+                "user", "add", "Li Na", "--role", "viewer", "--scope", "ministry",
+            ],
+            "not a valid name",
+        ),
+    ] {
+        let (code, _, stderr) = hub_with_stdin(&args, &path, "");
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+
+    // --generate prints the password once, alone on stdout.
+    let (code, password, stderr) = hub_with_stdin(
+        &[
+            "user",
+            "add",
+            "li.na",
+            "--role",
+            "operator",
+            "--scope",
+            "ministry/gd",
+            "--generate",
+        ],
+        &path,
+        "",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(password.trim().len(), 23, "{password}");
+    assert!(store.exists(), "the first user add creates the store");
+    let (code, _, stderr) = hub_with_stdin(
+        &[
+            "user",
+            "add",
+            "li.na",
+            "--role",
+            "viewer",
+            "--scope",
+            "ministry",
+            "--generate",
+        ],
+        &path,
+        "",
+    );
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("exists already"), "{stderr}");
+
+    let (code, list, _) = hub_with_stdin(&["user", "list"], &path, "");
+    assert_eq!(code, Some(0));
+    assert!(list.contains("li.na\toperator\tministry/gd\t"), "{list}");
+    assert!(list.trim_end().ends_with("\tno"), "{list}");
+    assert!(
+        !list.contains(password.trim()),
+        "the password is never shown again"
+    );
+    let (code, _, stderr) = hub_with_stdin(&["user", "disable", "li.na"], &path, "");
+    assert_eq!(code, Some(0), "{stderr}");
+    let (_, list, _) = hub_with_stdin(&["user", "list"], &path, "");
+    assert!(list.trim_end().ends_with("\tyes"), "{list}");
+    let (code, _, stderr) = hub_with_stdin(&["user", "disable", "nobody"], &path, "");
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("no user named"), "{stderr}");
+
+    // Tokens: added (printed once), listed without the secret, revoked.
+    let (code, token, _) = hub_with_stdin(
+        &[
+            "token", "add", "cap-feed", "--role", "viewer", "--scope", "ministry",
+        ],
+        &path,
+        "",
+    );
+    assert_eq!(code, Some(0));
+    assert!(token.trim().starts_with("vigil_"), "{token}");
+    let (code, _, stderr) = hub_with_stdin(
+        &[
+            "token", "add", "x", "--role", "viewer", "--scope", "ministry", "--ttl", "soon",
+        ],
+        &path,
+        "",
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("90d"), "{stderr}");
+    let (code, _, stderr) = hub_with_stdin(&["token", "revoke", "cap-feed"], &path, "");
+    assert_eq!(code, Some(0), "{stderr}");
+    let (_, list, _) = hub_with_stdin(&["token", "list"], &path, "");
+    assert!(list.contains("cap-feed\tviewer\tministry\t"), "{list}");
+    assert!(!list.contains(token.trim()));
+    assert!(!list.trim_end().ends_with("\t-"), "revoked: {list}");
+
+    // Every change is audited as the Unix user who ran the command.
+    let (code, report, _) = hub_with_stdin(&["audit", "verify"], &path, "");
+    assert_eq!(code, Some(0));
+    assert!(report.starts_with("audit chain ok: 4 records"), "{report}");
+    let db = rusqlite::Connection::open(&store).expect("open");
+    let actors: Vec<(String, String)> = db
+        .prepare("SELECT actor, action FROM audit ORDER BY seq")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .expect("audit rows");
+    let actions: Vec<&str> = actors.iter().map(|(_, a)| a.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["user_add", "user_disable", "token_add", "token_revoke"]
+    );
+    assert!(
+        actors.iter().all(|(who, _)| who.starts_with("cli:")),
+        "{actors:?}"
+    );
+
+    // Config errors exit 2 naming the file, the line and the key, as for run.
+    let bad = write_config(
+        dir.path(),
+        &GOOD.replace("name = \"Baiyun\"", "nmae = \"B\""),
+    );
+    let (code, _, stderr) = hub_with_stdin(&["user", "list"], &bad, "");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains(":4: node.nmae"), "{stderr}");
 }

@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vigil_core::{AlertEventBody, AlertId, AlertView, Severity};
+use vigil_hub::auth::Role;
 use vigil_link::{
     BackoffConfig, Delivery, Health, LinkError, LinkMetrics, OutboxPoke, SenderConfig, SharedStore,
     Uplink, UplinkConfig,
@@ -297,12 +298,14 @@ async fn metric_line(hub: &Hub, prefix: &str) -> String {
     .await
 }
 
-/// POSTs an ack of `alert` at `hub` as `user`.
+/// POSTs an ack of `alert` at `hub` as `user` (an operator over the whole network, signed
+/// in for it).
 async fn ack(hub: &Hub, alert: AlertId, user: &str) {
+    let session = hub.session(user, Role::Operator, "ministry").await;
     let (status, body) = hub
         .post(
             &format!("/api/v1/alerts/{alert}/ack"),
-            &[("X-Vigil-User", user)],
+            &session.headers(),
             "",
         )
         .await;

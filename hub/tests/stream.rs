@@ -7,6 +7,7 @@ mod common;
 use common::{Gateway, Hub, SseReader, PRISON_3};
 use hyper::StatusCode;
 use vigil_core::{AlertId, Severity};
+use vigil_hub::auth::Role;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actions_and_ingested_events_arrive_live_and_the_stream_ends_at_shutdown() {
@@ -43,12 +44,9 @@ async fn actions_and_ingested_events_arrive_live_and_the_stream_ends_at_shutdown
     );
 
     // An operator acknowledges: the stream carries the event and the alert as it now is.
+    let li = hub.session("li.na", Role::Operator, PRISON_3).await;
     let (status, body) = hub
-        .post(
-            &format!("/api/v1/alerts/{fence}/ack"),
-            &[("X-Vigil-User", "li.na")],
-            "",
-        )
+        .post(&format!("/api/v1/alerts/{fence}/ack"), &li.headers(), "")
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let m = sse.next().await.expect("a message");

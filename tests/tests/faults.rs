@@ -142,6 +142,7 @@ fn kill_storm(kind: BrokerKind) {
         &broker_line,
         None,
     );
+    let token = hub_token(&hub_cfg);
     let mut hub = spawn_node("hub", &hub_cfg, &dir.path().join("hub.log"));
     assert!(
         wait_for(Duration::from_secs(20), || http(
@@ -192,7 +193,7 @@ fn kill_storm(kind: BrokerKind) {
     assert_eq!(raised as usize, total, "one raise per alert");
     assert_eq!(per_key.len(), total);
     assert!(per_key.values().all(|n| *n == 1), "no key has two alerts");
-    let listed = all_alerts(&hub_addr).expect("API lists");
+    let listed = all_alerts(&hub_addr, &token).expect("API lists");
     assert_eq!(listed.len(), total, "the API lists every alert");
     drop(agent);
     drop(hub);

@@ -100,6 +100,15 @@ fn a_door_forced_and_a_temperature_limit_reach_the_hub_and_the_ack_comes_back() 
         &format!("listen = \"127.0.0.1:{broker}\""),
         None,
     );
+    // A duty officer who may act on the county, and a token for reading.
+    hub_user(
+        &hub_cfg,
+        "duty-officer",
+        vigil_hub::auth::Role::Operator,
+        "ministry/guangdong/guangzhou/baiyun",
+        "the duty officer's password",
+    );
+    let token = hub_token(&hub_cfg);
     let mut hub = spawn_node("hub", &hub_cfg, &dir.path().join("hub.log"));
     assert!(
         wait_for(Duration::from_secs(20), || http(
@@ -132,7 +141,7 @@ fn a_door_forced_and_a_temperature_limit_reach_the_hub_and_the_ack_comes_back() 
 
     // The door forced at 3 s: critical, latching, on the hub.
     let forced = wait_for(Duration::from_secs(40), || {
-        get_json(&hub_addr, "/api/v1/alerts")?["alerts"]
+        hub_json(&hub_addr, "/api/v1/alerts", &token)?["alerts"]
             .as_array()?
             .iter()
             .find(|a| a["key"] == "gw-prison-3/doors-block-a/door2_forced/state")
@@ -156,7 +165,7 @@ fn a_door_forced_and_a_temperature_limit_reach_the_hub_and_the_ack_comes_back() 
 
     // 45 °C above HH 40 after the 1 s delay: both H and HH raised, HH major.
     let hh = wait_for(Duration::from_secs(30), || {
-        get_json(&hub_addr, "/api/v1/alerts")?["alerts"]
+        hub_json(&hub_addr, "/api/v1/alerts", &token)?["alerts"]
             .as_array()?
             .iter()
             .find(|a| a["key"] == "gw-prison-3/env-cellblock/temperature/limit_hh")
@@ -166,17 +175,21 @@ fn a_door_forced_and_a_temperature_limit_reach_the_hub_and_the_ack_comes_back() 
     assert_eq!(hh["severity"], "major");
     assert!(hh["value"].as_f64().is_some_and(|v| v > 40.0), "{hh}");
 
-    // The operator acknowledges the door on the hub…
+    // The operator signs in and acknowledges the door on the hub…
     let id = forced["id"].as_str().expect("id").to_owned();
+    let (cookie, csrf) =
+        sign_in(&hub_addr, "duty-officer", "the duty officer's password").expect("signed in");
     let (status, body) = http(
         "POST",
         &hub_addr,
         &format!("/api/v1/alerts/{id}/ack"),
         Some(r#"{"comment":"guard sent"}"#),
-        &[("X-Vigil-User", "duty-officer")],
+        &[("Cookie", cookie.as_str()), ("X-CSRF-Token", csrf.as_str())],
     )
     .expect("ack");
     assert_eq!(status, 200, "{body}");
+    let ack: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(ack["event"]["actor"]["user"], "duty-officer");
     // …and the gateway that raised it receives the acknowledgement.
     let on_agent = wait_for(Duration::from_secs(30), || {
         get_json(&agent_addr, "/api/v1/alerts")?["alerts"]
@@ -196,7 +209,7 @@ fn a_door_forced_and_a_temperature_limit_reach_the_hub_and_the_ack_comes_back() 
 
     // The hub sees its gateway online in the tree; stopping the agent shows it offline.
     let online = wait_for(Duration::from_secs(20), || {
-        let tree = get_json(&hub_addr, "/api/v1/tree")?;
+        let tree = hub_json(&hub_addr, "/api/v1/tree", &token)?;
         tree["children"]
             .as_array()?
             .iter()
@@ -210,7 +223,7 @@ fn a_door_forced_and_a_temperature_limit_reach_the_hub_and_the_ack_comes_back() 
         agent.log()
     );
     let offline = wait_for(Duration::from_secs(20), || {
-        let tree = get_json(&hub_addr, "/api/v1/tree")?;
+        let tree = hub_json(&hub_addr, "/api/v1/tree", &token)?;
         tree["children"]
             .as_array()?
             .iter()

@@ -14,6 +14,8 @@
 //!   once by id, and each alert's ISA-18.2 view folded from them.
 //! - The **audit log** ([`Store::audit_append`], [`Store::audit_verify`],
 //!   [`Store::record_action`]): every operator and admin action in a hash chain.
+//! - **Users, sessions and API tokens** ([`users`]): console sign-in, stored without any
+//!   usable secret; admin changes audited in their own transaction.
 //!
 //! See DESIGN.md, "The data path", "One protocol for every link" and "Storage".
 
@@ -31,6 +33,7 @@ pub mod outbox;
 pub mod query;
 mod record;
 pub mod store;
+pub mod users;
 
 pub use audit::{AuditEntry, AuditFault, AuditHead, AuditRecord, AuditReport};
 pub use context::{peak_severity, AlertContext};
@@ -44,3 +47,4 @@ pub use query::{
     DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT,
 };
 pub use store::{Store, BUSY_TIMEOUT};
+pub use users::{NewSession, NewToken, NewUser, Session, Token, User, UserError};

@@ -47,6 +47,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 5,
         sql: include_str!("../migrations/0005_audit.sql"),
     },
+    Migration {
+        version: 6,
+        sql: include_str!("../migrations/0006_users.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.
@@ -202,6 +206,9 @@ mod tests {
             "events",
             "alerts",
             "audit",
+            "users",
+            "sessions",
+            "api_tokens",
         ] {
             assert!(table_exists(&conn, table), "{table}");
         }

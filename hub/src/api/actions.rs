@@ -18,47 +18,31 @@
 //! (closed, already acknowledged, not shelved, not latched, still active), 400 for a body that
 //! cannot be right.
 //!
-//! **Who acts.** Until console sign-in lands (a later issue replaces this with sessions and
-//! roles), the acting user is the `X-Vigil-User` header, or `operator` without it. The header
-//! is trusted as given: keep the listener on loopback or behind an authenticating proxy.
+//! **Who acts.** The signed-in user (or `token:NAME` for an API token) is the event's actor
+//! and the audit record's. Each action needs its permission ([`permission`]; the table is
+//! `crate::auth::role`) and an alert in the caller's scope: 403 otherwise, with the refusal
+//! audited (see [`super::access`]). The scope is checked under the store's lock, in the same
+//! call that records the action.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::Json;
+use axum::{Extension, Json};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use vigil_core::Timestamp;
 
+use super::access::{self, check_scope};
 use super::{alert_id, ApiError, AppState};
 use crate::action::record::{record, ActionError};
 use crate::action::Action;
 use crate::alert_json::AlertJson;
-
-/// The header naming the acting user until sign-in exists.
-pub const USER_HEADER: &str = "x-vigil-user";
-
-/// The user when the header is absent.
-pub const DEFAULT_USER: &str = "operator";
+use crate::auth::{Permission, Principal};
 
 /// The longest comment or reason accepted, in characters.
 pub const MAX_TEXT: usize = 4096;
 
 /// The longest user or assignee name accepted, in characters.
 pub const MAX_NAME: usize = 128;
-
-/// The acting user: the `X-Vigil-User` header, or [`DEFAULT_USER`].
-fn user_of(headers: &HeaderMap) -> Result<String, ApiError> {
-    let Some(value) = headers.get(USER_HEADER) else {
-        return Ok(DEFAULT_USER.to_owned());
-    };
-    let name = value
-        .to_str()
-        .map_err(|_| ApiError::bad_request("X-Vigil-User must be visible ASCII text"))?
-        .trim();
-    name_ok("X-Vigil-User", name)?;
-    Ok(name.to_owned())
-}
 
 fn name_ok(what: &str, name: &str) -> Result<(), ApiError> {
     if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
@@ -97,22 +81,56 @@ fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
 }
 
-/// Records `action` on alert `id` and answers with the event and the alert.
+/// The permission `action` needs.
+pub const fn permission(action: &Action) -> Permission {
+    match action {
+        Action::Ack { .. } => Permission::Ack,
+        Action::Shelve { .. } | Action::Unshelve => Permission::Shelve,
+        Action::Comment { .. } => Permission::Comment,
+        Action::Assign { .. } => Permission::Assign,
+        Action::Close { .. } => Permission::Close,
+        Action::Reset => Permission::Reset,
+    }
+}
+
+/// Records `action` on alert `id` for `who` and answers with the event and the alert.
 async fn act(
     state: AppState,
     id: &str,
-    headers: &HeaderMap,
+    who: Principal,
     action: Action,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let id = alert_id(id)?;
-    let user = user_of(headers)?;
     let name = action.name();
+    access::require(&state, &who, permission(&action), name, &id.to_string()).await?;
     let ctx = state.actions.clone();
+    let node = ctx.node.to_string();
+    let caller = who.clone();
     let now = Timestamp::now();
     let result = state
         .store
-        .call(move |s| Ok(record(s, &ctx, id, &action, &user, now)))
+        .call(move |s| {
+            if let Some(view) = s.alert(id)? {
+                let target = id.to_string();
+                let site = view.site.as_ref();
+                if let Some(denied) = check_scope(s, &node, &caller, name, &target, site)? {
+                    return Ok(Err(denied));
+                }
+            }
+            Ok(Ok(record(s, &ctx, id, &action, &caller.name, now)))
+        })
         .await?;
+    let result = match result {
+        Ok(result) => result,
+        Err(denied) => {
+            state
+                .metrics
+                .actions_refused
+                .with_label_values(&[name, "forbidden"])
+                .inc();
+            return Err(access::forbidden(&state, &who, name, &denied));
+        }
+    };
     let refused = |reason: &str| {
         state
             .metrics
@@ -221,100 +239,99 @@ fn shelf_end(b: &ShelveBody, now: Timestamp) -> Result<Timestamp, ApiError> {
 pub async fn ack(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Extension(who): Extension<Principal>,
     bytes: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let b: AckBody = body(&bytes)?;
     let comment = optional_text("comment", b.comment)?;
-    act(state, &id, &headers, Action::Ack { comment }).await
+    act(state, &id, who, Action::Ack { comment }).await
 }
 
 /// `POST /api/v1/alerts/{id}/shelve`.
 pub async fn shelve(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Extension(who): Extension<Principal>,
     bytes: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let b: ShelveBody = body(&bytes)?;
     let until = shelf_end(&b, Timestamp::now())?;
     let reason = optional_text("reason", b.reason)?;
-    act(state, &id, &headers, Action::Shelve { until, reason }).await
+    act(state, &id, who, Action::Shelve { until, reason }).await
 }
 
 /// `POST /api/v1/alerts/{id}/unshelve`.
 pub async fn unshelve(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Extension(who): Extension<Principal>,
     bytes: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let NoBody {} = body(&bytes)?;
-    act(state, &id, &headers, Action::Unshelve).await
+    act(state, &id, who, Action::Unshelve).await
 }
 
 /// `POST /api/v1/alerts/{id}/comment`.
 pub async fn comment(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Extension(who): Extension<Principal>,
     bytes: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let b: CommentBody = body(&bytes)?;
     text_ok("text", &b.text)?;
-    act(state, &id, &headers, Action::Comment { text: b.text }).await
+    act(state, &id, who, Action::Comment { text: b.text }).await
 }
 
 /// `POST /api/v1/alerts/{id}/assign`.
 pub async fn assign(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Extension(who): Extension<Principal>,
     bytes: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let b: AssignBody = body(&bytes)?;
     let to = b.to.trim().to_owned();
     name_ok("to", &to)?;
-    act(state, &id, &headers, Action::Assign { to }).await
+    act(state, &id, who, Action::Assign { to }).await
 }
 
 /// `POST /api/v1/alerts/{id}/close`.
 pub async fn close(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Extension(who): Extension<Principal>,
     bytes: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let b: CloseBody = body(&bytes)?;
     let reason = optional_text("reason", b.reason)?;
-    act(state, &id, &headers, Action::Close { reason }).await
+    act(state, &id, who, Action::Close { reason }).await
 }
 
 /// `POST /api/v1/alerts/{id}/reset`.
 pub async fn reset(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Extension(who): Extension<Principal>,
     bytes: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let NoBody {} = body(&bytes)?;
-    act(state, &id, &headers, Action::Reset).await
+    act(state, &id, who, Action::Reset).await
 }
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
-
     use super::*;
 
     #[test]
-    fn users_from_the_header() {
-        let mut h = HeaderMap::new();
-        assert_eq!(user_of(&h).expect("default"), "operator");
-        h.insert(USER_HEADER, HeaderValue::from_static(" zhang.wei "));
-        assert_eq!(user_of(&h).expect("named"), "zhang.wei");
-        h.insert(USER_HEADER, HeaderValue::from_static(""));
-        assert!(user_of(&h).is_err());
+    fn each_action_needs_its_permission() {
+        use crate::auth::Role;
+        let ack = Action::Ack { comment: None };
+        assert!(!Role::Viewer.allows(permission(&ack)));
+        assert!(Role::Operator.allows(permission(&ack)));
+        assert!(Role::Operator.allows(permission(&Action::Unshelve)));
+        assert!(!Role::Operator.allows(permission(&Action::Close { reason: None })));
+        assert!(Role::Supervisor.allows(permission(&Action::Reset)));
     }
 
     #[test]

@@ -18,16 +18,22 @@
 //! The answer is `{"alerts": [...], "next": CURSOR}`, most recently updated first; `next` is
 //! `null` on the last page. Paging is stable while alerts arrive (keyset on the update time,
 //! see `vigil_store::query`).
+//!
+//! **Scope.** A list holds only the alerts in the caller's scope: `site` narrows it further
+//! (a `site` outside the scope lists nothing). One alert outside the scope is refused with
+//! 403, and the attempt is audited (see [`super::access`]).
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use vigil_core::{AlertEvent, AlertState, NodeId, Severity, SitePath, Timestamp};
 use vigil_store::{AlertCursor, AlertQuery, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
 
+use super::access::{self, check_scope};
 use super::{alert_id, ApiError, AppState};
 use crate::alert_json::AlertJson;
+use crate::auth::{Permission, Principal};
 
 /// The list's query parameters, unparsed (each is parsed with its own error message).
 #[derive(Debug, Default, Deserialize)]
@@ -170,6 +176,7 @@ pub struct AlertList {
 /// `GET /api/v1/alerts`.
 pub async fn list(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<AlertList>, ApiError> {
     let Query(params) = params.map_err(|e| {
@@ -179,7 +186,15 @@ pub async fn list(
         ))
     })?;
     let now = Timestamp::now();
-    let query = params.to_query(now)?;
+    let mut query = params.to_query(now)?;
+    access::require(&state, &who, Permission::Read, "list", "alerts").await?;
+    let Some(site) = who.narrow(query.site.as_ref()) else {
+        return Ok(Json(AlertList {
+            alerts: Vec::new(),
+            next: None,
+        }));
+    };
+    query.site = Some(site);
     let page = state.store.call(move |s| s.query_alerts(&query)).await?;
     Ok(Json(AlertList {
         alerts: page.alerts.iter().map(|v| AlertJson::new(v, now)).collect(),
@@ -200,17 +215,32 @@ pub struct AlertWithEvents {
 /// `GET /api/v1/alerts/{id}`.
 pub async fn one(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<AlertWithEvents>, ApiError> {
     let id = alert_id(&id)?;
+    access::require(&state, &who, Permission::Read, "read", &id.to_string()).await?;
+    let node = state.actions.node.to_string();
+    let caller = who.clone();
     let found = state
         .store
-        .call(move |s| match s.alert(id)? {
-            Some(view) => Ok(Some((view, s.alert_events(id)?))),
-            None => Ok(None),
+        .call(move |s| {
+            let Some(view) = s.alert(id)? else {
+                return Ok(None);
+            };
+            let target = id.to_string();
+            let site = view.site.clone();
+            if let Some(denied) = check_scope(s, &node, &caller, "read", &target, site.as_ref())? {
+                return Ok(Some(Err(denied)));
+            }
+            Ok(Some(Ok((view, s.alert_events(id)?))))
         })
         .await?;
-    let (view, events) = found.ok_or_else(|| ApiError::not_found(format!("no alert {id}")))?;
+    let (view, events) = match found {
+        None => return Err(ApiError::not_found(format!("no alert {id}"))),
+        Some(Err(denied)) => return Err(access::forbidden(&state, &who, "read", &denied)),
+        Some(Ok(found)) => found,
+    };
     Ok(Json(AlertWithEvents {
         alert: AlertJson::new(&view, Timestamp::now()),
         events,

@@ -3,25 +3,34 @@
 //! | endpoint | file |
 //! |---|---|
 //! | `GET /healthz`, `GET /metrics` | [`health`] |
+//! | `POST`, `GET`, `DELETE /api/v1/session` (sign in, who am I, sign out) | [`session`] |
 //! | `GET /api/v1/alerts`, `GET /api/v1/alerts/{id}` | [`alerts`] |
 //! | `POST /api/v1/alerts/{id}/{ack,shelve,unshelve,comment,assign,close,reset}` | [`actions`] |
 //! | `GET /api/v1/tree` | [`tree`] |
 //! | `GET /api/v1/stream` (Server-Sent Events) | [`stream`] |
 //!
+//! Every request under `/api/` but the sign-in comes from a signed-in user or an API token
+//! ([`crate::auth`]): 401 without one. The caller's role decides what it may do and its
+//! scope what it sees ([`access`]).
+//!
 //! Every error is JSON, `{"error": "what is wrong and what to do"}`, with 400 for a request
-//! that cannot be right, 404 for an unknown alert or endpoint, 409 for an action the alert's
-//! state refuses, 500 when the store fails. Every request is counted and timed by route
-//! template in the metrics.
+//! that cannot be right, 401 without valid credentials, 403 for what the caller's role,
+//! scope or a missing CSRF token forbids, 404 for an unknown alert or endpoint, 409 for an
+//! action the alert's state refuses, 429 for sign-ins that must wait, 500 when the store
+//! fails. Every request is counted and timed by route template in the metrics.
 //!
 //! Handlers never block the runtime: the store is reached through
 //! [`SharedStore::call`](vigil_link::SharedStore::call).
 
+pub mod access;
 pub mod actions;
 pub mod alerts;
 pub mod health;
+pub mod session;
 pub mod stream;
 pub mod tree;
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -34,6 +43,8 @@ use tokio_util::sync::CancellationToken;
 use vigil_link::{LinkError, SharedStore};
 
 use crate::action::record::ActionContext;
+use crate::auth::middleware::authenticate;
+use crate::auth::AuthContext;
 use crate::children::Children;
 use crate::feed::AlertFeed;
 use crate::link::OutboxPokes;
@@ -59,6 +70,8 @@ pub struct AppState {
     pub this: ThisHub,
     /// Cancelled at shutdown: ends the streams so the server can stop.
     pub shutdown: CancellationToken,
+    /// Sign-in settings and the failed sign-in counts.
+    pub auth: AuthContext,
 }
 
 /// An API error: a status and a message, answered as `{"error": message}`.
@@ -83,6 +96,14 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+
+    /// 403: the caller may not do this (role, scope, CSRF).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
             message: message.into(),
         }
     }
@@ -158,6 +179,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(health::metrics))
+        .route(
+            "/api/v1/session",
+            post(session::sign_in)
+                .get(session::who)
+                .delete(session::sign_out),
+        )
         .route("/api/v1/alerts", get(alerts::list))
         .route("/api/v1/alerts/{id}", get(alerts::one))
         .route("/api/v1/alerts/{id}/ack", post(actions::ack))
@@ -170,8 +197,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tree", get(tree::tree))
         .route("/api/v1/stream", get(stream::stream))
         .fallback(no_such_endpoint)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .with_state(state)
         .layer(middleware::from_fn_with_state(metrics, track))
+}
+
+/// The router, ready to serve with each connection's client address (the sign-in's rate
+/// limit counts per address).
+pub fn service(
+    state: AppState,
+) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
+    router(state).into_make_service_with_connect_info::<SocketAddr>()
 }
 
 /// Parses an alert id from the path.

@@ -14,19 +14,25 @@
 //! `event: lagged` with `data: {"missed": N}` (N: how many messages it lost; `null` when
 //! unknown) instead of a silent gap: it should refetch `GET /api/v1/alerts`. The stream ends
 //! when the hub shuts down.
+//!
+//! A client sees only the events of alerts in its scope (and the `lagged` notices, which
+//! are everyone's).
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Extension;
 use futures_util::stream::{self, Stream};
 use prometheus::IntGauge;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
 use tokio_util::sync::CancellationToken;
+use vigil_core::SitePath;
 
-use super::AppState;
+use super::{access, ApiError, AppState};
+use crate::auth::{Permission, Principal};
 use crate::feed::FeedMessage;
 use crate::metrics::HubMetrics;
 
@@ -56,45 +62,63 @@ fn lagged(missed: Option<u64>) -> Event {
         .data(serde_json::json!({ "missed": missed }).to_string())
 }
 
-/// The next SSE event for one client, or `None` when the stream ends.
+/// The next SSE event for one client whose scope is `scope`, or `None` when the stream
+/// ends. Updates of alerts outside the scope are skipped.
 async fn next_event(
     rx: &mut Receiver<FeedMessage>,
     shutdown: &CancellationToken,
     metrics: &HubMetrics,
+    scope: &SitePath,
 ) -> Option<Event> {
-    let message = tokio::select! {
-        () = shutdown.cancelled() => return None,
-        m = rx.recv() => m,
-    };
-    Some(match message {
-        Ok(FeedMessage::Alert(update)) => Event::default()
-            .event(update.name)
-            .id(update.id.to_string())
-            .data(update.data.as_str()),
-        Ok(FeedMessage::Gap) => lagged(None),
-        Err(RecvError::Lagged(missed)) => {
-            metrics.sse_lagged.inc_by(missed);
-            lagged(Some(missed))
-        }
-        Err(RecvError::Closed) => return None,
-    })
+    loop {
+        let message = tokio::select! {
+            () = shutdown.cancelled() => return None,
+            m = rx.recv() => m,
+        };
+        return Some(match message {
+            Ok(FeedMessage::Alert(update)) => {
+                if !update.site.as_ref().is_some_and(|s| s.is_within(scope)) {
+                    continue;
+                }
+                Event::default()
+                    .event(update.name)
+                    .id(update.id.to_string())
+                    .data(update.data.as_str())
+            }
+            Ok(FeedMessage::Gap) => lagged(None),
+            Err(RecvError::Lagged(missed)) => {
+                metrics.sse_lagged.inc_by(missed);
+                lagged(Some(missed))
+            }
+            Err(RecvError::Closed) => return None,
+        });
+    }
 }
 
 /// `GET /api/v1/stream`.
 pub async fn stream(
     State(state): State<AppState>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    Extension(who): Extension<Principal>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    access::require(&state, &who, Permission::Read, "stream", "stream").await?;
+    let scope = who.scope;
     let rx = state.feed.subscribe();
     let guard = ClientGuard::new(state.metrics.sse_clients.clone());
     tracing::debug!("stream client connected");
     let events = stream::unfold(
-        (rx, guard, state.shutdown.clone(), state.metrics.clone()),
-        |(mut rx, guard, shutdown, metrics)| async move {
-            let event = next_event(&mut rx, &shutdown, &metrics).await?;
-            Some((Ok(event), (rx, guard, shutdown, metrics)))
+        (
+            rx,
+            guard,
+            state.shutdown.clone(),
+            state.metrics.clone(),
+            scope,
+        ),
+        |(mut rx, guard, shutdown, metrics, scope)| async move {
+            let event = next_event(&mut rx, &shutdown, &metrics, &scope).await?;
+            Some((Ok(event), (rx, guard, shutdown, metrics, scope)))
         },
     );
-    Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
 #[cfg(test)]
@@ -108,11 +132,31 @@ mod tests {
     use crate::feed::AlertUpdate;
 
     fn update(n: u8) -> FeedMessage {
+        update_at(n, "ministry/gd/gz")
+    }
+
+    fn update_at(n: u8, site: &str) -> FeedMessage {
         FeedMessage::Alert(Arc::new(AlertUpdate {
             name: "commented",
             id: EventId::from_bytes([n; 16]),
             data: format!("{{\"n\":{n}}}"),
+            site: Some(SitePath::new(site).expect("site")),
         }))
+    }
+
+    #[tokio::test]
+    async fn a_client_sees_only_its_scope() {
+        let (tx, mut rx) = broadcast::channel(8);
+        tx.send(update_at(1, "ministry/gd/sz")).expect("a receiver");
+        tx.send(update_at(2, "ministry/gdx")).expect("a receiver");
+        tx.send(update_at(3, "ministry/gd/gz/baiyun"))
+            .expect("a receiver");
+        let shutdown = CancellationToken::new();
+        let scope = SitePath::new("ministry/gd/gz").expect("site");
+        let next = next_event(&mut rx, &shutdown, &HubMetrics::new(), &scope)
+            .await
+            .expect("an event");
+        assert!(text(next).await.contains("data: {\"n\":3}"));
     }
 
     /// The wire form of an event.
@@ -134,19 +178,20 @@ mod tests {
         }
         let shutdown = CancellationToken::new();
         let metrics = HubMetrics::new();
-        let lag = next_event(&mut rx, &shutdown, &metrics)
+        let scope = SitePath::new("ministry").expect("site");
+        let lag = next_event(&mut rx, &shutdown, &metrics, &scope)
             .await
             .expect("an event");
         assert_eq!(text(lag).await, "event: lagged\ndata: {\"missed\":3}\n\n");
         assert_eq!(metrics.sse_lagged.get(), 3);
-        let next = next_event(&mut rx, &shutdown, &metrics)
+        let next = next_event(&mut rx, &shutdown, &metrics, &scope)
             .await
             .expect("an event");
         assert!(text(next).await.contains("data: {\"n\":4}"));
 
         tx.send(FeedMessage::Gap).expect("a receiver");
-        let _ = next_event(&mut rx, &shutdown, &metrics).await;
-        let gap = next_event(&mut rx, &shutdown, &metrics)
+        let _ = next_event(&mut rx, &shutdown, &metrics, &scope).await;
+        let gap = next_event(&mut rx, &shutdown, &metrics, &scope)
             .await
             .expect("an event");
         assert_eq!(
@@ -155,6 +200,8 @@ mod tests {
         );
 
         shutdown.cancel();
-        assert!(next_event(&mut rx, &shutdown, &metrics).await.is_none());
+        assert!(next_event(&mut rx, &shutdown, &metrics, &scope)
+            .await
+            .is_none());
     }
 }

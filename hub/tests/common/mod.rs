@@ -6,6 +6,12 @@
 //! these tests play a child through the same [`LinkContext`] the MQTT side gets: they apply
 //! a gateway's events to the store, notify the feed, and give the children registry a
 //! health table of their own. `tests/link.rs` drives real links.
+//!
+//! Every API call needs credentials: the harness adds an admin API token (`token:harness`,
+//! scope `ministry`) through the store before the hub starts, and [`Hub::get`],
+//! [`Hub::post`] and [`Hub::send`] use it unless the request brings its own
+//! `Authorization` or `Cookie`. [`Hub::send_raw`] sends exactly what it is given;
+//! [`Hub::session`] adds a user and signs in over the API.
 
 #![allow(dead_code)]
 
@@ -24,6 +30,8 @@ use vigil_core::{
     Actor, AlertEvent, AlertEventBody, AlertId, AlertKey, EventId, Hlc, NodeId, Severity, SitePath,
     Timestamp,
 };
+use vigil_hub::auth::admin::{Admin, AdminError};
+use vigil_hub::auth::Role;
 use vigil_hub::config::HubConfig;
 use vigil_hub::link::LinkContext;
 use vigil_hub::run::{run, Started};
@@ -60,6 +68,10 @@ pub struct Hub {
     pub broker: String,
     /// The store file.
     pub store_path: PathBuf,
+    /// Its config, as loaded.
+    pub config: HubConfig,
+    /// The admin API token the helpers send by default.
+    pub token: String,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
     _dir: tempfile::TempDir,
@@ -97,14 +109,22 @@ impl Hub {
         let toml_path = dir.path().join("hub.toml");
         std::fs::write(&toml_path, config(&store_path)).expect("write config");
         let config: HubConfig = vigil_config::load(&toml_path).expect("valid config");
+        let token = Admin::open_or_create(&config, "cli:harness".to_owned())
+            .expect("open the store")
+            .add_token(
+                "harness",
+                Role::Admin,
+                &SitePath::new("ministry").expect("site"),
+                None,
+            )
+            .expect("the harness's token");
         if !seed.is_empty() {
-            std::fs::create_dir_all(store_path.parent().expect("dir")).expect("mkdir");
             let mut store = vigil_store::Store::open(&store_path).expect("open store");
             store.apply_events(seed).expect("seed");
         }
         let shutdown = CancellationToken::new();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(run(config, shutdown.clone(), Some(tx)));
+        let task = tokio::spawn(run(config.clone(), shutdown.clone(), Some(tx)));
         let Started { http, broker, link } = tokio::time::timeout(STEP, rx)
             .await
             .expect("hub starts in time")
@@ -114,6 +134,8 @@ impl Hub {
             link,
             broker,
             store_path,
+            config,
+            token,
             shutdown,
             task,
             _dir: dir,
@@ -194,8 +216,97 @@ impl Hub {
         (status, ctype, String::from_utf8_lossy(&bytes).into_owned())
     }
 
-    /// Sends one request on a fresh connection and returns the response (body unread).
+    /// Sends one request on a fresh connection and returns the response (body unread),
+    /// with the harness's admin token unless `headers` bring an `Authorization` or a
+    /// `Cookie`.
     pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response<Incoming> {
+        let own = headers.iter().any(|(k, _)| {
+            k.eq_ignore_ascii_case("authorization") || k.eq_ignore_ascii_case("cookie")
+        });
+        let bearer = format!("Bearer {}", self.token);
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        if !own {
+            all.push(("authorization", bearer.as_str()));
+        }
+        self.send_raw(method, path, &all, body).await
+    }
+
+    /// `GET path` with exactly `headers` (no credentials of the harness's) → status and
+    /// JSON body.
+    pub async fn get_as(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, serde_json::Value) {
+        json(self.send_raw("GET", path, headers, "").await).await
+    }
+
+    /// `method path` with exactly `headers` and `body` → status and JSON body.
+    pub async fn call_as(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (StatusCode, serde_json::Value) {
+        json(self.send_raw(method, path, headers, body).await).await
+    }
+
+    /// Adds the user `name` (unless it exists) with the password [`password_of`]`(name)`,
+    /// through the store as `vigil-hub user add` does.
+    pub fn add_user(&self, name: &str, role: Role, scope: &str) {
+        let mut admin =
+            Admin::open_or_create(&self.config, "cli:harness".to_owned()).expect("open store");
+        match admin.add_user(
+            name,
+            role,
+            &SitePath::new(scope).expect("scope"),
+            &password_of(name),
+        ) {
+            Ok(()) | Err(AdminError::User(vigil_store::UserError::UserExists(_))) => {}
+            Err(e) => panic!("add user {name}: {e}"),
+        }
+    }
+
+    /// An API token `name` with `role` and `scope`.
+    pub fn add_token(&self, name: &str, role: Role, scope: &str) -> String {
+        Admin::open_or_create(&self.config, "cli:harness".to_owned())
+            .expect("open store")
+            .add_token(name, role, &SitePath::new(scope).expect("scope"), None)
+            .expect("add token")
+    }
+
+    /// Signs `name` in with `password` over the API: the response's status, headers and
+    /// body.
+    pub async fn sign_in(
+        &self,
+        name: &str,
+        password: &str,
+    ) -> (StatusCode, hyper::HeaderMap, serde_json::Value) {
+        let body = serde_json::json!({ "name": name, "password": password }).to_string();
+        let resp = self.send_raw("POST", "/api/v1/session", &[], &body).await;
+        let headers = resp.headers().clone();
+        let (status, body) = json(resp).await;
+        (status, headers, body)
+    }
+
+    /// A session of the user `name` (added with `role` and `scope` unless it exists).
+    pub async fn session(&self, name: &str, role: Role, scope: &str) -> Session {
+        self.add_user(name, role, scope);
+        let (status, headers, body) = self.sign_in(name, &password_of(name)).await;
+        assert_eq!(status, StatusCode::OK, "sign in {name}: {body}");
+        Session::from_sign_in(&headers, &body)
+    }
+
+    /// Sends one request with exactly `headers` on a fresh connection and returns the
+    /// response (body unread).
+    pub async fn send_raw(
         &self,
         method: &str,
         path: &str,
@@ -227,6 +338,48 @@ impl Hub {
             .await
             .expect("response in time")
             .expect("response")
+    }
+}
+
+/// The password the harness gives the user `name`.
+pub fn password_of(name: &str) -> String {
+    format!("the password of {name}")
+}
+
+/// A signed-in console session: its cookie and CSRF token.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// `vigil_session=…`, as a `Cookie` header sends it.
+    pub cookie: String,
+    /// The CSRF token.
+    pub csrf: String,
+}
+
+impl Session {
+    /// The session a successful sign-in's headers and body hand out.
+    pub fn from_sign_in(headers: &hyper::HeaderMap, body: &serde_json::Value) -> Session {
+        let set = headers
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .expect("a Set-Cookie");
+        let cookie = set.split(';').next().expect("name=value").trim().to_owned();
+        Session {
+            cookie,
+            csrf: body["csrf"].as_str().expect("csrf").to_owned(),
+        }
+    }
+
+    /// The headers of a request in this session: the cookie and the CSRF token.
+    pub fn headers(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("cookie", self.cookie.as_str()),
+            ("x-csrf-token", self.csrf.as_str()),
+        ]
+    }
+
+    /// The cookie alone (no CSRF token).
+    pub fn cookie_only(&self) -> Vec<(&str, &str)> {
+        vec![("cookie", self.cookie.as_str())]
     }
 }
 

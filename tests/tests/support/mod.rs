@@ -154,6 +154,17 @@ pub fn http(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> Option<(u16, String)> {
+    http_full(method, addr, path, body, headers).map(|(status, _, body)| (status, body))
+}
+
+/// One HTTP/1.1 request on loopback; returns (status, response head, body).
+pub fn http_full(
+    method: &str,
+    addr: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Option<(u16, String, String)> {
     let mut s = TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let body = body.unwrap_or("");
@@ -176,7 +187,7 @@ pub fn http(
     } else {
         body.to_owned()
     };
-    Some((status, body))
+    Some((status, head.to_owned(), body))
 }
 
 fn dechunk(mut s: &str) -> String {
@@ -194,13 +205,86 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
-/// GET a JSON document.
+/// GET a JSON document (from an agent: no credentials).
 pub fn get_json(addr: &str, path: &str) -> Option<serde_json::Value> {
-    let (status, body) = http("GET", addr, path, None, &[])?;
+    get_json_with(addr, path, &[])
+}
+
+/// GET a JSON document with `headers`.
+pub fn get_json_with(
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Option<serde_json::Value> {
+    let (status, body) = http("GET", addr, path, None, headers)?;
     if status != 200 {
         return None;
     }
     serde_json::from_str(&body).ok()
+}
+
+/// GET a JSON document from a hub with the API token `token`.
+pub fn hub_json(addr: &str, path: &str, token: &str) -> Option<serde_json::Value> {
+    let bearer = format!("Bearer {token}");
+    get_json_with(addr, path, &[("Authorization", bearer.as_str())])
+}
+
+/// An admin API token (`e2e`, scope `ministry`) for the hub whose config is `config`, made
+/// in its store as `vigil-hub token add` makes one (before or while the hub runs).
+pub fn hub_token(config: &Path) -> String {
+    let cfg = vigil_hub::config::HubConfig::load(config).expect("valid hub config");
+    vigil_hub::auth::admin::Admin::open_or_create(&cfg, "cli:e2e".to_owned())
+        .expect("open the hub's store")
+        .add_token(
+            "e2e",
+            vigil_hub::auth::Role::Admin,
+            &vigil_core::SitePath::new("ministry").expect("site"),
+            None,
+        )
+        .expect("add a token")
+}
+
+/// Adds the console user `name` with `role`, `scope` and `password` to the hub whose config
+/// is `config`, as `vigil-hub user add` does.
+pub fn hub_user(
+    config: &Path,
+    name: &str,
+    role: vigil_hub::auth::Role,
+    scope: &str,
+    password: &str,
+) {
+    let cfg = vigil_hub::config::HubConfig::load(config).expect("valid hub config");
+    vigil_hub::auth::admin::Admin::open_or_create(&cfg, "cli:e2e".to_owned())
+        .expect("open the hub's store")
+        .add_user(
+            name,
+            role,
+            &vigil_core::SitePath::new(scope).expect("site"),
+            password,
+        )
+        .expect("add a user");
+}
+
+/// Signs in at the hub at `addr`: the `Cookie` header value and the CSRF token.
+pub fn sign_in(addr: &str, name: &str, password: &str) -> Option<(String, String)> {
+    let body = serde_json::json!({ "name": name, "password": password }).to_string();
+    let (status, head, body) = http_full("POST", addr, "/api/v1/session", Some(&body), &[])?;
+    if status != 200 {
+        return None;
+    }
+    let cookie = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("set-cookie").then(|| v.trim())
+        })?
+        .split(';')
+        .next()?
+        .to_owned();
+    let csrf = serde_json::from_str::<serde_json::Value>(&body).ok()?["csrf"]
+        .as_str()?
+        .to_owned();
+    Some((cookie, csrf))
 }
 
 /// Polls `f` every 100 ms until it returns `Some` or `timeout` passes.
@@ -217,8 +301,8 @@ pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
     }
 }
 
-/// Every alert a hub holds (all pages), open and closed.
-pub fn all_alerts(addr: &str) -> Option<Vec<serde_json::Value>> {
+/// Every alert a hub holds (all pages), open and closed, read with the API token `token`.
+pub fn all_alerts(addr: &str, token: &str) -> Option<Vec<serde_json::Value>> {
     let mut out = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -226,7 +310,7 @@ pub fn all_alerts(addr: &str) -> Option<Vec<serde_json::Value>> {
             Some(c) => format!("/api/v1/alerts?closed=any&limit=1000&cursor={c}"),
             None => "/api/v1/alerts?closed=any&limit=1000".to_owned(),
         };
-        let page = get_json(addr, &path)?;
+        let page = hub_json(addr, &path, token)?;
         out.extend(page["alerts"].as_array()?.iter().cloned());
         match page["next"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
