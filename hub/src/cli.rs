@@ -46,6 +46,18 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Issue a one-time enrollment token for a child node and print it, with the
+    /// `vigil-agent enroll` line to run on the gateway. Audited.
+    EnrollToken(crate::enroll::args::EnrollTokenArgs),
+    /// Revoke a node's certificates (all of them, or one --serial): a running hub drops its
+    /// connections within seconds. Audited.
+    Revoke(crate::enroll::args::RevokeArgs),
+    /// Write what an external Mosquitto needs to be this hub's broker with mTLS: CA,
+    /// server certificate and key, ACL, CRL, mosquitto.conf.
+    BrokerConfig(crate::enroll::args::BrokerConfigArgs),
+    /// Enroll this hub with its parent (key and CSR made here; the parent's CA pinned by
+    /// the token); writes parent/ca.pem, node.pem, node.key and sets [parent] url.
+    Enroll(crate::enroll::args::EnrollArgs),
     /// The audit log of operator and admin actions.
     Audit {
         /// What to do with it.

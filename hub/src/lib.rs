@@ -12,6 +12,8 @@
 //!   and `vigil-hub user`/`token`;
 //! - `action`: operator actions, their ISA-18.2 rules and how they are recorded (each with
 //!   its audit record); `audit`: `vigil-hub audit verify`;
+//! - `pki` and `enroll`: the hub's CA, enrollment tokens, `POST /api/v1/enroll`,
+//!   revocation, an external broker's files, and this hub enrolling with its parent;
 //! - `feed`: the live stream's channel and the ingest hook;
 //! - `tree` and `children`: the network under the hub and its health;
 //! - `link`: the MQTT side — broker, the links to the children and to the parent
@@ -31,8 +33,11 @@ pub mod children;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod enroll;
 pub mod feed;
+pub mod https;
 pub mod link;
 pub mod metrics;
+pub mod pki;
 pub mod run;
 pub mod tree;

@@ -8,10 +8,27 @@ use tokio_util::sync::CancellationToken;
 use vigil_hub::auth::command;
 use vigil_hub::cli::{AuditCommand, Cli, Command};
 use vigil_hub::config::HubConfig;
+use vigil_hub::enroll::command as enroll;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::EnrollToken(args) => match load_config(&args.config) {
+            Ok(cfg) => enroll::finish(enroll::enroll_token(&args, &cfg)),
+            Err(code) => code,
+        },
+        Command::Revoke(args) => match load_config(&args.config) {
+            Ok(cfg) => enroll::finish(enroll::revoke(&args, &cfg)),
+            Err(code) => code,
+        },
+        Command::BrokerConfig(args) => match load_config(&args.config) {
+            Ok(cfg) => enroll::finish(enroll::broker_config(&args, &cfg)),
+            Err(code) => code,
+        },
+        Command::Enroll(args) => match load_config(&args.config) {
+            Ok(cfg) => enroll::finish(enroll::enroll(&args, &cfg, &args.config)),
+            Err(code) => code,
+        },
         Command::Audit {
             command: AuditCommand::Verify { config },
         } => {

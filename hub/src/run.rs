@@ -75,6 +75,7 @@ pub async fn run(
     let store = SharedStore::new(store);
     let clock = HubClock::resume(last_hlc);
     let metrics = HubMetrics::new();
+    let (enroll, https) = crate::enroll::start::prepare(&config, &store, &metrics).await?;
     let (feed, ingest_queue) = AlertFeed::new(metrics.clone());
     let children = Children::new();
     let pokes = OutboxPokes::default();
@@ -107,8 +108,18 @@ pub async fn run(
         metrics: metrics.clone(),
         pokes: pokes.clone(),
         shutdown: shutdown.clone(),
+        security: crate::link::broker::LinkSecurity {
+            pki: enroll.pki.clone(),
+            broker_names: config
+                .mqtt
+                .as_ref()
+                .map(|m| m.names.clone())
+                .unwrap_or_default(),
+            parent_tls: config.parent_tls_files(),
+            enroll: enroll.clone(),
+        },
     };
-    let state = AppState {
+    let mut state = AppState {
         store: store.clone(),
         metrics,
         feed: feed.clone(),
@@ -129,21 +140,29 @@ pub async fn run(
         },
         shutdown: shutdown.clone(),
         auth: AuthContext::from_config(&config.auth),
+        enroll: enroll.clone(),
     };
+    // Served over HTTPS: the session cookie is Secure.
+    state.auth.secure_cookie |= https.is_some();
     // The dummy password hash that unknown users are checked against, made before the
     // first sign-in needs it.
     tokio::task::spawn_blocking(crate::auth::password::warm_up).await?;
 
     let mut tasks = JoinSet::new();
     let http_shutdown = shutdown.clone();
-    let app = service(state);
-    tasks.spawn(async move {
-        let serve = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { http_shutdown.cancelled().await });
-        if let Err(error) = serve.await {
-            tracing::error!(%error, "http endpoint failed");
-        }
-    });
+    if let Some(tls) = https {
+        let app = crate::api::router(state);
+        tasks.spawn(crate::https::serve(listener, tls, app, http_shutdown));
+    } else {
+        let app = service(state);
+        tasks.spawn(async move {
+            let serve = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { http_shutdown.cancelled().await });
+            if let Err(error) = serve.await {
+                tracing::error!(%error, "http endpoint failed");
+            }
+        });
+    }
     tasks.spawn(run_ingest(
         feed,
         ingest_queue,
@@ -158,6 +177,7 @@ pub async fn run(
             return Err(e.context("cannot start the MQTT side"));
         }
     };
+    crate::enroll::start::started(&enroll, &links.broker_url, &store, &shutdown, &mut tasks);
     if let Some(tx) = started {
         // The starter may have gone away; the hub runs on regardless.
         let _ = tx.send(Started {

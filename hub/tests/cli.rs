@@ -282,7 +282,7 @@ fn run_serves_and_stops_on_sigterm() {
         .expect("an 'MQTT side started' line");
     assert_eq!(
         mqtt["fields"]["broker"],
-        format!("mqtt://127.0.0.1:{mqtt_port}")
+        format!("mqtts://127.0.0.1:{mqtt_port}")
     );
     assert!(logs.iter().any(|l| l["fields"]["message"] == "hub stopped"));
 }

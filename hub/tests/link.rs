@@ -103,6 +103,35 @@ async fn county(parent: Option<&str>, mqtt: Option<&str>) -> Hub {
     .await
 }
 
+/// A client TLS config for `node` with a certificate from `hub`'s CA, as enrollment
+/// (`tests/enroll.rs`) gives one.
+fn node_tls(hub: &Hub, node: &str) -> std::sync::Arc<vigil_pki::rustls::ClientConfig> {
+    let node = vigil_core::NodeId::new(node).expect("node");
+    let request = vigil_pki::node_key_and_csr(&node).expect("csr");
+    let ca = hub.link.security.pki.ca();
+    let cert = ca
+        .issue_node(&request.csr_pem, &node, Duration::from_secs(3600))
+        .expect("issue");
+    vigil_pki::client_config(ca.cert_pem(), Some((&cert.cert_pem, &request.key_pem)))
+        .expect("client config")
+}
+
+/// Writes `node`'s identity from `parent`'s CA where a hub whose store is `store` looks
+/// for it (`parent/` next to the store), as `vigil-hub enroll` does.
+fn write_parent_identity(parent: &Hub, store: &Path, node: &str) {
+    let node = vigil_core::NodeId::new(node).expect("node");
+    let request = vigil_pki::node_key_and_csr(&node).expect("csr");
+    let ca = parent.link.security.pki.ca();
+    let cert = ca
+        .issue_node(&request.csr_pem, &node, Duration::from_secs(3600))
+        .expect("issue");
+    let dir = store.parent().expect("dir").join("parent");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    vigil_pki::write_private_key(&dir.join("node.key"), &request.key_pem).expect("key");
+    vigil_pki::write_certificate(&dir.join("node.pem"), &cert.cert_pem).expect("cert");
+    vigil_pki::write_certificate(&dir.join("ca.pem"), ca.cert_pem()).expect("ca");
+}
+
 /// A gateway: the agent's uplink over its own store, to a hub's broker.
 struct Gw {
     events: Gateway,
@@ -115,13 +144,14 @@ struct Gw {
 }
 
 impl Gw {
-    /// `gw-prison-3` at prison 3, linked to the broker at `url`, reporting 19 of 20
-    /// devices answering.
-    fn start(url: &str) -> Gw {
+    /// `gw-prison-3` at prison 3, linked to the broker at `url` (with `tls` for the hub's
+    /// mTLS gate), reporting 19 of 20 devices answering.
+    fn start(url: &str, tls: Option<std::sync::Arc<vigil_pki::rustls::ClientConfig>>) -> Gw {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SharedStore::new(Store::open(dir.path().join("agent.db")).expect("store"));
         let events = Gateway::new("gw-prison-3", PRISON_3);
         let mut config = UplinkConfig::new(events.node.clone(), url);
+        config.tls = tls;
         config.backoff = BackoffConfig {
             initial: Duration::from_millis(50),
             max: Duration::from_millis(500),
@@ -317,7 +347,7 @@ async fn a_gateway_delivers_and_an_ack_comes_back_over_the_embedded_broker() {
     bounded(async {
         let hub = county(None, None).await;
         assert!(
-            hub.broker.starts_with("mqtt://127.0.0.1:"),
+            hub.broker.starts_with("mqtts://127.0.0.1:"),
             "{}",
             hub.broker
         );
@@ -326,7 +356,7 @@ async fn a_gateway_delivers_and_an_ack_comes_back_over_the_embedded_broker() {
         assert_eq!(resp.status(), StatusCode::OK);
         let mut sse = SseReader::new(resp.into_body());
 
-        let mut gw = Gw::start(&hub.broker);
+        let mut gw = Gw::start(&hub.broker, Some(node_tls(&hub, "gw-prison-3")));
         let fence = gw
             .raise("fence-north/zone1_alarm", Severity::Critical)
             .await;
@@ -405,6 +435,7 @@ async fn two_levels_escalate_up_and_acks_come_down_through_the_county() {
         .await;
         let county = Hub::start_config(
             |store| {
+                write_parent_identity(&city, store, "county-baiyun");
                 hub_toml(
                     store,
                     "county-baiyun",
@@ -417,7 +448,7 @@ async fn two_levels_escalate_up_and_acks_come_down_through_the_county() {
             &[],
         )
         .await;
-        let mut gw = Gw::start(&county.broker);
+        let mut gw = Gw::start(&county.broker, Some(node_tls(&county, "gw-prison-3")));
 
         // A warning stays at the county; a critical alarm goes up to the city.
         let ups = gw.raise("ups-1/on_battery", Severity::Warning).await;
@@ -546,7 +577,7 @@ async fn a_gateway_delivers_and_an_ack_comes_back_over_mosquitto() {
         let url = mosquitto.url();
         let hub = county(None, Some(&format!("url = \"{url}\""))).await;
         assert_eq!(hub.broker, url);
-        let mut gw = Gw::start(&url);
+        let mut gw = Gw::start(&url, None);
         let fence = gw
             .raise("fence-north/zone1_alarm", Severity::Critical)
             .await;

@@ -66,8 +66,7 @@ pub use cert::{
 };
 pub use crl::RevokedSerial;
 pub use enroll_client::{
-    enroll, pin_of, EnrollError, EnrollRequest, EnrollResponse, EnrollToken, Enrolled,
-    TokenError,
+    enroll, pin_of, EnrollError, EnrollRequest, EnrollResponse, EnrollToken, Enrolled, TokenError,
 };
 pub use error::{PkiError, Result};
 pub use files::{read_private_key, write_certificate, write_private_key, TlsFiles, TlsMaterial};

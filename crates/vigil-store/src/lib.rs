@@ -16,6 +16,9 @@
 //!   [`Store::record_action`]): every operator and admin action in a hash chain.
 //! - **Users, sessions and API tokens** ([`users`]): console sign-in, stored without any
 //!   usable secret; admin changes audited in their own transaction.
+//! - **Enrollment** ([`enrollment`]): one-time enrollment tokens (used and recorded with the
+//!   certificate they bought in one transaction), the certificates issued to children, and
+//!   their revocation.
 //!
 //! See DESIGN.md, "The data path", "One protocol for every link" and "Storage".
 
@@ -25,6 +28,7 @@ mod action;
 pub mod audit;
 pub mod context;
 mod convert;
+pub mod enrollment;
 pub mod error;
 pub mod events;
 pub mod inbox;
@@ -37,6 +41,10 @@ pub mod users;
 
 pub use audit::{AuditEntry, AuditFault, AuditHead, AuditRecord, AuditReport};
 pub use context::{peak_severity, AlertContext};
+pub use enrollment::{
+    EnrollmentToken, NewCertificate, NewEnrollmentToken, NodeCertificate, RedeemError, Redeemed,
+    RevokeError, RevokedCertificate, TokenRefusal,
+};
 pub use error::{Result, StoreError};
 pub use events::ApplyStats;
 pub use inbox::{BatchOutcome, ForwardOutcome, InboundBatch};

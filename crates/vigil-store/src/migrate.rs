@@ -51,6 +51,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 6,
         sql: include_str!("../migrations/0006_users.sql"),
     },
+    Migration {
+        version: 7,
+        sql: include_str!("../migrations/0007_enrollment.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.
@@ -209,6 +213,8 @@ mod tests {
             "users",
             "sessions",
             "api_tokens",
+            "enrollment_tokens",
+            "node_certificates",
         ] {
             assert!(table_exists(&conn, table), "{table}");
         }

@@ -8,6 +8,8 @@
 //! | `POST /api/v1/alerts/{id}/{ack,shelve,unshelve,comment,assign,close,reset}` | [`actions`] |
 //! | `GET /api/v1/tree` | [`tree`] |
 //! | `GET /api/v1/stream` (Server-Sent Events) | [`stream`] |
+//! | `POST /api/v1/enroll` (no session: the token is the credential) | [`crate::enroll::endpoint`] |
+//! | `POST /api/v1/nodes/{id}/revoke`, `GET /api/v1/nodes/{id}/certificates` | [`crate::enroll::nodes`] |
 //!
 //! Every request under `/api/` but the sign-in comes from a signed-in user or an API token
 //! ([`crate::auth`]): 401 without one. The caller's role decides what it may do and its
@@ -72,6 +74,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Sign-in settings and the failed sign-in counts.
     pub auth: AuthContext,
+    /// The CA, enrollment and revocation ([`crate::enroll`]).
+    pub enroll: crate::enroll::EnrollState,
 }
 
 /// An API error: a status and a message, answered as `{"error": message}`.
@@ -196,8 +200,19 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alerts/{id}/reset", post(actions::reset))
         .route("/api/v1/tree", get(tree::tree))
         .route("/api/v1/stream", get(stream::stream))
+        .route(
+            "/api/v1/nodes/{id}/revoke",
+            post(crate::enroll::nodes::revoke),
+        )
+        .route(
+            "/api/v1/nodes/{id}/certificates",
+            get(crate::enroll::nodes::certificates),
+        )
         .fallback(no_such_endpoint)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        // After the authentication layer: enrollment needs no session, the token is the
+        // credential (the endpoint rate-limits and audits every attempt itself).
+        .route("/api/v1/enroll", post(crate::enroll::endpoint::enroll))
         .with_state(state)
         .layer(middleware::from_fn_with_state(metrics, track))
 }

@@ -3,9 +3,13 @@
 //! here by [`start_links`]. The HTTP side does not depend on it: the hub serves its API over
 //! whatever the store holds.
 //!
-//! - **broker** ([`broker`]): `[mqtt] listen` runs `vigil_link::EmbeddedBroker` there for
-//!   the hub's lifetime (stopped last at shutdown, after the links said goodbye); `[mqtt]
-//!   url` uses an external broker (Mosquitto, EMQX).
+//! - **broker** ([`broker`]): `[mqtt] listen` runs the embedded broker behind the mTLS
+//!   gate (`vigil_link::SecureBroker`) for the hub's lifetime (stopped last at shutdown,
+//!   after the links said goodbye); `[mqtt] url` uses an external broker (Mosquitto, EMQX),
+//!   over `mqtts://` with the hub's own certificate. The gate's denials are audited
+//!   ([`crate::enroll::revocation::audit_denials`]).
+//! - **TLS to the parent**: an `mqtts://` `[parent] url` presents this hub's certificate
+//!   from its parent (`[parent] ca`/`cert`/`key`, written by `vigil-hub enroll`).
 //! - **downlinks** (children → this hub): `vigil_link::Downlinks` on that broker commits
 //!   each child's batch, acks it after the commit, and — when `[parent]` is configured —
 //!   queues what the escalation policy sends up on the `parent` outbox *in the same
@@ -42,8 +46,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info};
 use vigil_core::NodeId;
 use vigil_link::{
-    Downlinks, DownlinksConfig, DownlinksHandle, Forward, Health, LinkMetrics, OutboxPoke,
-    SharedStore, Uplink, UplinkConfig, CHILD_LINK_PREFIX,
+    Downlinks, DownlinksHandle, Forward, Health, LinkMetrics, OutboxPoke, SharedStore, Uplink,
+    UplinkConfig, CHILD_LINK_PREFIX,
 };
 
 use crate::children::{Children, PARENT_LINK};
@@ -118,6 +122,8 @@ pub struct LinkContext {
     pub pokes: OutboxPokes,
     /// Cancelled at shutdown.
     pub shutdown: CancellationToken,
+    /// The CA, the revocation set and the TLS files of the links.
+    pub security: broker::LinkSecurity,
 }
 
 /// What [`start_links`] started.
@@ -138,8 +144,17 @@ pub async fn start_links(
 ) -> anyhow::Result<LinksStarted> {
     let metrics =
         LinkMetrics::new(ctx.metrics.registry()).context("cannot register the link metrics")?;
-    let broker = BrokerHandle::start(&ctx.broker).await?;
-    let links = match Links::build(&ctx, broker.url(), metrics) {
+    let mut broker =
+        BrokerHandle::start(&ctx.broker, &ctx.security, ctx.metrics.registry()).await?;
+    if let Some(denials) = broker.take_denials() {
+        tasks.spawn(crate::enroll::revocation::audit_denials(
+            denials,
+            ctx.store.clone(),
+            ctx.security.enroll.clone(),
+            ctx.shutdown.clone(),
+        ));
+    }
+    let links = match Links::build(&ctx, &broker, metrics) {
         Ok(links) => links,
         Err(e) => {
             broker.stop().await;
@@ -169,13 +184,30 @@ struct Links {
 impl Links {
     /// Builds the uplink (with a parent) and the downlinks on the broker at `url`, and
     /// wires them to the hub: the children's table, the pokes, the forwarding both ways.
-    fn build(ctx: &LinkContext, url: &str, metrics: LinkMetrics) -> anyhow::Result<Links> {
+    fn build(
+        ctx: &LinkContext,
+        broker: &BrokerHandle,
+        metrics: LinkMetrics,
+    ) -> anyhow::Result<Links> {
+        let url = broker.url();
         let node = ctx.node.id.clone();
         let uplink = match &ctx.parent {
             None => None,
             Some(parent) => {
                 let mut config = UplinkConfig::new(node.clone(), parent.to_string());
                 config.level = Some(ctx.node.level);
+                if parent.tls {
+                    let files = ctx.security.parent_tls.as_ref().with_context(|| {
+                        format!("[parent] url = \"{parent}\" needs [parent] ca, cert and key")
+                    })?;
+                    config.tls = Some(files.client_config().with_context(|| {
+                        format!(
+                            "[parent] url = \"{parent}\": cannot use this hub's certificate: \
+                             run `vigil-hub enroll --hub URL --token TOKEN` with a token from \
+                             the parent's operator"
+                        )
+                    })?);
+                }
                 let children = ctx.children.clone();
                 let uplink = Uplink::new(config, ctx.store.clone(), metrics.clone())
                     .with_context(|| {
@@ -197,7 +229,7 @@ impl Links {
             }
         };
         let mut downlinks =
-            Downlinks::new(DownlinksConfig::new(node, url), ctx.store.clone(), metrics)
+            Downlinks::new(broker.downlinks_config(node), ctx.store.clone(), metrics)
                 .with_context(|| {
                     format!("cannot serve the children on the broker at {url} ([mqtt])")
                 })?;

@@ -1,0 +1,188 @@
+//! What `vigil-hub enroll-token`, `revoke`, `broker-config` and `enroll` do once their
+//! config is loaded. Secrets (a token) go to standard output, with the one command line the
+//! installer runs; everything else to standard error. Every change is audited with the
+//! actor `cli:<unix user>`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use vigil_store::Store;
+
+use super::args::{BrokerConfigArgs, EnrollArgs, EnrollTokenArgs, RevokeArgs};
+use super::broker_config::{crl_path, write_crl};
+use super::revocation::revoke_as;
+use crate::auth::admin::cli_actor;
+use crate::config::HubConfig;
+use crate::pki::HubPki;
+
+/// Why a command failed (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] vigil_store::StoreError),
+    /// The CA or a certificate failed.
+    #[error(transparent)]
+    Pki(#[from] vigil_pki::PkiError),
+    /// Nothing to revoke.
+    #[error(transparent)]
+    Revoke(#[from] vigil_store::RevokeError),
+    /// Enrolling with the parent failed.
+    #[error(transparent)]
+    Enroll(#[from] vigil_pki::EnrollError),
+    /// Anything else, said in words.
+    #[error("{0}")]
+    Message(String),
+}
+
+/// Exit 0, or print the error and exit 1.
+pub fn finish(result: Result<(), CommandError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Opens (creating if needed) the hub's store.
+pub fn open_store(config: &HubConfig) -> Result<Store, CommandError> {
+    let path = &config.store.path;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            CommandError::Message(format!(
+                "cannot create the store's directory {} ([store] path): {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    Ok(Store::open(path)?)
+}
+
+/// `vigil-hub enroll-token --node ID --ttl 1h`.
+pub fn enroll_token(args: &EnrollTokenArgs, config: &HubConfig) -> Result<(), CommandError> {
+    let mut store = open_store(config)?;
+    let pki = HubPki::open(config)?;
+    let issued = super::token::issue(&mut store, &pki, config, &args.node, args.ttl, &cli_actor())?;
+    eprintln!(
+        "enrollment token for node {} (works once, until {}); on the gateway, run the line after it:",
+        issued.node, issued.expires_at
+    );
+    println!("{}", issued.token);
+    println!("{}", issued.agent_command());
+    if issued.hub_url.starts_with("http://") {
+        eprintln!(
+            "note: [http] tls is off, so the token crosses the network in clear: enroll over a \
+             trusted network, or set [http] tls = true"
+        );
+    }
+    Ok(())
+}
+
+/// `vigil-hub revoke --node ID [--serial S]`: recorded in the store (a running hub on the
+/// same store picks it up within seconds) with the CRL next to the store rewritten.
+pub fn revoke(args: &RevokeArgs, config: &HubConfig) -> Result<(), CommandError> {
+    let mut store = open_store(config)?;
+    let serial = args.serial.as_deref().map(vigil_pki::normalize_serial);
+    let revoked = revoke_as(
+        &mut store,
+        &config.node.id,
+        &cli_actor(),
+        &args.node,
+        serial.as_deref(),
+        "cli",
+    )?;
+    if revoked.is_empty() {
+        eprintln!("node {}: already revoked, nothing changed", args.node);
+    } else {
+        for s in &revoked {
+            println!("revoked {} {s}", args.node);
+        }
+        eprintln!(
+            "a running hub drops the node's connections within seconds; an external broker \
+             must reload its CRL (SIGHUP)"
+        );
+    }
+    refresh_crl(config, &store);
+    Ok(())
+}
+
+/// Rewrites the CRL next to the store, when the hub has a CA (an external broker reads it);
+/// a failure is reported, not fatal (the store holds the revocation).
+pub fn refresh_crl(config: &HubConfig, store: &Store) {
+    if !config.ca_dir().join(vigil_pki::CA_CERT_FILE).exists() {
+        return;
+    }
+    let result = HubPki::open(config)
+        .map_err(CommandError::from)
+        .and_then(|pki| write_crl(store, &pki, &crl_path(config)));
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "cannot rewrite the revocation list");
+        eprintln!("warning: cannot rewrite the revocation list: {e}");
+    }
+}
+
+/// `vigil-hub broker-config --out DIR`.
+pub fn broker_config(args: &BrokerConfigArgs, config: &HubConfig) -> Result<(), CommandError> {
+    let store = open_store(config)?;
+    let pki = HubPki::open(config)?;
+    let files = super::broker_config::write(
+        config,
+        &store,
+        &pki,
+        &args.out,
+        &args.names,
+        args.listen,
+        args.user.as_deref(),
+    )?;
+    println!("{}", files.conf.display());
+    eprintln!(
+        "wrote {} (listener {}, certificate for {}); run: mosquitto -c {}",
+        args.out.display(),
+        files.listen,
+        files.names.join(", "),
+        files.conf.display()
+    );
+    eprintln!(
+        "the hub rewrites {} at every revocation: reload Mosquitto (SIGHUP) after one",
+        files.crl.display()
+    );
+    Ok(())
+}
+
+/// `vigil-hub enroll --hub URL --token T`.
+pub fn enroll(
+    args: &EnrollArgs,
+    config: &HubConfig,
+    config_path: &Path,
+) -> Result<(), CommandError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CommandError::Message(format!("cannot start the runtime: {e}")))?;
+    let enrolled = rt.block_on(super::parent::enroll_with_parent(
+        config,
+        config_path,
+        &args.hub,
+        &args.token,
+    ))?;
+    let files = config
+        .parent_tls_files()
+        .unwrap_or_else(|| vigil_pki::TlsFiles::in_dir(&config.parent_dir()));
+    println!("{}", enrolled.broker);
+    eprintln!(
+        "enrolled {} with the parent at {} (certificate until {}; CA sha256 {}); wrote {}, {}, {}; \
+         [parent] url = \"{}\" in {}: restart the hub to link up",
+        enrolled.node,
+        args.hub,
+        enrolled.expires_at,
+        enrolled.ca_fingerprint,
+        files.ca.display(),
+        files.cert.display(),
+        files.key.display(),
+        enrolled.broker,
+        config_path.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! `POST /api/v1/enroll`: a node exchanges a one-time token and a CSR for its certificate.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `{"token": "VGL1…", "csr": "<PEM>"}` | 200 `{"node", "certificate", "ca", "broker", "expires_at"}` |
+//! | a token unknown, used, expired, with a wrong secret, or not a token | 401 `{"error": "invalid or expired enrollment token"}` — one message for all |
+//! | a CSR that does not parse, whose signature fails, whose key is not ECDSA P-256 | 400 naming what is wrong (the token stays usable) |
+//! | a body that is not that JSON | 400 |
+//! | too many failures from one client address | 429 with `Retry-After` |
+//!
+//! No session is needed: the token is the credential. The certificate names the node the
+//! token was issued for, whatever the CSR's subject says; only the CSR's public key is
+//! used. The token is consumed, the certificate recorded and the enrollment audited in one
+//! transaction; every refused attempt is audited too (actor `client:<address>`, action
+//! `node.enroll_refused`, with the reason), and counted by outcome.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use vigil_core::{NodeId, Timestamp};
+use vigil_pki::{EnrollRequest, EnrollResponse, EnrollToken, IssuedCert, PkiError};
+use vigil_store::{NewCertificate, RedeemError};
+
+use super::{timestamp, EnrollState, ACTION_ENROLL, ACTION_ENROLL_REFUSED};
+use crate::api::{ApiError, AppState};
+
+/// The one answer to every unusable token: a caller learns nothing about which it was.
+pub const INVALID_TOKEN_MESSAGE: &str = "invalid or expired enrollment token";
+
+/// The largest request body (a CSR is about 500 bytes).
+const MAX_BODY: usize = 64 * 1024;
+
+/// `POST /api/v1/enroll`.
+pub async fn enroll(State(state): State<AppState>, request: Request) -> Response {
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    match attempt(&state, client, request).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// Why an attempt got no certificate.
+enum Refusal {
+    TooMany(std::time::Duration),
+    Token,
+    Api(ApiError),
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        Refusal::Api(e)
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::TooMany(wait) => {
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                let mut resp = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(serde_json::json!({
+                        "error": format!("too many failed enrollments from this address: try again in {secs} s"),
+                        "retry_after": secs,
+                    })),
+                )
+                    .into_response();
+                resp.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(secs));
+                resp
+            }
+            Refusal::Token => ApiError {
+                status: StatusCode::UNAUTHORIZED,
+                message: INVALID_TOKEN_MESSAGE.to_owned(),
+            }
+            .into_response(),
+            Refusal::Api(e) => e.into_response(),
+        }
+    }
+}
+
+async fn attempt(
+    state: &AppState,
+    client: IpAddr,
+    request: Request,
+) -> Result<EnrollResponse, Refusal> {
+    let enroll = &state.enroll;
+    let key = client.to_string();
+    if let Err(wait) = enroll.limiter.check(&key, client, Instant::now()) {
+        count(enroll, "rate_limited");
+        tracing::warn!(%client, wait_s = wait.as_secs(), "enrollment refused: too many failures");
+        return Err(Refusal::TooMany(wait));
+    }
+    let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY)
+        .await
+        .map_err(|_| ApiError::bad_request("the enrollment body is too large"))?;
+    let body: EnrollRequest = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body must be {{\"token\": \"VGL1…\", \"csr\": \"-----BEGIN CERTIFICATE REQUEST-----…\"}}: {e}"
+        ))
+    })?;
+    let Some((token, id, secret_hash)) = parse_token(&body.token) else {
+        refused(state, client, "malformed_token", None, None).await;
+        return Err(Refusal::Token);
+    };
+    let Some(broker) = enroll.broker() else {
+        return Err(ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "the hub's broker is not running yet: try again in a moment".to_owned(),
+        }
+        .into());
+    };
+    let now = Timestamp::now();
+    let used_by = format!("client:{client}");
+    let issuer = enroll.clone();
+    let csr = body.csr;
+    let token_id = token.id().to_owned();
+    let audit_token = token_id.clone();
+    let client_text = client.to_string();
+    let outcome = state
+        .store
+        .call(move |s| {
+            let result = s.enrollment_redeem(&id, &secret_hash, now, &used_by, |t| {
+                issue(&issuer, t, &csr, &audit_token, &client_text)
+            });
+            match result {
+                Err(RedeemError::Store(e)) => Err(e),
+                other => Ok(other),
+            }
+        })
+        .await
+        .map_err(ApiError::from)?;
+    match outcome {
+        Ok(redeemed) => {
+            enroll.limiter.success(&key, client);
+            count(enroll, "enrolled");
+            let cert = redeemed.issued;
+            tracing::info!(node = %cert.node, serial = %cert.serial, %client, token = %token_id, "node enrolled");
+            Ok(EnrollResponse {
+                node: cert.node.to_string(),
+                certificate: cert.cert_pem,
+                ca: enroll.pki.ca().cert_pem().to_owned(),
+                broker,
+                expires_at: timestamp(cert.not_after).to_string(),
+            })
+        }
+        Err(RedeemError::Refused { reason, node }) => {
+            refused(state, client, reason.as_str(), Some(&token_id), node).await;
+            Err(Refusal::Token)
+        }
+        Err(RedeemError::Issue(error)) => {
+            count(enroll, "bad_csr");
+            enroll.limiter.failure(&key, client, Instant::now());
+            let message = match &error {
+                PkiError::Csr(_) => error.to_string(),
+                other => format!("certificate signing request refused: {other}"),
+            };
+            audit_refusal(
+                state,
+                client,
+                "bad_csr",
+                Some(&token_id),
+                None,
+                Some(&message),
+            )
+            .await;
+            Err(ApiError::bad_request(message).into())
+        }
+        Err(RedeemError::Store(e)) => Err(ApiError::from(e).into()),
+    }
+}
+
+/// The token, its id (8 bytes) and the SHA-256 of its secret; `None` when `text` is not a
+/// token with an 8-byte id.
+pub fn parse_token(text: &str) -> Option<(EnrollToken, [u8; 8], [u8; 32])> {
+    let token: EnrollToken = text.parse().ok()?;
+    let (id, secret_hash) = super::token::decode(&token)?;
+    Some((token, id, secret_hash))
+}
+
+/// Issues the certificate for the token's node from `csr`, with its record and audit entry.
+fn issue(
+    enroll: &EnrollState,
+    token: &vigil_store::EnrollmentToken,
+    csr: &str,
+    token_id: &str,
+    client: &str,
+) -> Result<(IssuedCert, NewCertificate, vigil_store::AuditEntry), PkiError> {
+    let node = NodeId::new(&token.node).map_err(|e| PkiError::Certificate {
+        what: "enrollment token".into(),
+        reason: format!("its node {:?} is not a node id: {e}", token.node),
+    })?;
+    let issued = enroll
+        .pki
+        .ca()
+        .issue_node(csr, &node, enroll.pki.node_cert_ttl())?;
+    let der = vigil_pki::cert::cert_from_pem(&issued.cert_pem, "the issued certificate")?;
+    let record = NewCertificate {
+        serial: issued.serial.clone(),
+        node: node.to_string(),
+        not_before: timestamp(issued.not_before),
+        not_after: timestamp(issued.not_after),
+        issued_at: Timestamp::now(),
+        fingerprint: vigil_pki::fingerprint(der.as_ref()),
+    };
+    let audit = enroll.audit(
+        &format!("client:{client}"),
+        ACTION_ENROLL,
+        node.as_str(),
+        serde_json::json!({
+            "serial": issued.serial,
+            "not_after": record.not_after.to_string(),
+            "token": token_id,
+            "client": client,
+        }),
+    );
+    Ok((issued, record, audit))
+}
+
+fn count(enroll: &EnrollState, outcome: &str) {
+    enroll
+        .metrics
+        .enrollments
+        .with_label_values(&[outcome])
+        .inc();
+}
+
+/// Counts, rate-limits and audits a refused token.
+async fn refused(
+    state: &AppState,
+    client: IpAddr,
+    reason: &str,
+    token: Option<&str>,
+    node: Option<String>,
+) {
+    count(&state.enroll, reason);
+    state
+        .enroll
+        .limiter
+        .failure(&client.to_string(), client, Instant::now());
+    tracing::warn!(%client, reason, token, "enrollment refused");
+    audit_refusal(state, client, reason, token, node, None).await;
+}
+
+async fn audit_refusal(
+    state: &AppState,
+    client: IpAddr,
+    reason: &str,
+    token: Option<&str>,
+    node: Option<String>,
+    message: Option<&str>,
+) {
+    let entry = state.enroll.audit(
+        &format!("client:{client}"),
+        ACTION_ENROLL_REFUSED,
+        node.as_deref().unwrap_or(""),
+        serde_json::json!({
+            "reason": reason,
+            "token": token,
+            "client": client.to_string(),
+            "message": message,
+        }),
+    );
+    if let Err(error) = state.store.call(move |s| s.audit_append(&entry)).await {
+        tracing::error!(%error, "cannot audit a refused enrollment");
+    }
+}

@@ -1,0 +1,135 @@
+//! `vigil-hub enroll-token --node ID --ttl 1h`: a one-time token for a child node.
+//!
+//! The token is `VGL1.<id>.<secret>.<pin>` (`vigil_pki::EnrollToken`); the store keeps its
+//! id, the SHA-256 of its secret, the node, when it was made and when it expires, and the
+//! audit log records who made it (actor `cli:<unix user>`, action `enroll_token.add`). The
+//! secret is printed once and never stored.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use vigil_core::{NodeId, Timestamp};
+use vigil_pki::EnrollToken;
+use vigil_store::{NewEnrollmentToken, Store};
+
+use super::{audit_entry, ACTION_TOKEN};
+use crate::config::HubConfig;
+use crate::pki::HubPki;
+
+/// A token just issued.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The token (print it once).
+    pub token: EnrollToken,
+    /// The node it enrolls.
+    pub node: NodeId,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+    /// The hub URL the node enrolls at.
+    pub hub_url: String,
+}
+
+impl IssuedToken {
+    /// The command the installer runs on the gateway.
+    pub fn agent_command(&self) -> String {
+        format!(
+            "vigil-agent enroll --hub {} --token {}",
+            self.hub_url, self.token
+        )
+    }
+}
+
+/// The URL of this hub's HTTP listener as a node reaches it: `https://` when `[http] tls`;
+/// the host is the first of `[http] names`, else the listen address (`HUB-ADDRESS` when it
+/// is unspecified, for the installer to fill in).
+pub fn hub_url(config: &HubConfig) -> String {
+    let scheme = if config.http.tls { "https" } else { "http" };
+    let port = config.http.listen.port();
+    let host = match config.http.names.first() {
+        Some(name) => bracket(name),
+        None => match config.http.listen.ip() {
+            ip if ip.is_unspecified() => "HUB-ADDRESS".to_owned(),
+            ip => bracket(&ip.to_string()),
+        },
+    };
+    format!("{scheme}://{host}:{port}")
+}
+
+fn bracket(host: &str) -> String {
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
+        _ => host.to_owned(),
+    }
+}
+
+/// A new token: 8 random bytes of id, 32 of secret, pinning the CA certificate `ca_der`.
+pub fn generate(ca_der: &[u8]) -> Result<EnrollToken, super::command::CommandError> {
+    let id: [u8; 8] = rand_bytes()?;
+    let secret: [u8; 32] = rand_bytes()?;
+    EnrollToken::new(
+        &URL_SAFE_NO_PAD.encode(id),
+        &URL_SAFE_NO_PAD.encode(secret),
+        ca_der,
+    )
+    .map_err(|e| super::command::CommandError::Message(e.to_string()))
+}
+
+fn rand_bytes<const N: usize>() -> Result<[u8; N], super::command::CommandError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| {
+        super::command::CommandError::Message(format!("no randomness from the OS: {e}"))
+    })?;
+    Ok(bytes)
+}
+
+/// A token's id (8 bytes) and the SHA-256 of its secret's bytes: what the store keeps and
+/// looks up. `None` when the id is not 8 bytes.
+pub fn decode(token: &EnrollToken) -> Option<([u8; 8], [u8; 32])> {
+    let id: [u8; 8] = URL_SAFE_NO_PAD.decode(token.id()).ok()?.try_into().ok()?;
+    let secret = URL_SAFE_NO_PAD.decode(token.secret()).ok()?;
+    Some((id, Sha256::digest(&secret).into()))
+}
+
+/// Issues a token for `node` valid for `ttl`, made by `actor`: stored (the secret as its
+/// hash) and audited in one transaction. Creates the CA if the hub has none yet (the token
+/// pins it).
+pub fn issue(
+    store: &mut Store,
+    pki: &HubPki,
+    config: &HubConfig,
+    node: &NodeId,
+    ttl: Duration,
+    actor: &str,
+) -> Result<IssuedToken, super::command::CommandError> {
+    let token = generate(pki.ca().cert_der())?;
+    let (id, secret_hash) = decode(&token).ok_or_else(|| {
+        super::command::CommandError::Message("a generated token does not decode".to_owned())
+    })?;
+    let now = Timestamp::now();
+    let expires_at = now.plus_millis(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+    let row = NewEnrollmentToken {
+        id,
+        secret_hash,
+        node: node.to_string(),
+        created_at: now,
+        expires_at,
+        created_by: actor.to_owned(),
+    };
+    let audit = audit_entry(
+        &config.node.id,
+        actor,
+        ACTION_TOKEN,
+        node.as_str(),
+        serde_json::json!({ "token": token.id(), "expires_at": expires_at.to_string() }),
+    );
+    store.enrollment_token_add(&row, &audit)?;
+    Ok(IssuedToken {
+        token,
+        node: node.clone(),
+        expires_at,
+        hub_url: hub_url(config),
+    })
+}
