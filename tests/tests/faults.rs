@@ -121,18 +121,11 @@ fn kill_storm(kind: BrokerKind) {
     let total = devices * POINTS;
     let (hub_http, broker_port, agent_http) = (free_port(), free_port(), free_port());
     let hub_addr = format!("127.0.0.1:{hub_http}");
-    let mut mosquitto = None;
-    let (broker_line, uplink) = match kind {
-        BrokerKind::Embedded => (
-            format!("listen = \"127.0.0.1:{broker_port}\""),
-            format!("mqtt://127.0.0.1:{broker_port}"),
-        ),
-        BrokerKind::Mosquitto => {
-            let m = Mosquitto::start_on(broker_port);
-            let url = m.url();
-            mosquitto = Some(m);
-            (format!("url = \"{url}\""), url)
-        }
+    // Every link is mTLS: the embedded broker behind the hub's gate, or Mosquitto with the
+    // hub's `broker-config` (its CA, ACL and CRL); the gateway enrolls once the hub is up.
+    let broker_line = match kind {
+        BrokerKind::Embedded => format!("listen = \"127.0.0.1:{broker_port}\""),
+        BrokerKind::Mosquitto => format!("url = \"mqtts://127.0.0.1:{broker_port}\""),
     };
     let hub_cfg = hub_config(
         dir.path(),
@@ -142,6 +135,11 @@ fn kill_storm(kind: BrokerKind) {
         &broker_line,
         None,
     );
+    let mosquitto_conf = matches!(kind, BrokerKind::Mosquitto)
+        .then(|| secure_broker_config(&hub_cfg, &dir.path().join("mosquitto")));
+    let mut mosquitto = mosquitto_conf
+        .as_ref()
+        .map(|conf| Mosquitto::start_conf(conf, broker_port));
     let token = hub_token(&hub_cfg);
     let mut hub = spawn_node("hub", &hub_cfg, &dir.path().join("hub.log"));
     assert!(
@@ -157,7 +155,14 @@ fn kill_storm(kind: BrokerKind) {
         "hub up"
     );
 
-    let agent_cfg = agent_toml(dir.path(), &profiles, &uplink, agent_http, &sim);
+    let agent_cfg = agent_toml(
+        dir.path(),
+        &profiles,
+        &format!("mqtt://127.0.0.1:{broker_port}"),
+        agent_http,
+        &sim,
+    );
+    enroll_gateway(&hub_cfg, &hub_addr, &agent_cfg, "gw-1");
     let mut rng = rand::rngs::StdRng::seed_from_u64(0xdead);
     // Six kills of the agent at random moments while it raises and sends.
     for round in 0..6 {
@@ -167,9 +172,9 @@ fn kill_storm(kind: BrokerKind) {
         // Midway, the hub (and its embedded broker) is killed too, or Mosquitto restarted.
         if round == 3 {
             hub.kill();
-            if let Some(m) = mosquitto.take() {
+            if let (Some(m), Some(conf)) = (mosquitto.take(), &mosquitto_conf) {
                 drop(m);
-                mosquitto = Some(Mosquitto::start_on(broker_port));
+                mosquitto = Some(Mosquitto::start_conf(conf, broker_port));
             }
             hub = spawn_node("hub", &hub_cfg, &dir.path().join("hub.log"));
         }
@@ -231,21 +236,50 @@ fn hub_down(kind: BrokerKind) {
     let total = devices * POINTS;
     let (hub_http, broker_port, agent_http) = (free_port(), free_port(), free_port());
     let agent_addr = format!("127.0.0.1:{agent_http}");
-    let mut _mosquitto = None;
-    let (broker_line, uplink) = match kind {
-        BrokerKind::Embedded => (
-            format!("listen = \"127.0.0.1:{broker_port}\""),
-            format!("mqtt://127.0.0.1:{broker_port}"),
-        ),
-        BrokerKind::Mosquitto => {
-            let m = Mosquitto::start_on(broker_port);
-            let url = m.url();
-            _mosquitto = Some(m);
-            (format!("url = \"{url}\""), url)
-        }
+    let hub_addr = format!("127.0.0.1:{hub_http}");
+    let broker_line = match kind {
+        BrokerKind::Embedded => format!("listen = \"127.0.0.1:{broker_port}\""),
+        BrokerKind::Mosquitto => format!("url = \"mqtts://127.0.0.1:{broker_port}\""),
     };
-    // The gateway raises everything while its hub is down.
-    let agent_cfg = agent_toml(dir.path(), &profiles, &uplink, agent_http, &sim);
+    let hub_cfg = hub_config(
+        dir.path(),
+        "county-1",
+        "county",
+        hub_http,
+        &broker_line,
+        None,
+    );
+    let _mosquitto = matches!(kind, BrokerKind::Mosquitto).then(|| {
+        let conf = secure_broker_config(&hub_cfg, &dir.path().join("mosquitto"));
+        Mosquitto::start_conf(&conf, broker_port)
+    });
+    // The gateway is enrolled (the hub up for that only), then raises everything while its
+    // hub is down.
+    let agent_cfg = agent_toml(
+        dir.path(),
+        &profiles,
+        &format!("mqtt://127.0.0.1:{broker_port}"),
+        agent_http,
+        &sim,
+    );
+    {
+        let mut hub = spawn_node("hub", &hub_cfg, &dir.path().join("hub.log"));
+        assert!(
+            wait_for(Duration::from_secs(20), || http(
+                "GET",
+                &hub_addr,
+                "/healthz",
+                None,
+                &[]
+            )
+            .filter(|(s, _)| *s == 200))
+            .is_some(),
+            "hub up for enrollment: {}",
+            hub.log()
+        );
+        enroll_gateway(&hub_cfg, &hub_addr, &agent_cfg, "gw-1");
+        assert!(hub.stop(), "hub stops: {}", hub.log());
+    }
     let agent = spawn_node("agent", &agent_cfg, &dir.path().join("agent.log"));
     let backlog = |lane: &str| -> Option<u64> {
         let (_, body) = http("GET", &agent_addr, "/metrics", None, &[])?;
@@ -267,14 +301,6 @@ fn hub_down(kind: BrokerKind) {
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(backlog("critical").expect("metric"), (total / 10) as u64);
 
-    let hub_cfg = hub_config(
-        dir.path(),
-        "county-1",
-        "county",
-        hub_http,
-        &broker_line,
-        None,
-    );
     let hub = spawn_node("hub", &hub_cfg, &dir.path().join("hub.log"));
     let db = dir.path().join("county-1.db");
     let done = wait_for(Duration::from_secs(120), || {

@@ -137,6 +137,8 @@ fn a_door_forced_and_a_temperature_limit_reach_the_hub_and_the_ack_comes_back() 
         ),
     ];
     let agent_cfg = agent_toml(dir.path(), broker, agent_http, &devices);
+    // The installer enrolls the gateway: its uplink is then mTLS to the hub's gated broker.
+    enroll_gateway(&hub_cfg, &hub_addr, &agent_cfg, "gw-prison-3");
     let mut agent = spawn_node("agent", &agent_cfg, &dir.path().join("agent.log"));
 
     // The door forced at 3 s: critical, latching, on the hub.

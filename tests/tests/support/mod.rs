@@ -353,6 +353,33 @@ impl Mosquitto {
         }
     }
 
+    /// Mosquitto with the mTLS config `conf` (from `vigil-hub broker-config`, see
+    /// [`secure_broker_config`]) listening on `port`.
+    pub fn start_conf(conf: &Path, port: u16) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("mosquitto.log");
+        let child = Command::new("/usr/sbin/mosquitto")
+            .arg("-c")
+            .arg(conf)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("mosquitto is needed for these tests: run `make deps`");
+        let up = wait_for(Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        assert!(
+            up.is_some(),
+            "mosquitto did not start on {port}: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        Mosquitto {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
@@ -383,4 +410,83 @@ pub fn hub_config(
     let path = dir.join(format!("{id}.toml"));
     std::fs::write(&path, text).expect("write hub config");
     path
+}
+
+// ── Enrollment and mTLS ─────────────────────────────────────────────────────────────────
+//
+// Every hub ↔ agent link in these tests runs over mTLS, set up the way an installer does:
+// the hub issues a one-time token (`vigil-hub enroll-token`), the gateway enrolls with it
+// (`vigil-agent enroll`), and the agent then runs with the `[tls]` files enroll wrote and
+// the `mqtts://` uplink it set.
+
+/// A one-time enrollment token for `node` from the hub whose config is `hub_cfg`, issued
+/// as `vigil-hub enroll-token` issues it (the hub's store and CA; before or while the hub
+/// runs).
+pub fn enrollment_token(hub_cfg: &Path, node: &str) -> String {
+    let cfg = vigil_hub::config::HubConfig::load(hub_cfg).expect("valid hub config");
+    let mut store = vigil_hub::enroll::command::open_store(&cfg).expect("the hub's store");
+    let pki = vigil_hub::pki::HubPki::open(&cfg).expect("the hub's CA");
+    let node = vigil_core::NodeId::new(node).expect("node id");
+    vigil_hub::enroll::token::issue(
+        &mut store,
+        &pki,
+        &cfg,
+        &node,
+        Duration::from_secs(600),
+        "cli:e2e",
+    )
+    .expect("token issued")
+    .token
+    .to_string()
+}
+
+/// Runs `vigil-agent enroll --hub http://{hub_addr} --token {token} --config {agent_cfg}`
+/// (its library entry point); the error is the command's message and its output.
+pub fn enroll_agent(
+    hub_addr: &str,
+    token: &str,
+    agent_cfg: &Path,
+) -> Result<vigil_agent::enroll::Enrolled, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let args = vigil_agent::enroll::EnrollArgs {
+        hub: format!("http://{hub_addr}"),
+        token: token.to_owned(),
+        config: agent_cfg.to_owned(),
+        timeout: Duration::from_secs(30),
+    };
+    let mut out = Vec::new();
+    rt.block_on(vigil_agent::enroll::enroll(&args, &mut out))
+        .map_err(|e| format!("{e}\n{}", String::from_utf8_lossy(&out)))
+}
+
+/// Enrolls the gateway `node` of `agent_cfg` with the hub of `hub_cfg` serving HTTP on
+/// `hub_addr` (which must be up): a token, then `vigil-agent enroll`. Afterwards the agent's
+/// uplink is the hub's `mqtts://` broker.
+pub fn enroll_gateway(hub_cfg: &Path, hub_addr: &str, agent_cfg: &Path, node: &str) {
+    let token = enrollment_token(hub_cfg, node);
+    let enrolled = enroll_agent(hub_addr, &token, agent_cfg)
+        .unwrap_or_else(|e| panic!("vigil-agent enroll: {e}"));
+    assert!(enrolled.broker.starts_with("mqtts://"), "{enrolled:?}");
+}
+
+/// Writes `vigil-hub broker-config --out {out}` for the hub of `hub_cfg` (whose `[mqtt] url`
+/// is `mqtts://127.0.0.1:PORT`) and returns the `mosquitto.conf` to start Mosquitto with:
+/// mTLS with the hub's CA, each node its own topics (ACL), the hub's CRL.
+pub fn secure_broker_config(hub_cfg: &Path, out: &Path) -> PathBuf {
+    let cfg = vigil_hub::config::HubConfig::load(hub_cfg).expect("valid hub config");
+    let store = vigil_hub::enroll::command::open_store(&cfg).expect("the hub's store");
+    let pki = vigil_hub::pki::HubPki::open(&cfg).expect("the hub's CA");
+    // `--user root`: Mosquitto keeps running as the test's user, which owns the 0600 key
+    // in its 0700 temporary directory (an installation names the `mosquitto` user).
+    let files =
+        vigil_hub::enroll::broker_config::write(&cfg, &store, &pki, out, &[], None, Some("root"))
+            .expect("broker-config");
+    // Test settings: nothing kept across restarts, no cap on queued messages.
+    let mut conf = std::fs::read_to_string(&files.conf).expect("mosquitto.conf");
+    conf.push_str("\npersistence false\nmax_queued_messages 0\n");
+    std::fs::write(&files.conf, conf).expect("mosquitto.conf");
+    files.conf
 }
