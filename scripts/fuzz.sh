@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Fuzzes every parser of network bytes (fuzz/: the link protocol, Sparkplug B) with cargo-fuzz and libFuzzer, for a
+# Fuzzes every parser of bytes from outside the process (fuzz/: the link protocol and topics,
+# Sparkplug B, the agent's MQTT JSON and number decoders, the simulator's Modbus MBAP and RTU
+# framing, signed update bundles, device profiles) with cargo-fuzz and libFuzzer, for a
 # bounded time per target, and fails if any target crashes (a panic, a failed assertion, a
 # sanitizer report, a timeout or running out of memory).
 #
@@ -69,6 +71,41 @@ seed() {
         printf '%s' "$t" > "$corpus/seed-$i"
         i=$((i + 1))
       done
+      ;;
+    mqtt_json)
+      printf '%s' '{"sensors":{"temp":21.5},"doors":[{"open":true}],"ts":"2026-11-29T12:00:00Z"}' > "$corpus/seed-mapped"
+      printf '%s' '{"temperature":21.5,"humidity":40,"door":false,"label":"x"}' > "$corpus/seed-flat"
+      printf '%s' '{"ts":1764417600000,"sensors":{"temp":"hot"}}' > "$corpus/seed-bad-value"
+      ;;
+    mqtt_number)
+      for t in 21.5 -3 1e3 true FALSE ' 42 ' nan inf 1e999; do
+        printf '%s' "$t" > "$corpus/seed-$t"
+      done
+      ;;
+    modbus_mbap)
+      # Read holding registers 0..10 of unit 1, then write single register 5 = 0x1234.
+      printf '\x00\x01\x00\x00\x00\x06\x01\x03\x00\x00\x00\x0a\x00\x02\x00\x00\x00\x06\x01\x06\x00\x05\x12\x34' > "$corpus/seed-read-write"
+      ;;
+    modbus_rtu)
+      # Unit 1 read holding registers 0..10 (CRC C5CD), twice with noise between.
+      printf '\x01\x03\x00\x00\x00\x0a\xc5\xcd\xff\x00\x01\x03\x00\x00\x00\x0a\xc5\xcd' > "$corpus/seed-read"
+      ;;
+    profile)
+      for f in "$ROOT"/device-profiles/*.yaml; do cp -n "$f" "$corpus/profile-$(basename "$f")"; done
+      ;;
+    bundle)
+      # An unsigned bundle with one executable file (the layout is vigil-bundle's format.rs).
+      python3 - "$corpus/seed-one-file" <<'PY'
+import hashlib, json, struct, sys
+body = b"#!/bin/sh\nexit 0\n"
+manifest = json.dumps({
+    "format": 1, "version": "1.2.3", "created_at": "2026-11-29T12:00:00Z",
+    "files": [{"path": "bin/vigil-agent", "size": len(body),
+               "sha256": hashlib.sha256(body).hexdigest(), "executable": True}],
+}).encode()
+head = b"VIGILBDL" + struct.pack(">I", 1) + bytes(8) + bytes(64) + struct.pack(">I", len(manifest))
+open(sys.argv[1], "wb").write(head + manifest + body)
+PY
       ;;
   esac
 }
