@@ -109,8 +109,17 @@ pub fn set_uplink_url(text: &str, url: &str) -> Result<String, String> {
     Ok(doc.to_string())
 }
 
-/// Creates `dir` (and its parents) if needed, and checks a file can be created in it.
-fn writable_dir(dir: &Path) -> Result<(), String> {
+/// Creates `dir` (and its parents) if needed, recording in `created` the directories it
+/// made (deepest first), and checks a file can be created in it.
+fn writable_dir(dir: &Path, created: &mut Vec<PathBuf>) -> Result<(), String> {
+    let mut missing = dir;
+    while !missing.exists() {
+        created.push(missing.to_owned());
+        match missing.parent() {
+            Some(p) if !p.as_os_str().is_empty() => missing = p,
+            _ => break,
+        }
+    }
     fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let probe = dir.join(format!(".vigil-enroll-probe-{}", std::process::id()));
     fs::write(&probe, b"").map_err(|e| {
@@ -130,8 +139,25 @@ fn parent(path: &Path) -> PathBuf {
     }
 }
 
-/// Enrolls the gateway of `args.config` with the hub, reporting each step on `out`.
+/// Enrolls the gateway of `args.config` with the hub, reporting each step on `out`. On
+/// failure the directories it created (still empty) are removed again.
 pub async fn enroll(args: &EnrollArgs, out: &mut dyn Write) -> Result<Enrolled, EnrollCmdError> {
+    let mut created = Vec::new();
+    let result = enroll_steps(args, out, &mut created).await;
+    if result.is_err() {
+        for dir in &created {
+            // Only empty ones go: a directory something was written to stays.
+            let _ = fs::remove_dir(dir);
+        }
+    }
+    result
+}
+
+async fn enroll_steps(
+    args: &EnrollArgs,
+    out: &mut dyn Write,
+    created: &mut Vec<PathBuf>,
+) -> Result<Enrolled, EnrollCmdError> {
     let token: EnrollToken = args.token.parse()?;
     let config = AgentConfig::load(&args.config).map_err(EnrollCmdError::Config)?;
     let node = config.node.id.clone();
@@ -161,7 +187,7 @@ pub async fn enroll(args: &EnrollArgs, out: &mut dyn Write) -> Result<Enrolled, 
         parent(&files.key),
         parent(&config_path),
     ] {
-        writable_dir(&d).map_err(EnrollCmdError::Prepare)?;
+        writable_dir(&d, created).map_err(EnrollCmdError::Prepare)?;
     }
 
     if vigil_pki::enroll_client::is_plain_http(&args.hub)? {
