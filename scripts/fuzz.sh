@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes every parser of bytes from outside the process (fuzz/: the link protocol and topics,
 # Sparkplug B, the agent's MQTT JSON and number decoders, the simulator's Modbus MBAP and RTU
-# framing, signed update bundles, device profiles) with cargo-fuzz and libFuzzer, for a
+# framing, signed update bundles, device profiles, the broker gate's MQTT framing and ACL,
+# enrollment tokens and CSRs) with cargo-fuzz and libFuzzer, for a
 # bounded time per target, and fails if any target crashes (a panic, a failed assertion, a
 # sanitizer report, a timeout or running out of memory).
 #
@@ -92,6 +93,35 @@ seed() {
       ;;
     profile)
       for f in "$ROOT"/device-profiles/*.yaml; do cp -n "$f" "$corpus/profile-$(basename "$f")"; done
+      ;;
+    gate)
+      # CONNECT as gw-prison-3 (will on its status topic), PUBLISH on its up topic, SUBSCRIBE to
+      # its down topic, then a PUBLISH on another node's topic.
+      python3 - "$corpus/seed-session" <<'PY'
+import struct, sys
+def s(t): b = t.encode(); return struct.pack(">H", len(b)) + b
+def pkt(h, body):
+    n, out = len(body), b""
+    while True:
+        d, n = n % 128, n // 128
+        out += bytes([d | (0x80 if n else 0)])
+        if not n: break
+    return bytes([h]) + out + body
+will = "vigil/v1/status/gw-prison-3"
+connect = pkt(0x10, s("MQTT") + bytes([4, 0x2e]) + struct.pack(">H", 10) + s("gw-prison-3") + s(will) + s("offline"))
+publish = pkt(0x32, s("vigil/v1/up/gw-prison-3") + struct.pack(">H", 1) + b'{"v":1}')
+subscribe = pkt(0x82, struct.pack(">H", 2) + s("vigil/v1/down/gw-prison-3") + bytes([1]))
+other = pkt(0x30, s("vigil/v1/up/gw-other") + b"x")
+open(sys.argv[1], "wb").write(connect + publish + subscribe + other)
+PY
+      ;;
+    enroll)
+      printf '%s' 'VGL1.AAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' > "$corpus/seed-token"
+      printf '%s\n' '-----BEGIN CERTIFICATE REQUEST-----' 'MIHRMHkCAQAwFzEVMBMGA1UEAwwMZ3ctcHJpc29uLTMwWTATBgcqhkjOPQIBBggq' '-----END CERTIFICATE REQUEST-----' > "$corpus/seed-csr-cut"
+      if command -v openssl >/dev/null && [ ! -e "$corpus/seed-csr" ]; then
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=gw-other \
+          -keyout /dev/null -out "$corpus/seed-csr" 2>/dev/null || true
+      fi
       ;;
     bundle)
       # An unsigned bundle with one executable file (the layout is vigil-bundle's format.rs).
