@@ -27,15 +27,19 @@ for port in 8080 1883 1884 9901 15020; do
 done
 
 pids=()
+# Ctrl-C (INT) or TERM: a clean stop, exit 0; any other exit keeps its status.
 stop() {
+  local status=${1:-$?}
   trap - INT TERM EXIT
   echo
   echo "demo: stopping…"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   echo "demo: stopped. Logs are in $DEMO/*.log"
+  exit "$status"
 }
-trap stop INT TERM EXIT
+trap 'stop 0' INT TERM
+trap stop EXIT
 
 cat > "$DEMO/mosquitto.conf" <<CONF
 listener 1884 127.0.0.1
@@ -55,18 +59,38 @@ DEMO_PASSWORD=$("$BIN/vigil-hub" user add "$DEMO_USER" --role operator --scope "
   exit 1
 }
 
+# The gateway's one-time enrollment token (the hub's CA is created with it), as the hub's
+# operator would issue it: `vigil-hub enroll-token` prints the token, then the agent's line.
+GATEWAY=$(sed -n 's/^id = "\(.*\)"$/\1/p' demo/agent.toml | head -n 1)
+ENROLL_TOKEN=$("$BIN/vigil-hub" enroll-token --node "$GATEWAY" --ttl 10m --config demo/hub.toml \
+  2>"$DEMO/enroll-token.log" | head -n 1) || true
+if [[ "$ENROLL_TOKEN" != VGL1.* ]]; then
+  cat "$DEMO/enroll-token.log" >&2
+  exit 1
+fi
+
 "$BIN/vigil-hub" run --config demo/hub.toml >"$DEMO/hub.log" 2>&1 &
 pids+=($!)
 
 "$BIN/vigil-sim" --config crates/vigil-sim/examples/facility.toml >"$DEMO/sim.log" 2>&1 &
 pids+=($!)
 
-# The agent starts once the hub serves.
+# Once the hub serves, the installer's step: enroll the gateway (a copy of demo/agent.toml
+# in $DEMO, so the tracked file never changes). It makes the gateway's key, gets its
+# certificate, writes $DEMO/tls/ and points the uplink at the hub's mTLS broker.
 for _ in $(seq 1 100); do
   if (exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null; then break; fi
   sleep 0.1
 done
-"$BIN/vigil-agent" run --config demo/agent.toml >"$DEMO/agent.log" 2>&1 &
+cp demo/agent.toml "$DEMO/agent.toml"
+if ! "$BIN/vigil-agent" enroll --hub http://127.0.0.1:8080 --token "$ENROLL_TOKEN" \
+  --config "$DEMO/agent.toml" >"$DEMO/enroll.log" 2>&1; then
+  echo "demo: enrolling the gateway failed:" >&2
+  cat "$DEMO/enroll.log" >&2
+  exit 1
+fi
+echo "demo: gateway $GATEWAY enrolled; its uplink is mTLS ($(sed -n 's/^url = "\(mqtts:.*\)".*/\1/p' "$DEMO/agent.toml"))"
+"$BIN/vigil-agent" run --config "$DEMO/agent.toml" >"$DEMO/agent.log" 2>&1 &
 pids+=($!)
 
 cat <<MSG
@@ -100,4 +124,5 @@ MSG
 
 # Exit (and stop the rest) if any part dies.
 wait -n "${pids[@]}" || true
-echo "demo: a component exited; see $DEMO/*.log" >&2
+# (Ctrl-C reaches every part at once, so this also runs then, before or after the trap.)
+echo "demo: a part stopped; stopping the rest (logs: $DEMO/*.log)" >&2
