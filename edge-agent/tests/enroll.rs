@@ -43,6 +43,8 @@ enum Fault {
     OtherCa,
     /// Issues the certificate to another node than the token's.
     OtherNode,
+    /// Issues a certificate that expires in 10 days.
+    ShortLived,
 }
 
 struct Hub {
@@ -118,7 +120,19 @@ impl Hub {
         let Ok(node) = NodeId::new(&node) else {
             return (500, "{}".into());
         };
-        match ca.issue_node(&req.csr, &node, Duration::from_secs(365 * 86400)) {
+        let now = std::time::SystemTime::now();
+        let days = if self.fault == Fault::ShortLived {
+            10
+        } else {
+            365
+        };
+        let issued = ca.issue_node_with_validity(
+            &req.csr,
+            &node,
+            now - Duration::from_secs(3600),
+            now + Duration::from_secs(days * 86400),
+        );
+        match issued {
             Ok(issued) => {
                 let answer = EnrollResponse {
                     node: node.to_string(),
@@ -474,6 +488,27 @@ fn check_refuses_a_certificate_issued_to_another_node() -> Res<()> {
     assert!(
         stderr.contains("node.id") && stderr.contains("issued to \"gw-prison-3\""),
         "{stderr}"
+    );
+    Ok(())
+}
+
+#[test]
+fn check_warns_of_a_certificate_that_expires_within_30_days() -> Res<()> {
+    let hub = Hub::new(Fault::ShortLived)?;
+    let addr = serve(hub.clone(), None)?;
+    let gw = Gateway::new()?;
+    let out = gw.enroll(&format!("http://{addr}"), &hub.token("gw-prison-3")?)?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let check = Command::new(AGENT)
+        .args(["check", "--config"])
+        .arg(&gw.config)
+        .output()?;
+    let report = text(&check.stdout);
+    assert!(check.status.success(), "{report}\n{}", text(&check.stderr));
+    assert!(
+        report.contains("warning: the certificate expires in 9 days")
+            && report.contains("vigil-agent enroll"),
+        "{report}"
     );
     Ok(())
 }
