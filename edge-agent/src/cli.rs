@@ -46,7 +46,8 @@ pub enum Command {
         /// loopback or a trusted segment).
         #[arg(long, value_name = "URL")]
         hub: String,
-        /// The one-time token from `vigil-hub enroll-token --node ID` (VGL1.…).
+        /// The one-time token from `vigil-hub enroll-token --node ID` (VGL1.…); `-` reads it
+        /// from standard input, which keeps it out of the process list.
         #[arg(long, value_name = "TOKEN")]
         token: String,
         /// The agent's config file: its `[node] id` is enrolled, its `[tls]` paths written,

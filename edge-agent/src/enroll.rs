@@ -158,7 +158,15 @@ async fn enroll_steps(
     out: &mut dyn Write,
     created: &mut Vec<PathBuf>,
 ) -> Result<Enrolled, EnrollCmdError> {
-    let token: EnrollToken = args.token.parse()?;
+    let token: EnrollToken = if args.token == "-" {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map_err(|e| {
+            EnrollCmdError::Prepare(format!("cannot read the token from standard input: {e}"))
+        })?;
+        line.parse()?
+    } else {
+        args.token.parse()?
+    };
     let config = AgentConfig::load(&args.config).map_err(EnrollCmdError::Config)?;
     let node = config.node.id.clone();
     let dir = config_dir(&args.config);

@@ -342,7 +342,20 @@ fn enroll_over_https_trusts_the_hub_through_the_pin() -> Res<()> {
     let hub = Hub::new(Fault::None)?;
     let addr = serve(hub.clone(), Some(https_config(&hub.ca)?))?;
     let gw = Gateway::new()?;
-    let out = gw.enroll(&format!("https://{addr}"), &hub.token("gw-prison-3")?)?;
+    // The token from standard input (`--token -`).
+    let out = Command::new(AGENT)
+        .args([
+            "enroll",
+            "--hub",
+            &format!("https://{addr}"),
+            "--token",
+            "-",
+        ])
+        .arg("--config")
+        .arg(&gw.config)
+        .write_stdin(format!("{}\n", hub.token("gw-prison-3")?))
+        .timeout(Duration::from_secs(60))
+        .output()?;
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(!stdout.contains("plain http"), "{stdout}");
