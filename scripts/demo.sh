@@ -83,8 +83,8 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 cp demo/agent.toml "$DEMO/agent.toml"
-if ! "$BIN/vigil-agent" enroll --hub http://127.0.0.1:8080 --token "$ENROLL_TOKEN" \
-  --config "$DEMO/agent.toml" >"$DEMO/enroll.log" 2>&1; then
+if ! "$BIN/vigil-agent" enroll --hub http://127.0.0.1:8080 --token - \
+  --config "$DEMO/agent.toml" <<<"$ENROLL_TOKEN" >"$DEMO/enroll.log" 2>&1; then
   echo "demo: enrolling the gateway failed:" >&2
   cat "$DEMO/enroll.log" >&2
   exit 1
