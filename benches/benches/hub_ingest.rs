@@ -31,7 +31,7 @@
 //! included), so the end-to-end figure is a lower bound of what the hub alone can take.
 //!
 //! `cargo bench -p vigil-benches --bench hub_ingest` (a filter argument `store` or `e2e`
-//! runs one part; `HUB_INGEST_EVENTS` sets the store part's events, 80,000 by default;
+//! runs one part, `groups` only the store part's grouped variants; `HUB_INGEST_EVENTS` sets the store part's events, 80,000 by default;
 //! `HUB_INGEST_GATEWAYS` and `HUB_INGEST_BACKLOG` set the end-to-end part's gateways and
 //! events per gateway, 8 and 10,000). Under `cargo test` (no `--bench`) it does a short
 //! smoke run and prints no figures.
@@ -71,6 +71,32 @@ fn load_average() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// CPU time this thread has run so far (`/proc/thread-self/schedstat`, nanoseconds): the
+/// store part's cost in CPU, which other jobs on the machine disturb far less than its wall
+/// time. Zero where the file is missing.
+fn thread_cpu() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_nanos)
+}
+
+/// CPU time (user + system) of the whole process so far (`/proc/self/stat`, in clock ticks of
+/// 10 ms): the end-to-end part's cost, hub and gateways together.
+fn process_cpu() -> Duration {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // The fields after the command name, which is in parentheses.
+            let rest = &s[s.rfind(')')? + 2..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: u64 = fields.get(11)?.parse().ok()?;
+            let stime: u64 = fields.get(12)?.parse().ok()?;
+            Some(Duration::from_millis((utime + stime) * 10))
+        })
+        .unwrap_or(Duration::ZERO)
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let full = args.iter().any(|a| a == "--bench");
@@ -86,13 +112,16 @@ fn main() {
     if !full {
         println!("smoke run (no --bench): tiny sizes, the figures are not measurements");
     }
+    let events = if full {
+        env_usize("HUB_INGEST_EVENTS", 80_000)
+    } else {
+        2 * BATCH
+    };
     if wanted("store") {
-        let events = if full {
-            env_usize("HUB_INGEST_EVENTS", 80_000)
-        } else {
-            2 * BATCH
-        };
         store_part(events, full);
+    } else if wanted("groups") {
+        let batches = hub_batches(events);
+        store_groups(&batches, events_in(&batches), 8, full);
     }
     if wanted("e2e") {
         let (gateways, backlog) = if full {
@@ -230,6 +259,10 @@ fn hub_batches(total: usize) -> Vec<InBatch> {
     batches
 }
 
+fn events_in(batches: &[InBatch]) -> usize {
+    batches.iter().map(|b| b.events.len()).sum()
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Forwarding {
     None,
@@ -240,7 +273,7 @@ enum Forwarding {
 
 fn store_part(total: usize, full: bool) {
     let batches = hub_batches(total);
-    let events: usize = batches.iter().map(|b| b.events.len()).sum();
+    let events = events_in(&batches);
     println!(
         "\n(a) store: apply_batch_and_forward, {} batches of ≤ {BATCH} new events ({events} events, 8 gateways × {ALERTS_PER_GATEWAY} alerts), one fsynced transaction per batch",
         batches.len()
@@ -262,6 +295,7 @@ fn store_part(total: usize, full: bool) {
         let mut store = Store::open(dir.path().join("hub.db")).expect("store");
         let mut contexts_time = Duration::ZERO;
         let mut forwarded = 0;
+        let cpu = thread_cpu();
         let start = Instant::now();
         for batch in &batches {
             let outcome = match forwarding {
@@ -314,6 +348,7 @@ fn store_part(total: usize, full: bool) {
             forwarded += outcome.forwarded.len();
         }
         let elapsed = start.elapsed();
+        let cpu_us = (thread_cpu() - cpu).as_secs_f64() * 1e6 / events as f64;
         let secs = elapsed.as_secs_f64();
         let per_batch_ms = secs * 1000.0 / batches.len() as f64;
         let extra = if forwarding == Forwarding::PerAlertFromHistory {
@@ -326,7 +361,7 @@ fn store_part(total: usize, full: bool) {
         };
         if full {
             println!(
-                "  {name:<34} {:>8.0} events/s  ({secs:.2} s, {per_batch_ms:.2} ms/batch, {forwarded} queued up{extra})",
+                "  {name:<34} {:>8.0} events/s  ({secs:.2} s, {per_batch_ms:.2} ms/batch, {cpu_us:.1} µs CPU/event, {forwarded} queued up{extra})",
                 events as f64 / secs
             );
         } else {
@@ -350,6 +385,7 @@ fn store_groups(batches: &[InBatch], events: usize, group: usize, full: bool) {
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = Store::open(dir.path().join("hub.db")).expect("store");
+        let cpu = thread_cpu();
         let start = Instant::now();
         for chunk in batches.chunks(group) {
             let inbound: Vec<InboundBatch<'_>> = chunk
@@ -369,9 +405,10 @@ fn store_groups(batches: &[InBatch], events: usize, group: usize, full: bool) {
             }
         }
         let secs = start.elapsed().as_secs_f64();
+        let cpu_us = (thread_cpu() - cpu).as_secs_f64() * 1e6 / events as f64;
         if full {
             println!(
-                "  {name:<34} {:>8.0} events/s  ({secs:.2} s, {:.2} ms/batch)",
+                "  {name:<34} {:>8.0} events/s  ({secs:.2} s, {:.2} ms/batch, {cpu_us:.1} µs CPU/event)",
                 events as f64 / secs,
                 secs * 1000.0 / batches.len() as f64
             );
@@ -406,6 +443,8 @@ fn counter_sum(registry: &Registry, name: &str) -> f64 {
 
 struct E2e {
     committed: Duration,
+    /// The process's CPU time (hub and gateways) until the last commit.
+    cpu: Duration,
     acked: Duration,
     queued_up: u64,
 }
@@ -427,8 +466,9 @@ fn e2e_part(gateways: usize, backlog: usize, full: bool) {
         let secs = result.committed.as_secs_f64();
         if full {
             println!(
-                "  {name:<34} committed: {:>8.0} events/s ({secs:.2} s)   all acked at the gateways: {:.2} s   queued up: {}",
+                "  {name:<34} committed: {:>8.0} events/s ({secs:.2} s, {:.1} µs CPU/event)   all acked at the gateways: {:.2} s   queued up: {}",
                 total as f64 / secs,
+                result.cpu.as_secs_f64() * 1e6 / total as f64,
                 result.acked.as_secs_f64(),
                 result.queued_up,
             );
@@ -492,6 +532,7 @@ async fn e2e_run(gateways: usize, backlog: usize, parent: bool) -> E2e {
         uplinks.push(uplink);
     }
     let total = (gateways * backlog) as f64;
+    let cpu = process_cpu();
     let start = Instant::now();
     let tasks: Vec<_> = uplinks
         .into_iter()
@@ -503,6 +544,7 @@ async fn e2e_run(gateways: usize, backlog: usize, parent: bool) -> E2e {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let committed = start.elapsed();
+    let cpu = process_cpu() - cpu;
     for (_, store) in &children {
         loop {
             let backlog = store
@@ -536,6 +578,7 @@ async fn e2e_run(gateways: usize, backlog: usize, parent: bool) -> E2e {
     let _ = hub.await;
     E2e {
         committed,
+        cpu,
         acked,
         queued_up,
     }

@@ -25,14 +25,15 @@ impl Store {
     ) -> Result<(Vec<u64>, AuditRecord)> {
         // Encode first: nothing is written if the event cannot be encoded.
         let payload = link_payload(event)?;
-        let tx = self.write_tx("begin recording an operator action")?;
-        apply_in(&tx, std::slice::from_ref(event))?;
+        let (tx, mut views) = self.write_tx_views("begin recording an operator action")?;
+        apply_in(&tx, &mut views, std::slice::from_ref(event))?;
         let mut seqs = Vec::with_capacity(links.len());
         for (link, lane) in links {
             seqs.extend(append_in(&tx, link, [(*lane, payload.as_slice())])?);
         }
         let record = audit::append_in(&tx, audit)?;
         tx.commit().op("commit an operator action")?;
+        views.commit();
         Ok((seqs, record))
     }
 }
@@ -127,5 +128,18 @@ mod tests {
                 .head_seq,
             1
         );
+        // Nor in the view the writer folds the next event into: it has no comment.
+        let later = AlertEvent {
+            id: EventId::generate(),
+            hlc: Hlc::new(1_795_000_000_003, 0),
+            body: AlertEventBody::Unshelved,
+            ..comment
+        };
+        store.apply_events(&[later]).expect("apply");
+        let stored = store.alert_events(alert).expect("events");
+        assert_eq!(stored.len(), 3);
+        let view = store.alert(alert).expect("view").expect("alert");
+        assert_eq!(view, vigil_core::AlertView::fold(alert, &stored));
+        assert_eq!(view.comments, 0);
     }
 }

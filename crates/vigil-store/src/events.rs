@@ -35,6 +35,7 @@ use crate::convert::{
 };
 use crate::error::{Result, SqlContext, StoreError};
 use crate::store::Store;
+use crate::views::TxViews;
 
 /// What applying a set of events did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -46,9 +47,13 @@ pub struct ApplyStats {
 }
 
 /// Inserts `events` idempotently and brings the views of the alerts they touch up to date,
-/// inside the caller's transaction.
-pub(crate) fn apply_in(conn: &Connection, events: &[AlertEvent]) -> Result<ApplyStats> {
-    apply_in_tracked(conn, events).map(|applied| applied.stats)
+/// inside the caller's transaction; `views` is that transaction's view cache.
+pub(crate) fn apply_in(
+    conn: &Connection,
+    views: &mut TxViews<'_>,
+    events: &[AlertEvent],
+) -> Result<ApplyStats> {
+    apply_in_tracked(conn, views, events).map(|applied| applied.stats)
 }
 
 /// What [`apply_in_tracked`] did.
@@ -58,19 +63,27 @@ pub(crate) struct Applied {
     pub stats: ApplyStats,
     /// The indexes in `events` of the events that were new here, ascending.
     pub fresh: Vec<usize>,
-    /// Each alert that a new event touched, as this transaction leaves it.
-    pub contexts: BTreeMap<AlertId, AlertContext>,
+    /// By index in `events`: each new event as stored in `events.body` (its JSON), so that
+    /// forwarding it does not encode it again ([`link_payload_from_body`]). `None` for the
+    /// others.
+    pub bodies: Vec<Option<String>>,
 }
 
 /// [`apply_in`], also saying which events were new here (their indexes in `events`, in
-/// ascending order) and how it left their alerts. What a receiver hands on (to its owner, or
-/// up to its own parent) is exactly these: a resent event is stored once and relayed once.
-pub(crate) fn apply_in_tracked(conn: &Connection, events: &[AlertEvent]) -> Result<Applied> {
+/// ascending order). What a receiver hands on (to its owner, or up to its own parent) is
+/// exactly these: a resent event is stored once and relayed once. How the transaction leaves
+/// each alert they touched is [`TxViews::staged`].
+pub(crate) fn apply_in_tracked(
+    conn: &Connection,
+    views: &mut TxViews<'_>,
+    events: &[AlertEvent],
+) -> Result<Applied> {
     let mut ordered: Vec<(usize, &AlertEvent)> = events.iter().enumerate().collect();
     ordered.sort_by_key(|(_, e)| e.order_key());
 
     let mut stats = ApplyStats::default();
     let mut fresh_indexes = Vec::new();
+    let mut bodies = vec![None; events.len()];
     let mut fresh: BTreeMap<AlertId, Vec<&AlertEvent>> = BTreeMap::new();
     {
         let mut insert = conn
@@ -100,25 +113,35 @@ pub(crate) fn apply_in_tracked(conn: &Connection, events: &[AlertEvent]) -> Resu
             } else {
                 stats.applied += 1;
                 fresh_indexes.push(index);
+                bodies[index] = Some(body);
                 fresh.entry(event.alert).or_default().push(event);
             }
         }
     }
 
-    let mut contexts = BTreeMap::new();
     for (alert, new_events) in fresh {
-        let stored = load_row(conn, alert)?;
-        let indexed = stored.as_ref().map(|row| row.indexed.clone());
-        // The events are the truth and the row a cache of their fold: a view (or a peak) that
-        // no longer parses is rebuilt rather than blocking every later event of the alert.
-        let (mut view, mut peak, rebuild) = match stored {
-            None => (AlertView::empty(alert), None, false),
-            Some(row) => match (row.view, row.peak) {
-                (Ok(view), Ok(peak)) => (view, peak, false),
-                (Err(err), _) | (_, Err(err)) => {
-                    warn!(%alert, error = %err, "alert row unreadable; refolding its events");
-                    (AlertView::empty(alert), None, true)
-                }
+        // The cache holds the alert as its row was last written (by this connection: see
+        // `views`), so its indexed columns are the view's.
+        let (mut view, mut peak, stored, rebuild) = match views.take(alert) {
+            Some(AlertContext {
+                view,
+                peak_severity,
+            }) => {
+                let indexed = IndexedColumns::of(&view);
+                (view, peak_severity, Some(indexed), false)
+            }
+            None => match load_row(conn, alert)? {
+                None => (AlertView::empty(alert), None, None, false),
+                // The events are the truth and the row a cache of their fold: a view (or a
+                // peak) that no longer parses is rebuilt rather than blocking every later
+                // event of the alert.
+                Some(row) => match (row.view, row.peak) {
+                    (Ok(view), Ok(peak)) => (view, peak, Some(row.indexed), false),
+                    (Err(err), _) | (_, Err(err)) => {
+                        warn!(%alert, error = %err, "alert row unreadable; refolding its events");
+                        (AlertView::empty(alert), None, Some(row.indexed), true)
+                    }
+                },
             },
         };
         // `new_events` is in fold order: one failure means one of them sorts before what the
@@ -130,20 +153,17 @@ pub(crate) fn apply_in_tracked(conn: &Connection, events: &[AlertEvent]) -> Resu
         } else {
             peak = peak.max(peak_severity(new_events.iter().copied()));
         }
-        save_view(conn, &view, peak, indexed.as_ref())?;
-        contexts.insert(
-            alert,
-            AlertContext {
-                view,
-                peak_severity: peak,
-            },
-        );
+        save_view(conn, &view, peak, stored.as_ref())?;
+        views.put(AlertContext {
+            view,
+            peak_severity: peak,
+        });
     }
     fresh_indexes.sort_unstable();
     Ok(Applied {
         stats,
         fresh: fresh_indexes,
-        contexts,
+        bodies,
     })
 }
 
@@ -154,6 +174,17 @@ pub(crate) fn link_payload(event: &AlertEvent) -> Result<Vec<u8>> {
         what: "a link event",
         source,
     })
+}
+
+/// [`link_payload`] from the event's JSON as [`apply_in_tracked`] stored it: a link event is
+/// the event under the one key that names its kind, so the bytes are the same.
+pub(crate) fn link_payload_from_body(body: &str) -> Vec<u8> {
+    const OPEN: &[u8] = b"{\"alert\":";
+    let mut payload = Vec::with_capacity(OPEN.len() + body.len() + 1);
+    payload.extend_from_slice(OPEN);
+    payload.extend_from_slice(body.as_bytes());
+    payload.push(b'}');
+    payload
 }
 
 /// The row key of an id, for error messages.
@@ -404,9 +435,10 @@ impl Store {
         if events.is_empty() {
             return Ok(ApplyStats::default());
         }
-        let tx = self.write_tx("begin applying alert events")?;
-        let stats = apply_in(&tx, events)?;
+        let (tx, mut views) = self.write_tx_views("begin applying alert events")?;
+        let stats = apply_in(&tx, &mut views, events)?;
         tx.commit().op("commit alert events")?;
+        views.commit();
         Ok(stats)
     }
 
@@ -423,10 +455,11 @@ impl Store {
             payloads.push((*lane, link_payload(event)?));
         }
         let plain: Vec<AlertEvent> = events.iter().map(|(_, e)| e.clone()).collect();
-        let tx = self.write_tx("begin recording local events")?;
-        apply_in(&tx, &plain)?;
+        let (tx, mut views) = self.write_tx_views("begin recording local events")?;
+        apply_in(&tx, &mut views, &plain)?;
         let seqs = crate::outbox::append_in(&tx, link, payloads)?;
         tx.commit().op("commit local events")?;
+        views.commit();
         Ok(seqs)
     }
 
@@ -591,6 +624,23 @@ mod tests {
     }
 
     #[test]
+    fn a_payload_from_the_stored_body_is_the_link_event() {
+        let e = event(
+            1,
+            AlertId::from_bytes([1; 16]),
+            10,
+            AlertEventBody::Commented {
+                text: "quote \" and ünïcode".into(),
+            },
+        );
+        let body = serde_json::to_string(&e).expect("encode");
+        assert_eq!(
+            link_payload_from_body(&body),
+            link_payload(&e).expect("encode")
+        );
+    }
+
+    #[test]
     fn a_batch_out_of_fold_order_is_sorted_before_it_is_folded() {
         let mut store = Store::open_in_memory().expect("open");
         let a = AlertId::from_bytes([1; 16]);
@@ -658,7 +708,8 @@ mod tests {
 
     #[test]
     fn the_indexed_columns_follow_the_view_whichever_update_writes_them() {
-        let mut store = Store::open_in_memory().expect("open");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = Store::open(dir.path().join("vigil.db")).expect("open");
         let a = AlertId::from_bytes([1; 16]);
         let stored = |store: &Store| {
             store
@@ -686,10 +737,10 @@ mod tests {
             assert_eq!(stored(&store), IndexedColumns::of(&view), "after event {i}");
             assert_eq!(store.alert(a).expect("read"), Some(view));
         }
-        // A column that disagrees with the view is rewritten by the next event, even one
-        // that does not change the alert's state.
-        store
-            .conn
+        // A column that another connection made disagree with the view is rewritten by the
+        // next event, even one that does not change the alert's state.
+        rusqlite::Connection::open(dir.path().join("vigil.db"))
+            .expect("a second connection")
             .execute("UPDATE alerts SET severity = 'bogus', closed = 0", [])
             .expect("damage");
         let next = event(6, a, 60, AlertEventBody::Assigned { to: "night".into() });

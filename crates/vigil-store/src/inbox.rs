@@ -28,9 +28,10 @@ use vigil_core::{AlertEvent, Lane, NodeId};
 use crate::context::AlertContext;
 use crate::convert::{seq_to_sql, u64_from_sql};
 use crate::error::{Result, SqlContext, StoreError};
-use crate::events::{apply_in_tracked, link_payload};
+use crate::events::{apply_in_tracked, link_payload_from_body};
 use crate::outbox::append_in;
 use crate::store::Store;
+use crate::views::TxViews;
 
 /// What applying a batch did, and what to answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -100,6 +101,7 @@ impl InboundBatch<'_> {
 /// the caller's transaction: the events, the forwarded records, the cursor.
 fn apply_in_tx<P>(
     tx: &Connection,
+    views: &mut TxViews<'_>,
     batch: &InboundBatch<'_>,
     last: Option<i64>,
     forward_link: Option<&str>,
@@ -135,17 +137,21 @@ where
             ..ForwardOutcome::default()
         });
     }
-    let applied = apply_in_tracked(tx, events)?;
+    let mut applied = apply_in_tracked(tx, views, events)?;
     let mut forwarded = Vec::new();
     if let Some(link) = forward_link {
         let mut payloads = Vec::new();
         for &index in &applied.fresh {
-            let Some(event) = events.get(index) else {
+            let (Some(event), Some(Some(body))) =
+                (events.get(index), applied.bodies.get_mut(index))
+            else {
                 continue;
             };
-            if let Some(up_lane) = policy(event, applied.contexts.get(&event.alert)) {
-                payloads.push((up_lane, link_payload(event)?));
+            if let Some(up_lane) = policy(event, views.staged(&event.alert)) {
+                payloads.push((up_lane, link_payload_from_body(body)));
             }
+            // Each body is forwarded at most once: it is not needed any more.
+            std::mem::take(body);
         }
         let lanes: Vec<Lane> = payloads.iter().map(|(l, _)| *l).collect();
         let seqs = append_in(tx, link, payloads)?;
@@ -301,17 +307,18 @@ impl Store {
                 })
                 .collect();
         }
-        let tx = self.write_tx("begin applying batches")?;
+        let (tx, mut views) = self.write_tx_views("begin applying batches")?;
         let outcomes = batches
             .iter()
             .zip(checked)
             .map(|(batch, last)| {
-                apply_in_tx(&tx, batch, last, forward_link, |e, ctx| {
+                apply_in_tx(&tx, &mut views, batch, last, forward_link, |e, ctx| {
                     ctx.and_then(|ctx| policy(e, ctx))
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         tx.commit().op("commit batches")?;
+        views.commit();
         Ok(outcomes)
     }
 
@@ -344,11 +351,12 @@ impl Store {
                 ..ForwardOutcome::default()
             });
         };
-        let tx = self.write_tx("begin applying a batch")?;
-        let outcome = apply_in_tx(&tx, &batch, Some(last), forward_link, policy)?;
+        let (tx, mut views) = self.write_tx_views("begin applying a batch")?;
+        let outcome = apply_in_tx(&tx, &mut views, &batch, Some(last), forward_link, policy)?;
         // A batch after a gap wrote nothing: its transaction ends without a commit.
         if !outcome.batch.gap {
             tx.commit().op("commit a batch")?;
+            views.commit();
         }
         Ok(outcome)
     }

@@ -26,6 +26,7 @@
 
 mod action;
 pub mod audit;
+pub mod checkpoint;
 pub mod context;
 mod convert;
 pub mod enrollment;
@@ -38,6 +39,7 @@ pub mod query;
 mod record;
 pub mod store;
 pub mod users;
+mod views;
 
 pub use audit::{AuditEntry, AuditFault, AuditHead, AuditRecord, AuditReport};
 pub use context::{peak_severity, AlertContext};

@@ -46,8 +46,8 @@ impl Store {
         }
         let events: Vec<AlertEvent> = items.iter().map(|(_, _, e)| e.clone()).collect();
 
-        let tx = self.write_tx("begin recording local events")?;
-        apply_in(&tx, &events)?;
+        let (tx, mut views) = self.write_tx_views("begin recording local events")?;
+        apply_in(&tx, &mut views, &events)?;
         let mut seqs = vec![0; items.len()];
         for (link, indices) in &links {
             let appended = append_in(
@@ -62,6 +62,7 @@ impl Store {
             }
         }
         tx.commit().op("commit local events")?;
+        views.commit();
         Ok(seqs)
     }
 }

@@ -11,6 +11,9 @@
 //! - `busy_timeout`: another connection's write lock is waited for (up to
 //!   [`BUSY_TIMEOUT`]) rather than failing at once.
 //! - `foreign_keys = ON`.
+//! - `cache_size` of [`CACHE_KIB`]: the pages a hub's ingest rewrites stay in memory.
+//! - WAL checkpoints run on a thread of their own ([`crate::checkpoint`]), not inside the
+//!   writer's commits.
 //! - `temp_store = MEMORY`: the statement journals SQLite keeps inside a transaction (to undo
 //!   one failed statement) stay in memory instead of temporary files. They are never needed
 //!   after a crash — the WAL is what makes a commit durable — so this costs no durability
@@ -24,12 +27,20 @@ use std::time::Duration;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+use crate::checkpoint;
 use crate::error::{Result, SqlContext, StoreError};
 use crate::migrate;
+use crate::views::{TxViews, ViewCache};
 
 /// How long a write waits for another connection's lock before failing with "database is
 /// locked".
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most memory (KiB) a store's connection keeps database pages in (`cache_size`; SQLite's
+/// default is 2 MiB). A hub's ingest rewrites alert rows and index pages all over the file;
+/// with them cached, a transaction neither reads them back nor spills dirty pages into the
+/// log before it commits. The cache only grows as pages are used.
+pub const CACHE_KIB: i64 = 32 * 1024;
 
 /// A node's store: the outbox of each link, the inbox cursors and the alert event store, in
 /// one SQLite file.
@@ -40,6 +51,8 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Store {
     pub(crate) conn: Connection,
     path: Option<PathBuf>,
+    /// The alert contexts the event writer last wrote ([`crate::views`]).
+    views: ViewCache,
 }
 
 impl Store {
@@ -53,8 +66,9 @@ impl Store {
             path: path.to_path_buf(),
             source,
         };
-        let conn = Connection::open(path).map_err(open_err)?;
+        let mut conn = Connection::open(path).map_err(open_err)?;
         configure(&conn, true).map_err(open_err)?;
+        checkpoint::install(&mut conn, path).map_err(open_err)?;
         Store::finish(conn, Some(path.to_path_buf()))
     }
 
@@ -71,7 +85,11 @@ impl Store {
 
     fn finish(mut conn: Connection, path: Option<PathBuf>) -> Result<Store> {
         migrate::migrate(&mut conn)?;
-        Ok(Store { conn, path })
+        Ok(Store {
+            conn,
+            path,
+            views: ViewCache::default(),
+        })
     }
 
     /// The database file, or `None` for an in-memory store.
@@ -91,6 +109,21 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .op(op)
     }
+
+    /// [`Store::write_tx`] for a transaction that writes alert events: with the alert
+    /// contexts it folds into ([`crate::views`]). After the transaction commits, call
+    /// [`TxViews::commit`]; dropping the views instead leaves the cache as it was.
+    pub(crate) fn write_tx_views(
+        &mut self,
+        op: &'static str,
+    ) -> Result<(Transaction<'_>, TxViews<'_>)> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .op(op)?;
+        let views = self.views.begin(&tx)?;
+        Ok((tx, views))
+    }
 }
 
 /// Sets the pragmas a store relies on. `file` selects WAL (an in-memory database has no
@@ -109,6 +142,7 @@ fn configure(conn: &Connection, file: bool) -> rusqlite::Result<()> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "cache_size", CACHE_KIB.saturating_neg())?;
     Ok(())
 }
 
