@@ -395,6 +395,7 @@ fn store_groups(batches: &[InBatch], events: usize, group: usize, full: bool) {
                     lane: b.lane,
                     first_seq: b.first_seq,
                     events: &b.events,
+                    audit: &[],
                 })
                 .collect();
             let outcomes = store

@@ -84,7 +84,7 @@ use crate::metrics::LinkMetrics;
 use crate::mqtt::{self, Connection, MqttCredentials, MqttEvent, MqttSettings};
 use crate::sender::SenderConfig;
 use crate::store::SharedStore;
-use crate::uplink::{alert_events, pick, record_received, validate_common};
+use crate::uplink::{pick, record_received, split_events, validate_common};
 
 /// The prefix of every downlink outbox: `child:{node}`.
 pub const CHILD_LINK_PREFIX: &str = "child:";
@@ -649,7 +649,7 @@ impl DownlinksTask {
     /// [`MAX_GROUP_BATCHES`] and [`MAX_GROUP_EVENTS`]: they are committed in one transaction.
     /// The first event that is not a batch is kept for the next turn of the loop.
     fn gather(&mut self, first: Received) -> Vec<Received> {
-        let mut events = first.events.len();
+        let mut events = first.len();
         let mut group = vec![first];
         while self.pending.is_none() && group.len() < MAX_GROUP_BATCHES && events < MAX_GROUP_EVENTS
         {
@@ -661,7 +661,7 @@ impl DownlinksTask {
                     match inbound::for_parent(&topic, &payload) {
                         Ok(ParentInbound::Batch { child, batch }) => {
                             let received = Received::new(child, batch);
-                            events += received.events.len();
+                            events += received.len();
                             group.push(received);
                         }
                         // Decoded again (and counted, if it does not decode) in its turn.
@@ -746,6 +746,7 @@ impl DownlinksTask {
                         lane: r.lane,
                         first_seq: r.first_seq,
                         events: &r.events,
+                        audit: &r.audit,
                     })
                     .collect();
                 let forward = forward
@@ -795,10 +796,12 @@ impl DownlinksTask {
             lane,
             first_seq,
             events,
+            audit: _,
         } = received;
         let link = child_link(&child);
         let metrics = &self.dl.metrics;
         record_received(metrics, &link, lane, &outcome.batch);
+        metrics.audit_received(&link, &outcome.audit);
         let ack = encode(&Message::Ack(Ack::new(lane, outcome.batch.ack_upto)));
         let down = Topic::Down(child.clone()).to_string();
         if !mqtt::try_publish(&self.conn.client, &down, false, ack) {
@@ -836,15 +839,26 @@ struct Received {
     lane: Lane,
     first_seq: u64,
     events: Vec<AlertEvent>,
+    /// The batch's audit records (its sequence numbers count both kinds).
+    audit: Vec<vigil_wire::AuditEvent>,
 }
 
 impl Received {
     fn new(child: NodeId, batch: Batch) -> Self {
+        let lane = batch.lane();
+        let first_seq = batch.first_seq();
+        let (events, audit) = split_events(batch);
         Received {
             child,
-            lane: batch.lane(),
-            first_seq: batch.first_seq(),
-            events: alert_events(batch),
+            lane,
+            first_seq,
+            events,
+            audit,
         }
+    }
+
+    /// How many link events the batch carried.
+    fn len(&self) -> usize {
+        self.events.len() + self.audit.len()
     }
 }

@@ -53,6 +53,8 @@ enum Prepared {
         first_seq: u64,
         last_seq: u64,
         events: usize,
+        /// How many of the events are audit records.
+        audit: usize,
         payload: Vec<u8>,
     },
     /// Nothing to send after the cursors (or a bad record waits for the acks before it).
@@ -125,6 +127,7 @@ impl OutboxLink {
                     first_seq,
                     last_seq,
                     events,
+                    audit,
                     payload,
                 }) => {
                     if !mqtt::try_publish(client, &self.topic, false, payload) {
@@ -133,6 +136,7 @@ impl OutboxLink {
                     self.sender
                         .on_sent(lane, first_seq, last_seq, events, Instant::now());
                     metrics.sent(&self.name, lane, events);
+                    metrics.audit_sent(&self.name, audit);
                     debug!(link = %self.name, %lane, first_seq, last_seq, "batch sent");
                 }
             }
@@ -283,6 +287,10 @@ fn prepare(
         }
         loop {
             let count = events.len();
+            let audit = events
+                .iter()
+                .filter(|e| matches!(e, LinkEvent::Audit(_)))
+                .count();
             let batch = match Batch::new(node.clone(), lane, first_seq, events) {
                 Ok(batch) => batch,
                 // Unreachable with a validated config; keep the lane moving regardless.
@@ -296,6 +304,7 @@ fn prepare(
                         first_seq,
                         last_seq: first_seq + (count as u64 - 1),
                         events: count,
+                        audit,
                         payload,
                     })
                 }
@@ -370,6 +379,7 @@ mod tests {
             first_seq,
             last_seq,
             events,
+            audit,
             payload,
         } = prepare(
             &s,
@@ -384,8 +394,8 @@ mod tests {
             panic!("expected a batch");
         };
         assert_eq!(
-            (lane, first_seq, last_seq, events),
-            (Lane::Critical, 1, 1, 1)
+            (lane, first_seq, last_seq, events, audit),
+            (Lane::Critical, 1, 1, 1, 0)
         );
         let Ok(Message::Batch(batch)) = decode(&payload) else {
             panic!("a batch payload");

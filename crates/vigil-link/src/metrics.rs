@@ -25,6 +25,9 @@
 //! | `vigil_link_events_forwarded_total` | lane | events queued for this node's parent |
 //! | `vigil_link_undeliverable_total` | link, lane | outbox records that cannot be sent and were dropped |
 //! | `vigil_link_children` | state | children online / offline |
+//! | `vigil_link_audit_records_sent_total` | link | audit records published (resends included) |
+//! | `vigil_link_audit_records_received_total` | link, outcome | audit records received: `applied`, `duplicate` or `conflict` (a different record under a number already held) |
+//! | `vigil_link_audit_chain_breaks_total` | link | audit records received that do not chain to the trail held here |
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use vigil_core::Lane;
@@ -68,6 +71,12 @@ pub mod names {
     pub const UNDELIVERABLE: &str = "vigil_link_undeliverable_total";
     /// Children by state.
     pub const CHILDREN: &str = "vigil_link_children";
+    /// Audit records published.
+    pub const AUDIT_SENT: &str = "vigil_link_audit_records_sent_total";
+    /// Audit records received, by outcome.
+    pub const AUDIT_RECEIVED: &str = "vigil_link_audit_records_received_total";
+    /// Audit records received that break their origin's chain.
+    pub const AUDIT_CHAIN_BREAKS: &str = "vigil_link_audit_chain_breaks_total";
 }
 
 /// Every metric of the link engine. Cheap to clone (the metrics are shared).
@@ -91,6 +100,9 @@ pub struct LinkMetrics {
     pub(crate) events_forwarded: IntCounterVec,
     pub(crate) undeliverable: IntCounterVec,
     pub(crate) children: IntGaugeVec,
+    pub(crate) audit_sent: IntCounterVec,
+    pub(crate) audit_received: IntCounterVec,
+    pub(crate) audit_chain_breaks: IntCounterVec,
 }
 
 fn counter(
@@ -230,6 +242,24 @@ impl LinkMetrics {
                 "Outbox records that cannot be sent and were dropped.",
                 link_lane,
             )?,
+            audit_sent: counter(
+                registry,
+                AUDIT_SENT,
+                "Audit records published, resends included.",
+                &["link"],
+            )?,
+            audit_received: counter(
+                registry,
+                AUDIT_RECEIVED,
+                "Audit records received: applied, duplicate or conflict.",
+                &["link", "outcome"],
+            )?,
+            audit_chain_breaks: counter(
+                registry,
+                AUDIT_CHAIN_BREAKS,
+                "Audit records received that do not chain to the trail held here.",
+                &["link"],
+            )?,
             children: gauge(registry, CHILDREN, "Children by state.", &["state"])?,
         })
     }
@@ -249,6 +279,35 @@ impl LinkMetrics {
         self.events_sent
             .with_label_values(&labels)
             .inc_by(events as u64);
+    }
+
+    /// Counts audit records published on `link`.
+    pub(crate) fn audit_sent(&self, link: &str, records: usize) {
+        if records > 0 {
+            self.audit_sent
+                .with_label_values(&[link])
+                .inc_by(records as u64);
+        }
+    }
+
+    /// Counts what a committed batch's audit records did.
+    pub(crate) fn audit_received(&self, link: &str, audit: &vigil_store::AuditApplied) {
+        for (outcome, n) in [
+            ("applied", audit.applied),
+            ("duplicate", audit.duplicates),
+            ("conflict", audit.conflicts),
+        ] {
+            if n > 0 {
+                self.audit_received
+                    .with_label_values(&[link, outcome])
+                    .inc_by(n as u64);
+            }
+        }
+        if audit.chain_breaks > 0 {
+            self.audit_chain_breaks
+                .with_label_values(&[link])
+                .inc_by(audit.chain_breaks as u64);
+        }
     }
 
     pub(crate) fn resend(&self, link: &str, reason: &str) {

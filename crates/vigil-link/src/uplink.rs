@@ -30,8 +30,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 use vigil_core::{AlertEvent, Lane, Level, NodeId, Timestamp};
 use vigil_wire::{
-    encode, try_encode, Ack, Batch, ChildStatus, LinkEvent, LinkState, LinkStatus, Message, Status,
-    Topic,
+    encode, try_encode, Ack, AuditEvent, Batch, ChildStatus, LinkEvent, LinkState, LinkStatus,
+    Message, Status, Topic,
 };
 
 use crate::backoff::BackoffConfig;
@@ -503,7 +503,14 @@ impl UplinkTask {
         let peer = batch.node().clone();
         let lane = batch.lane();
         let first_seq = batch.first_seq();
-        let events = alert_events(batch);
+        let (events, audit) = split_events(batch);
+        if !audit.is_empty() {
+            // Audit trails travel up only: a parent has no business sending its own down.
+            metrics.decode_error("unexpected_audit");
+            warn!(%peer, %lane, first_seq, records = audit.len(),
+                  "downlink batch carries audit records; not applying or acknowledging it");
+            return;
+        }
         let count = events.len();
         let apply_peer = peer.clone();
         let forward = self
@@ -598,15 +605,17 @@ impl UplinkTask {
     }
 }
 
-/// The alert events a batch carries.
-pub(crate) fn alert_events(batch: Batch) -> Vec<AlertEvent> {
-    batch
-        .into_events()
-        .into_iter()
-        .map(|event| match event {
-            LinkEvent::Alert(event) => event,
-        })
-        .collect()
+/// The alert events and the audit records a batch carries, each in batch order.
+pub(crate) fn split_events(batch: Batch) -> (Vec<AlertEvent>, Vec<AuditEvent>) {
+    let mut alerts = Vec::with_capacity(batch.events().len());
+    let mut audit = Vec::new();
+    for event in batch.into_events() {
+        match event {
+            LinkEvent::Alert(event) => alerts.push(event),
+            LinkEvent::Audit(record) => audit.push(record),
+        }
+    }
+    (alerts, audit)
 }
 
 /// The events at `indexes` (ascending), taken out of `events`.

@@ -243,6 +243,8 @@ pub fn append_in(conn: &Connection, entry: &AuditEntry) -> Result<AuditRecord> {
         ],
     )
     .op("append to the audit log")?;
+    // Up the link with it, when this node forwards its audit log (same transaction).
+    crate::audit_forward::queue_pending_in(conn)?;
     Ok(AuditRecord {
         seq,
         entry: entry.clone(),
@@ -280,16 +282,16 @@ fn head_in(conn: &Connection) -> Result<AuditHead> {
 }
 
 /// The columns of one row as SQLite holds them, checked for kind.
-struct RawRecord {
-    seq: i64,
-    at: i64,
-    node: String,
-    actor: String,
-    action: String,
-    target: String,
-    details: String,
-    prev_hash: [u8; 32],
-    hash: [u8; 32],
+pub(crate) struct RawRecord {
+    pub(crate) seq: i64,
+    pub(crate) at: i64,
+    pub(crate) node: String,
+    pub(crate) actor: String,
+    pub(crate) action: String,
+    pub(crate) target: String,
+    pub(crate) details: String,
+    pub(crate) prev_hash: [u8; 32],
+    pub(crate) hash: [u8; 32],
 }
 
 fn malformed(column: &'static str, detail: impl Into<String>) -> AuditFault {
@@ -334,7 +336,15 @@ fn hash_col(v: ValueRef<'_>, column: &'static str) -> Result<[u8; 32], AuditFaul
 }
 
 fn read_raw(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<RawRecord, AuditFault>> {
-    let col = |i: usize| row.get_ref(i);
+    read_raw_at(row, 0)
+}
+
+/// [`read_raw`] of the nine record columns starting at column `first`.
+pub(crate) fn read_raw_at(
+    row: &rusqlite::Row<'_>,
+    first: usize,
+) -> rusqlite::Result<Result<RawRecord, AuditFault>> {
+    let col = |i: usize| row.get_ref(first + i);
     let (seq, at, node, actor, action, target, details, prev, hash) = (
         col(0)?,
         col(1)?,
@@ -386,60 +396,8 @@ impl Store {
             .conn
             .prepare(&format!("{SELECT_RECORDS} ORDER BY seq"))
             .op("read the audit log")?;
-        let mut rows = stmt.query([]).op("read the audit log")?;
-        let mut expected: u64 = 1;
-        let mut prev = GENESIS_HASH;
-        while let Some(row) = rows.next().op("read the audit log")? {
-            let raw = match read_raw(row).op("read the audit log")? {
-                Ok(raw) => raw,
-                Err(fault) => {
-                    return Ok(AuditReport::Broken {
-                        seq: expected,
-                        fault,
-                    })
-                }
-            };
-            // `seq` is the rowid: rows come in ascending order, so a number above the
-            // expected one means the expected one is gone (the CHECK keeps it above 0).
-            let seq = u64::try_from(raw.seq).unwrap_or(0);
-            if seq != expected {
-                return Ok(AuditReport::Broken {
-                    seq: expected,
-                    fault: AuditFault::Missing { next: seq },
-                });
-            }
-            if raw.prev_hash != prev {
-                return Ok(AuditReport::Broken {
-                    seq,
-                    fault: AuditFault::PrevHashMismatch,
-                });
-            }
-            let computed = record_hash(
-                seq,
-                raw.at,
-                &raw.node,
-                &raw.actor,
-                &raw.action,
-                &raw.target,
-                &raw.details,
-                &raw.prev_hash,
-            );
-            if computed != raw.hash {
-                return Ok(AuditReport::Broken {
-                    seq,
-                    fault: AuditFault::HashMismatch,
-                });
-            }
-            prev = raw.hash;
-            expected += 1;
-        }
-        Ok(AuditReport::Intact {
-            records: expected - 1,
-            head: AuditHead {
-                seq: expected - 1,
-                hash: prev,
-            },
-        })
+        let rows = stmt.query([]).op("read the audit log")?;
+        verify_rows(rows)
     }
 
     /// Up to `limit` records numbered above `after`, in order (no checking: see
@@ -490,6 +448,64 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Walks the rows of one chain (the nine record columns, in `seq` order) and names its first
+/// bad record. Shared by this node's own log and the trails it holds of other nodes.
+pub(crate) fn verify_rows(mut rows: rusqlite::Rows<'_>) -> Result<AuditReport> {
+    let mut expected: u64 = 1;
+    let mut prev = GENESIS_HASH;
+    while let Some(row) = rows.next().op("read the audit log")? {
+        let raw = match read_raw(row).op("read the audit log")? {
+            Ok(raw) => raw,
+            Err(fault) => {
+                return Ok(AuditReport::Broken {
+                    seq: expected,
+                    fault,
+                })
+            }
+        };
+        // `seq` is the rowid: rows come in ascending order, so a number above the
+        // expected one means the expected one is gone (the CHECK keeps it above 0).
+        let seq = u64::try_from(raw.seq).unwrap_or(0);
+        if seq != expected {
+            return Ok(AuditReport::Broken {
+                seq: expected,
+                fault: AuditFault::Missing { next: seq },
+            });
+        }
+        if raw.prev_hash != prev {
+            return Ok(AuditReport::Broken {
+                seq,
+                fault: AuditFault::PrevHashMismatch,
+            });
+        }
+        let computed = record_hash(
+            seq,
+            raw.at,
+            &raw.node,
+            &raw.actor,
+            &raw.action,
+            &raw.target,
+            &raw.details,
+            &raw.prev_hash,
+        );
+        if computed != raw.hash {
+            return Ok(AuditReport::Broken {
+                seq,
+                fault: AuditFault::HashMismatch,
+            });
+        }
+        prev = raw.hash;
+        expected += 1;
+    }
+    Ok(AuditReport::Intact {
+        records: expected - 1,
+        head: AuditHead {
+            seq: expected - 1,
+            hash: prev,
+        },
+    })
 }
 
 /// Lower-case hex.

@@ -24,7 +24,9 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use tracing::debug;
 use vigil_core::{AlertEvent, Lane, NodeId};
+use vigil_wire::AuditEvent;
 
+use crate::audit_remote::AuditApplied;
 use crate::context::AlertContext;
 use crate::convert::{seq_to_sql, u64_from_sql};
 use crate::error::{Result, SqlContext, StoreError};
@@ -56,8 +58,11 @@ pub struct ForwardOutcome {
     /// what the receiver hands on to its owner. Empty for a resend and for a gap.
     pub fresh: Vec<usize>,
     /// For each new event the policy sent up, in batch order: its lane and its sequence
-    /// number in the forwarding link's outbox.
+    /// number in the forwarding link's outbox; then each new audit record, which always goes
+    /// up (`normal` lane) when there is a forwarding link.
     pub forwarded: Vec<(Lane, u64)>,
+    /// What the batch's audit records did ([`crate::audit_remote`]).
+    pub audit: AuditApplied,
 }
 
 /// One batch a peer sent, for [`Store::apply_batches_and_forward`].
@@ -69,29 +74,34 @@ pub struct InboundBatch<'a> {
     pub lane: Lane,
     /// The sequence number of its first event.
     pub first_seq: u64,
-    /// Its events, in sequence order.
+    /// Its alert events, in sequence order.
     pub events: &'a [AlertEvent],
+    /// Its audit records (`vigil_wire::AuditEvent`). A batch's sequence numbers count its
+    /// alert events and its audit records together; neither kind depends on its place in the
+    /// batch when applied (both are keyed by id), so they are passed apart.
+    pub audit: &'a [AuditEvent],
 }
 
 impl InboundBatch<'_> {
     /// The sequence number of the last event as a column value, `None` for an empty batch;
     /// [`StoreError::InvalidBatch`] for one numbered from 0 or past 2^63 - 1.
     fn last_seq(&self) -> Result<Option<i64>> {
-        if self.events.is_empty() {
+        let len = self.events.len() + self.audit.len();
+        if len == 0 {
             return Ok(None);
         }
         let invalid = || StoreError::InvalidBatch {
             peer: self.peer.clone(),
             lane: self.lane,
             first_seq: self.first_seq,
-            len: self.events.len(),
+            len,
         };
         if self.first_seq == 0 {
             return Err(invalid());
         }
         let last = self
             .first_seq
-            .checked_add(self.events.len() as u64 - 1)
+            .checked_add(len as u64 - 1)
             .ok_or_else(invalid)?;
         seq_to_sql(last).ok_or_else(invalid).map(Some)
     }
@@ -115,6 +125,7 @@ where
         lane,
         first_seq,
         events,
+        audit,
     } = *batch;
     let cursor = load_cursor(tx, peer, lane)?;
     let Some(last_sql) = last else {
@@ -157,6 +168,8 @@ where
         let seqs = append_in(tx, link, payloads)?;
         forwarded = lanes.into_iter().zip(seqs).collect();
     }
+    let (audit, audit_seqs) = crate::audit_remote::apply_in(tx, peer, audit, forward_link)?;
+    forwarded.extend(audit_seqs.into_iter().map(|seq| (Lane::Normal, seq)));
     // `last_sql` is `last_seq` checked to fit: it converts back.
     let last_seq = u64::try_from(last_sql).unwrap_or(u64::MAX);
     let ack_upto = cursor.max(last_seq);
@@ -180,6 +193,7 @@ where
         },
         fresh: applied.fresh,
         forwarded,
+        audit,
     })
 }
 
@@ -341,6 +355,7 @@ impl Store {
             lane,
             first_seq,
             events,
+            audit: &[],
         };
         let Some(last) = batch.last_seq()? else {
             return Ok(ForwardOutcome {

@@ -13,7 +13,9 @@
 //! - The **event store** ([`Store::apply_events`], [`Store::alert`], …): every alert event
 //!   once by id, and each alert's ISA-18.2 view folded from them.
 //! - The **audit log** ([`Store::audit_append`], [`Store::audit_verify`],
-//!   [`Store::record_action`]): every operator and admin action in a hash chain.
+//!   [`Store::record_action`]): every operator and admin action in a hash chain; sent up the
+//!   link as it is appended ([`audit_forward`]), and the children's trails held here
+//!   ([`audit_remote`]).
 //! - **Users, sessions and API tokens** ([`users`]): console sign-in, stored without any
 //!   usable secret; admin changes audited in their own transaction.
 //! - **Enrollment** ([`enrollment`]): one-time enrollment tokens (used and recorded with the
@@ -26,6 +28,8 @@
 
 mod action;
 pub mod audit;
+pub mod audit_forward;
+pub mod audit_remote;
 pub mod checkpoint;
 pub mod context;
 mod convert;
@@ -42,6 +46,8 @@ pub mod users;
 mod views;
 
 pub use audit::{AuditEntry, AuditFault, AuditHead, AuditRecord, AuditReport};
+pub use audit_forward::AuditForward;
+pub use audit_remote::{AuditApplied, AuditListCursor};
 pub use context::{peak_severity, AlertContext};
 pub use enrollment::{
     EnrollmentToken, NewCertificate, NewEnrollmentToken, NodeCertificate, RedeemError, Redeemed,

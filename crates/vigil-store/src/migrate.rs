@@ -55,6 +55,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 7,
         sql: include_str!("../migrations/0007_enrollment.sql"),
     },
+    Migration {
+        version: 8,
+        sql: include_str!("../migrations/0008_audit_remote.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.

@@ -41,6 +41,7 @@ fn queued(s: &Store, lane: Lane) -> Vec<AlertEvent> {
         .map(
             |r| match serde_json::from_slice::<LinkEvent>(&r.payload).expect("a link event") {
                 LinkEvent::Alert(e) => e,
+                LinkEvent::Audit(r) => panic!("an audit record in the alert relay: {r:?}"),
             },
         )
         .collect()
@@ -228,12 +229,14 @@ fn a_group_of_batches_commits_together_what_one_by_one_would() {
             lane: Lane::Normal,
             first_seq: 1,
             events: &events[..10],
+            audit: &[],
         },
         InboundBatch {
             peer: &b,
             lane: Lane::Critical,
             first_seq: 1,
             events: &events[10..20],
+            audit: &[],
         },
         // The next batch of the first peer's lane, in the same group.
         InboundBatch {
@@ -241,6 +244,7 @@ fn a_group_of_batches_commits_together_what_one_by_one_would() {
             lane: Lane::Normal,
             first_seq: 11,
             events: &events[20..30],
+            audit: &[],
         },
         // A resend overlapping what the group already applied.
         InboundBatch {
@@ -248,6 +252,7 @@ fn a_group_of_batches_commits_together_what_one_by_one_would() {
             lane: Lane::Normal,
             first_seq: 6,
             events: &events[5..30],
+            audit: &[],
         },
         // After a gap: not applied.
         InboundBatch {
@@ -255,12 +260,14 @@ fn a_group_of_batches_commits_together_what_one_by_one_would() {
             lane: Lane::Critical,
             first_seq: 15,
             events: &events[30..40],
+            audit: &[],
         },
         InboundBatch {
             peer: &b,
             lane: Lane::Normal,
             first_seq: 1,
             events: &[],
+            audit: &[],
         },
     ];
     let mut grouped = store();
@@ -297,12 +304,14 @@ fn a_group_with_a_bad_batch_commits_nothing() {
                 lane: Lane::Normal,
                 first_seq: 1,
                 events: &good,
+                audit: &[],
             },
             InboundBatch {
                 peer: &b,
                 lane: Lane::Normal,
                 first_seq: 1,
                 events: &bad,
+                audit: &[],
             },
         ],
         vec![
@@ -311,12 +320,14 @@ fn a_group_with_a_bad_batch_commits_nothing() {
                 lane: Lane::Normal,
                 first_seq: 1,
                 events: &good,
+                audit: &[],
             },
             InboundBatch {
                 peer: &b,
                 lane: Lane::Normal,
                 first_seq: 0,
                 events: &good,
+                audit: &[],
             },
         ],
     ] {

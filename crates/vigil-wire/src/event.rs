@@ -1,17 +1,23 @@
 //! What travels in a batch: [`LinkEvent`], one immutable, idempotent record of an outbox.
 //!
 //! A link replicates records, not commands: each one has an id, so applying it twice is a
-//! no-op and at-least-once delivery gives an exactly-once effect. Today the only kind is an
-//! alert event; audit records, directives and health summaries join as new variants.
+//! no-op and at-least-once delivery gives an exactly-once effect. The kinds are alert events
+//! and audit records ([`AuditEvent`], keyed by `(origin, seq)`); directives and health
+//! summaries join as new variants.
 //!
 //! On the wire each event is a JSON object with exactly one key naming its kind:
 //! `{"alert": {…}}`. The set is closed on purpose (no `#[non_exhaustive]`): adding a kind
 //! makes every `match` in the workspace fail to compile until each consumer decides what to do
 //! with it, and an older receiver refuses a kind it does not know instead of dropping it (see
-//! the crate docs on compatibility).
+//! the crate docs on compatibility). A batch holding a kind the receiver does not know is
+//! refused whole and never acknowledged, so the sender resends it until the receiver is
+//! upgraded: upgrade a parent before (or with) its children when a kind is added — the `audit`
+//! kind is one.
 
 use serde::{Deserialize, Serialize};
 use vigil_core::{AlertEvent, EventId};
+
+use crate::audit::AuditEvent;
 
 /// One record carried by a link.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,13 +25,17 @@ use vigil_core::{AlertEvent, EventId};
 pub enum LinkEvent {
     /// One immutable change to one alert (raised, acknowledged, shelved, …).
     Alert(AlertEvent),
+    /// One record of a node's hash-chained audit log.
+    Audit(AuditEvent),
 }
 
 impl LinkEvent {
-    /// The record's id: the key that makes applying it idempotent.
+    /// The record's id: the key that makes applying it idempotent. An alert event's own
+    /// UUIDv7; for an audit record, derived from `(origin, seq)` ([`AuditEvent::event_id`]).
     pub fn id(&self) -> EventId {
         match self {
             LinkEvent::Alert(event) => event.id,
+            LinkEvent::Audit(record) => record.event_id(),
         }
     }
 
@@ -33,6 +43,7 @@ impl LinkEvent {
     pub const fn kind(&self) -> &'static str {
         match self {
             LinkEvent::Alert(_) => "alert",
+            LinkEvent::Audit(_) => "audit",
         }
     }
 }
@@ -40,5 +51,11 @@ impl LinkEvent {
 impl From<AlertEvent> for LinkEvent {
     fn from(event: AlertEvent) -> Self {
         LinkEvent::Alert(event)
+    }
+}
+
+impl From<AuditEvent> for LinkEvent {
+    fn from(record: AuditEvent) -> Self {
+        LinkEvent::Audit(record)
     }
 }

@@ -8,7 +8,7 @@
 //!   parent subscribes with;
 //! - the payloads, one file each: [`batch`] (sequenced events of one outbox lane), [`ack`]
 //!   (cumulative acknowledgement), [`status`] (retained health and the last will), and
-//!   [`event`] (what a batch carries: [`LinkEvent`]);
+//!   [`event`] (what a batch carries: [`LinkEvent`], an alert event or an [`audit`] record);
 //! - [`message`]: the closed set of payloads, [`Message`];
 //! - [`codec`]: bytes ↔ [`Message`], with size limit, version check and per-topic rules;
 //! - [`error`]: [`WireError`], every way a payload can be refused — never a panic.
@@ -38,6 +38,7 @@
 //! the encoder means (compared as JSON values).
 
 pub mod ack;
+pub mod audit;
 pub mod batch;
 pub mod codec;
 mod envelope;
@@ -49,6 +50,7 @@ pub mod topic;
 mod validate;
 
 pub use ack::Ack;
+pub use audit::{audit_event_id, AuditEvent, AuditHash};
 pub use batch::{Batch, BatchError, MAX_BATCH_EVENTS};
 pub use codec::{decode, decode_for_topic, encode, try_encode, MAX_PAYLOAD_BYTES};
 pub use error::WireError;

@@ -32,6 +32,9 @@ pub(crate) fn check_timestamps(message: &Message) -> Result<(), WireError> {
                             check(ts, || format!("events[{i}].alert.body.{name}"))?;
                         }
                     }
+                    LinkEvent::Audit(record) => {
+                        check(record.at, || format!("events[{i}].audit.at"))?
+                    }
                 }
             }
             Ok(())

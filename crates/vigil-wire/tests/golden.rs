@@ -12,14 +12,15 @@ use std::path::{Path, PathBuf};
 use vigil_core::node::NameError;
 use vigil_core::{AlertEventBody, Lane, Level, NodeId};
 use vigil_wire::{
-    decode, decode_for_topic, encode, Ack, BatchError, LinkEvent, LinkState, Message, MessageKind,
-    NodeState, Status, Topic, WireError,
+    decode, decode_for_topic, encode, Ack, AuditEvent, BatchError, LinkEvent, LinkState, Message,
+    MessageKind, NodeState, Status, Topic, WireError,
 };
 
 /// Each valid fixture, with the topic it is published on.
 const VALID: &[(&str, &str)] = &[
     ("ack.json", "vigil/v1/down/county-baiyun"),
     ("batch-down.json", "vigil/v1/down/county-baiyun"),
+    ("batch-up-audit.json", "vigil/v1/up/county-baiyun"),
     ("batch-up-critical.json", "vigil/v1/up/county-baiyun"),
     ("batch-up-normal.json", "vigil/v1/up/gw-prison-3"),
     ("status-last-will.json", "vigil/v1/status/gw-prison-3"),
@@ -146,6 +147,28 @@ const INVALID: &[(&str, Expectation)] = &[
         "batch-event-shelved-past-9999.json",
         |e| matches!(e, WireError::TimestampOutOfRange { field, .. } if field == "events[1].alert.body.until"),
     ),
+    ("batch-audit-seq-zero.json", |e| {
+        invalid_field(e, MessageKind::Batch, "audit seq is 0")
+    }),
+    ("batch-audit-hash-not-hex.json", |e| {
+        invalid_field(e, MessageKind::Batch, "is not lower-case hex")
+    }),
+    ("batch-audit-short-prev-hash.json", |e| {
+        invalid_field(e, MessageKind::Batch, "not 64 hex digits")
+    }),
+    ("batch-audit-details-not-json.json", |e| {
+        invalid_field(e, MessageKind::Batch, "audit details are not JSON text")
+    }),
+    ("batch-audit-unknown-field.json", |e| {
+        invalid_field(e, MessageKind::Batch, "unknown field `signature`")
+    }),
+    ("batch-audit-missing-origin.json", |e| {
+        invalid_field(e, MessageKind::Batch, "missing field `origin`")
+    }),
+    (
+        "batch-audit-at-past-9999.json",
+        |e| matches!(e, WireError::TimestampOutOfRange { field, .. } if field == "events[0].audit.at"),
+    ),
     ("status-missing-state.json", |e| {
         invalid_field(e, MessageKind::Status, "missing field `state`")
     }),
@@ -253,8 +276,9 @@ fn fixtures_cover_every_alert_event_kind() {
     for (name, _) in VALID {
         if let Message::Batch(batch) = fixture(name) {
             for event in batch.events() {
-                let LinkEvent::Alert(alert) = event;
-                seen.insert(alert.body.name());
+                if let LinkEvent::Alert(alert) = event {
+                    seen.insert(alert.body.name());
+                }
             }
         }
     }
@@ -284,7 +308,9 @@ fn fixtures_mean_what_they_say() {
     assert_eq!(up.node(), &node("county-baiyun"));
     assert_eq!(up.lane(), Lane::Critical);
     assert_eq!((up.first_seq(), up.last_seq()), (1207, 1212));
-    let LinkEvent::Alert(raised) = &up.events()[0];
+    let LinkEvent::Alert(raised) = &up.events()[0] else {
+        panic!("an alert event");
+    };
     let AlertEventBody::Raised {
         latching,
         zone,
@@ -321,6 +347,30 @@ fn fixtures_mean_what_they_say() {
     let online_devices: u64 = online.children.iter().map(|c| c.devices_online).sum();
     assert_eq!(online_devices, online.devices_online);
     assert_eq!(online.children[2].state, NodeState::Offline);
+
+    // Audit records of two chains, relayed by county-baiyun: each keeps its origin, and
+    // consecutive records of one origin chain by hash.
+    let Message::Batch(audit) = fixture("batch-up-audit.json") else {
+        panic!("a batch");
+    };
+    assert_eq!(audit.lane(), Lane::Normal);
+    let records: Vec<&AuditEvent> = audit
+        .events()
+        .iter()
+        .map(|e| match e {
+            LinkEvent::Audit(r) => r,
+            LinkEvent::Alert(_) => panic!("audit records only"),
+        })
+        .collect();
+    assert_eq!(records[0].origin, node("gw-prison-3"));
+    assert_eq!(records[0].action, "update.refuse");
+    assert_eq!(records[1].prev_hash, records[0].hash);
+    assert_eq!(records[2].origin, node("county-baiyun"));
+    assert_eq!(
+        audit.events()[0].id(),
+        vigil_wire::audit_event_id(&node("gw-prison-3"), 7)
+    );
+    assert_eq!(audit.events()[0].kind(), "audit");
 }
 
 #[test]

@@ -10,8 +10,9 @@ use vigil_core::{
     NodeId, Severity, SitePath, Timestamp, Value,
 };
 use vigil_wire::{
-    decode, decode_for_topic, encode, try_encode, Ack, Backlog, Batch, ChildStatus, LinkEvent,
-    LinkState, LinkStatus, Message, NodeState, Status, Topic, MAX_BATCH_EVENTS,
+    decode, decode_for_topic, encode, try_encode, Ack, AuditEvent, AuditHash, Backlog, Batch,
+    ChildStatus, LinkEvent, LinkState, LinkStatus, Message, NodeState, Status, Topic,
+    MAX_BATCH_EVENTS,
 };
 
 /// 0000-01-01T00:00:00.000Z ..= 9999-12-31T23:59:59.999Z.
@@ -145,7 +146,36 @@ fn body() -> impl Strategy<Value = AlertEventBody> {
     ]
 }
 
+fn audit_event() -> impl Strategy<Value = LinkEvent> {
+    (
+        (node_id(), 1..=u64::MAX, timestamp(), text(), text()),
+        (text(), text(), text()),
+        any::<[u8; 32]>(),
+        any::<[u8; 32]>(),
+    )
+        .prop_map(
+            |((origin, seq, at, node, actor), (action, target, detail), prev, hash)| {
+                LinkEvent::Audit(AuditEvent {
+                    origin,
+                    seq,
+                    at,
+                    node,
+                    actor,
+                    action,
+                    target,
+                    details: serde_json::json!({ "text": detail }).to_string(),
+                    prev_hash: AuditHash(prev),
+                    hash: AuditHash(hash),
+                })
+            },
+        )
+}
+
 fn link_event() -> impl Strategy<Value = LinkEvent> {
+    prop_oneof![4 => alert_event(), 1 => audit_event()]
+}
+
+fn alert_event() -> impl Strategy<Value = LinkEvent> {
     (
         any::<[u8; 16]>(),
         any::<[u8; 16]>(),

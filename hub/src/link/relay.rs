@@ -108,6 +108,12 @@ fn target(
 ) -> Result<Option<NodeId>, StoreError> {
     let event = match serde_json::from_slice::<LinkEvent>(payload) {
         Ok(LinkEvent::Alert(event)) => event,
+        // Audit trails travel up only; nothing in the relay goes down with one.
+        Ok(LinkEvent::Audit(record)) => {
+            warn!(origin = %record.origin, seq = record.seq,
+                  "an audit record in the relay; not passed down");
+            return Ok(None);
+        }
         Err(error) => {
             warn!(%error, "a relay record is not a link event; dropped");
             return Ok(None);

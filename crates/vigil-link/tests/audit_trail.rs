@@ -1,0 +1,159 @@
+//! Audit records over the link, on the embedded broker with real stores: a child's audit
+//! records — from before it had an uplink, and appended while it runs, between alert events
+//! of the same lane — reach the parent exactly once, through a child crash (SIGKILL-like
+//! abort), a parent restart (in-flight batches resent) and a broker restart; the parent's copy
+//! verifies.
+
+mod common;
+
+use common::{
+    assert_exactly_once, bounded, init_tracing, metric, node, open, wait_until, BrokerKind, Child,
+    Dirs, Parent, TestBroker,
+};
+use serde_json::json;
+use vigil_core::{Lane, Timestamp};
+use vigil_link::metrics::names;
+use vigil_store::{AuditEntry, AuditForward, AuditReport};
+
+fn entry(n: u64) -> AuditEntry {
+    AuditEntry {
+        at: Timestamp::from_millis(1_795_000_000_000 + i64::try_from(n).expect("small")),
+        node: "gw-1".into(),
+        actor: "vigil-agent".into(),
+        action: "update.refuse".into(),
+        target: format!("bundle-{n}"),
+        details: json!({ "reason": "signature does not verify", "n": n }),
+    }
+}
+
+/// Appends records `range` to the child's audit log (each queued on `parent` with it).
+async fn audit(child: &Child, range: std::ops::RangeInclusive<u64>) {
+    child
+        .store
+        .call(move |s| {
+            for n in range {
+                s.audit_append(&entry(n))?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("append");
+    child.poke.poke();
+}
+
+fn held(parent: &Parent) -> u64 {
+    match parent
+        .store
+        .lock()
+        .expect("lock")
+        .audit_remote_verify("gw-1")
+        .expect("verify")
+    {
+        AuditReport::Intact { records, .. } => records,
+        broken => panic!("the parent's copy does not verify: {broken}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_records_reach_the_parent_exactly_once_through_restarts() {
+    bounded(async {
+        init_tracing();
+        let mut broker = TestBroker::start(BrokerKind::Embedded);
+        let dirs = Dirs::new();
+        let child_db = dirs.db("gw-1");
+        let parent_db = dirs.db("parent");
+
+        // Three records from before the gateway had an uplink.
+        {
+            let store = open(&child_db);
+            let mut s = store.lock().expect("lock");
+            for n in 1..=3 {
+                s.audit_append(&entry(n)).expect("append");
+            }
+        }
+        let start_forwarding = |store: &vigil_link::SharedStore| {
+            store
+                .lock()
+                .expect("lock")
+                .set_audit_forward(Some(&AuditForward {
+                    link: "parent".into(),
+                    origin: node("gw-1"),
+                }))
+                .expect("forward")
+        };
+
+        let mut parent = Parent::start(&broker.url(), &parent_db);
+        let mut child = Child::start("gw-1", &broker.url(), &child_db);
+        assert_eq!(start_forwarding(&child.store), 3);
+        let mut sent = child.record(50, Lane::Normal).await;
+        audit(&child, 4..=10).await;
+        sent.extend(child.record(50, Lane::Normal).await);
+        let mut delivered = parent.collect(100).await;
+        wait_until("ten audit records at the parent", || held(&parent) == 10).await;
+
+        // The child dies with records queued; on restart the mark is already past them.
+        audit(&child, 11..=20).await;
+        let store = child.kill().await;
+        drop(store);
+        let mut child = Child::start("gw-1", &broker.url(), &child_db);
+        assert_eq!(
+            start_forwarding(&child.store),
+            0,
+            "queued once, with the append"
+        );
+        wait_until("twenty audit records at the parent", || held(&parent) == 20).await;
+
+        // The parent goes away with batches in flight; they are resent to the new one.
+        parent.stop().await;
+        audit(&child, 21..=30).await;
+        sent.extend(child.record(20, Lane::Normal).await);
+        parent = Parent::start(&broker.url(), &parent_db);
+        delivered.extend(parent.collect(20).await);
+        wait_until("thirty audit records at the parent", || held(&parent) == 30).await;
+
+        // The broker restarts mid-stream.
+        broker.down();
+        audit(&child, 31..=40).await;
+        broker.up();
+        wait_until("forty audit records at the parent", || held(&parent) == 40).await;
+        wait_until("the child's outbox to be acknowledged", || {
+            child.backlog() == 0
+        })
+        .await;
+
+        assert_exactly_once(&delivered, &sent);
+        let store = parent.store.lock().expect("lock");
+        assert_eq!(store.audit_remote_origins().expect("origins"), ["gw-1"]);
+        assert_eq!(store.audit_remote_breaks().expect("breaks"), 0);
+        drop(store);
+        // The child's own head is the parent's copy's head.
+        let child_head = child
+            .store
+            .lock()
+            .expect("lock")
+            .audit_head()
+            .expect("head");
+        let AuditReport::Intact { head, .. } = parent
+            .store
+            .lock()
+            .expect("lock")
+            .audit_remote_verify("gw-1")
+            .expect("verify")
+        else {
+            panic!("intact");
+        };
+        assert_eq!(head, child_head);
+        assert_eq!(
+            metric(
+                &parent.registry,
+                names::AUDIT_CHAIN_BREAKS,
+                &[("link", "child:gw-1")]
+            ),
+            0.0
+        );
+        assert!(metric(&child.registry, names::AUDIT_SENT, &[]) >= 10.0);
+        child.stop().await;
+        parent.stop().await;
+    })
+    .await;
+}
