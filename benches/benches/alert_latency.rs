@@ -103,6 +103,23 @@ fn agent_toml(dir: &Path, broker: &str, device: &str) -> std::path::PathBuf {
     path
 }
 
+/// Gives the agent its identity from the hub's CA (created at the hub's start, in `ca/`
+/// next to its store), at the agent's default `[tls]` paths: what `vigil-agent enroll`
+/// writes, without the HTTP round trip.
+fn enroll_agent(dir: &Path) {
+    let ca = vigil_pki::Ca::load(&dir.join("ca")).expect("the hub's CA");
+    let node = vigil_core::NodeId::new(NODE).expect("a node id");
+    let request = vigil_pki::node_key_and_csr(&node).expect("a key and CSR");
+    let cert = ca
+        .issue_node(&request.csr_pem, &node, Duration::from_secs(3600))
+        .expect("a node certificate");
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls).expect("mkdir tls");
+    vigil_pki::write_private_key(&tls.join("node.key"), &request.key_pem).expect("node.key");
+    vigil_pki::write_certificate(&tls.join("node.pem"), &cert.cert_pem).expect("node.pem");
+    vigil_pki::write_certificate(&tls.join("ca.pem"), ca.cert_pem()).expect("ca.pem");
+}
+
 fn hub_toml(dir: &Path) -> std::path::PathBuf {
     let text = "[node]\nid = \"county-baiyun\"\nlevel = \"county\"\nname = \"bench hub\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[mqtt]\nlisten = \"127.0.0.1:0\"\n\n[store]\npath = \"hub.db\"\n";
     let path = dir.join("hub.toml");
@@ -120,7 +137,11 @@ struct Message {
 
 /// Reads `GET /api/v1/stream` from `addr` and sends each message on `tx` as it arrives.
 /// Handles chunked and plain bodies.
-async fn read_stream(addr: std::net::SocketAddr, tx: mpsc::UnboundedSender<Message>) {
+async fn read_stream(
+    addr: std::net::SocketAddr,
+    token: String,
+    tx: mpsc::UnboundedSender<Message>,
+) {
     let stream = TcpStream::connect(addr).await.expect("connect to the hub");
     stream.set_nodelay(true).expect("nodelay");
     let mut stream = BufReader::new(stream);
@@ -128,7 +149,7 @@ async fn read_stream(addr: std::net::SocketAddr, tx: mpsc::UnboundedSender<Messa
         .get_mut()
         .write_all(
             format!(
-                "GET /api/v1/stream HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n"
+                "GET /api/v1/stream HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
             )
             .as_bytes(),
         )
@@ -251,9 +272,19 @@ async fn measure(steps: Vec<Step>) -> Measured {
     let dir = tempfile::tempdir().expect("tempdir");
     let shutdown = CancellationToken::new();
 
-    // The hub first: the agent needs its broker.
-    let hub_config =
-        vigil_hub::config::HubConfig::load(&hub_toml(dir.path())).expect("valid hub.toml");
+    // The hub first: the agent needs its broker. The stream needs a token (the hub refuses
+    // anonymous calls), made as `vigil-hub token add` does.
+    let hub_path = hub_toml(dir.path());
+    let hub_config = vigil_hub::config::HubConfig::load(&hub_path).expect("valid hub.toml");
+    let token = vigil_hub::auth::admin::Admin::open_or_create(&hub_config, "cli:bench".to_owned())
+        .expect("open the hub's store")
+        .add_token(
+            "bench",
+            vigil_hub::auth::Role::Viewer,
+            &vigil_core::SitePath::new("ministry").expect("a site"),
+            None,
+        )
+        .expect("the bench's token");
     let (started_tx, started_rx) = tokio::sync::oneshot::channel();
     let hub = tokio::spawn(vigil_hub::run::run(
         hub_config,
@@ -267,7 +298,7 @@ async fn measure(steps: Vec<Step>) -> Measured {
 
     // The stream client, before anything can happen.
     let (tx, mut messages) = mpsc::unbounded_channel();
-    let reader = tokio::spawn(read_stream(started.http, tx));
+    let reader = tokio::spawn(read_stream(started.http, token, tx));
 
     let facility = vigil_sim::Facility::parse(Path::new("sim.toml"), &sim_toml(&steps))
         .expect("valid sim.toml");
@@ -278,6 +309,7 @@ async fn measure(steps: Vec<Step>) -> Measured {
     let sim_start = Instant::now() - elapsed;
     let sim_start_wall = SystemTime::now() - elapsed;
 
+    enroll_agent(dir.path());
     let agent_path = agent_toml(
         dir.path(),
         &started.broker,
