@@ -244,12 +244,20 @@ pub async fn run(
     let metrics = Metrics::new();
     let points = PointTable::default();
     let store_path = config.store.path.clone();
+    let audit_origin = config.node.id.clone();
     let (store, reader) = tokio::task::spawn_blocking(move || {
         // The pipeline's writer, and a reader for the HTTP endpoint.
-        Ok::<_, alerting::PipelineError>((
-            alerting::open_store(&store_path)?,
-            alerting::open_store(&store_path)?,
-        ))
+        let mut writer = alerting::open_store(&store_path)?;
+        // The audit log travels up the uplink: every record appended from now on (by any
+        // process on this store) is queued with its append, and the ones not queued yet now.
+        let queued = writer.set_audit_forward(Some(&vigil_store::AuditForward {
+            link: vigil_link::PARENT_LINK.to_owned(),
+            origin: audit_origin,
+        }))?;
+        if queued > 0 {
+            tracing::info!(records = queued, "audit records queued for the hub");
+        }
+        Ok::<_, alerting::PipelineError>((writer, alerting::open_store(&store_path)?))
     })
     .await?
     .map_err(|e| {

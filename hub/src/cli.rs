@@ -69,15 +69,20 @@ pub enum Command {
 /// `vigil-hub audit …`.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Verify the audit chain: print `audit chain ok: N records, head <hash>` and exit 0, or
-    /// name the first bad record and exit 1. Config errors exit 2.
+    /// Verify the audit chains: this hub's own (`audit chain ok: N records, head <hash>`)
+    /// and each trail it holds of the nodes below it (`node ID: audit chain ok: …`). Exit 0
+    /// when all verify; otherwise each bad one names its node and first bad record, and the
+    /// exit is 1. Config errors exit 2.
     ///
     /// A chain whose last records were cut off still verifies: compare the head printed here
-    /// with one reported earlier to see that.
+    /// with one reported earlier, or a child's own head with the one its parent holds.
     Verify {
         /// The hub's config file.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Verify only this node's chain (this hub's id: its own log).
+        #[arg(long, value_name = "ID")]
+        node: Option<String>,
     },
 }
 

@@ -30,16 +30,18 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Command::Audit {
-            command: AuditCommand::Verify { config },
+            command: AuditCommand::Verify { config, node },
         } => {
             let cfg = match load_config(&config) {
                 Ok(cfg) => cfg,
                 Err(code) => return code,
             };
-            match vigil_hub::audit::verify(&cfg) {
-                Ok(report) => {
-                    println!("{report}");
-                    if report.is_intact() {
+            match vigil_hub::audit::verify(&cfg, node.as_deref()) {
+                Ok(reports) => {
+                    for report in &reports {
+                        println!("{report}");
+                    }
+                    if reports.iter().all(|r| r.report.is_intact()) {
                         ExitCode::SUCCESS
                     } else {
                         ExitCode::FAILURE

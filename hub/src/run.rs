@@ -66,8 +66,18 @@ pub async fn run(
     started: Option<tokio::sync::oneshot::Sender<Started>>,
 ) -> anyhow::Result<()> {
     let path = config.store.path.clone();
+    // With a parent, the audit log travels up: queued with each append from now on (by any
+    // process on this store: the CLI too), and the records not queued yet now.
+    let audit_forward = config.parent.is_some().then(|| vigil_store::AuditForward {
+        link: vigil_link::PARENT_LINK.to_owned(),
+        origin: config.node.id.clone(),
+    });
     let (store, last_hlc) = tokio::task::spawn_blocking(move || {
-        let store = open_store(&path)?;
+        let mut store = open_store(&path)?;
+        let queued = store.set_audit_forward(audit_forward.as_ref())?;
+        if queued > 0 {
+            tracing::info!(records = queued, "audit records queued for the parent");
+        }
         let last = store.max_hlc()?;
         anyhow::Ok((store, last))
     })

@@ -122,10 +122,11 @@ async fn audit_records_reach_the_parent_exactly_once_through_restarts() {
         .await;
 
         assert_exactly_once(&delivered, &sent);
-        let store = parent.store.lock().expect("lock");
-        assert_eq!(store.audit_remote_origins().expect("origins"), ["gw-1"]);
-        assert_eq!(store.audit_remote_breaks().expect("breaks"), 0);
-        drop(store);
+        {
+            let store = parent.store.lock().expect("lock");
+            assert_eq!(store.audit_remote_origins().expect("origins"), ["gw-1"]);
+            assert_eq!(store.audit_remote_breaks().expect("breaks"), 0);
+        }
         // The child's own head is the parent's copy's head.
         let child_head = child
             .store

@@ -7,6 +7,7 @@
 //! | `GET /api/v1/alerts`, `GET /api/v1/alerts/{id}` | [`alerts`] |
 //! | `POST /api/v1/alerts/{id}/{ack,shelve,unshelve,comment,assign,close,reset}` | [`actions`] |
 //! | `GET /api/v1/tree` | [`tree`] |
+//! | `GET /api/v1/audit` (this hub's audit log and the trails it holds) | [`audit_log`] |
 //! | `GET /api/v1/stream` (Server-Sent Events) | [`stream`] |
 //! | `POST /api/v1/enroll` (no session: the token is the credential) | [`crate::enroll::endpoint`] |
 //! | `POST /api/v1/nodes/{id}/revoke`, `GET /api/v1/nodes/{id}/certificates` | [`crate::enroll::nodes`] |
@@ -27,6 +28,7 @@
 pub mod access;
 pub mod actions;
 pub mod alerts;
+pub mod audit_log;
 pub mod health;
 pub mod session;
 pub mod stream;
@@ -199,6 +201,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alerts/{id}/close", post(actions::close))
         .route("/api/v1/alerts/{id}/reset", post(actions::reset))
         .route("/api/v1/tree", get(tree::tree))
+        .route("/api/v1/audit", get(audit_log::list))
         .route("/api/v1/stream", get(stream::stream))
         .route(
             "/api/v1/nodes/{id}/revoke",
