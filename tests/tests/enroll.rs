@@ -124,6 +124,59 @@ fn enrolling_with_the_hub_writes_the_key_0600_and_the_mqtts_url_and_a_token_work
 }
 
 #[test]
+fn enrolling_over_the_hubs_https_trusts_it_through_the_pin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (http_port, broker) = (free_port(), free_port());
+    let cfg = hub_config(
+        dir.path(),
+        "county-1",
+        "county",
+        http_port,
+        &format!("listen = \"127.0.0.1:{broker}\""),
+        None,
+    );
+    // HTTPS with a certificate from the hub's own CA (the CA sent after it in the chain).
+    let text = std::fs::read_to_string(&cfg).expect("hub config");
+    std::fs::write(&cfg, text.replacen("[http]\n", "[http]\ntls = true\n", 1)).expect("config");
+    let hub = spawn_node("hub", &cfg, &dir.path().join("hub.log"));
+    let addr = format!("127.0.0.1:{http_port}");
+    assert!(
+        wait_for(Duration::from_secs(20), || std::net::TcpStream::connect(
+            &addr
+        )
+        .ok())
+        .is_some(),
+        "hub up: {}",
+        hub.log()
+    );
+    let gw = gateway(dir.path(), "gw-1", "gw-1", broker, "");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let args = vigil_agent::enroll::EnrollArgs {
+        hub: format!("https://{addr}"),
+        token: enrollment_token(&cfg, "gw-1"),
+        config: gw.clone(),
+        timeout: Duration::from_secs(30),
+    };
+    let mut out = Vec::new();
+    let enrolled = rt
+        .block_on(vigil_agent::enroll::enroll(&args, &mut out))
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}\n{}\nhub log:\n{}",
+                String::from_utf8_lossy(&out),
+                hub.log()
+            )
+        });
+    assert_eq!(enrolled.broker, format!("mqtts://127.0.0.1:{broker}"));
+    let out = String::from_utf8_lossy(&out);
+    assert!(!out.contains("plain http"), "{out}");
+    drop(hub);
+}
+
+#[test]
 fn a_token_for_another_node_or_a_pin_of_another_ca_is_refused_and_nothing_written() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hub = start_hub(dir.path());
