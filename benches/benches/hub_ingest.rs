@@ -17,7 +17,8 @@
 //!   contexts), with the share of the time that took; and groups of 8 batches per
 //!   transaction (`Store::apply_batches_and_forward`, what the hub's downlinks do with the
 //!   batches they find waiting). The figure is events/s over the whole run.
-//! - **end to end**: 8 simulated gateways, each a `vigil-link` `Uplink` over its own SQLite
+//! - **end to end**: 8 simulated gateways, each a `vigil-link` `Uplink` (mutual TLS, with a
+//!   certificate from the hub's CA, as the hub's broker requires) over its own SQLite
 //!   store whose `parent` outbox holds 10,000 such events, drain at once into one
 //!   in-process hub (`vigil_hub::run::run`: embedded broker, downlinks, ingest, feed, HTTP,
 //!   all as in production, on ephemeral ports). The clock starts when the uplinks start and
@@ -522,10 +523,23 @@ async fn e2e_run(gateways: usize, backlog: usize, parent: bool) -> E2e {
     // Let the downlinks subscribe before the clock starts.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
+    // The hub's broker takes only nodes with a certificate from its CA (created at its
+    // start, in `ca/` next to its store): each gateway gets one, as `vigil-agent enroll`
+    // would, without the HTTP round trip.
+    let ca = vigil_pki::Ca::load(&dir.path().join("ca")).expect("the hub's CA");
     let mut uplinks = Vec::new();
     for (gw, store) in &children {
+        let request = vigil_pki::node_key_and_csr(gw).expect("a key and CSR");
+        let cert = ca
+            .issue_node(&request.csr_pem, gw, Duration::from_secs(3600))
+            .expect("a node certificate");
+        let mut config = UplinkConfig::new(gw.clone(), started.broker.clone());
+        config.tls = Some(
+            vigil_pki::client_config(ca.cert_pem(), Some((&cert.cert_pem, &request.key_pem)))
+                .expect("the gateway's TLS config"),
+        );
         let uplink = Uplink::new(
-            UplinkConfig::new(gw.clone(), started.broker.clone()),
+            config,
             store.clone(),
             LinkMetrics::new(&Registry::new()).expect("metrics"),
         )
