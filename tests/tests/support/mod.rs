@@ -490,3 +490,203 @@ pub fn secure_broker_config(hub_cfg: &Path, out: &Path) -> PathBuf {
     std::fs::write(&files.conf, conf).expect("mosquitto.conf");
     files.conf
 }
+
+/// An API token `name` with `role` (scope `ministry`) for the hub whose config is `config`,
+/// made in its store as `vigil-hub token add` makes one (before or while the hub runs).
+pub fn hub_token_as(config: &Path, name: &str, role: vigil_hub::auth::Role) -> String {
+    let cfg = vigil_hub::config::HubConfig::load(config).expect("valid hub config");
+    vigil_hub::auth::admin::Admin::open_or_create(&cfg, "cli:e2e".to_owned())
+        .expect("open the hub's store")
+        .add_token(
+            name,
+            role,
+            &vigil_core::SitePath::new("ministry").expect("site"),
+            None,
+        )
+        .expect("add a token")
+}
+
+/// `vigil-hub enroll --hub http://{parent_addr} --token … --config {child_cfg}` (its library
+/// entry point), with a token from the parent hub of `parent_cfg` for `child`. Afterwards the
+/// child's `[parent] url` is the parent's `mqtts://` broker.
+pub fn enroll_child_hub(parent_cfg: &Path, parent_addr: &str, child_cfg: &Path, child: &str) {
+    let token = enrollment_token(parent_cfg, child);
+    let cfg = vigil_hub::config::HubConfig::load(child_cfg).expect("valid hub config");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let enrolled = rt
+        .block_on(vigil_hub::enroll::parent::enroll_with_parent(
+            &cfg,
+            child_cfg,
+            &format!("http://{parent_addr}"),
+            &token,
+        ))
+        .unwrap_or_else(|e| panic!("vigil-hub enroll: {e}"));
+    assert!(enrolled.broker.starts_with("mqtts://"), "{enrolled:?}");
+}
+
+/// Waits up to 20 s for `GET /healthz` at `addr` to answer 200; panics with `node`'s log.
+pub fn wait_healthy(addr: &str, node: &Node) {
+    let up = wait_for(Duration::from_secs(20), || {
+        http("GET", addr, "/healthz", None, &[]).filter(|(s, _)| *s == 200)
+    });
+    assert!(up.is_some(), "{} at {addr} up: {}", node.kind, node.log());
+}
+
+// ── Command lines in their own process ──────────────────────────────────────────────────
+//
+// As with nodes, the test binary re-executes itself (`VIGIL_CLI=vigil-agent|vigil-hub`, the
+// arguments in `VIGIL_CLI_ARGS` as a JSON array); the `cli_process` test of the file (see
+// [`cli_entry`]) parses them with the binary's own clap `Cli` and runs the command through the
+// library function its `main` calls, printing what it prints and exiting with its status.
+
+/// What separates libtest's own lines from the command's output.
+const CLI_MARK: &str = "\u{1}vigil-cli-output\n";
+
+/// The output of a command line run by [`run_cli`].
+#[derive(Debug)]
+pub struct CliOutput {
+    /// The exit status (`None`: killed by a signal).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The body of each test file's `cli_process` test: when the process was started as a
+/// command line, runs it and exits with its status; otherwise returns at once. Knows the
+/// commands these tests run: `vigil-agent update apply` and `vigil-hub audit verify`.
+pub fn cli_entry() {
+    use clap::Parser as _;
+    let Ok(bin) = std::env::var("VIGIL_CLI") else {
+        return;
+    };
+    let args: Vec<String> = serde_json::from_str(&std::env::var("VIGIL_CLI_ARGS").expect("args"))
+        .expect("VIGIL_CLI_ARGS is a JSON array of strings");
+    let argv = std::iter::once(bin.clone()).chain(args);
+    let (mut out, mut err) = (Vec::<u8>::new(), Vec::<u8>::new());
+    let code: u8 = match bin.as_str() {
+        "vigil-agent" => {
+            use vigil_agent::cli::{Cli, Command, UpdateCommand};
+            match Cli::try_parse_from(argv).map(|c| c.command) {
+                Ok(Command::Update(UpdateCommand::Apply { bundle, config })) => {
+                    vigil_agent::update::apply::run(&config, &bundle, &mut out, &mut err)
+                }
+                Ok(other) => panic!("cli_entry does not run {other:?}"),
+                Err(e) => {
+                    err.extend_from_slice(e.to_string().as_bytes());
+                    2
+                }
+            }
+        }
+        "vigil-hub" => {
+            use vigil_hub::cli::{AuditCommand, Cli, Command};
+            match Cli::try_parse_from(argv).map(|c| c.command) {
+                Ok(Command::Audit {
+                    command: AuditCommand::Verify { config, node },
+                }) => match vigil_hub::config::HubConfig::load(&config) {
+                    Err(errors) => {
+                        for e in errors.0 {
+                            err.extend_from_slice(format!("error: {e}\n").as_bytes());
+                        }
+                        2
+                    }
+                    // As `vigil-hub`'s main: each report a line, exit 1 unless all intact.
+                    Ok(cfg) => match vigil_hub::audit::verify(&cfg, node.as_deref()) {
+                        Ok(reports) => {
+                            for report in &reports {
+                                out.extend_from_slice(format!("{report}\n").as_bytes());
+                            }
+                            u8::from(!reports.iter().all(|r| r.report.is_intact()))
+                        }
+                        Err(e) => {
+                            err.extend_from_slice(format!("error: {e}\n").as_bytes());
+                            1
+                        }
+                    },
+                },
+                Ok(other) => panic!("cli_entry does not run {other:?}"),
+                Err(e) => {
+                    err.extend_from_slice(e.to_string().as_bytes());
+                    2
+                }
+            }
+        }
+        other => panic!("unknown command line {other}"),
+    };
+    let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
+    let _ = stdout.write_all(CLI_MARK.as_bytes());
+    let _ = stdout.write_all(&out);
+    let _ = stdout.flush();
+    let _ = stderr.write_all(CLI_MARK.as_bytes());
+    let _ = stderr.write_all(&err);
+    let _ = stderr.flush();
+    std::process::exit(i32::from(code));
+}
+
+/// Runs `bin args…` (`vigil-agent` or `vigil-hub`) in its own process with the extra
+/// environment `env`, as [`cli_entry`] runs it; waits for it to exit (at most 60 s).
+pub fn run_cli(bin: &str, args: &[&str], env: &[(&str, &str)]) -> CliOutput {
+    let exe = std::env::current_exe().expect("test binary");
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "cli_process",
+        "--exact",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ])
+    .env("VIGIL_CLI", bin)
+    .env("VIGIL_CLI_ARGS", serde_json::to_string(args).expect("JSON"))
+    .env_remove("VIGIL_NODE")
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("command line starts");
+    let (mut so, mut se) = (
+        child.stdout.take().expect("stdout"),
+        child.stderr.take().expect("stderr"),
+    );
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = se.read_to_string(&mut s);
+        s
+    });
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = so.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let after_mark = |s: String| match s.split_once(CLI_MARK) {
+        Some((_, rest)) => rest.to_owned(),
+        None => s,
+    };
+    let stdout = after_mark(out_reader.join().unwrap_or_default());
+    let stderr = after_mark(err_reader.join().unwrap_or_default());
+    assert!(
+        status.is_some(),
+        "{bin} {args:?} ran past 60 s\n{stdout}{stderr}"
+    );
+    CliOutput {
+        code: status.and_then(|s| s.code()),
+        stdout,
+        stderr,
+    }
+}
