@@ -164,7 +164,8 @@ impl Hub {
         self.link.feed.ingest_notify(&notify);
     }
 
-    /// The events queued in `link`'s outbox lane (decoded).
+    /// The alert events queued in `link`'s outbox lane (decoded). Audit records, which a hub
+    /// with a parent queues on the same outbox, are left out.
     pub async fn outbox(&self, link: &str, lane: vigil_core::Lane) -> Vec<AlertEvent> {
         let link = link.to_owned();
         let records = self
@@ -175,10 +176,10 @@ impl Hub {
             .expect("read outbox");
         records
             .iter()
-            .map(
+            .filter_map(
                 |r| match serde_json::from_slice(&r.payload).expect("link event") {
-                    vigil_wire::LinkEvent::Alert(e) => e,
-                    vigil_wire::LinkEvent::Audit(r) => panic!("audit record {r:?}"),
+                    vigil_wire::LinkEvent::Alert(e) => Some(e),
+                    vigil_wire::LinkEvent::Audit(_) => None,
                 },
             )
             .collect()
