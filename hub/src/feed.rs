@@ -124,11 +124,21 @@ impl AlertFeed {
         if events.is_empty() {
             return;
         }
+        // One label lookup per run of events of the same kind, not one per event.
+        let mut run: Option<(&'static str, u64)> = None;
         for event in events {
-            self.metrics
-                .events_ingested
-                .with_label_values(&[event.body.name()])
-                .inc();
+            let name = event.body.name();
+            match &mut run {
+                Some((kind, count)) if *kind == name => *count += 1,
+                _ => {
+                    if let Some((kind, count)) = run.replace((name, 1)) {
+                        self.count_ingested(kind, count);
+                    }
+                }
+            }
+        }
+        if let Some((kind, count)) = run {
+            self.count_ingested(kind, count);
         }
         if self.tx.receiver_count() == 0 {
             return;
@@ -137,6 +147,13 @@ impl AlertFeed {
             self.metrics.feed_dropped.inc();
             self.overflowed.store(true, Ordering::Release);
         }
+    }
+
+    fn count_ingested(&self, kind: &str, count: u64) {
+        self.metrics
+            .events_ingested
+            .with_label_values(&[kind])
+            .inc_by(count);
     }
 
     fn gap_if_overflowed(&self) {

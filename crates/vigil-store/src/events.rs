@@ -85,6 +85,8 @@ pub(crate) fn apply_in_tracked(
     let mut fresh_indexes = Vec::new();
     let mut bodies = vec![None; events.len()];
     let mut fresh: BTreeMap<AlertId, Vec<&AlertEvent>> = BTreeMap::new();
+    // Sized from the previous event's JSON, so encoding one rarely grows its buffer.
+    let mut body_capacity = 512;
     {
         let mut insert = conn
             .prepare_cached(
@@ -94,10 +96,8 @@ pub(crate) fn apply_in_tracked(
             .op("prepare an event insert")?;
         for (index, event) in ordered {
             let hlc = event_hlc_to_sql(event)?;
-            let body = serde_json::to_string(event).map_err(|source| StoreError::Encode {
-                what: "an alert event",
-                source,
-            })?;
+            let body = encode_json(event, body_capacity, "an alert event")?;
+            body_capacity = body_capacity.max(body.len() + body.len() / 4);
             let inserted = insert
                 .execute(params![
                     &event.id.as_bytes()[..],
@@ -119,6 +119,9 @@ pub(crate) fn apply_in_tracked(
         }
     }
 
+    views.reserve(fresh.len());
+    // One buffer for every view's JSON in the call.
+    let mut view_json = Vec::with_capacity(1024);
     for (alert, new_events) in fresh {
         // The cache holds the alert as its row was last written (by this connection: see
         // `views`), so its indexed columns are the view's.
@@ -153,7 +156,7 @@ pub(crate) fn apply_in_tracked(
         } else {
             peak = peak.max(peak_severity(new_events.iter().copied()));
         }
-        save_view(conn, &view, peak, stored.as_ref())?;
+        save_view(conn, &view, peak, stored.as_ref(), &mut view_json)?;
         views.put(AlertContext {
             view,
             peak_severity: peak,
@@ -185,6 +188,39 @@ pub(crate) fn link_payload_from_body(body: &str) -> Vec<u8> {
     payload.extend_from_slice(body.as_bytes());
     payload.push(b'}');
     payload
+}
+
+/// `value` as JSON text, written into a buffer of `capacity` bytes to start with.
+fn encode_json<T: serde::Serialize + ?Sized>(
+    value: &T,
+    capacity: usize,
+    what: &'static str,
+) -> Result<String> {
+    let mut buf = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut buf, value).map_err(|source| StoreError::Encode { what, source })?;
+    String::from_utf8(buf).map_err(|err| StoreError::CorruptValue {
+        table: "events",
+        row: what.to_owned(),
+        detail: format!("encoded JSON is not UTF-8: {err}"),
+    })
+}
+
+/// `shown` written out is exactly `text`, without allocating it.
+fn displays_as(shown: &impl std::fmt::Display, text: &str) -> bool {
+    struct Rest<'a>(&'a str);
+    impl std::fmt::Write for Rest<'_> {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            match self.0.strip_prefix(s) {
+                Some(rest) => {
+                    self.0 = rest;
+                    Ok(())
+                }
+                None => Err(std::fmt::Error),
+            }
+        }
+    }
+    let mut rest = Rest(text);
+    std::fmt::write(&mut rest, format_args!("{shown}")).is_ok() && rest.0.is_empty()
 }
 
 /// The row key of an id, for error messages.
@@ -264,6 +300,26 @@ impl IndexedColumns {
             acknowledged: Some(i64::from(view.acknowledged)),
             closed: Some(i64::from(view.closed)),
         }
+    }
+
+    /// Whether these are the values the writer stores for `view` (`self == of(view)`,
+    /// without building `of(view)`).
+    fn matches(&self, view: &AlertView) -> bool {
+        let key = match (&self.key, &view.key) {
+            (Some(None), None) => true,
+            (Some(Some(stored)), Some(key)) => displays_as(key, stored),
+            _ => false,
+        };
+        let site = match (&self.site, &view.site) {
+            (Some(None), None) => true,
+            (Some(Some(stored)), Some(site)) => stored == site.as_str(),
+            _ => false,
+        };
+        key && site
+            && matches!(&self.severity, Some(Some(s)) if s == view.severity.as_str())
+            && self.active == Some(i64::from(view.active))
+            && self.acknowledged == Some(i64::from(view.acknowledged))
+            && self.closed == Some(i64::from(view.closed))
     }
 
     fn read(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<IndexedColumns> {
@@ -353,6 +409,7 @@ fn save_view(
     view: &AlertView,
     peak: Option<Severity>,
     stored: Option<&IndexedColumns>,
+    json: &mut Vec<u8>,
 ) -> Result<()> {
     // Only called after at least one event was folded.
     let Some((last_hlc, last_id)) = view.last else {
@@ -360,9 +417,15 @@ fn save_view(
     };
     // The stamp was checked when its event was stored.
     let last_hlc = hlc_to_sql(last_hlc).unwrap_or(i64::MAX);
-    let json = serde_json::to_string(view).map_err(|source| StoreError::Encode {
+    json.clear();
+    serde_json::to_writer(&mut *json, view).map_err(|source| StoreError::Encode {
         what: "an alert view",
         source,
+    })?;
+    let json = std::str::from_utf8(json).map_err(|err| StoreError::CorruptValue {
+        table: "alerts",
+        row: format!("id {}", view.id),
+        detail: format!("encoded view is not UTF-8: {err}"),
     })?;
     // Columns 13–16 are what schema version 2 generated from the view's JSON, with the same
     // values: the shelf's end as its JSON text, the flags as 0/1.
@@ -390,7 +453,7 @@ fn save_view(
     let updated = match stored {
         // The state columns are unchanged (the common case: a value update, a comment, an
         // acknowledgement of an acknowledged alert): only the fold position and the view.
-        Some(stored) if *stored == IndexedColumns::of(view) => conn
+        Some(stored) if stored.matches(view) => conn
             .prepare_cached(
                 "UPDATE alerts SET
                      updated_at = ?8, last_hlc = ?9, last_event_id = ?10, event_count = ?11,

@@ -132,6 +132,11 @@ impl TxViews<'_> {
     }
 
     /// Stages the context an alert's row was just written from.
+    /// Room for `additional` more staged alerts.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.staged.reserve(additional);
+    }
+
     pub(crate) fn put(&mut self, context: AlertContext) {
         self.staged.insert(context.view.id, context);
     }
