@@ -83,6 +83,9 @@ pub fn check(path: &Path, out: &mut dyn Write) -> Result<Result<(), ConfigErrors
     if let Err(errors) = report_tls(&config, path, out)? {
         return Ok(Err(errors));
     }
+    if let Err(errors) = report_update(&config, path, out)? {
+        return Ok(Err(errors));
+    }
     writeln!(out, "  store     {}", config.store.path.display())?;
     writeln!(out, "  metrics   http://{}/metrics", config.metrics.listen)?;
     writeln!(
@@ -102,6 +105,38 @@ pub fn check(path: &Path, out: &mut dyn Write) -> Result<Result<(), ConfigErrors
     writeln!(out, "  cameras   {}", config.camera.len())?;
     writeln!(out, "  detectors {}", config.detector.len())?;
     Ok(Ok(()))
+}
+
+/// The `updates` line of `check`: the trusted keys of `[update]` must be readable public keys
+/// (or `update apply` would refuse every bundle), and where the versions live.
+fn report_update(
+    config: &AgentConfig,
+    path: &Path,
+    out: &mut dyn Write,
+) -> std::io::Result<Result<(), ConfigErrors>> {
+    if config.update.trusted_keys.is_empty() {
+        writeln!(
+            out,
+            "  updates   no trusted keys: every bundle is refused (set [update] trusted_keys)"
+        )?;
+        return Ok(Ok(()));
+    }
+    let settings = match crate::update::Settings::load(path) {
+        Ok(settings) => settings,
+        Err(errors) => return Ok(Err(errors)),
+    };
+    match settings.read_trusted_keys() {
+        Ok(keys) => {
+            writeln!(
+                out,
+                "  updates   {} trusted key(s), versions in {}",
+                keys.len(),
+                settings.dir.display()
+            )?;
+            Ok(Ok(()))
+        }
+        Err(errors) => Ok(Err(errors)),
+    }
 }
 
 /// Certificates this close to expiry are warned about.

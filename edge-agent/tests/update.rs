@@ -213,6 +213,17 @@ const UPDATE: &str = "\n[update]\ntrusted_keys = [\"keys/release.pub\"]\ntrial =
 #[test]
 fn a_signed_bundle_is_applied_and_current_points_at_it() -> TestResult {
     let gw = Gateway::new(UPDATE)?;
+    let check = gw
+        .agent()
+        .args(["check", "--config"])
+        .arg(&gw.config)
+        .output()?;
+    assert!(check.status.success(), "{}", text(&check.stderr));
+    assert!(
+        text(&check.stdout).contains("updates   1 trusted key(s), versions in"),
+        "{}",
+        text(&check.stdout)
+    );
     let bundle = gw.bundle("1.0.0", &real_agent(), Some(&gw.release))?;
     let out = gw.apply(&bundle)?;
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -369,6 +380,18 @@ fn update_config_errors_name_file_line_and_key() -> TestResult {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     let p = gw.config.display();
+    assert!(
+        stderr.contains(&format!("{p}:15: update.trusted_keys[0]: key file")),
+        "{stderr}"
+    );
+    // `check` finds the missing key before any bundle is tried.
+    let out = gw
+        .agent()
+        .args(["check", "--config"])
+        .arg(&gw.config)
+        .output()?;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains(&format!("{p}:15: update.trusted_keys[0]: key file")),
         "{stderr}"
