@@ -11,15 +11,14 @@
 //! - a county hub enrolls with its city hub (`vigil-hub enroll`) and its uplink reaches the
 //!   city over mTLS.
 //!
-//! Every test is bounded ([`LIMIT`]); every wait gives up after [`PATIENCE`].
+//! Every test is bounded ([`common::LIMIT`]); every wait gives up after [`common::PATIENCE`].
 
 mod common;
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Gateway, Hub, PRISON_3};
+use common::{bounded, eventually, Gateway, Hub, PRISON_3};
 use hyper::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -30,42 +29,6 @@ use vigil_link::{
 use vigil_pki::rustls::ClientConfig;
 use vigil_pki::{node_key_and_csr, node_of_certificate, EnrollToken};
 use vigil_store::Store;
-
-/// A whole test gives up after this.
-const LIMIT: Duration = Duration::from_secs(90);
-
-/// Every wait gives up after this.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-async fn bounded(test: impl Future<Output = ()>) {
-    if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-    }
-    tokio::time::timeout(LIMIT, test)
-        .await
-        .expect("the test finished in time");
-}
-
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn node(id: &str) -> NodeId {
     NodeId::new(id).expect("node id")

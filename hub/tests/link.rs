@@ -11,17 +11,16 @@
 //!   the county reaches the city;
 //! - one level with Mosquitto as the external broker (`[mqtt] url`).
 //!
-//! Every test is bounded ([`LIMIT`]); every wait gives up after [`PATIENCE`].
+//! Every test is bounded ([`common::LIMIT`]); every wait gives up after [`common::PATIENCE`].
 
 mod common;
 
-use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child as Process, Command, Stdio};
 use std::time::Duration;
 
-use common::{Gateway, Hub, SseReader, PRISON_3};
+use common::{bounded, eventually, Gateway, Hub, SseReader, PATIENCE, PRISON_3};
 use hyper::StatusCode;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -34,43 +33,6 @@ use vigil_link::{
     Uplink, UplinkConfig,
 };
 use vigil_store::Store;
-
-/// A whole test gives up after this.
-const LIMIT: Duration = Duration::from_secs(90);
-
-/// Every wait gives up after this.
-const PATIENCE: Duration = Duration::from_secs(20);
-
-/// Runs a test body, failing it after [`LIMIT`]; logs to the test output when `RUST_LOG`
-/// is set.
-async fn bounded(test: impl Future<Output = ()>) {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    tokio::time::timeout(LIMIT, test)
-        .await
-        .expect("the test took longer than its limit");
-}
-
-/// Polls `check` every 50 ms until it returns `Some`, or panics naming `what`.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(found) = check().await {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// A hub's config: `id` at `level`, HTTP and the embedded broker on free ports (or
 /// `mqtt`, a whole `[mqtt]` section), `parent` (a broker URL) if any, `extra` appended.

@@ -15,6 +15,7 @@
 
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -610,4 +611,41 @@ fn promtool_check(text: &str) {
         out.status.success() || !report.contains("error"),
         "promtool check metrics: {report}"
     );
+}
+
+/// A whole test gives up after this.
+pub const LIMIT: Duration = Duration::from_secs(90);
+
+/// Every wait gives up after this.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Runs a test body, failing it after [`LIMIT`]; logs to the test output when `RUST_LOG`
+/// is set.
+pub async fn bounded(test: impl Future<Output = ()>) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    tokio::time::timeout(LIMIT, test)
+        .await
+        .expect("the test took longer than its limit");
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(found) = check().await {
+            return found;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
