@@ -18,7 +18,9 @@
 //!   uplink (`drain::OutboxLink`), while the child is online, and the child's acks arrive on its
 //!   `up` topic. When a child comes (back) online, everything not acknowledged is resent.
 //!
-//! One task, one `select!` loop, like the uplink.
+//! One task, one `select!` loop, like the uplink. Publishes are decoded ahead of it on a
+//! thread of their own (`vigil-link-decode`), in arrival order, so that the next batches are
+//! parsed on one core while the store commits the current group on the other.
 //!
 //! # Wiring (a county hub)
 //!
@@ -376,9 +378,12 @@ impl Downlinks {
             tls: self.config.tls.clone(),
             credentials: self.config.credentials.clone(),
         })?;
+        let mut conn = conn;
+        let incoming = spawn_decoder(conn.take_events())?;
         let mut task = DownlinksTask {
             dl: self,
             conn,
+            incoming,
             connected: false,
             children: Children::new(),
             links: BTreeMap::new(),
@@ -398,11 +403,13 @@ impl Downlinks {
 struct DownlinksTask {
     dl: Downlinks,
     conn: Connection,
+    /// The connection's events, publishes decoded ([`spawn_decoder`]).
+    incoming: mpsc::Receiver<Incoming>,
     connected: bool,
     children: Children,
     links: BTreeMap<NodeId, OutboxLink>,
-    /// An MQTT event taken off the queue while gathering a group of batches, handled next.
-    pending: Option<MqttEvent>,
+    /// An event taken off the queue while gathering a group of batches, handled next.
+    pending: Option<Incoming>,
 }
 
 impl DownlinksTask {
@@ -428,7 +435,7 @@ impl DownlinksTask {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                event = self.conn.events.recv() => match event {
+                event = self.incoming.recv() => match event {
                     Some(event) => self.on_mqtt(event).await,
                     None => {
                         error!("the MQTT connection task ended; stopping the downlinks");
@@ -583,9 +590,9 @@ impl DownlinksTask {
         self.publish_children();
     }
 
-    async fn on_mqtt(&mut self, event: MqttEvent) {
+    async fn on_mqtt(&mut self, event: Incoming) {
         match event {
-            MqttEvent::Connected => {
+            Incoming::Connected => {
                 self.connected = true;
                 let metrics = &self.dl.metrics;
                 metrics.connects.with_label_values(&[DOWNLINKS_LABEL]).inc();
@@ -602,7 +609,7 @@ impl DownlinksTask {
                     }
                 }
             }
-            MqttEvent::Disconnected { error, retry_in } => {
+            Incoming::Disconnected { error, retry_in } => {
                 if self.connected {
                     warn!(%error, retry_in_ms = retry_in.as_millis() as u64,
                           "downlinks disconnected from the broker");
@@ -618,30 +625,27 @@ impl DownlinksTask {
                     link.sender.on_disconnected();
                 }
             }
-            MqttEvent::Publish { topic, payload } => match inbound::for_parent(&topic, &payload) {
-                Err(err) => {
-                    self.dl.metrics.decode_error(err.label());
-                    warn!(%topic, label = err.label(), error = %err, "dropped an incoming publish");
+            Incoming::Refused { topic, error } => {
+                self.dl.metrics.decode_error(error.label());
+                warn!(%topic, label = error.label(), %error, "dropped an incoming publish");
+            }
+            Incoming::Status { child, status } => {
+                let transition = self.children.on_status(status, Timestamp::now());
+                self.on_transition(&child, transition).await;
+            }
+            Incoming::Ack { child, ack } => {
+                let transition = self.children.on_traffic(&child, Timestamp::now());
+                self.on_transition(&child, transition).await;
+                self.on_child_ack(&child, ack).await;
+            }
+            Incoming::Batch(received) => {
+                let group = self.gather(received);
+                for received in &group {
+                    let transition = self.children.on_traffic(&received.child, Timestamp::now());
+                    self.on_transition(&received.child, transition).await;
                 }
-                Ok(ParentInbound::Status { child, status }) => {
-                    let transition = self.children.on_status(status, Timestamp::now());
-                    self.on_transition(&child, transition).await;
-                }
-                Ok(ParentInbound::Ack { child, ack }) => {
-                    let transition = self.children.on_traffic(&child, Timestamp::now());
-                    self.on_transition(&child, transition).await;
-                    self.on_child_ack(&child, ack).await;
-                }
-                Ok(ParentInbound::Batch { child, batch }) => {
-                    let group = self.gather(Received::new(child, batch));
-                    for received in &group {
-                        let transition =
-                            self.children.on_traffic(&received.child, Timestamp::now());
-                        self.on_transition(&received.child, transition).await;
-                    }
-                    self.on_uplinks(group).await;
-                }
-            },
+                self.on_uplinks(group).await;
+            }
         }
     }
 
@@ -653,20 +657,13 @@ impl DownlinksTask {
         let mut group = vec![first];
         while self.pending.is_none() && group.len() < MAX_GROUP_BATCHES && events < MAX_GROUP_EVENTS
         {
-            let Ok(event) = self.conn.events.try_recv() else {
+            let Ok(event) = self.incoming.try_recv() else {
                 break;
             };
             match event {
-                MqttEvent::Publish { topic, payload } => {
-                    match inbound::for_parent(&topic, &payload) {
-                        Ok(ParentInbound::Batch { child, batch }) => {
-                            let received = Received::new(child, batch);
-                            events += received.len();
-                            group.push(received);
-                        }
-                        // Decoded again (and counted, if it does not decode) in its turn.
-                        _ => self.pending = Some(MqttEvent::Publish { topic, payload }),
-                    }
+                Incoming::Batch(received) => {
+                    events += received.len();
+                    group.push(received);
                 }
                 other => self.pending = Some(other),
             }
@@ -831,6 +828,72 @@ impl DownlinksTask {
         };
         let _ = self.dl.deliveries_tx.send(delivery).await;
     }
+}
+
+/// The connection's events as the downlinks loop takes them: each publish already decoded.
+enum Incoming {
+    /// The broker accepted the connection.
+    Connected,
+    /// The connection failed or dropped.
+    Disconnected { error: String, retry_in: Duration },
+    /// A child's batch.
+    Batch(Received),
+    /// A child's ack of downlink batches.
+    Ack { child: NodeId, ack: Ack },
+    /// A child's status.
+    Status {
+        child: NodeId,
+        status: vigil_wire::Status,
+    },
+    /// A publish that does not decode or is not for a parent: counted and dropped.
+    Refused {
+        topic: String,
+        error: inbound::InboundError,
+    },
+}
+
+/// How many decoded events may wait for the downlinks loop: a few groups of batches.
+const DECODED_QUEUE: usize = 2 * MAX_GROUP_BATCHES;
+
+/// Decodes the connection's publishes on a thread of their own, in arrival order, while the
+/// downlinks loop waits for the store to commit the previous group: the children's next
+/// batches are parsed on one core as the current group is written on the other, instead of
+/// in turn. The thread ends when the connection's pump does (its channel closes) or when
+/// the loop stops taking what it decodes.
+fn spawn_decoder(
+    mut events: mpsc::Receiver<MqttEvent>,
+) -> Result<mpsc::Receiver<Incoming>, LinkError> {
+    const NAME: &str = "vigil-link-decode";
+    let (tx, rx) = mpsc::channel(DECODED_QUEUE);
+    std::thread::Builder::new()
+        .name(NAME.to_owned())
+        .spawn(move || {
+            while let Some(event) = events.blocking_recv() {
+                let incoming = match event {
+                    MqttEvent::Connected => Incoming::Connected,
+                    MqttEvent::Disconnected { error, retry_in } => {
+                        Incoming::Disconnected { error, retry_in }
+                    }
+                    MqttEvent::Publish { topic, payload } => {
+                        match inbound::for_parent(&topic, &payload) {
+                            Ok(ParentInbound::Batch { child, batch }) => {
+                                Incoming::Batch(Received::new(child, batch))
+                            }
+                            Ok(ParentInbound::Ack { child, ack }) => Incoming::Ack { child, ack },
+                            Ok(ParentInbound::Status { child, status }) => {
+                                Incoming::Status { child, status }
+                            }
+                            Err(error) => Incoming::Refused { topic, error },
+                        }
+                    }
+                };
+                if tx.blocking_send(incoming).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|source| LinkError::Thread { name: NAME, source })?;
+    Ok(rx)
 }
 
 /// A child's batch as received, decoded.

@@ -41,4 +41,12 @@ pub enum LinkError {
     /// The link's metrics could not be registered (e.g. registered twice in one registry).
     #[error("cannot register link metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// A thread of the link could not be started.
+    #[error("cannot start the link's {name} thread: {source}")]
+    Thread {
+        /// The thread's name.
+        name: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
 }

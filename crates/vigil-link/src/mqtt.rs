@@ -221,6 +221,8 @@ pub(crate) struct MqttSettings {
 pub(crate) struct Connection {
     pub client: AsyncClient,
     pub events: mpsc::Receiver<MqttEvent>,
+    /// Whether [`Connection::take_events`] gave the events to another reader.
+    events_taken: bool,
     pump: Option<JoinHandle<()>>,
     _stop: DropGuard,
 }
@@ -259,6 +261,7 @@ impl Connection {
         Ok(Connection {
             client,
             events,
+            events_taken: false,
             pump: Some(pump),
             _stop: stop.drop_guard(),
         })
@@ -280,12 +283,21 @@ impl Connection {
             tokio::select! {
                 _ = &mut pump => return,
                 _ = &mut deadline => return,
-                // Keep the pump from blocking on a full channel while it flushes.
-                event = self.events.recv() => if event.is_none() {
+                // Keep the pump from blocking on a full channel while it flushes (after
+                // `take_events`, whoever took them keeps reading them).
+                event = self.events.recv(), if !self.events_taken => if event.is_none() {
                     return;
                 }
             }
         }
+    }
+
+    /// The pump's events, for a reader of their own (which must keep reading them until
+    /// the channel closes, as the link's loop would); the connection keeps a closed channel.
+    pub fn take_events(&mut self) -> mpsc::Receiver<MqttEvent> {
+        let (_, closed) = mpsc::channel(1);
+        self.events_taken = true;
+        std::mem::replace(&mut self.events, closed)
     }
 }
 

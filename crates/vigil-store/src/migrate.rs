@@ -59,6 +59,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 8,
         sql: include_str!("../migrations/0008_audit_remote.sql"),
     },
+    Migration {
+        version: 9,
+        sql: include_str!("../migrations/0009_alert_order_on_closed.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.
