@@ -397,6 +397,7 @@ fn store_groups(batches: &[InBatch], events: usize, group: usize, full: bool) {
                     first_seq: b.first_seq,
                     events: &b.events,
                     audit: &[],
+                    bodies: None,
                 })
                 .collect();
             let outcomes = store

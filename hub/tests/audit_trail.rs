@@ -62,6 +62,7 @@ fn receive(store_path: &std::path::Path, trail: &[AuditEvent]) {
                 first_seq: 1,
                 events: &[],
                 audit: trail,
+                bodies: None,
             }],
             None,
             |_, _| None,

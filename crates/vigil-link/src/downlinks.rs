@@ -744,6 +744,7 @@ impl DownlinksTask {
                         first_seq: r.first_seq,
                         events: &r.events,
                         audit: &r.audit,
+                        bodies: Some(&r.bodies),
                     })
                     .collect();
                 let forward = forward
@@ -794,6 +795,7 @@ impl DownlinksTask {
             first_seq,
             events,
             audit: _,
+            bodies: _,
         } = received;
         let link = child_link(&child);
         let metrics = &self.dl.metrics;
@@ -904,6 +906,10 @@ struct Received {
     events: Vec<AlertEvent>,
     /// The batch's audit records (its sequence numbers count both kinds).
     audit: Vec<vigil_wire::AuditEvent>,
+    /// Each alert event's JSON as the store keeps it, encoded here (on the decode thread)
+    /// rather than on the store's; empty if one would not encode (the store encodes them
+    /// itself then, and reports what fails).
+    bodies: Vec<String>,
 }
 
 impl Received {
@@ -911,12 +917,18 @@ impl Received {
         let lane = batch.lane();
         let first_seq = batch.first_seq();
         let (events, audit) = split_events(batch);
+        let bodies = events
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap_or_default();
         Received {
             child,
             lane,
             first_seq,
             events,
             audit,
+            bodies,
         }
     }
 

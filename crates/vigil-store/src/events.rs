@@ -53,7 +53,7 @@ pub(crate) fn apply_in(
     views: &mut TxViews<'_>,
     events: &[AlertEvent],
 ) -> Result<ApplyStats> {
-    apply_in_tracked(conn, views, events).map(|applied| applied.stats)
+    apply_in_tracked(conn, views, events, None).map(|applied| applied.stats)
 }
 
 /// What [`apply_in_tracked`] did.
@@ -65,7 +65,7 @@ pub(crate) struct Applied {
     pub fresh: Vec<usize>,
     /// By index in `events`: each new event as stored in `events.body` (its JSON), so that
     /// forwarding it does not encode it again ([`link_payload_from_body`]). `None` for the
-    /// others.
+    /// others. Empty when the caller gave the bodies.
     pub bodies: Vec<Option<String>>,
 }
 
@@ -73,17 +73,26 @@ pub(crate) struct Applied {
 /// ascending order). What a receiver hands on (to its owner, or up to its own parent) is
 /// exactly these: a resent event is stored once and relayed once. How the transaction leaves
 /// each alert they touched is [`TxViews::staged`].
+///
+/// `encoded`, when given, is each event's JSON as `serde_json::to_string` writes it (one per
+/// event, encoded by the caller off this thread): stored as it is instead of encoding again.
 pub(crate) fn apply_in_tracked(
     conn: &Connection,
     views: &mut TxViews<'_>,
     events: &[AlertEvent],
+    encoded: Option<&[String]>,
 ) -> Result<Applied> {
+    let encoded = encoded.filter(|e| e.len() == events.len());
     let mut ordered: Vec<(usize, &AlertEvent)> = events.iter().enumerate().collect();
     ordered.sort_by_key(|(_, e)| e.order_key());
 
     let mut stats = ApplyStats::default();
     let mut fresh_indexes = Vec::new();
-    let mut bodies = vec![None; events.len()];
+    let mut bodies = if encoded.is_some() {
+        Vec::new()
+    } else {
+        vec![None; events.len()]
+    };
     let mut fresh: BTreeMap<AlertId, Vec<&AlertEvent>> = BTreeMap::new();
     // Sized from the previous event's JSON, so encoding one rarely grows its buffer.
     let mut body_capacity = 512;
@@ -96,7 +105,20 @@ pub(crate) fn apply_in_tracked(
             .op("prepare an event insert")?;
         for (index, event) in ordered {
             let hlc = event_hlc_to_sql(event)?;
-            let body = encode_json(event, body_capacity, "an alert event")?;
+            let given = encoded.and_then(|e| e.get(index));
+            debug_assert!(
+                given.is_none_or(|g| serde_json::to_string(event).is_ok_and(|own| &own == g)),
+                "a given body is not its event's JSON"
+            );
+            let own = match given {
+                Some(_) => None,
+                None => Some(encode_json(event, body_capacity, "an alert event")?),
+            };
+            // One of the two is there.
+            let body = given
+                .map(String::as_str)
+                .or(own.as_deref())
+                .unwrap_or_default();
             body_capacity = body_capacity.max(body.len() + body.len() / 4);
             let inserted = insert
                 .execute(params![
@@ -113,7 +135,9 @@ pub(crate) fn apply_in_tracked(
             } else {
                 stats.applied += 1;
                 fresh_indexes.push(index);
-                bodies[index] = Some(body);
+                if let Some(slot) = bodies.get_mut(index) {
+                    *slot = own;
+                }
                 fresh.entry(event.alert).or_default().push(event);
             }
         }

@@ -80,6 +80,11 @@ pub struct InboundBatch<'a> {
     /// alert events and its audit records together; neither kind depends on its place in the
     /// batch when applied (both are keyed by id), so they are passed apart.
     pub audit: &'a [AuditEvent],
+    /// Each alert event's JSON, exactly as `serde_json::to_string(&events[i])` writes it,
+    /// when the caller encoded them before (off the store's thread, e.g. as it decoded the
+    /// batch): stored and forwarded as they are. `None` (or a slice of another length) and
+    /// the store encodes them itself.
+    pub bodies: Option<&'a [String]>,
 }
 
 impl InboundBatch<'_> {
@@ -126,7 +131,9 @@ where
         first_seq,
         events,
         audit,
+        bodies,
     } = *batch;
+    let bodies = bodies.filter(|b| b.len() == events.len());
     let cursor = load_cursor(tx, peer, lane)?;
     let Some(last_sql) = last else {
         return Ok(ForwardOutcome {
@@ -148,21 +155,21 @@ where
             ..ForwardOutcome::default()
         });
     }
-    let mut applied = apply_in_tracked(tx, views, events)?;
+    let applied = apply_in_tracked(tx, views, events, bodies)?;
     let mut forwarded = Vec::new();
     if let Some(link) = forward_link {
         let mut payloads = Vec::new();
         for &index in &applied.fresh {
-            let (Some(event), Some(Some(body))) =
-                (events.get(index), applied.bodies.get_mut(index))
-            else {
+            let body = match bodies {
+                Some(bodies) => bodies.get(index).map(String::as_str),
+                None => applied.bodies.get(index).and_then(|b| b.as_deref()),
+            };
+            let (Some(event), Some(body)) = (events.get(index), body) else {
                 continue;
             };
             if let Some(up_lane) = policy(event, views.staged(&event.alert)) {
                 payloads.push((up_lane, link_payload_from_body(body)));
             }
-            // Each body is forwarded at most once: it is not needed any more.
-            std::mem::take(body);
         }
         let lanes: Vec<Lane> = payloads.iter().map(|(l, _)| *l).collect();
         let seqs = append_in(tx, link, payloads)?;
@@ -356,6 +363,7 @@ impl Store {
             first_seq,
             events,
             audit: &[],
+            bodies: None,
         };
         let Some(last) = batch.last_seq()? else {
             return Ok(ForwardOutcome {

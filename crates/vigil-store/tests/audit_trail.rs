@@ -73,6 +73,7 @@ fn deliver(
         first_seq,
         events: &[],
         audit: records,
+        bodies: None,
     };
     store
         .apply_batches_and_forward(&[batch], forward_link, |_, _| None)

@@ -230,6 +230,7 @@ fn a_group_of_batches_commits_together_what_one_by_one_would() {
             first_seq: 1,
             events: &events[..10],
             audit: &[],
+            bodies: None,
         },
         InboundBatch {
             peer: &b,
@@ -237,6 +238,7 @@ fn a_group_of_batches_commits_together_what_one_by_one_would() {
             first_seq: 1,
             events: &events[10..20],
             audit: &[],
+            bodies: None,
         },
         // The next batch of the first peer's lane, in the same group.
         InboundBatch {
@@ -245,6 +247,7 @@ fn a_group_of_batches_commits_together_what_one_by_one_would() {
             first_seq: 11,
             events: &events[20..30],
             audit: &[],
+            bodies: None,
         },
         // A resend overlapping what the group already applied.
         InboundBatch {
@@ -253,6 +256,7 @@ fn a_group_of_batches_commits_together_what_one_by_one_would() {
             first_seq: 6,
             events: &events[5..30],
             audit: &[],
+            bodies: None,
         },
         // After a gap: not applied.
         InboundBatch {
@@ -261,6 +265,7 @@ fn a_group_of_batches_commits_together_what_one_by_one_would() {
             first_seq: 15,
             events: &events[30..40],
             audit: &[],
+            bodies: None,
         },
         InboundBatch {
             peer: &b,
@@ -268,6 +273,7 @@ fn a_group_of_batches_commits_together_what_one_by_one_would() {
             first_seq: 1,
             events: &[],
             audit: &[],
+            bodies: None,
         },
     ];
     let mut grouped = store();
@@ -290,6 +296,47 @@ fn a_group_of_batches_commits_together_what_one_by_one_would() {
     assert_eq!(grouped.inbox_cursor(&a, Lane::Normal).expect("cursor"), 30);
 }
 
+/// Bodies the caller encoded (off the store's thread) are what the store keeps and forwards:
+/// the same rows, the same relay, the same outcome as when the store encodes them itself.
+#[test]
+fn bodies_given_with_a_batch_are_stored_and_forwarded_as_encoded() {
+    let a = node("gw-1");
+    let events = stream(1..=12);
+    let bodies: Vec<String> = events
+        .iter()
+        .map(|e| serde_json::to_string(e).expect("json"))
+        .collect();
+    let batch = |bodies| InboundBatch {
+        peer: &a,
+        lane: Lane::Normal,
+        first_seq: 1,
+        events: &events,
+        audit: &[],
+        bodies,
+    };
+    let mut given = store();
+    let out_given = given
+        .apply_batches_and_forward(&[batch(Some(&bodies))], Some(UP), |e, _| policy(e))
+        .expect("apply with bodies");
+    let mut own = store();
+    let out_own = own
+        .apply_batches_and_forward(&[batch(None)], Some(UP), |e, _| policy(e))
+        .expect("apply");
+    assert_eq!(out_given, out_own);
+    for lane in Lane::ALL {
+        assert_eq!(queued(&given, lane), queued(&own, lane), "lane {lane}");
+    }
+    for event in &events {
+        assert_eq!(given.event(event.id).expect("read").as_ref(), Some(event));
+    }
+    // Bodies that do not match the events in number are not used.
+    let mut short = store();
+    let out_short = short
+        .apply_batches_and_forward(&[batch(Some(&bodies[..3]))], Some(UP), |e, _| policy(e))
+        .expect("apply with too few bodies");
+    assert_eq!(out_short, out_own);
+}
+
 #[test]
 fn a_group_with_a_bad_batch_commits_nothing() {
     let (a, b) = (node("gw-1"), node("gw-2"));
@@ -305,6 +352,7 @@ fn a_group_with_a_bad_batch_commits_nothing() {
                 first_seq: 1,
                 events: &good,
                 audit: &[],
+                bodies: None,
             },
             InboundBatch {
                 peer: &b,
@@ -312,6 +360,7 @@ fn a_group_with_a_bad_batch_commits_nothing() {
                 first_seq: 1,
                 events: &bad,
                 audit: &[],
+                bodies: None,
             },
         ],
         vec![
@@ -321,6 +370,7 @@ fn a_group_with_a_bad_batch_commits_nothing() {
                 first_seq: 1,
                 events: &good,
                 audit: &[],
+                bodies: None,
             },
             InboundBatch {
                 peer: &b,
@@ -328,6 +378,7 @@ fn a_group_with_a_bad_batch_commits_nothing() {
                 first_seq: 0,
                 events: &good,
                 audit: &[],
+                bodies: None,
             },
         ],
     ] {

@@ -423,3 +423,92 @@ proptest! {
         }
     }
 }
+
+/// A view's JSON leaves out what holds its default, and reads back equal: both from that
+/// short form and from the full form that rows written before it hold.
+#[test]
+fn view_json_omits_defaults_and_reads_both_forms() {
+    let mut script = Script::new();
+    script.raise(false);
+    let view = script.view();
+    let short = serde_json::to_value(&view).expect("encode");
+    let members = short.as_object().expect("an object");
+    for default in [
+        "latching",
+        "evidence",
+        "needs_reset",
+        "shelved_until",
+        "suppressed",
+        "out_of_service",
+        "closed",
+        "assigned_to",
+        "comments",
+        "incident",
+    ] {
+        assert!(
+            !members.contains_key(default),
+            "{default} left out: {short}"
+        );
+    }
+    for kept in [
+        "id",
+        "key",
+        "site",
+        "severity",
+        "zone",
+        "active",
+        "acknowledged",
+        "last",
+    ] {
+        assert!(members.contains_key(kept), "{kept} kept: {short}");
+    }
+    assert_eq!(
+        serde_json::from_value::<AlertView>(short.clone()).expect("decode"),
+        view
+    );
+
+    // The full form, every member written out.
+    let mut full = short;
+    let object = full.as_object_mut().expect("an object");
+    for (name, value) in [
+        ("latching", false.into()),
+        ("evidence", serde_json::json!([])),
+        ("needs_reset", false.into()),
+        ("shelved_until", serde_json::Value::Null),
+        ("suppressed", false.into()),
+        ("out_of_service", false.into()),
+        ("closed", false.into()),
+        ("assigned_to", serde_json::Value::Null),
+        ("comments", 0.into()),
+        ("incident", serde_json::Value::Null),
+    ] {
+        object.insert(name.to_owned(), value);
+    }
+    assert_eq!(
+        serde_json::from_value::<AlertView>(full).expect("decode the full form"),
+        view
+    );
+
+    // Members that are set are written.
+    let shelved = script.clone_view_with(|v| {
+        v.closed = true;
+        v.comments = 2;
+        v.shelved_until = Some(NOW);
+    });
+    let json = serde_json::to_value(&shelved).expect("encode");
+    assert_eq!(json["closed"], true);
+    assert_eq!(json["comments"], 2);
+    assert!(json["shelved_until"].is_string());
+    assert_eq!(
+        serde_json::from_value::<AlertView>(json).expect("decode"),
+        shelved
+    );
+}
+
+impl Script {
+    fn clone_view_with(&self, change: impl FnOnce(&mut AlertView)) -> AlertView {
+        let mut view = self.view();
+        change(&mut view);
+        view
+    }
+}
