@@ -84,10 +84,6 @@ impl fmt::Display for AlertState {
 ///
 /// Fields that come from the raise are `None` until a `raised` event is in the set (a
 /// replica may receive an acknowledgement before the raise it acknowledges).
-///
-/// Its JSON (what a store keeps as the alert's row) leaves out the members that hold their
-/// default (`false`, `0`, none, empty) and reads them back as the default when they are
-/// missing: about a quarter of the bytes of a typical row, which every event rewrites.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertView {
     pub id: AlertId,
@@ -96,11 +92,8 @@ pub struct AlertView {
     pub severity: Severity,
     pub message: String,
     pub value: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
-    #[serde(default, skip_serializing_if = "is_false")]
     pub latching: bool,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<Evidence>,
     /// When the condition was first detected in this alert.
     pub raised_at: Option<Timestamp>,
@@ -111,21 +104,13 @@ pub struct AlertView {
     /// The last activation has been acknowledged (a cleared, acknowledged alert is `true`).
     pub acknowledged: bool,
     /// A latching alert that activated and has not been reset since.
-    #[serde(default, skip_serializing_if = "is_false")]
     pub needs_reset: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shelved_until: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "is_false")]
     pub suppressed: bool,
-    #[serde(default, skip_serializing_if = "is_false")]
     pub out_of_service: bool,
-    #[serde(default, skip_serializing_if = "is_false")]
     pub closed: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assigned_to: Option<String>,
-    #[serde(default, skip_serializing_if = "is_zero")]
     pub comments: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<AlertId>,
     /// The fold position of the last event applied.
     pub last: Option<(Hlc, EventId)>,
@@ -144,18 +129,6 @@ pub enum FoldError {
     },
     #[error("event {event} sorts before the last folded event; refold the whole set")]
     OutOfOrder { event: EventId },
-}
-
-/// For `skip_serializing_if`: a flag at its default.
-#[allow(clippy::trivially_copy_pass_by_ref)] // serde passes a reference
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-/// For `skip_serializing_if`: a count at its default.
-#[allow(clippy::trivially_copy_pass_by_ref)] // serde passes a reference
-fn is_zero(n: &u32) -> bool {
-    *n == 0
 }
 
 impl AlertView {

@@ -24,17 +24,12 @@ ALTER TABLE alerts ADD COLUMN awaiting_reset INTEGER;
 -- value the reader does not know makes it refold the alert's events instead.
 ALTER TABLE alerts ADD COLUMN peak_severity TEXT;
 
--- A view may leave out a member at its default (`false`, none), as views have been written
--- since schema version 9: a missing flag reads as 0.
 UPDATE alerts SET
     shelved_until = CASE WHEN json_valid(view) THEN json_extract(view, '$.shelved_until') END,
-    suppressed = CASE WHEN json_valid(view)
-        THEN coalesce(json_extract(view, '$.suppressed'), 0) END,
-    out_of_service = CASE WHEN json_valid(view)
-        THEN coalesce(json_extract(view, '$.out_of_service'), 0) END,
+    suppressed = CASE WHEN json_valid(view) THEN json_extract(view, '$.suppressed') END,
+    out_of_service = CASE WHEN json_valid(view) THEN json_extract(view, '$.out_of_service') END,
     awaiting_reset = CASE WHEN json_valid(view)
-        THEN coalesce(json_extract(view, '$.latching'), 0)
-             AND coalesce(json_extract(view, '$.needs_reset'), 0) END,
+        THEN json_extract(view, '$.latching') AND json_extract(view, '$.needs_reset') END,
     peak_severity = (
         SELECT CASE max(CASE json_extract(e.body, '$.body.severity')
                             WHEN 'info' THEN 0 WHEN 'warning' THEN 1 WHEN 'minor' THEN 2

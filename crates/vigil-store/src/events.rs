@@ -35,6 +35,7 @@ use crate::convert::{
 };
 use crate::error::{Result, SqlContext, StoreError};
 use crate::store::Store;
+use crate::stored_view;
 use crate::views::TxViews;
 
 /// What applying a set of events did.
@@ -260,14 +261,6 @@ fn decode_event(body: &str, row: impl FnOnce() -> String) -> Result<AlertEvent> 
     })
 }
 
-fn decode_view(json: &str, row: impl FnOnce() -> String) -> Result<AlertView> {
-    serde_json::from_str(json).map_err(|source| StoreError::CorruptJson {
-        table: "alerts",
-        row: row(),
-        source,
-    })
-}
-
 /// An alert's stored events in fold order.
 fn load_events(conn: &Connection, alert: AlertId) -> Result<Vec<AlertEvent>> {
     let mut stmt = conn
@@ -304,7 +297,7 @@ struct StoredRow {
 /// built from, as stored: `None` for a value of a type the writer never stores. A write that
 /// leaves all of them as they are does not set them, and so SQLite leaves that index alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct IndexedColumns {
+pub(crate) struct IndexedColumns {
     key: Option<Option<String>>,
     site: Option<Option<String>>,
     severity: Option<Option<String>>,
@@ -373,21 +366,26 @@ impl IndexedColumns {
 }
 
 fn load_row(conn: &Connection, alert: AlertId) -> Result<Option<StoredRow>> {
-    let row: Option<(String, Option<String>, IndexedColumns)> = conn
-        .prepare_cached(
-            "SELECT view, peak_severity, key, site, severity, active, acknowledged, closed
-             FROM alerts WHERE id = ?1",
-        )
+    let row: Option<(Result<AlertView>, Option<String>, IndexedColumns)> = conn
+        .prepare_cached(&format!(
+            "SELECT {}, peak_severity FROM alerts WHERE id = ?1",
+            stored_view::COLUMNS
+        ))
         .and_then(|mut stmt| {
             stmt.query_row([&alert.as_bytes()[..]], |row| {
-                Ok((row.get(0)?, row.get(1)?, IndexedColumns::read(row, 2)?))
+                // The indexed columns are the second to the seventh of the view's.
+                Ok((
+                    stored_view::read(row, 0)?,
+                    row.get(stored_view::COLUMN_COUNT)?,
+                    IndexedColumns::read(row, 1)?,
+                ))
             })
             .optional()
         })
         .op("read an alert")?;
-    Ok(row.map(|(json, peak, indexed)| StoredRow {
+    Ok(row.map(|(view, peak, indexed)| StoredRow {
         indexed,
-        view: decode_view(&json, || format!("id {alert}")),
+        view,
         peak: peak
             .map(|name| {
                 severity_from_sql(&name).ok_or_else(|| StoreError::CorruptValue {
@@ -413,22 +411,23 @@ fn severity_from_sql(name: &str) -> Option<Severity> {
     .find(|s| s.as_str() == name)
 }
 
-fn load_view(conn: &Connection, alert: AlertId) -> Result<Option<AlertView>> {
-    let json: Option<String> = conn
-        .prepare_cached("SELECT view FROM alerts WHERE id = ?1")
-        .and_then(|mut stmt| {
-            stmt.query_row([&alert.as_bytes()[..]], |row| row.get(0))
-                .optional()
-        })
-        .op("read an alert")?;
-    json.map(|json| decode_view(&json, || format!("id {alert}")))
-        .transpose()
+pub(crate) fn load_view(conn: &Connection, alert: AlertId) -> Result<Option<AlertView>> {
+    conn.prepare_cached(&format!(
+        "SELECT {} FROM alerts WHERE id = ?1",
+        stored_view::COLUMNS
+    ))
+    .and_then(|mut stmt| {
+        stmt.query_row([&alert.as_bytes()[..]], |row| stored_view::read(row, 0))
+            .optional()
+    })
+    .op("read an alert")?
+    .transpose()
 }
 
 /// Writes an alert's row from its view and peak severity: an `UPDATE` of the row when it
 /// exists (`stored` holds its indexed columns as they are), an `INSERT` otherwise. An
 /// `UPDATE` that would leave the [`IndexedColumns`] as they are does not set them.
-fn save_view(
+pub(crate) fn save_view(
     conn: &Connection,
     view: &AlertView,
     peak: Option<Severity>,
@@ -441,8 +440,8 @@ fn save_view(
     };
     // The stamp was checked when its event was stored.
     let last_hlc = hlc_to_sql(last_hlc).unwrap_or(i64::MAX);
-    json.clear();
-    serde_json::to_writer(&mut *json, view).map_err(|source| StoreError::Encode {
+    // The view's members that no column holds ([`stored_view`]).
+    stored_view::write_rest(view, json).map_err(|source| StoreError::Encode {
         what: "an alert view",
         source,
     })?;
@@ -630,20 +629,17 @@ impl Store {
     pub fn list_alerts(&self, limit: usize) -> Result<Vec<AlertView>> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT id, view FROM alerts
+            .prepare_cached(&format!(
+                "SELECT {} FROM alerts
                  ORDER BY updated_at DESC, last_hlc DESC, id DESC LIMIT ?1",
-            )
+                stored_view::COLUMNS
+            ))
             .op("prepare the alert list")?;
         let rows = stmt
-            .query_map([count_to_sql(limit)], |row| {
-                Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?))
-            })
+            .query_map([count_to_sql(limit)], |row| stored_view::read(row, 0))
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .op("list alerts")?;
-        rows.into_iter()
-            .map(|(id, json)| decode_view(&json, || format!("id {}", hex_of(&id))))
-            .collect()
+        rows.into_iter().collect()
     }
 
     /// How many alerts are stored.

@@ -42,6 +42,7 @@ pub mod outbox;
 pub mod query;
 mod record;
 pub mod store;
+mod stored_view;
 pub mod users;
 mod views;
 

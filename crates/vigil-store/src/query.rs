@@ -41,6 +41,7 @@ use vigil_core::{AlertState, AlertView, NodeId, Severity, SitePath, Timestamp};
 use crate::convert::{count_to_sql, id_from_sql, u64_from_sql};
 use crate::error::{Result, SqlContext, StoreError};
 use crate::store::Store;
+use crate::stored_view;
 
 /// The number of alerts in a page when the query does not say.
 pub const DEFAULT_PAGE_LIMIT: usize = 100;
@@ -278,15 +279,17 @@ struct ListRow {
     id: Vec<u8>,
     updated_at: i64,
     last_hlc: i64,
-    view: String,
+    view: Result<AlertView>,
 }
 
+/// A row of [`LIST_COLUMNS`] (the view's columns: the id first, the fold position eighth and
+/// ninth).
 fn list_row(row: &Row<'_>) -> rusqlite::Result<ListRow> {
     Ok(ListRow {
         id: row.get(0)?,
-        updated_at: row.get(1)?,
-        last_hlc: row.get(2)?,
-        view: row.get(3)?,
+        updated_at: row.get(7)?,
+        last_hlc: row.get(8)?,
+        view: stored_view::read(row, 0)?,
     })
 }
 
@@ -303,7 +306,7 @@ fn site_clause(site: &SitePath, sql: &mut String, args: &mut Vec<SqlValue>) {
 }
 
 /// The columns a list reads, in [`list_row`]'s order.
-const LIST_COLUMNS: &str = "id, updated_at, last_hlc, view";
+const LIST_COLUMNS: &str = stored_view::COLUMNS;
 
 /// The list order, newest first: a total order (the id is unique).
 const LIST_ORDER: &str = " ORDER BY updated_at DESC, last_hlc DESC, id DESC";
@@ -407,7 +410,7 @@ impl Store {
                 last_hlc: row.last_hlc,
                 id,
             });
-            let view: AlertView = match serde_json::from_str(&row.view) {
+            let view: AlertView = match row.view {
                 Ok(view) => view,
                 Err(error) => {
                     let alert = vigil_core::AlertId::from_bytes(id);

@@ -657,8 +657,8 @@ fn a_version_3_file_loses_the_event_foreign_key_and_keeps_its_data() {
                                      updated_at, last_hlc, last_event_id, event_count, view,
                                      shelved_until, suppressed, out_of_service, awaiting_reset,
                                      peak_severity)
-                 VALUES (?1, ?2, 'ministry/gd', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, 0, 0,
-                         ?13)",
+                 VALUES (?1, ?2, ?14, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, 0, 0, ?13)",
+                // The columns as the writer of version 3 filled them: from the view.
                 rusqlite::params![
                     &alert.as_bytes()[..],
                     k.to_string(),
@@ -673,6 +673,7 @@ fn a_version_3_file_loses_the_event_foreign_key_and_keeps_its_data() {
                     serde_json::to_string(&view).expect("json"),
                     view.shelved_until.map(|t| t.to_string()),
                     peak,
+                    view.site.as_ref().map(|s| s.as_str()),
                 ],
             )
             .expect("alert");
