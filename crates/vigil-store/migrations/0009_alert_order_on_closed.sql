@@ -17,11 +17,15 @@
 --
 -- The store's list query (`Store::query_alerts`) reads open and closed alerts apart and
 -- merges them in the same `(updated_at, last_hlc, id)` order as before.
+--
+-- `events_by_hlc` goes too: it only served the greatest stamp of all events (a node's clock
+-- resumes after it), which is also the greatest `last_hlc` of the alerts (`Store::max_hlc`).
 
 DROP INDEX alerts_by_updated;
 DROP INDEX alerts_open_by_updated;
 DROP INDEX alerts_by_site;
 DROP INDEX alerts_open_by_key;
+DROP INDEX events_by_hlc;
 
 CREATE INDEX alerts_open_by_key ON alerts (key) WHERE closed = 0;
 CREATE INDEX alerts_open_by_site ON alerts (site) WHERE closed = 0;

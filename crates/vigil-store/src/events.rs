@@ -616,12 +616,18 @@ impl Store {
 
     /// The greatest HLC stamp of any stored event: a node resumes its clock after it
     /// ([`vigil_core::HlcClock::resume`]) so it never issues a stamp twice.
+    ///
+    /// Read from the alerts (schema version 9 on): each alert's row holds the fold position of
+    /// its last event, the greatest stamp among its events, and every event belongs to an
+    /// alert whose row is written in the same transaction. So the greatest of those is the
+    /// greatest of all, found in one pass over the alerts at a node's start, without an index
+    /// of every event's stamp for each event to be written into.
     pub fn max_hlc(&self) -> Result<Option<Hlc>> {
         let max: Option<i64> = self
             .conn
-            .query_row("SELECT max(hlc) FROM events", [], |row| row.get(0))
+            .query_row("SELECT max(last_hlc) FROM alerts", [], |row| row.get(0))
             .op("read the greatest event stamp")?;
-        max.map(|packed| hlc_from_sql(packed, "events", || "max(hlc)".to_owned()))
+        max.map(|packed| hlc_from_sql(packed, "alerts", || "max(last_hlc)".to_owned()))
             .transpose()
     }
 
