@@ -87,13 +87,59 @@ impl<'de> Deserialize<'de> for PointId {
 }
 
 /// A point's value. JSON: `true`, `21.5`, `-3`, `"text"`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Read as an untagged enum would read it (an integer that fits `i64` is `Int`, a larger one
+/// and any other number `Float`), but straight from the deserializer's own type instead of
+/// buffering the value and trying each variant in turn: values are in every alert event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Value {
     Bool(bool),
     Int(i64),
     Float(f64),
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+
+        impl serde::de::Visitor<'_> for ValueVisitor {
+            type Value = Value;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a boolean, a number or a string")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Value, E> {
+                Ok(Value::Bool(v))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Value, E> {
+                Ok(Value::Int(v))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Value, E> {
+                // Past i64, as the untagged `Float` variant takes it.
+                #[allow(clippy::cast_precision_loss)]
+                Ok(i64::try_from(v).map_or(Value::Float(v as f64), Value::Int))
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Value, E> {
+                Ok(Value::Float(v))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+                Ok(Value::Text(v.to_owned()))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Value, E> {
+                Ok(Value::Text(v))
+            }
+        }
+
+        deserializer.deserialize_any(ValueVisitor)
+    }
 }
 
 impl Value {
@@ -146,6 +192,46 @@ pub struct Reading {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What an untagged `Value` would read, read without buffering.
+    #[test]
+    fn values_read_as_the_untagged_enum_would() {
+        let read = |json: &str| serde_json::from_str::<Value>(json);
+        assert_eq!(read("true").expect("bool"), Value::Bool(true));
+        assert_eq!(read("-3").expect("int"), Value::Int(-3));
+        assert_eq!(read("42").expect("int"), Value::Int(42));
+        assert_eq!(
+            read("9223372036854775807").expect("max"),
+            Value::Int(i64::MAX)
+        );
+        assert_eq!(
+            read("18446744073709551615").expect("past i64"),
+            Value::Float(18_446_744_073_709_551_615_f64)
+        );
+        assert_eq!(read("21.5").expect("float"), Value::Float(21.5));
+        assert_eq!(read("2e3").expect("float"), Value::Float(2000.0));
+        assert_eq!(read(r#""open""#).expect("text"), Value::Text("open".into()));
+        assert_eq!(
+            read(r#""a\"b""#).expect("escaped"),
+            Value::Text("a\"b".into())
+        );
+        for bad in ["null", "[1]", r#"{"a": 1}"#] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            serde_json::from_str::<Option<Value>>("null").expect("none"),
+            None
+        );
+        for v in [
+            Value::Bool(false),
+            Value::Int(-7),
+            Value::Float(0.25),
+            Value::Text("x".into()),
+        ] {
+            let json = serde_json::to_string(&v).expect("encode");
+            assert_eq!(read(&json).expect("round trip"), v);
+        }
+    }
 
     #[test]
     fn point_ids() {

@@ -6,7 +6,8 @@
 //!
 //! Each alert's state is the fold of its event set in `(HLC, event id)` order
 //! ([`AlertView::fold`]). The store keeps the folded [`AlertView`] of every alert in `alerts`
-//! and keeps it current as events arrive:
+//! (as the row's columns, with the members no column holds in `view`: `stored_view`) and
+//! keeps it current as events arrive:
 //!
 //! - a new event that sorts after the alert's last folded event is applied incrementally
 //!   ([`AlertView::apply`]), the common case;
@@ -147,6 +148,7 @@ pub(crate) fn apply_in_tracked(
     views.reserve(fresh.len());
     // One buffer for every view's JSON in the call.
     let mut view_json = Vec::with_capacity(1024);
+    let mut statements = ViewStatements::new(conn)?;
     for (alert, new_events) in fresh {
         // The cache holds the alert as its row was last written (by this connection: see
         // `views`), so its indexed columns are the view's.
@@ -181,7 +183,13 @@ pub(crate) fn apply_in_tracked(
         } else {
             peak = peak.max(peak_severity(new_events.iter().copied()));
         }
-        save_view(conn, &view, peak, stored.as_ref(), &mut view_json)?;
+        save_view(
+            &mut statements,
+            &view,
+            peak,
+            stored.as_ref(),
+            &mut view_json,
+        )?;
         views.put(AlertContext {
             view,
             peak_severity: peak,
@@ -424,11 +432,55 @@ pub(crate) fn load_view(conn: &Connection, alert: AlertId) -> Result<Option<Aler
     .transpose()
 }
 
+/// The three statements that write an alert's row ([`save_view`]), prepared once for all
+/// the alerts of a call rather than looked up in the statement cache for each.
+pub(crate) struct ViewStatements<'c> {
+    /// The fold position and the view, when the indexed columns stay as they are.
+    update_same: rusqlite::CachedStatement<'c>,
+    /// Every column.
+    update_all: rusqlite::CachedStatement<'c>,
+    insert: rusqlite::CachedStatement<'c>,
+}
+
+impl<'c> ViewStatements<'c> {
+    pub(crate) fn new(conn: &'c Connection) -> Result<Self> {
+        let prepare = |sql| conn.prepare_cached(sql).op("prepare an alert row write");
+        Ok(ViewStatements {
+            // The state columns are unchanged (the common case: a value update, a comment,
+            // an acknowledgement of an acknowledged alert): only the fold position and the
+            // view. `?2`–`?7` are bound but not used (SQLite numbers up to the highest).
+            update_same: prepare(
+                "UPDATE alerts SET
+                     updated_at = ?8, last_hlc = ?9, last_event_id = ?10, event_count = ?11,
+                     view = ?12, shelved_until = ?13, suppressed = ?14, out_of_service = ?15,
+                     awaiting_reset = ?16, peak_severity = ?17
+                 WHERE id = ?1",
+            )?,
+            update_all: prepare(
+                "UPDATE alerts SET
+                     key = ?2, site = ?3, severity = ?4, active = ?5, acknowledged = ?6,
+                     closed = ?7, updated_at = ?8, last_hlc = ?9, last_event_id = ?10,
+                     event_count = ?11, view = ?12, shelved_until = ?13, suppressed = ?14,
+                     out_of_service = ?15, awaiting_reset = ?16, peak_severity = ?17
+                 WHERE id = ?1",
+            )?,
+            insert: prepare(
+                "INSERT INTO alerts (id, key, site, severity, active, acknowledged, closed,
+                                     updated_at, last_hlc, last_event_id, event_count, view,
+                                     shelved_until, suppressed, out_of_service, awaiting_reset,
+                                     peak_severity)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                         ?17)",
+            )?,
+        })
+    }
+}
+
 /// Writes an alert's row from its view and peak severity: an `UPDATE` of the row when it
 /// exists (`stored` holds its indexed columns as they are), an `INSERT` otherwise. An
 /// `UPDATE` that would leave the [`IndexedColumns`] as they are does not set them.
 pub(crate) fn save_view(
-    conn: &Connection,
+    statements: &mut ViewStatements<'_>,
     view: &AlertView,
     peak: Option<Severity>,
     stored: Option<&IndexedColumns>,
@@ -450,9 +502,15 @@ pub(crate) fn save_view(
         row: format!("id {}", view.id),
         detail: format!("encoded view is not UTF-8: {err}"),
     })?;
+    let same = stored.is_some_and(|stored| stored.matches(view));
+    // Only a statement that sets the key needs it written out.
+    let key = if same {
+        None
+    } else {
+        view.key.as_ref().map(ToString::to_string)
+    };
     // Columns 13–16 are what schema version 2 generated from the view's JSON, with the same
     // values: the shelf's end as its JSON text, the flags as 0/1.
-    let key = view.key.as_ref().map(ToString::to_string);
     let shelved_until = view.shelved_until.map(|t| t.to_string());
     let values = params![
         &view.id.as_bytes()[..],
@@ -474,41 +532,16 @@ pub(crate) fn save_view(
         peak.map(Severity::as_str),
     ];
     let updated = match stored {
-        // The state columns are unchanged (the common case: a value update, a comment, an
-        // acknowledgement of an acknowledged alert): only the fold position and the view.
-        Some(stored) if stored.matches(view) => conn
-            .prepare_cached(
-                "UPDATE alerts SET
-                     updated_at = ?8, last_hlc = ?9, last_event_id = ?10, event_count = ?11,
-                     view = ?12, shelved_until = ?13, suppressed = ?14, out_of_service = ?15,
-                     awaiting_reset = ?16, peak_severity = ?17
-                 WHERE id = ?1",
-            )
-            .and_then(|mut stmt| stmt.execute(values))
-            .op("store an alert's view")?,
-        Some(_) => conn
-            .prepare_cached(
-                "UPDATE alerts SET
-                 key = ?2, site = ?3, severity = ?4, active = ?5, acknowledged = ?6,
-                 closed = ?7, updated_at = ?8, last_hlc = ?9, last_event_id = ?10,
-                 event_count = ?11, view = ?12, shelved_until = ?13, suppressed = ?14,
-                 out_of_service = ?15, awaiting_reset = ?16, peak_severity = ?17
-             WHERE id = ?1",
-            )
-            .and_then(|mut stmt| stmt.execute(values))
-            .op("store an alert's view")?,
-        None => 0,
-    };
+        Some(_) if same => statements.update_same.execute(values),
+        Some(_) => statements.update_all.execute(values),
+        None => Ok(0),
+    }
+    .op("store an alert's view")?;
     if updated == 0 {
-        conn.prepare_cached(
-            "INSERT INTO alerts (id, key, site, severity, active, acknowledged, closed,
-                                 updated_at, last_hlc, last_event_id, event_count, view,
-                                 shelved_until, suppressed, out_of_service, awaiting_reset,
-                                 peak_severity)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-        )
-        .and_then(|mut stmt| stmt.execute(values))
-        .op("store an alert's view")?;
+        statements
+            .insert
+            .execute(values)
+            .op("store an alert's view")?;
     }
     Ok(())
 }

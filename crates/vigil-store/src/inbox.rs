@@ -329,6 +329,8 @@ impl Store {
                 .collect();
         }
         let (tx, mut views) = self.write_tx_views("begin applying batches")?;
+        // Room for every alert the group may fold, at once rather than batch by batch.
+        views.reserve(batches.iter().map(|b| b.events.len()).sum());
         let outcomes = batches
             .iter()
             .zip(checked)

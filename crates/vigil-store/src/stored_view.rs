@@ -237,7 +237,7 @@ mod tests {
     use vigil_core::{Hlc, NodeId};
 
     use super::*;
-    use crate::events::{load_view, save_view};
+    use crate::events::{load_view, save_view, ViewStatements};
     use crate::store::Store;
 
     /// A view with every member away from its default.
@@ -305,7 +305,14 @@ mod tests {
             v
         }] {
             let mut buf = Vec::new();
-            save_view(&store.conn, &view, None, None, &mut buf).expect("save");
+            save_view(
+                &mut ViewStatements::new(&store.conn).expect("statements"),
+                &view,
+                None,
+                None,
+                &mut buf,
+            )
+            .expect("save");
             assert_eq!(load_view(&store.conn, view.id).expect("load"), Some(view));
         }
         // The rest leaves out what the columns hold.
@@ -331,7 +338,14 @@ mod tests {
         let store = Store::open_in_memory().expect("store");
         let view = full_view();
         let mut buf = Vec::new();
-        save_view(&store.conn, &view, None, None, &mut buf).expect("save");
+        save_view(
+            &mut ViewStatements::new(&store.conn).expect("statements"),
+            &view,
+            None,
+            None,
+            &mut buf,
+        )
+        .expect("save");
         store
             .conn
             .execute(
@@ -350,7 +364,14 @@ mod tests {
         let store = Store::open_in_memory().expect("store");
         let view = full_view();
         let mut buf = Vec::new();
-        save_view(&store.conn, &view, None, None, &mut buf).expect("save");
+        save_view(
+            &mut ViewStatements::new(&store.conn).expect("statements"),
+            &view,
+            None,
+            None,
+            &mut buf,
+        )
+        .expect("save");
         for (column, value) in [("key", "no-slashes"), ("severity", "loud"), ("view", "{")] {
             store
                 .conn
@@ -368,7 +389,14 @@ mod tests {
                     [&view.id.as_bytes()[..]],
                 )
                 .expect("drop the damaged row");
-            save_view(&store.conn, &view, None, None, &mut buf).expect("write it again");
+            save_view(
+                &mut ViewStatements::new(&store.conn).expect("statements"),
+                &view,
+                None,
+                None,
+                &mut buf,
+            )
+            .expect("write it again");
         }
     }
 }
