@@ -363,7 +363,7 @@ impl Downlinks {
     /// Fails only at the start: when the store cannot list the downlink outboxes.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), LinkError> {
         drop(self.deliveries_rx.take());
-        let conn = Connection::start(MqttSettings {
+        let mut conn = Connection::start(MqttSettings {
             client_id: self
                 .config
                 .client_id
@@ -378,7 +378,6 @@ impl Downlinks {
             tls: self.config.tls.clone(),
             credentials: self.config.credentials.clone(),
         })?;
-        let mut conn = conn;
         let incoming = spawn_decoder(conn.take_events())?;
         let mut task = DownlinksTask {
             dl: self,

@@ -23,6 +23,7 @@
 //! [`Store::apply_events`] and the inbox's [`Store::apply_batch`] share one internal function, so both
 //! paths apply events identically.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -112,15 +113,10 @@ pub(crate) fn apply_in_tracked(
                 given.is_none_or(|g| serde_json::to_string(event).is_ok_and(|own| &own == g)),
                 "a given body is not its event's JSON"
             );
-            let own = match given {
-                Some(_) => None,
-                None => Some(encode_json(event, body_capacity, "an alert event")?),
+            let body: Cow<'_, str> = match given {
+                Some(given) => Cow::Borrowed(given),
+                None => Cow::Owned(encode_json(event, body_capacity, "an alert event")?),
             };
-            // One of the two is there.
-            let body = given
-                .map(String::as_str)
-                .or(own.as_deref())
-                .unwrap_or_default();
             body_capacity = body_capacity.max(body.len() + body.len() / 4);
             let inserted = insert
                 .execute(params![
@@ -129,7 +125,7 @@ pub(crate) fn apply_in_tracked(
                     hlc,
                     event.origin.as_str(),
                     event.body.name(),
-                    body
+                    body.as_ref()
                 ])
                 .op("store an alert event")?;
             if inserted == 0 {
@@ -137,8 +133,9 @@ pub(crate) fn apply_in_tracked(
             } else {
                 stats.applied += 1;
                 fresh_indexes.push(index);
+                // Kept only when the store encoded it (`bodies` is empty otherwise).
                 if let Some(slot) = bodies.get_mut(index) {
-                    *slot = own;
+                    *slot = Some(body.into_owned());
                 }
                 fresh.entry(event.alert).or_default().push(event);
             }
@@ -316,7 +313,7 @@ pub(crate) struct IndexedColumns {
 
 impl IndexedColumns {
     /// The values the writer stores for `view`.
-    fn of(view: &AlertView) -> IndexedColumns {
+    pub(crate) fn of(view: &AlertView) -> IndexedColumns {
         IndexedColumns {
             key: Some(view.key.as_ref().map(ToString::to_string)),
             site: Some(view.site.as_ref().map(|s| s.as_str().to_owned())),
@@ -407,7 +404,7 @@ fn load_row(conn: &Connection, alert: AlertId) -> Result<Option<StoredRow>> {
 }
 
 /// A severity stored by its name ([`Severity::as_str`]).
-fn severity_from_sql(name: &str) -> Option<Severity> {
+pub(crate) fn severity_from_sql(name: &str) -> Option<Severity> {
     [
         Severity::Info,
         Severity::Warning,
@@ -502,46 +499,41 @@ pub(crate) fn save_view(
         row: format!("id {}", view.id),
         detail: format!("encoded view is not UTF-8: {err}"),
     })?;
-    let same = stored.is_some_and(|stored| stored.matches(view));
-    // Only a statement that sets the key needs it written out.
-    let key = if same {
-        None
-    } else {
-        view.key.as_ref().map(ToString::to_string)
-    };
     // Columns 13–16 are what schema version 2 generated from the view's JSON, with the same
     // values: the shelf's end as its JSON text, the flags as 0/1.
     let shelved_until = view.shelved_until.map(|t| t.to_string());
-    let values = params![
-        &view.id.as_bytes()[..],
-        key,
-        view.site.as_ref().map(|s| s.as_str()),
-        view.severity.as_str(),
-        view.active,
-        view.acknowledged,
-        view.closed,
-        view.updated_at.as_millis(),
-        last_hlc,
-        &last_id.as_bytes()[..],
-        view.event_count,
-        json,
-        shelved_until,
-        view.suppressed,
-        view.out_of_service,
-        view.latching && view.needs_reset,
-        peak.map(Severity::as_str),
-    ];
+    // Runs one of the statements; `key` is only written out for those that set it.
+    let write = |statement: &mut rusqlite::CachedStatement<'_>, key: Option<String>| {
+        statement
+            .execute(params![
+                &view.id.as_bytes()[..],
+                key,
+                view.site.as_ref().map(|s| s.as_str()),
+                view.severity.as_str(),
+                view.active,
+                view.acknowledged,
+                view.closed,
+                view.updated_at.as_millis(),
+                last_hlc,
+                &last_id.as_bytes()[..],
+                view.event_count,
+                json,
+                shelved_until,
+                view.suppressed,
+                view.out_of_service,
+                view.latching && view.needs_reset,
+                peak.map(Severity::as_str),
+            ])
+            .op("store an alert's view")
+    };
+    let key = || view.key.as_ref().map(ToString::to_string);
     let updated = match stored {
-        Some(_) if same => statements.update_same.execute(values),
-        Some(_) => statements.update_all.execute(values),
-        None => Ok(0),
-    }
-    .op("store an alert's view")?;
+        Some(stored) if stored.matches(view) => write(&mut statements.update_same, None)?,
+        Some(_) => write(&mut statements.update_all, key())?,
+        None => 0,
+    };
     if updated == 0 {
-        statements
-            .insert
-            .execute(values)
-            .op("store an alert's view")?;
+        write(&mut statements.insert, key())?;
     }
     Ok(())
 }

@@ -14,11 +14,12 @@ use rusqlite::types::ValueRef;
 use rusqlite::Row;
 use serde::{Deserialize, Serialize};
 use vigil_core::{
-    alert::Evidence, AlertId, AlertKey, AlertView, EventId, Severity, SitePath, Timestamp, Value,
+    alert::Evidence, AlertId, AlertKey, AlertView, EventId, SitePath, Timestamp, Value,
 };
 
 use crate::convert::hlc_from_sql;
 use crate::error::{Result, StoreError};
+use crate::events::severity_from_sql;
 
 /// The columns [`read`] takes, in its order, for a `SELECT`.
 pub(crate) const COLUMNS: &str = "id, key, site, severity, active, acknowledged, closed, \
@@ -178,9 +179,7 @@ impl Raw {
             .site
             .map(|s| SitePath::new(&s).map_err(|e| bad(format!("site {s:?}: {e}"))))
             .transpose()?;
-        let severity = Severity::ALL
-            .into_iter()
-            .find(|s| s.as_str() == self.severity)
+        let severity = severity_from_sql(&self.severity)
             .ok_or_else(|| bad(format!("unknown severity {:?}", self.severity)))?;
         let shelved_until = self
             .shelved_until
@@ -234,7 +233,7 @@ fn corrupt(row: String, detail: String) -> StoreError {
 
 #[cfg(test)]
 mod tests {
-    use vigil_core::{Hlc, NodeId};
+    use vigil_core::{Hlc, NodeId, Severity};
 
     use super::*;
     use crate::events::{load_view, save_view, ViewStatements};
@@ -328,6 +327,25 @@ mod tests {
         ] {
             assert!(rest.get(column).is_none(), "{column} in {rest}");
         }
+    }
+
+    /// A row the writer believed present (its state unchanged) but that is not there is
+    /// inserted whole, its key included.
+    #[test]
+    fn a_missing_row_is_written_whole() {
+        let store = Store::open_in_memory().expect("store");
+        let view = full_view();
+        let believed = crate::events::IndexedColumns::of(&view);
+        let mut statements = ViewStatements::new(&store.conn).expect("statements");
+        save_view(
+            &mut statements,
+            &view,
+            None,
+            Some(&believed),
+            &mut Vec::new(),
+        )
+        .expect("save");
+        assert_eq!(load_view(&store.conn, view.id).expect("load"), Some(view));
     }
 
     /// Rows written before schema version 9 hold the whole view as JSON in `view`.
