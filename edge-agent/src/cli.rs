@@ -1,5 +1,5 @@
-//! The `vigil-agent` command line: its subcommands and their flags, exactly as DESIGN.md
-//! names them ("Interfaces"). A subcommand appears here only once it does its job.
+//! The `vigil-agent` command line: its subcommands and their flags, as
+//! docs/ARCHITECTURE.md#commands names them. A subcommand appears here only once it does its job.
 
 use std::path::PathBuf;
 

@@ -1,5 +1,5 @@
 //! `vigil-agent enroll --hub URL --token TOKEN --config agent.toml`: the gateway's side of
-//! enrollment (DESIGN.md, Security).
+//! enrollment (docs/ARCHITECTURE.md#certificate-authority-and-enrollment).
 //!
 //! 1. The token is parsed first (a mistyped token fails before anything else happens), then
 //!    the config (its `[node] id` is who is enrolled, its `[tls]` paths where the files go).

@@ -1,6 +1,6 @@
 //! The Vigil edge agent, one per facility gateway.
 //!
-//! It owns the gateway's side of the data path (DESIGN.md, "The data path"): sources
+//! It owns the gateway's side of the data path (docs/ARCHITECTURE.md#on-the-gateway): sources
 //! (Modbus, MQTT, cameras) produce readings, detectors turn them into conditions, the alert
 //! manager turns conditions into alert events, and the uplink drains the outbox to the parent
 //! hub. It also owns the installer's CLI. The binary `vigil-agent` is a thin shell over this

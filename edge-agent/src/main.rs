@@ -6,7 +6,8 @@ use clap::Parser;
 use vigil_agent::cli::{Cli, Command, ModbusCommand, ProfileCommand, TargetArgs, UpdateCommand};
 use vigil_agent::modbus_cmd::{self, Target};
 
-/// Exit status for invalid configuration or profiles (DESIGN.md: config errors exit 2).
+/// Exit status for invalid configuration or profiles (docs/ARCHITECTURE.md#commands: config errors
+/// exit 2).
 const EXIT_INVALID: u8 = vigil_config::EXIT_CONFIG;
 
 fn main() -> ExitCode {

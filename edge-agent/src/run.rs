@@ -89,7 +89,7 @@ struct AlertsQuery {
 /// The most alerts one answer of `GET /api/v1/alerts` holds.
 const MAX_ALERTS: usize = 1000;
 
-/// An alert as the API shows it (DESIGN.md, "Interfaces"), its `state` at `now`.
+/// An alert as the API shows it (docs/ARCHITECTURE.md#alert-json), its `state` at `now`.
 fn alert_json(v: &AlertView, now: Timestamp) -> serde_json::Value {
     let key = v.key.as_ref();
     serde_json::json!({

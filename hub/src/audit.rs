@@ -1,5 +1,5 @@
 //! `vigil-hub audit verify`: check the hub's audit log and the audit trails it holds of the
-//! nodes below it (DESIGN.md, "Security"; README, "Audit log"). The chains and their checks
+//! nodes below it (docs/ARCHITECTURE.md#audit-log). The chains and their checks
 //! live in the store (`vigil_store::audit`, `vigil_store::audit_remote`); this opens the hub's
 //! store and asks, once for its own log and once per origin held.
 

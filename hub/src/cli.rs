@@ -1,4 +1,4 @@
-//! The `vigil-hub` command line, exactly as DESIGN.md names it ("Interfaces"). A subcommand
+//! The `vigil-hub` command line, as docs/ARCHITECTURE.md#commands names it. A subcommand
 //! appears here only once it does its job.
 
 use std::path::PathBuf;

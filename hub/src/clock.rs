@@ -3,7 +3,8 @@
 //! The clock resumes after the greatest stamp in the store on start, so a restart never
 //! issues a stamp twice. An operator action must fold *after* the events it acts on, whatever
 //! the gateways' clocks say: [`HubClock::stamp_after`] observes the alert's last stamp first
-//! (DESIGN.md: "an acknowledgement at a hub always folds after the raise it acknowledges").
+//! (docs/ARCHITECTURE.md#hybrid-logical-clock: "an acknowledgement at a hub always folds after the
+//! raise it acknowledges").
 //!
 //! A stamp further ahead than the clock's skew bound (a gateway whose clock runs far fast) is
 //! not merged into the clock — that would drag every later stamp of this hub into the future.

@@ -1,4 +1,5 @@
-//! `hub.toml`: the hub's configuration (DESIGN.md, "Interfaces"), as typed serde structs with
+//! `hub.toml`: the hub's configuration (docs/ARCHITECTURE.md#configuration-files), as typed serde
+//! structs with
 //! unknown keys rejected, and its semantic checks ([`Validate`]). Loading goes through
 //! `vigil-config`, so every error names the file, the line and the key, and `vigil-hub`
 //! exits 2 on it.
@@ -183,7 +184,7 @@ pub struct StoreSection {
     pub path: PathBuf,
 }
 
-/// `[escalation]`: the policy of what goes up (DESIGN.md: "each node decides what goes up").
+/// `[escalation]`: the policy of what goes up (docs/ARCHITECTURE.md#escalation).
 /// Health summaries always go up; alerts and the actions on them go up when they pass it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]

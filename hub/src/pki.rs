@@ -1,4 +1,5 @@
-//! The hub's PKI (DESIGN.md, "Security": a hub is the certificate authority of its
+//! The hub's PKI (docs/ARCHITECTURE.md#certificate-authority-and-enrollment: a hub is the
+//! certificate authority of its
 //! children): its CA in `[ca] dir` (created on first use, named `Vigil <level> CA <node
 //! id>`), the certificates it issues to itself — the broker's and the HTTPS listener's
 //! server certificates, its client certificate for an external broker — and the live set of

@@ -3,7 +3,8 @@
 //! Every config is a typed serde struct with unknown keys rejected; this crate reads the
 //! file, deserialises it, runs the struct's own semantic checks ([`Validate`]) and turns
 //! every problem into a [`ConfigError`] that names the file, the line and the key — the
-//! message an installer needs to fix a gateway's config at 3 a.m. (DESIGN.md: config errors
+//! message an installer needs to fix a gateway's config at 3 a.m.
+//! (docs/ARCHITECTURE.md#configuration-files: config errors
 //! exit 2 with a message naming the file, line and key.)
 
 use std::fmt;

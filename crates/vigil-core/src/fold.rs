@@ -5,7 +5,7 @@
 //! the same [`AlertView`] — replication between hubs is the union of event sets, with no
 //! coordination and no conflict resolution beyond this function.
 //!
-//! The state machine follows ISA-18.2 (see DESIGN.md, "The ISA-18.2 states"):
+//! The state machine follows ISA-18.2 (see docs/ARCHITECTURE.md#states):
 //!
 //! ```text
 //!            raise               ack

@@ -1,7 +1,7 @@
 //! Vigil's link engine: both ends of every child → parent link, over MQTT.
 //!
 //! Every link in the network — gateway to county hub, county to city, … province to
-//! ministry — speaks one protocol (DESIGN.md, "One protocol for every link"; the payloads
+//! ministry — speaks one protocol (docs/ARCHITECTURE.md#link-protocol; the payloads
 //! are `vigil-wire`'s, the durable queues `vigil-store`'s). This crate moves them:
 //!
 //! - [`Uplink`] is the child end, used by agents and by every hub below the ministry: it

@@ -1,6 +1,6 @@
 //! The mTLS gate in front of the embedded broker, over real rustls on loopback with
 //! certificates from vigil-pki: the link works through it, and each refusal the ACL and the
-//! TLS verifier promise happens (DESIGN.md, Security).
+//! TLS verifier promise happens (docs/ARCHITECTURE.md#the-mtls-gate).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Vigil's PKI: the certificates behind mTLS on every link (DESIGN.md, Security).
+//! Vigil's PKI: the certificates behind mTLS on every link (docs/ARCHITECTURE.md#trust-model).
 //!
 //! A hub is the certificate authority of its children. This crate holds everything about
 //! certificates that a hub or a gateway needs, and no networking but enrollment's one POST:

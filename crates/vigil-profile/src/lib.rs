@@ -1,6 +1,6 @@
 //! Device profiles: what a device model's Modbus registers mean.
 //!
-//! A profile (`device-profiles/<name>.yaml`, schema in DESIGN.md "Interfaces") lists a device
+//! A profile (`device-profiles/<name>.yaml`, docs/ARCHITECTURE.md#device-profiles) lists a device
 //! model's points — table, 0-based protocol address, data type, word and byte order, scale,
 //! offset, unit — and the default alarm rules of that model. The agent polls devices by their
 //! profile; the simulator serves devices from the same files; the installer validates them

@@ -1,5 +1,5 @@
 //! The audit log: every operator and admin action, one record each, in a hash chain that
-//! `vigil-hub audit verify` checks (DESIGN.md, "Security").
+//! `vigil-hub audit verify` checks (docs/ARCHITECTURE.md#audit-log).
 //!
 //! Records are numbered 1, 2, … without gaps (`seq`). A record's `hash` is SHA-256 over the
 //! canonical encoding of its fields ([`record_hash`]), and its `prev_hash` is the `hash` of

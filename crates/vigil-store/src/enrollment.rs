@@ -1,5 +1,5 @@
-//! Enrollment tokens and the certificates a hub issued to its children (DESIGN.md,
-//! "Security"; schema version 7).
+//! Enrollment tokens and the certificates a hub issued to its children
+//! (docs/ARCHITECTURE.md#certificate-authority-and-enrollment; schema version 7).
 //!
 //! The store keeps the rows; the hub owns the CA, the token format and the policy. What the
 //! store guarantees:

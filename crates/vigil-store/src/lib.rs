@@ -22,7 +22,8 @@
 //!   certificate they bought in one transaction), the certificates issued to children, and
 //!   their revocation.
 //!
-//! See DESIGN.md, "The data path", "One protocol for every link" and "Storage".
+//! See docs/ARCHITECTURE.md#data-path, docs/ARCHITECTURE.md#link-protocol and
+//! docs/ARCHITECTURE.md#storage.
 
 #![warn(missing_docs)]
 

@@ -6,7 +6,7 @@
 //! (`outbox_lanes`), which outlives the records, so deleting acknowledged records — even all of
 //! them — cannot bring a number back.
 //!
-//! The protocol this serves (DESIGN.md, "One protocol for every link"):
+//! The protocol this serves (docs/ARCHITECTURE.md#outbox-and-lanes):
 //!
 //! - the link engine reads a batch after its in-flight cursors with
 //!   [`Store::outbox_next_batch`], which always drains the critical lane before the normal

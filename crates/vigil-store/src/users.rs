@@ -1,5 +1,5 @@
-//! Console users, their sign-in sessions and API tokens (DESIGN.md, "Security"; schema
-//! version 6).
+//! Console users, their sign-in sessions and API tokens
+//! (docs/ARCHITECTURE.md#users-roles-and-scope; schema version 6).
 //!
 //! The store keeps the rows; the hub owns the policy (what a role may do, when a session
 //! expires, how a password is hashed and checked). What the store guarantees:

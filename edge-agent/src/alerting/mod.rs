@@ -1,5 +1,5 @@
 //! Alert management: conditions in, alert events in the store and the outbox out
-//! (DESIGN.md, "The data path": debounce, dedupe, correlate, ISA-18.2).
+//! (docs/ARCHITECTURE.md#on-the-gateway: debounce, dedupe, correlate, ISA-18.2).
 //!
 //! - [`manager`]: the pure state machine that keys alerts by (node, source, kind), raises,
 //!   updates, clears and closes them, and stamps their events with the node's clock;

@@ -1,4 +1,4 @@
-//! Rule detectors: readings in, conditions out (DESIGN.md, "Detection").
+//! Rule detectors: readings in, conditions out (docs/ARCHITECTURE.md#detectors).
 //!
 //! Each rule kind is one pure state machine in its own file — [`limits`] (HH/H/L/LL with
 //! deadband and on/off delays), [`state`] (digital states, latching), [`rate`] (rate of

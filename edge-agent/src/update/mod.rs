@@ -1,5 +1,6 @@
 //! Signed updates on the gateway: `vigil-agent update apply`, `update status` and
-//! `supervise` (DESIGN.md, "Security": an agent applies nothing whose signature does not
+//! `supervise` (docs/ARCHITECTURE.md#signed-updates: an agent applies nothing whose signature does
+//! not
 //! verify).
 //!
 //! The parts, each in its own file:

@@ -126,7 +126,7 @@ impl Action {
         }
     }
 
-    /// The request's salient fields, for the audit record (DESIGN.md, "Security"): a
+    /// The request's salient fields, for the audit record (docs/ARCHITECTURE.md#audit-log): a
     /// comment's text, a shelf's end and reason, an assignee.
     pub fn audit_details(&self) -> serde_json::Value {
         use serde_json::json;

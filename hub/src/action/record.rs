@@ -1,7 +1,7 @@
 //! Recording an operator action: check it against the alert as folded now, stamp it, and
 //! store it together with its place in the outboxes that carry it, in one transaction.
 //!
-//! Where the event goes (DESIGN.md, "One protocol for every link"):
+//! Where the event goes (docs/ARCHITECTURE.md#downlink):
 //!
 //! - **down**, to the outbox of the child through which the alert's origin is reached
 //!   (`child:{id}`, [`Children::downlink_for`]), so the action reaches the gateway that
@@ -12,7 +12,8 @@
 //!   ([`EscalationSection::escalates_history`]): the alert's severity at its highest, so an
 //!   alert that went up keeps getting its actions up after its severity dropped.
 //!
-//! The action's audit record (DESIGN.md, "Security": actor the user, action its name, target
+//! The action's audit record (docs/ARCHITECTURE.md#audit-log: actor the user, action its name,
+//! target
 //! the alert, details the request's salient fields and the event's id) commits in the same
 //! transaction as the event and its outbox entries ([`Store::record_action`]): no action
 //! escapes the audit log.

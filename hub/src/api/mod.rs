@@ -1,4 +1,4 @@
-//! The hub's HTTP interface (DESIGN.md, "Interfaces", "Hub HTTP"), all on one listener:
+//! The hub's HTTP interface (docs/ARCHITECTURE.md#hub-http-api), all on one listener:
 //!
 //! | endpoint | file |
 //! |---|---|

@@ -1,4 +1,4 @@
-//! Who is calling, and what they may do (DESIGN.md, "Security").
+//! Who is calling, and what they may do (docs/ARCHITECTURE.md#users-roles-and-scope).
 //!
 //! Every request under `/api/` (and `/feeds/`) comes from a [`Principal`] or is refused
 //! with 401 ([`middleware`]): a console user signed in with a session cookie, or a script

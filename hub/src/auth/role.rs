@@ -1,4 +1,5 @@
-//! Roles and what each may do: **the one permission table** (DESIGN.md, "Security"). Every
+//! Roles and what each may do: **the one permission table**
+//! (docs/ARCHITECTURE.md#users-roles-and-scope). Every
 //! check in the API asks [`Role::allows`]; README's "Users, roles and scope" shows the same
 //! table, and a test keeps the two in step ([`Role::table_markdown`]).
 //!

@@ -1,5 +1,5 @@
 //! The command-line arguments of `vigil-hub enroll-token`, `revoke`, `broker-config` and
-//! `enroll` (DESIGN.md, "Interfaces"); what each does is in [`super::command`].
+//! `enroll` (docs/ARCHITECTURE.md#commands); what each does is in [`super::command`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,4 +1,5 @@
-//! Enrollment and revocation, the hub's side (DESIGN.md, "Security": a hub is the
+//! Enrollment and revocation, the hub's side
+//! (docs/ARCHITECTURE.md#certificate-authority-and-enrollment: a hub is the
 //! certificate authority of its children; an installer enrolls a gateway with a one-time
 //! token; a node's identity is its certificate).
 //!

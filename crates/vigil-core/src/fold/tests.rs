@@ -1,4 +1,5 @@
-//! Every ISA-18.2 transition of DESIGN.md's table, and the fold's algebra as properties.
+//! Every ISA-18.2 transition of the table in docs/ARCHITECTURE.md#states, and the fold's algebra as
+//! properties.
 
 use proptest::prelude::*;
 

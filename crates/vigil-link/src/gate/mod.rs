@@ -1,6 +1,6 @@
 //! [`SecureBroker`]: the hub's embedded broker behind an mTLS gate that enforces each node's
 //! access control — the broker side of "mTLS on every link … the broker lets a node publish
-//! only on its own topics" (DESIGN.md, Security).
+//! only on its own topics" (docs/ARCHITECTURE.md#the-mtls-gate).
 //!
 //! rumqttd has no per-topic ACLs, so the gate stands in front of it:
 //!

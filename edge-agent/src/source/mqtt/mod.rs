@@ -1,5 +1,5 @@
 //! The MQTT source: sensors that publish over MQTT, mapped to points by a payload decoder per
-//! `[[mqtt.subscription]]` (DESIGN.md, "Field ingest").
+//! `[[mqtt.subscription]]` (docs/ARCHITECTURE.md#sources).
 //!
 //! Shape (pure core, thin async shell):
 //!
