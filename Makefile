@@ -27,8 +27,19 @@ fmt:
 clippy:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+# With cargo-nextest (on the Rust machine image; .config/nextest.toml) every test runs in its
+# own process and the test binaries share the cores; without it, cargo test runs them one
+# binary after another. The benches' own harnesses (a quick run in test mode) and the
+# doctests always run through cargo test.
 unit:
-	$(CARGO) test --workspace --all-targets --locked --no-fail-fast
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+	  $(CARGO) nextest run --workspace --lib --bins --tests --examples --locked --no-fail-fast; \
+	  status=$$?; bash scripts/slowest-tests.sh 15; [ $$status -eq 0 ] || exit $$status; \
+	  $(CARGO) test --workspace --benches --locked --no-fail-fast; \
+	else \
+	  echo "unit: cargo-nextest not found; running cargo test"; \
+	  $(CARGO) test --workspace --all-targets --locked --no-fail-fast; \
+	fi
 	$(CARGO) test --workspace --doc --locked
 
 ## bench: the criterion benches (figures go in README.md's performance section)

@@ -84,6 +84,7 @@ use crate::handoff::{Delivery, OutboxPoke};
 use crate::inbound::{self, ParentInbound};
 use crate::metrics::LinkMetrics;
 use crate::mqtt::{self, Connection, MqttCredentials, MqttEvent, MqttSettings};
+use crate::receiver::{self, CommitStep, GroupCommit, GroupItem, Receipt};
 use crate::sender::SenderConfig;
 use crate::store::SharedStore;
 use crate::uplink::{pick, record_received, split_events, validate_common};
@@ -100,11 +101,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// How long to wait before publishing again when the MQTT client's queue was full.
 const BLOCKED_RETRY: Duration = Duration::from_millis(20);
 
-/// The most children's batches committed in one transaction.
-pub const MAX_GROUP_BATCHES: usize = 16;
-
-/// A group stops taking batches once it holds this many events.
-pub const MAX_GROUP_EVENTS: usize = 8000;
+pub use crate::receiver::{MAX_GROUP_BATCHES, MAX_GROUP_EVENTS};
 
 /// The downlink outbox of `child`: `child:{node}`.
 pub fn child_link(child: &NodeId) -> String {
@@ -648,25 +645,19 @@ impl DownlinksTask {
         }
     }
 
-    /// `first` and the children's batches already waiting behind it, up to
-    /// [`MAX_GROUP_BATCHES`] and [`MAX_GROUP_EVENTS`]: they are committed in one transaction.
-    /// The first event that is not a batch is kept for the next turn of the loop.
+    /// `first` and the children's batches already waiting behind it
+    /// ([`receiver::gather`]); the first input that is not a batch is kept for the next turn
+    /// of the loop.
     fn gather(&mut self, first: Received) -> Vec<Received> {
-        let mut events = first.len();
-        let mut group = vec![first];
-        while self.pending.is_none() && group.len() < MAX_GROUP_BATCHES && events < MAX_GROUP_EVENTS
-        {
-            let Ok(event) = self.incoming.try_recv() else {
-                break;
-            };
-            match event {
-                Incoming::Batch(received) => {
-                    events += received.len();
-                    group.push(received);
-                }
-                other => self.pending = Some(other),
-            }
+        if self.pending.is_some() {
+            return vec![first];
         }
+        let incoming = &mut self.incoming;
+        let (group, other) = receiver::gather(first, || match incoming.try_recv().ok()? {
+            Incoming::Batch(received) => Some(Ok(received)),
+            other => Some(Err(other)),
+        });
+        self.pending = other;
         group
     }
 
@@ -681,40 +672,30 @@ impl DownlinksTask {
 
     /// Commits children's batches (and what goes up) in one transaction, then acks each and
     /// hands its new events over. If the group fails, each batch is tried alone, so one bad
-    /// batch holds up no other child.
+    /// batch holds up no other child ([`GroupCommit`]).
     async fn on_uplinks(&mut self, group: Vec<Received>) {
-        let Some((outcome, group)) = self.commit(group).await else {
-            return;
-        };
-        match outcome {
-            Ok(outcomes) => {
-                if group.len() > 1 {
-                    debug!(
-                        batches = group.len(),
-                        "children's batches committed together"
-                    );
-                }
-                for (received, outcome) in group.into_iter().zip(outcomes) {
-                    self.on_committed(received, outcome).await;
-                }
-            }
-            Err(err) if group.len() == 1 => self.on_failed(&group, &err),
-            Err(err) => {
-                warn!(batches = group.len(), error = %err,
-                      "cannot commit the children's batches together; committing them one by one");
-                for received in group {
-                    let Some((outcome, one)) = self.commit(vec![received]).await else {
-                        continue;
-                    };
-                    match outcome {
-                        Ok(outcomes) => {
-                            for (received, outcome) in one.into_iter().zip(outcomes) {
-                                self.on_committed(received, outcome).await;
-                            }
-                        }
-                        Err(err) => self.on_failed(&one, &err),
+        let mut commit = GroupCommit::new(group);
+        while let Some(attempt) = commit.next_attempt() {
+            let Some((result, attempt)) = self.commit(attempt).await else {
+                continue;
+            };
+            match commit.on_result(attempt, result) {
+                CommitStep::Committed(done) => {
+                    if done.len() > 1 {
+                        debug!(
+                            batches = done.len(),
+                            "children's batches committed together"
+                        );
+                    }
+                    for (received, outcome) in done {
+                        self.on_committed(received, outcome).await;
                     }
                 }
+                CommitStep::Split { batches, error } => {
+                    warn!(batches, %error,
+                          "cannot commit the children's batches together; committing them one by one");
+                }
+                CommitStep::Failed { batch, error } => self.on_failed(&batch, &error),
             }
         }
     }
@@ -773,17 +754,15 @@ impl DownlinksTask {
 
     /// Counts a batch that could not be committed; it is not acknowledged, so its child
     /// resends it.
-    fn on_failed(&self, group: &[Received], err: &StoreError) {
-        for r in group {
-            self.dl
-                .metrics
-                .apply_errors
-                .with_label_values(&[child_link(&r.child).as_str()])
-                .inc();
-            error!(child = %r.child, lane = %r.lane, first_seq = r.first_seq,
-                   count = r.events.len(), error = %err,
-                   "cannot commit a child's batch; not acknowledging it");
-        }
+    fn on_failed(&self, r: &Received, err: &StoreError) {
+        self.dl
+            .metrics
+            .apply_errors
+            .with_label_values(&[child_link(&r.child).as_str()])
+            .inc();
+        error!(child = %r.child, lane = %r.lane, first_seq = r.first_seq,
+               count = r.events.len(), error = %err,
+               "cannot commit a child's batch; not acknowledging it");
     }
 
     /// Acks a committed batch and hands its new events over.
@@ -800,32 +779,37 @@ impl DownlinksTask {
         let metrics = &self.dl.metrics;
         record_received(metrics, &link, lane, &outcome.batch);
         metrics.audit_received(&link, &outcome.audit);
-        let ack = encode(&Message::Ack(Ack::new(lane, outcome.batch.ack_upto)));
+        let receipt = Receipt::of(lane, &outcome);
         let down = Topic::Down(child.clone()).to_string();
-        if !mqtt::try_publish(&self.conn.client, &down, false, ack) {
+        if !mqtt::try_publish(
+            &self.conn.client,
+            &down,
+            false,
+            encode(&Message::Ack(receipt.ack)),
+        ) {
             warn!(%child, %lane, "ack not queued (client busy); the child will resend");
         }
         debug!(%child, %lane, first_seq, applied = outcome.batch.applied,
                duplicates = outcome.batch.duplicates, gap = outcome.batch.gap,
-               forwarded = outcome.forwarded.len(), "child batch committed");
-        if !outcome.forwarded.is_empty() {
-            for (up_lane, _) in &outcome.forwarded {
-                metrics
-                    .events_forwarded
-                    .with_label_values(&[up_lane.as_str()])
-                    .inc();
-            }
+               forwarded = receipt.forwarded.len(), "child batch committed");
+        for up_lane in &receipt.forwarded {
+            metrics
+                .events_forwarded
+                .with_label_values(&[up_lane.as_str()])
+                .inc();
+        }
+        if receipt.wake_forward {
             if let Some(poke) = self.dl.forward.as_ref().and_then(|f| f.poke.as_ref()) {
                 poke.poke();
             }
         }
-        if outcome.fresh.is_empty() {
+        if receipt.fresh.is_empty() {
             return;
         }
         let delivery = Delivery {
             peer: child,
             lane,
-            events: pick(events, &outcome.fresh),
+            events: pick(events, &receipt.fresh),
         };
         let _ = self.dl.deliveries_tx.send(delivery).await;
     }
@@ -930,9 +914,10 @@ impl Received {
             bodies,
         }
     }
+}
 
-    /// How many link events the batch carried.
-    fn len(&self) -> usize {
+impl GroupItem for Received {
+    fn link_events(&self) -> usize {
         self.events.len() + self.audit.len()
     }
 }

@@ -22,7 +22,8 @@
 //!   through rustls with a config from `vigil_pki`.
 //!
 //! The protocol logic is pure and tested without I/O: [`sender`] (window, acks, resends,
-//! ack timeouts), [`backoff`], [`children`], [`inbound`]. The async shells ([`uplink`],
+//! ack timeouts), [`receiver`] (group commit, one-by-one retry, receipts), [`backoff`],
+//! [`children`], [`inbound`]. The async shells ([`uplink`],
 //! [`downlinks`], and the shared `drain` and [`mqtt`] parts) are one `select!` loop per
 //! end. [`LinkMetrics`] holds the Prometheus metrics.
 //!
@@ -60,6 +61,7 @@ pub mod handoff;
 pub mod inbound;
 pub mod metrics;
 pub mod mqtt;
+pub mod receiver;
 pub mod sender;
 pub mod store;
 pub mod uplink;

@@ -30,8 +30,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 use vigil_core::{AlertEvent, Lane, Level, NodeId, Timestamp};
 use vigil_wire::{
-    encode, try_encode, Ack, AuditEvent, Batch, ChildStatus, LinkEvent, LinkState, LinkStatus,
-    Message, Status, Topic,
+    encode, try_encode, AuditEvent, Batch, ChildStatus, LinkEvent, LinkState, LinkStatus, Message,
+    Status, Topic,
 };
 
 use crate::backoff::BackoffConfig;
@@ -43,6 +43,7 @@ use crate::handoff::{Delivery, OutboxPoke};
 use crate::inbound::{self, ChildInbound};
 use crate::metrics::LinkMetrics;
 use crate::mqtt::{self, Connection, MqttCredentials, MqttEvent, MqttSettings};
+use crate::receiver::Receipt;
 use crate::sender::SenderConfig;
 use crate::store::SharedStore;
 
@@ -542,22 +543,23 @@ impl UplinkTask {
             }
         };
         record_received(metrics, &link, lane, &outcome.batch);
-        let ack = encode(&Message::Ack(Ack::new(lane, outcome.batch.ack_upto)));
+        let receipt = Receipt::of(lane, &outcome);
+        let ack = encode(&Message::Ack(receipt.ack));
         if !mqtt::try_publish(&self.conn.client, &self.out.topic, false, ack) {
             warn!(%peer, %lane, "ack not queued (client busy); the parent will resend");
         }
         debug!(%peer, %lane, first_seq, applied = outcome.batch.applied,
                duplicates = outcome.batch.duplicates, gap = outcome.batch.gap,
-               forwarded = outcome.forwarded.len(), "downlink batch committed");
-        if !outcome.forwarded.is_empty() {
+               forwarded = receipt.forwarded.len(), "downlink batch committed");
+        if receipt.wake_forward {
             if let Some(poke) = self.uplink.forward.as_ref().and_then(|f| f.poke.as_ref()) {
                 poke.poke();
             }
         }
-        if outcome.fresh.is_empty() {
+        if receipt.fresh.is_empty() {
             return;
         }
-        let fresh = pick(events, &outcome.fresh);
+        let fresh = pick(events, &receipt.fresh);
         let delivery = Delivery {
             peer,
             lane,
