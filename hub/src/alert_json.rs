@@ -1,6 +1,5 @@
 //! The alert as the API and the live stream show it (docs/ARCHITECTURE.md#alert-json: an alert in
-//! the
-//! API is a JSON object with at least `id`, `key`, `site`, `source`, `kind`, `severity`,
+//! the API is a JSON object with at least `id`, `key`, `site`, `source`, `kind`, `severity`,
 //! `state`, `active`, `acknowledged`, `message`, `value`, `raised_at`, `updated_at`,
 //! `shelved_until`, `incident`).
 //!

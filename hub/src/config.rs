@@ -1,6 +1,5 @@
 //! `hub.toml`: the hub's configuration (docs/ARCHITECTURE.md#configuration-files), as typed serde
-//! structs with
-//! unknown keys rejected, and its semantic checks ([`Validate`]). Loading goes through
+//! structs with unknown keys rejected, and its semantic checks ([`Validate`]). Loading goes through
 //! `vigil-config`, so every error names the file, the line and the key, and `vigil-hub`
 //! exits 2 on it.
 //!

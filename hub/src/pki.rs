@@ -1,7 +1,6 @@
 //! The hub's PKI (docs/ARCHITECTURE.md#certificate-authority-and-enrollment: a hub is the
-//! certificate authority of its
-//! children): its CA in `[ca] dir` (created on first use, named `Vigil <level> CA <node
-//! id>`), the certificates it issues to itself — the broker's and the HTTPS listener's
+//! certificate authority of its children): its CA in `[ca] dir` (created on first use, named
+//! `Vigil <level> CA <node id>`), the certificates it issues to itself — the broker's and the HTTPS listener's
 //! server certificates, its client certificate for an external broker — and the live set of
 //! revoked serials the broker gate checks.
 //!

@@ -1,7 +1,6 @@
 //! [`EmbeddedBroker`]: the MQTT broker a hub runs in-process so that its children have
 //! something to connect to with nothing else installed (docs/ARCHITECTURE.md#brokers: "a hub either
-//! embeds an
-//! MQTT broker … or uses an external one").
+//! embeds an MQTT broker … or uses an external one").
 //!
 //! It is rumqttd (MQTT 3.1.1, plain TCP), configured entirely in code by
 //! [`EmbeddedBrokerConfig`] — rumqttd's `Config` has no defaults worth having — and listening

@@ -1,11 +1,10 @@
 //! [`Ca`]: a hub's certificate authority, and what a gateway does to get a certificate from
 //! it ([`node_key_and_csr`]).
 //!
-//! A hub is the CA of its children (docs/ARCHITECTURE.md#certificate-authority-and-enrollment). Its
-//! CA lives in two files in the
-//! hub's PKI directory: `ca.pem` (the self-signed CA certificate, 10 years, handed to every
-//! child at enrollment so that it trusts its parent's broker) and `ca.key` (ECDSA P-256,
-//! mode 0600, never leaves the hub).
+//! A hub is the CA of its children (docs/ARCHITECTURE.md#certificate-authority-and-enrollment).
+//! Its CA lives in two files in the hub's PKI directory: `ca.pem` (the self-signed CA
+//! certificate, 10 years, handed to every child at enrollment so that it trusts its parent's
+//! broker) and `ca.key` (ECDSA P-256, mode 0600, never leaves the hub).
 //!
 //! Enrollment: the gateway makes its own key pair and a CSR ([`node_key_and_csr`]); the key
 //! never leaves the gateway. The hub checks the CSR's signature (proof that the requester

@@ -1,7 +1,6 @@
 //! Zone correlation: conditions from two or more distinct sources in one zone within a
 //! window fuse into one incident (docs/ARCHITECTURE.md#correlation-and-incidents: fence vibration +
-//! motion in the
-//! sterile zone = intrusion).
+//! motion in the sterile zone = intrusion).
 //!
 //! Pure state, driven by the alert manager with the alerts it raises and clears:
 //!

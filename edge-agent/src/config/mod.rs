@@ -1,7 +1,6 @@
 //! `agent.toml`: the agent's configuration (docs/ARCHITECTURE.md#configuration-files), as typed
-//! serde structs
-//! with unknown keys rejected, and its semantic checks. Loading goes through `vigil-config`,
-//! so every error names the file, the line and the key.
+//! serde structs with unknown keys rejected, and its semantic checks. Loading goes through
+//! `vigil-config`, so every error names the file, the line and the key.
 
 pub mod modbus;
 pub mod mqtt;

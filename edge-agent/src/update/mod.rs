@@ -1,7 +1,6 @@
 //! Signed updates on the gateway: `vigil-agent update apply`, `update status` and
 //! `supervise` (docs/ARCHITECTURE.md#signed-updates: an agent applies nothing whose signature does
-//! not
-//! verify).
+//! not verify).
 //!
 //! The parts, each in its own file:
 //!

@@ -13,8 +13,7 @@
 //!   alert that went up keeps getting its actions up after its severity dropped.
 //!
 //! The action's audit record (docs/ARCHITECTURE.md#audit-log: actor the user, action its name,
-//! target
-//! the alert, details the request's salient fields and the event's id) commits in the same
+//! target the alert, details the request's salient fields and the event's id) commits in the same
 //! transaction as the event and its outbox entries ([`Store::record_action`]): no action
 //! escapes the audit log.
 //!

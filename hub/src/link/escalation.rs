@@ -1,6 +1,5 @@
 //! What this hub sends up to its parent of what its children send (docs/ARCHITECTURE.md#escalation:
-//! "each node
-//! decides what goes up"), as a `vigil_link` alert policy built from `[escalation]`.
+//! "each node decides what goes up"), as a `vigil_link` alert policy built from `[escalation]`.
 //!
 //! A raise says its severity; an acknowledgement, a clear, a shelve or a comment does
 //! not. So the policy judges each event by **its alert**, as it stands with the batch
