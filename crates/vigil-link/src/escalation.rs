@@ -19,6 +19,8 @@ use std::sync::Arc;
 use vigil_core::{AlertEvent, Lane, NodeId};
 use vigil_store::{ForwardOutcome, InboundBatch, Store, StoreError};
 
+use crate::handoff::OutboxPoke;
+
 pub use vigil_store::{peak_severity, AlertContext};
 
 /// A per-event escalation policy: which of the events a peer sends are relayed, and in
@@ -44,6 +46,64 @@ impl std::fmt::Debug for ForwardPolicy {
             ForwardPolicy::Event(_) => "ForwardPolicy::Event(..)",
             ForwardPolicy::Alert(_) => "ForwardPolicy::Alert(..)",
         })
+    }
+}
+
+/// Relaying up: the children's new events that `policy` selects are queued on `link` (the
+/// hub's own `parent` outbox) in the transaction that commits them, then `poke` wakes the
+/// hub's uplink. The same relay serves an [`Uplink`](crate::Uplink) that passes its
+/// parent's downlink events on ([`Uplink::with_forward`](crate::Uplink::with_forward)).
+#[derive(Clone)]
+pub struct Forward {
+    /// The outbox link to queue on (normally [`PARENT_LINK`](crate::uplink::PARENT_LINK)).
+    pub link: String,
+    /// What goes on, in which lane (`None`: it stays here).
+    pub policy: ForwardPolicy,
+    /// The link draining `link`, woken after each commit that queued something.
+    pub poke: Option<OutboxPoke>,
+}
+
+impl std::fmt::Debug for Forward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forward")
+            .field("link", &self.link)
+            .field("policy", &self.policy)
+            .field("poke", &self.poke.is_some())
+            .finish()
+    }
+}
+
+impl Forward {
+    /// Forwarding to `link` by a per-event `policy`, waking nobody.
+    pub fn new(
+        link: impl Into<String>,
+        policy: impl Fn(&AlertEvent) -> Option<Lane> + Send + Sync + 'static,
+    ) -> Self {
+        Forward {
+            link: link.into(),
+            policy: ForwardPolicy::Event(Arc::new(policy)),
+            poke: None,
+        }
+    }
+
+    /// Forwarding to `link` by a per-alert `policy`, which sees each event's alert as it
+    /// stands with the batch committed ([`AlertContext`](crate::AlertContext)), waking
+    /// nobody.
+    pub fn by_alert(
+        link: impl Into<String>,
+        policy: impl Fn(&AlertEvent, &crate::AlertContext) -> Option<Lane> + Send + Sync + 'static,
+    ) -> Self {
+        Forward {
+            link: link.into(),
+            policy: ForwardPolicy::Alert(Arc::new(policy)),
+            poke: None,
+        }
+    }
+
+    /// Wakes `poke` (the link draining `link`) after queuing.
+    pub fn with_poke(mut self, poke: OutboxPoke) -> Self {
+        self.poke = Some(poke);
+        self
     }
 }
 

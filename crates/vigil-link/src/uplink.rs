@@ -35,10 +35,10 @@ use vigil_wire::{
 };
 
 use crate::backoff::BackoffConfig;
-use crate::downlinks::Forward;
 use crate::drain::{OutboxLink, Pumped};
 use crate::error::LinkError;
 use crate::escalation::apply_and_forward;
+use crate::escalation::Forward;
 use crate::handoff::{Delivery, OutboxPoke};
 use crate::inbound::{self, ChildInbound};
 use crate::metrics::LinkMetrics;

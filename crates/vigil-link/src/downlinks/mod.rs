@@ -73,21 +73,26 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 use vigil_core::{AlertEvent, Lane, NodeId, Timestamp};
 use vigil_store::{ForwardOutcome, InboundBatch, StoreError};
-use vigil_wire::{encode, Ack, Batch, ChildStatus, Message, Topic, PARENT_FILTERS};
+use vigil_wire::{encode, Ack, ChildStatus, Message, Topic, PARENT_FILTERS};
 
-use crate::backoff::BackoffConfig;
 use crate::children::{ChildInfo, Children, Transition};
 use crate::drain::{OutboxLink, Pumped};
 use crate::error::LinkError;
-use crate::escalation::{apply_group, ForwardPolicy};
-use crate::handoff::{Delivery, OutboxPoke};
-use crate::inbound::{self, ParentInbound};
+use crate::escalation::apply_group;
+use crate::handoff::Delivery;
 use crate::metrics::LinkMetrics;
-use crate::mqtt::{self, Connection, MqttCredentials, MqttEvent, MqttSettings};
-use crate::receiver::{self, CommitStep, GroupCommit, GroupItem, Receipt};
-use crate::sender::SenderConfig;
+use crate::mqtt::{self, Connection, MqttSettings};
+use crate::receiver::{self, CommitStep, GroupCommit, Receipt};
 use crate::store::SharedStore;
-use crate::uplink::{pick, record_received, split_events, validate_common};
+use crate::uplink::{pick, record_received};
+
+mod config;
+mod decode;
+
+pub use crate::escalation::Forward;
+pub use config::DownlinksConfig;
+
+use decode::{spawn_decoder, Incoming, Received};
 
 /// The prefix of every downlink outbox: `child:{node}`.
 pub const CHILD_LINK_PREFIX: &str = "child:";
@@ -106,133 +111,6 @@ pub use crate::receiver::{MAX_GROUP_BATCHES, MAX_GROUP_EVENTS};
 /// The downlink outbox of `child`: `child:{node}`.
 pub fn child_link(child: &NodeId) -> String {
     format!("{CHILD_LINK_PREFIX}{child}")
-}
-
-/// The settings of a parent's end of its children's links.
-#[derive(Debug, Clone)]
-pub struct DownlinksConfig {
-    /// This node's id: the sender named in downlink batches.
-    pub node: NodeId,
-    /// The broker the children connect to, `mqtt://host[:port]` (the embedded broker's
-    /// [`url`](crate::broker::EmbeddedBroker::url), or an external one).
-    pub url: String,
-    /// The MQTT client id; by default `{node}:downlinks` (no child can have it: node ids
-    /// have no `:`).
-    pub client_id: Option<String>,
-    /// Batching, window, ack timeouts of the downlinks.
-    pub sender: SenderConfig,
-    /// Reconnect backoff.
-    pub backoff: BackoffConfig,
-    /// MQTT keepalive (at least 1 s).
-    pub keep_alive: Duration,
-    /// How often every downlink outbox is read even without a poke, and new ones looked for.
-    pub poll_interval: Duration,
-    /// Deliveries that may wait for the owner before the link waits too.
-    pub delivery_capacity: usize,
-    /// TLS for an `mqtts://` URL: a rustls client config that trusts the broker's CA and
-    /// presents this node's certificate (`vigil_pki::TlsFiles::client_config`). Required
-    /// with `mqtts://`, refused with `mqtt://`.
-    pub tls: Option<Arc<rustls::ClientConfig>>,
-    /// MQTT username and password, for a broker that wants them (a hub's own connection
-    /// to its gated embedded broker: `SecureBroker::internal_credentials`). Nodes behind
-    /// the gate need none: their certificate is their identity.
-    pub credentials: Option<MqttCredentials>,
-}
-
-impl DownlinksConfig {
-    /// The defaults for `node` listening on the broker at `url`.
-    pub fn new(node: NodeId, url: impl Into<String>) -> Self {
-        DownlinksConfig {
-            node,
-            url: url.into(),
-            client_id: None,
-            sender: SenderConfig::default(),
-            backoff: BackoffConfig::default(),
-            keep_alive: crate::uplink::UplinkConfig::default_keep_alive(),
-            poll_interval: crate::uplink::UplinkConfig::default_poll_interval(),
-            delivery_capacity: crate::uplink::UplinkConfig::default_delivery_capacity(),
-            tls: None,
-            credentials: None,
-        }
-    }
-
-    /// Checks every setting without connecting anywhere.
-    pub fn validate(&self) -> Result<(), LinkError> {
-        mqtt::validate_transport(&self.url, self.tls.as_ref())?;
-        self.sender.validate()?;
-        self.backoff.validate()?;
-        validate_common(
-            DOWNLINKS_LABEL,
-            self.keep_alive,
-            self.poll_interval,
-            self.delivery_capacity,
-        )?;
-        if self.client_id.as_deref() == Some("") {
-            return Err(LinkError::Config {
-                key: "client_id",
-                reason: "must not be empty (leave it unset for {node}:downlinks)".into(),
-            });
-        }
-        Ok(())
-    }
-}
-
-/// Relaying up: the children's new events that `policy` selects are queued on `link` (the
-/// hub's own `parent` outbox) in the transaction that commits them, then `poke` wakes the
-/// hub's uplink. The same relay serves an [`Uplink`](crate::Uplink) that passes its
-/// parent's downlink events on ([`Uplink::with_forward`](crate::Uplink::with_forward)).
-#[derive(Clone)]
-pub struct Forward {
-    /// The outbox link to queue on (normally [`PARENT_LINK`](crate::uplink::PARENT_LINK)).
-    pub link: String,
-    /// What goes on, in which lane (`None`: it stays here).
-    pub policy: ForwardPolicy,
-    /// The link draining `link`, woken after each commit that queued something.
-    pub poke: Option<OutboxPoke>,
-}
-
-impl std::fmt::Debug for Forward {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Forward")
-            .field("link", &self.link)
-            .field("policy", &self.policy)
-            .field("poke", &self.poke.is_some())
-            .finish()
-    }
-}
-
-impl Forward {
-    /// Forwarding to `link` by a per-event `policy`, waking nobody.
-    pub fn new(
-        link: impl Into<String>,
-        policy: impl Fn(&AlertEvent) -> Option<Lane> + Send + Sync + 'static,
-    ) -> Self {
-        Forward {
-            link: link.into(),
-            policy: ForwardPolicy::Event(Arc::new(policy)),
-            poke: None,
-        }
-    }
-
-    /// Forwarding to `link` by a per-alert `policy`, which sees each event's alert as it
-    /// stands with the batch committed ([`AlertContext`](crate::AlertContext)), waking
-    /// nobody.
-    pub fn by_alert(
-        link: impl Into<String>,
-        policy: impl Fn(&AlertEvent, &crate::AlertContext) -> Option<Lane> + Send + Sync + 'static,
-    ) -> Self {
-        Forward {
-            link: link.into(),
-            policy: ForwardPolicy::Alert(Arc::new(policy)),
-            poke: None,
-        }
-    }
-
-    /// Wakes `poke` (the link draining `link`) after queuing.
-    pub fn with_poke(mut self, poke: OutboxPoke) -> Self {
-        self.poke = Some(poke);
-        self
-    }
 }
 
 /// State shared between the running task and the owner's handles.
@@ -812,112 +690,5 @@ impl DownlinksTask {
             events: pick(events, &receipt.fresh),
         };
         let _ = self.dl.deliveries_tx.send(delivery).await;
-    }
-}
-
-/// The connection's events as the downlinks loop takes them: each publish already decoded.
-enum Incoming {
-    /// The broker accepted the connection.
-    Connected,
-    /// The connection failed or dropped.
-    Disconnected { error: String, retry_in: Duration },
-    /// A child's batch.
-    Batch(Received),
-    /// A child's ack of downlink batches.
-    Ack { child: NodeId, ack: Ack },
-    /// A child's status.
-    Status {
-        child: NodeId,
-        status: vigil_wire::Status,
-    },
-    /// A publish that does not decode or is not for a parent: counted and dropped.
-    Refused {
-        topic: String,
-        error: inbound::InboundError,
-    },
-}
-
-/// How many decoded events may wait for the downlinks loop: a few groups of batches.
-const DECODED_QUEUE: usize = 2 * MAX_GROUP_BATCHES;
-
-/// Decodes the connection's publishes on a thread of their own, in arrival order, while the
-/// downlinks loop waits for the store to commit the previous group: the children's next
-/// batches are parsed on one core as the current group is written on the other, instead of
-/// in turn. The thread ends when the connection's pump does (its channel closes) or when
-/// the loop stops taking what it decodes.
-fn spawn_decoder(
-    mut events: mpsc::Receiver<MqttEvent>,
-) -> Result<mpsc::Receiver<Incoming>, LinkError> {
-    const NAME: &str = "vigil-link-decode";
-    let (tx, rx) = mpsc::channel(DECODED_QUEUE);
-    std::thread::Builder::new()
-        .name(NAME.to_owned())
-        .spawn(move || {
-            while let Some(event) = events.blocking_recv() {
-                let incoming = match event {
-                    MqttEvent::Connected => Incoming::Connected,
-                    MqttEvent::Disconnected { error, retry_in } => {
-                        Incoming::Disconnected { error, retry_in }
-                    }
-                    MqttEvent::Publish { topic, payload } => {
-                        match inbound::for_parent(&topic, &payload) {
-                            Ok(ParentInbound::Batch { child, batch }) => {
-                                Incoming::Batch(Received::new(child, batch))
-                            }
-                            Ok(ParentInbound::Ack { child, ack }) => Incoming::Ack { child, ack },
-                            Ok(ParentInbound::Status { child, status }) => {
-                                Incoming::Status { child, status }
-                            }
-                            Err(error) => Incoming::Refused { topic, error },
-                        }
-                    }
-                };
-                if tx.blocking_send(incoming).is_err() {
-                    break;
-                }
-            }
-        })
-        .map_err(|source| LinkError::Thread { name: NAME, source })?;
-    Ok(rx)
-}
-
-/// A child's batch as received, decoded.
-struct Received {
-    child: NodeId,
-    lane: Lane,
-    first_seq: u64,
-    events: Vec<AlertEvent>,
-    /// The batch's audit records (its sequence numbers count both kinds).
-    audit: Vec<vigil_wire::AuditEvent>,
-    /// Each alert event's JSON as the store keeps it, encoded here (on the decode thread)
-    /// rather than on the store's; empty if one would not encode (the store encodes them
-    /// itself then, and reports what fails).
-    bodies: Vec<String>,
-}
-
-impl Received {
-    fn new(child: NodeId, batch: Batch) -> Self {
-        let lane = batch.lane();
-        let first_seq = batch.first_seq();
-        let (events, audit) = split_events(batch);
-        let bodies = events
-            .iter()
-            .map(serde_json::to_string)
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap_or_default();
-        Received {
-            child,
-            lane,
-            first_seq,
-            events,
-            audit,
-            bodies,
-        }
-    }
-}
-
-impl GroupItem for Received {
-    fn link_events(&self) -> usize {
-        self.events.len() + self.audit.len()
     }
 }
