@@ -78,7 +78,14 @@ pub fn record(
     user: &str,
     now: Timestamp,
 ) -> Result<Recorded, ActionError> {
-    let view = store.alert(alert)?.ok_or(ActionError::NotFound(alert))?;
+    // One row: the alert as folded and its peak severity, kept by the store as events
+    // arrive (no re-read of the alert's history, however long).
+    let vigil_store::AlertContext {
+        view,
+        peak_severity,
+    } = store
+        .alert_context(alert)?
+        .ok_or(ActionError::NotFound(alert))?;
     let body = action.check(&view, now)?;
     let origin = view
         .key
@@ -99,8 +106,7 @@ pub fn record(
         links.push(ctx.children.downlink_for(&origin));
     }
     if ctx.has_parent {
-        let peak = vigil_link::escalation::peak_severity(&store.alert_events(alert)?);
-        if ctx.escalation.escalates_history(&view, peak) {
+        if ctx.escalation.escalates_history(&view, peak_severity) {
             links.push(PARENT_LINK.to_owned());
         }
     }
@@ -125,4 +131,113 @@ pub fn record(
         "operator action recorded"
     );
     Ok(Recorded { event, view, links })
+}
+
+#[cfg(test)]
+mod tests {
+    use vigil_core::{AlertEventBody, AlertKey, Hlc, Severity, SitePath};
+
+    use super::*;
+    use crate::action::Action;
+
+    const AT: Timestamp = Timestamp::from_millis(1_795_000_000_000);
+
+    fn context(hub: &NodeId) -> ActionContext {
+        ActionContext {
+            node: hub.clone(),
+            has_parent: true,
+            escalation: EscalationSection::default(),
+            children: Children::new(),
+            clock: HubClock::resume(None),
+        }
+    }
+
+    /// An alert from `gw-1` raised at `raised`, then updated to `now_severity`.
+    fn alert(store: &mut Store, raised: Severity, now_severity: Severity) -> AlertId {
+        let alert = AlertId::generate();
+        let gw = NodeId::new("gw-1").expect("node");
+        let key: AlertKey = "gw-1/door-3/forced/state".parse().expect("key");
+        let bodies = [
+            AlertEventBody::Raised {
+                key,
+                site: SitePath::new("ministry/gd").expect("site"),
+                severity: raised,
+                message: "door forced".into(),
+                value: None,
+                at: AT,
+                latching: false,
+                zone: None,
+                evidence: Vec::new(),
+            },
+            AlertEventBody::ValueUpdated {
+                value: None,
+                severity: Some(now_severity),
+                message: None,
+                at: AT,
+            },
+        ];
+        let events: Vec<AlertEvent> = bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| AlertEvent {
+                id: EventId::generate(),
+                alert,
+                origin: gw.clone(),
+                hlc: Hlc::new(1_795_000_000_000 + i as u64, 0),
+                actor: Actor::System,
+                body,
+            })
+            .collect();
+        store.apply_events(&events).expect("apply");
+        alert
+    }
+
+    fn ack() -> Action {
+        Action::Ack { comment: None }
+    }
+
+    #[test]
+    fn an_action_on_an_alert_that_went_up_goes_up_after_its_severity_dropped() {
+        let mut store = Store::open_in_memory().expect("store");
+        let hub = NodeId::new("county-1").expect("node");
+        let ctx = context(&hub);
+        let went_up = alert(&mut store, Severity::Critical, Severity::Info);
+        let now = Timestamp::from_millis(AT.as_millis() + 10);
+        let recorded = record(&mut store, &ctx, went_up, &ack(), "op", now).expect("ack");
+        assert!(
+            recorded.links.iter().any(|l| l == PARENT_LINK),
+            "the alert's peak (critical) sent it up, so its ack follows: {:?}",
+            recorded.links
+        );
+        assert!(
+            recorded.links.iter().any(|l| l.starts_with("child:")),
+            "and down, towards its origin: {:?}",
+            recorded.links
+        );
+    }
+
+    #[test]
+    fn an_action_on_an_alert_that_never_went_up_stays_here() {
+        let mut store = Store::open_in_memory().expect("store");
+        let hub = NodeId::new("county-1").expect("node");
+        let ctx = context(&hub);
+        let stayed = alert(&mut store, Severity::Info, Severity::Info);
+        let now = Timestamp::from_millis(AT.as_millis() + 10);
+        let recorded = record(&mut store, &ctx, stayed, &ack(), "op", now).expect("ack");
+        assert!(
+            !recorded.links.iter().any(|l| l == PARENT_LINK),
+            "{:?}",
+            recorded.links
+        );
+    }
+
+    #[test]
+    fn an_unknown_alert_is_not_found() {
+        let mut store = Store::open_in_memory().expect("store");
+        let hub = NodeId::new("county-1").expect("node");
+        let now = Timestamp::from_millis(AT.as_millis() + 10);
+        let err = record(&mut store, &context(&hub), AlertId::generate(), &ack(), "op", now)
+            .expect_err("nothing stored");
+        assert!(matches!(err, ActionError::NotFound(_)), "{err}");
+    }
 }
