@@ -105,10 +105,8 @@ pub fn record(
     if origin != ctx.node {
         links.push(ctx.children.downlink_for(&origin));
     }
-    if ctx.has_parent {
-        if ctx.escalation.escalates_history(&view, peak_severity) {
-            links.push(PARENT_LINK.to_owned());
-        }
+    if ctx.has_parent && ctx.escalation.escalates_history(&view, peak_severity) {
+        links.push(PARENT_LINK.to_owned());
     }
     let mut details = action.audit_details();
     if let Some(fields) = details.as_object_mut() {
@@ -236,8 +234,15 @@ mod tests {
         let mut store = Store::open_in_memory().expect("store");
         let hub = NodeId::new("county-1").expect("node");
         let now = Timestamp::from_millis(AT.as_millis() + 10);
-        let err = record(&mut store, &context(&hub), AlertId::generate(), &ack(), "op", now)
-            .expect_err("nothing stored");
+        let err = record(
+            &mut store,
+            &context(&hub),
+            AlertId::generate(),
+            &ack(),
+            "op",
+            now,
+        )
+        .expect_err("nothing stored");
         assert!(matches!(err, ActionError::NotFound(_)), "{err}");
     }
 }
