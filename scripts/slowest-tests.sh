@@ -5,7 +5,8 @@
 #   scripts/slowest-tests.sh [N]     the N slowest (default 15)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-REPORT="${CARGO_TARGET_DIR:-$ROOT/target}/nextest/default/junit.xml"
+# nextest keeps its reports under the workspace (its store.dir), whatever CARGO_TARGET_DIR says.
+REPORT="$ROOT/target/nextest/default/junit.xml"
 N="${1:-15}"
 if [ ! -f "$REPORT" ]; then
   echo "slowest-tests: no report at $REPORT (run make unit with cargo-nextest first)" >&2
