@@ -623,3 +623,44 @@ fn supervise_runs_its_own_binary_on_a_fresh_gateway() -> TestResult {
     drop(sup);
     Ok(())
 }
+
+#[test]
+fn supervise_retries_a_commit_it_could_not_record() -> TestResult {
+    // A 5 s trial: time to block state.json's replacement after the trial start is saved.
+    let gw = Gateway::new(&UPDATE.replace("\"2s\"", "\"5s\""))?;
+    apply_ok(&gw, &gw.bundle("1.0.0", &real_agent(), Some(&gw.release))?)?;
+    let sup = Supervisor::start(&gw)?;
+    // The supervisor logs the trial start once it has saved it; from then on state.json
+    // cannot be replaced: its temporary file's name is taken by a directory.
+    wait_for(&sup, 20, "1.0.0 started on trial", || {
+        Ok(sup.log().contains("version on trial"))
+    })?;
+    let blocker = gw.versions().join("state.json.tmp");
+    std::fs::create_dir(&blocker)?;
+    wait_for(&sup, 30, "a failed commit record", || {
+        Ok(sup.log().contains("its commit cannot be recorded"))
+    })?;
+    assert!(!committed(&gw, "1.0.0")?, "not recorded while blocked");
+    assert!(healthz(&gw.http), "the version keeps running meanwhile");
+
+    // Once state.json can be written again, the commit is recorded without a restart.
+    std::fs::remove_dir(&blocker)?;
+    wait_for(&sup, 60, "1.0.0 committed by a retry", || {
+        committed(&gw, "1.0.0")
+    })?;
+    let log = sup.log();
+    assert_eq!(
+        log.matches("starting the agent").count(),
+        1,
+        "one start, no restart:\n{log}"
+    );
+    let commits: Vec<String> = gw
+        .audit()?
+        .into_iter()
+        .filter(|(action, _, _)| action == "update.commit")
+        .map(|(_, target, _)| target)
+        .collect();
+    assert_eq!(commits, ["vigil-agent 1.0.0"]);
+    drop(sup);
+    Ok(())
+}

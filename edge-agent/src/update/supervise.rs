@@ -15,7 +15,9 @@
 //!   audit record `update.fallback`) and starts that one at once. Once it has run healthy for
 //!   the whole trial it is kept (`update.commit`), without a restart. A version started on
 //!   trial [`MAX_TRIAL_STARTS`] times without a verdict (the gateway kept restarting) is
-//!   given up the same way.
+//!   given up the same way. When the commit cannot be recorded (`state.json` not writable),
+//!   the supervisor keeps the version running and retries the record after 1 s, 2 s, 4 s …
+//!   at most 30 s, until it is recorded or the supervisor stops.
 //! - **Crashes** of a kept version: it is restarted after 1 s, 2 s, 4 s … at most 30 s; the
 //!   delay starts again at 1 s after a run of a minute or more.
 //! - **Applies while running**: `state.json` is re-read every second; when `update apply`
@@ -86,7 +88,18 @@ enum Outcome {
     Switched,
 }
 
-/// The restart delay of a crashing kept version.
+/// What recording a passed trial came to.
+#[derive(Debug)]
+enum Commit {
+    /// Recorded (or nothing to record: the base install): the version is kept.
+    Recorded,
+    /// The version is no longer the one on trial (another was applied meanwhile).
+    NotOnTrial,
+    /// The record failed; try again later.
+    Failed(UpdateError),
+}
+
+/// The restart delay of a crashing kept version (and the retry delay of a commit record).
 #[derive(Debug)]
 struct Backoff {
     next: Duration,
@@ -325,6 +338,8 @@ impl Supervisor {
         probe.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut poll = tokio::time::interval(POLL_STATE_EVERY);
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // A passed trial whose commit could not be recorded: when to try again, and the delay.
+        let mut retry: Option<(Instant, Backoff)> = None;
         loop {
             tokio::select! {
                 sig = signals.recv() => return Outcome::Signal(sig),
@@ -337,20 +352,39 @@ impl Supervisor {
                     };
                 }
                 _ = probe.tick(), if judge.is_some() => {
-                    let healthy = match launch.health {
-                        Some(addr) => Some(health::probe(addr).await),
-                        None => None,
-                    };
-                    let Some(j) = judge.as_mut() else { continue };
-                    match j.on_probe(healthy, Instant::now()) {
-                        Verdict::Continue => {}
-                        Verdict::Fail(reason) => return Outcome::TrialFailed(reason),
-                        Verdict::Commit => {
-                            if self.commit(launch) {
-                                judge = None;
-                            } else {
-                                return Outcome::Switched;
-                            }
+                    // The verdict is in once a commit is pending: only its record is retried.
+                    if let Some((at, _)) = &retry {
+                        if Instant::now() < *at {
+                            continue;
+                        }
+                    } else {
+                        let healthy = match launch.health {
+                            Some(addr) => Some(health::probe(addr).await),
+                            None => None,
+                        };
+                        let Some(j) = judge.as_mut() else { continue };
+                        match j.on_probe(healthy, Instant::now()) {
+                            Verdict::Continue => continue,
+                            Verdict::Fail(reason) => return Outcome::TrialFailed(reason),
+                            Verdict::Commit => {}
+                        }
+                    }
+                    match self.commit(launch) {
+                        Commit::Recorded => {
+                            judge = None;
+                            retry = None;
+                        }
+                        Commit::NotOnTrial => return Outcome::Switched,
+                        Commit::Failed(e) => {
+                            let mut backoff = retry.take().map_or_else(Backoff::new, |(_, b)| b);
+                            let delay = backoff.next();
+                            tracing::error!(
+                                version = %shown(launch.version.as_ref()),
+                                error = %e,
+                                retry_in = ?delay,
+                                "the version passed its trial but its commit cannot be recorded; it keeps running, the record is retried"
+                            );
+                            retry = Some((Instant::now() + delay, backoff));
                         }
                     }
                 }
@@ -370,10 +404,10 @@ impl Supervisor {
         }
     }
 
-    /// Keeps the version on trial; `false` when it is no longer the one on trial.
-    fn commit(&self, launch: &Launch) -> bool {
+    /// Keeps the version on trial: records the commit in `state.json` and audits it.
+    fn commit(&self, launch: &Launch) -> Commit {
         let Some(version) = &launch.version else {
-            return true;
+            return Commit::Recorded;
         };
         let committed = (|| {
             let lock = self.versions.lock()?;
@@ -393,13 +427,10 @@ impl Supervisor {
                     format!("vigil-agent {version}"),
                     serde_json::json!({ "version": version.to_string(), "trial": trial.to_string() }),
                 );
-                true
+                Commit::Recorded
             }
-            Ok(false) => false,
-            Err(e) => {
-                tracing::error!(%version, error = %e, "cannot record the commit; will retry at the next probe");
-                true
-            }
+            Ok(false) => Commit::NotOnTrial,
+            Err(e) => Commit::Failed(e),
         }
     }
 
