@@ -25,6 +25,10 @@ pub fn load_checked(
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let resolved = profiles::resolve_devices(&config, &dir).and_then(|profiles| {
         let mut unknown = crate::config::rule::check_points(&config, &profiles);
+        unknown.extend(crate::config::modbus::check_zones(
+            &config.modbus.device,
+            &profiles,
+        ));
         if config.uplink.url.starts_with("mqtts://") {
             unknown.extend(crate::config::tls::check_files(
                 &config.tls.files(Path::new("")),
@@ -102,8 +106,28 @@ pub fn check(path: &Path, out: &mut dyn Write) -> Result<Result<(), ConfigErrors
         "  mqtt      {} subscriptions",
         config.mqtt.subscription.len()
     )?;
-    writeln!(out, "  cameras   {}", config.camera.len())?;
-    writeln!(out, "  detectors {}", config.detector.len())?;
+    let not_run = |n: usize| {
+        if n > 0 {
+            " (ignored: not supported by this version)"
+        } else {
+            ""
+        }
+    };
+    writeln!(
+        out,
+        "  cameras   {}{}",
+        config.camera.len(),
+        not_run(config.camera.len())
+    )?;
+    writeln!(
+        out,
+        "  detectors {}{}",
+        config.detector.len(),
+        not_run(config.detector.len())
+    )?;
+    for section in &config.ignored {
+        writeln!(out, "  warning: {section}")?;
+    }
     Ok(Ok(()))
 }
 

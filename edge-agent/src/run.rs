@@ -271,6 +271,15 @@ pub async fn run(
     for p in crate::config::rule::check_points(&config, &profiles) {
         tracing::warn!(key = %p.key, "{}", p.message);
     }
+    for s in &config.ignored {
+        tracing::warn!(
+            file = %s.file.display(),
+            line = s.line,
+            section = s.section,
+            name = %s.name,
+            "{s}"
+        );
+    }
     let mut pipeline = Pipeline::start(
         &config,
         &profiles,

@@ -199,6 +199,7 @@ fn tcp_device(id: &str, addr: &str, unit: u8, profile: &str) -> ModbusDevice {
         retries: 0,
         max_gap: 16,
         zone: Some("block-a".into()),
+        zones: Default::default(),
     }
 }
 

@@ -86,6 +86,7 @@ fn device(id: &str, addr: &str, unit: u8) -> ModbusDevice {
         retries: 2,
         max_gap: 16,
         zone: None,
+        zones: Default::default(),
     }
 }
 

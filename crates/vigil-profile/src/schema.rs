@@ -139,7 +139,9 @@ pub struct Point {
     pub unit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// A zone tag for correlation (the device's zone in agent.toml applies when absent).
+    /// The controller's own zone of the point (`fence-zone-3`), for correlation: only a
+    /// default. In agent.toml the device's `zones` map names the site zone it stands for,
+    /// and the device's `zone`, when set, covers every point it does not map.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
     /// A digital-state alarm (door forced, fence alarm, fire).

@@ -9,6 +9,7 @@ pub mod tls;
 pub mod update;
 
 use std::collections::HashSet;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -37,10 +38,12 @@ pub struct AgentConfig {
     pub modbus: ModbusSection,
     #[serde(default)]
     pub mqtt: MqttSection,
-    /// Cameras (the camera pipeline reads these).
+    /// `[[camera]]`: accepted so that configs written for the camera pipeline load, but not
+    /// acted on by this version ([`AgentConfig::ignored`] says so).
     #[serde(default)]
     pub camera: Vec<CameraConfig>,
-    /// Streaming anomaly detectors (the detection pipeline reads these).
+    /// `[[detector]]`: accepted so that configs written for the streaming anomaly detectors
+    /// load, but not acted on by this version ([`AgentConfig::ignored`] says so).
     #[serde(default)]
     pub detector: Vec<DetectorConfig>,
     /// `[[rule]]`: per-point overrides of the profiles' detection rules (see [`rule`]).
@@ -52,6 +55,41 @@ pub struct AgentConfig {
     /// `[tls]`: the CA, certificate and key of an `mqtts://` uplink (see [`tls`]).
     #[serde(default)]
     pub tls: TlsSection,
+    /// The sections of the file this version accepts but ignores, with their lines: filled
+    /// by [`AgentConfig::load`], which knows the file (not a config key).
+    #[serde(skip)]
+    pub ignored: Vec<IgnoredSection>,
+}
+
+/// A section of `agent.toml` this version accepts but does not act on (`[[camera]]`,
+/// `[[detector]]`): `check` prints it and `run` logs it as a warning, so nobody believes a
+/// camera is watched when it is not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IgnoredSection {
+    /// The config file.
+    pub file: PathBuf,
+    /// Its 1-based line, when it can be told.
+    pub line: Option<usize>,
+    /// The section, e.g. `[[camera]]`.
+    pub section: &'static str,
+    /// Which entry: the camera's id, the detector's type.
+    pub name: String,
+    /// What does not happen because it is ignored.
+    pub consequence: &'static str,
+}
+
+impl fmt::Display for IgnoredSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        write!(
+            f,
+            ": {} {} is not supported by this version and is ignored: {}",
+            self.section, self.name, self.consequence
+        )
+    }
 }
 
 /// `[node]`: who this gateway is and where it stands in the network.
@@ -198,8 +236,39 @@ impl Validate for AgentConfig {
 }
 
 impl AgentConfig {
-    /// Loads and validates `agent.toml`.
+    /// Loads and validates `agent.toml`, and notes the sections it ignores.
     pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
-        vigil_config::load(path)
+        let mut config: Self = vigil_config::load(path)?;
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        config.ignored = config.ignored_sections(path, &text);
+        Ok(config)
+    }
+
+    /// The `[[camera]]` and `[[detector]]` entries of this config, read from `text` (the
+    /// file `path`): accepted, not acted on by this version.
+    pub fn ignored_sections(&self, path: &Path, text: &str) -> Vec<IgnoredSection> {
+        let cameras = self.camera.iter().enumerate().map(|(i, c)| IgnoredSection {
+            file: path.to_owned(),
+            line: vigil_config::locate(text, &format!("camera[{i}]")),
+            section: "[[camera]]",
+            name: c.id.clone(),
+            consequence: "no video is analysed",
+        });
+        let detectors = self
+            .detector
+            .iter()
+            .enumerate()
+            .map(|(i, d)| IgnoredSection {
+                file: path.to_owned(),
+                line: vigil_config::locate(text, &format!("detector[{i}]")),
+                section: "[[detector]]",
+                name: format!("type {:?}", d.kind),
+                consequence: if d.points.is_empty() {
+                    "no streaming anomaly detection runs"
+                } else {
+                    "no streaming anomaly detection runs on its points"
+                },
+            });
+        cameras.chain(detectors).collect()
     }
 }

@@ -22,10 +22,12 @@
 //! `[[rule]]` does not name are kept). `enabled = false` disables every rule of the matched
 //! points; `enabled = true` re-enables points an earlier entry disabled.
 //!
-//! Merge order, for one point: the profile's rules (with the point's profile zone, else the
-//! device's `zone`) first; then every `[[rule]]` whose pattern is `device/*`, in file order;
-//! then every `[[rule]]` naming the point exactly, in file order. Later entries win, kind by
-//! kind, so an exact id always beats a device wildcard whatever their order in the file.
+//! Merge order, for one point: the profile's rules first, in the point's site zone (the
+//! device's `zones` mapping of the point's profile zone, else the device's `zone`, else the
+//! profile zone: see [`super::modbus`]); then every `[[rule]]` whose pattern is `device/*`,
+//! in file order; then every `[[rule]]` naming the point exactly, in file order. Later
+//! entries win, kind by kind and for the zone, so an exact id always beats a device wildcard
+//! whatever their order in the file.
 //!
 //! Communication loss is raised by the source itself and is not a rule: `enabled = false`
 //! does not silence it.
@@ -50,7 +52,8 @@ pub struct RuleOverride {
     /// disabled. Absent: unchanged.
     #[serde(default)]
     pub enabled: Option<bool>,
-    /// The zone of the points, for correlation (replaces the profile's and the device's).
+    /// The site zone of the points, for correlation (replaces the device's `zone`, its
+    /// `zones` mapping and the profile's zone).
     #[serde(default)]
     pub zone: Option<String>,
     /// A digital-state alarm (bool points).

@@ -21,8 +21,9 @@
 //!   `uncertain` readings are used like `good` ones. Readings whose value is not a finite
 //!   number (text) are ignored by the numeric rules.
 //! - A condition carries the point's id as `source` (`device/point`), the reading's value
-//!   and time, the point's zone (the profile point's zone, else the device's zone; a
-//!   `[[rule]]` zone replaces both) and a message.
+//!   and time, the point's site zone ([`resolve`]: a `[[rule]]` zone, else the device's
+//!   `zones` mapping of the profile zone, else the device's `zone`, else the profile zone)
+//!   and a message.
 //!
 //! [`Detectors`] holds the detectors of every point, built from the profiles and `[[rule]]`
 //! overrides ([`resolve::RuleBook`]); points that no profile names (MQTT) get theirs when

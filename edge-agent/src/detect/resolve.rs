@@ -3,7 +3,9 @@
 //!
 //! Merge order for one point (also documented in [`crate::config::rule`]):
 //!
-//! 1. the profile point's rules, with the point's profile zone, else its device's `zone`;
+//! 1. the profile point's rules, in its site zone: its device's `zones` mapping of the
+//!    point's profile zone, else the device's `zone`, else the profile zone (the installer's
+//!    topology wins: [`crate::config::modbus`]);
 //! 2. every `[[rule]]` with a `device/*` pattern that matches, in file order;
 //! 3. every `[[rule]]` naming the point exactly, in file order.
 //!
@@ -129,7 +131,7 @@ impl RuleBook {
                 };
                 let slots = Slots {
                     enabled: true,
-                    zone: p.zone.clone().or_else(|| device.zone.clone()),
+                    zone: device.site_zone(p.zone.as_deref()).map(str::to_owned),
                     alarm: p.alarm.clone(),
                     limits: p.limits.clone(),
                     rate: p.rate.clone(),
@@ -233,6 +235,11 @@ points:
 "#;
 
     fn book(rules: &str) -> RuleBook {
+        book_with_device("zone = \"north\"", rules)
+    }
+
+    /// A rule book whose fence device has the zone lines `device` (`zone`, `zones`).
+    fn book_with_device(device: &str, rules: &str) -> RuleBook {
         let text = format!(
             r#"
 [node]
@@ -247,7 +254,7 @@ id = "fence-north"
 profile = "fence"
 transport = "tcp"
 address = "127.0.0.1:502"
-zone = "north"
+{device}
 [[mqtt.subscription]]
 url = "mqtt://127.0.0.1:1883"
 topic = "env/+"
@@ -271,12 +278,20 @@ point = "temperature"
         r.rules.iter().map(Rule::name).collect()
     }
 
+    fn zone(b: &RuleBook, point: &str) -> Option<String> {
+        b.resolve(&id(point)).expect("rules").point.zone
+    }
+
     #[test]
-    fn profile_rules_and_zones_are_the_defaults() {
+    fn profile_rules_are_the_defaults_and_the_device_zone_covers_every_point() {
         let b = book("");
         let alarm = b.resolve(&id("fence-north/zone1_alarm")).expect("rules");
         assert_eq!(names(&alarm), ["state"]);
-        assert_eq!(alarm.point.zone.as_deref(), Some("fence-zone-1"));
+        assert_eq!(
+            alarm.point.zone.as_deref(),
+            Some("north"),
+            "the device's zone wins over the profile's fence-zone-1"
+        );
         let volts = b.resolve(&id("fence-north/supply_voltage")).expect("rules");
         assert_eq!(names(&volts), ["limits", "stale"]);
         assert_eq!(
@@ -376,5 +391,59 @@ stale = { after = "2m", severity = "minor" }
             .collect();
         assert!(known.contains(&"env-1/temperature".to_owned()), "{known:?}");
         assert!(!known.iter().any(|k| k.starts_with("env-2")), "{known:?}");
+    }
+
+    #[test]
+    fn profile_zones_are_defaults_only_for_a_device_without_zone_or_mapping() {
+        let b = book_with_device("", "");
+        assert_eq!(
+            zone(&b, "fence-north/zone1_alarm").as_deref(),
+            Some("fence-zone-1")
+        );
+        assert_eq!(zone(&b, "fence-north/supply_voltage"), None);
+    }
+
+    #[test]
+    fn a_zones_mapping_wins_for_its_profile_zones_and_zone_covers_the_rest() {
+        let b = book_with_device(
+            "zone = \"north\"\nzones = { fence-zone-1 = \"north-east\" }",
+            "",
+        );
+        assert_eq!(
+            zone(&b, "fence-north/zone1_alarm").as_deref(),
+            Some("north-east")
+        );
+        assert_eq!(
+            zone(&b, "fence-north/supply_voltage").as_deref(),
+            Some("north")
+        );
+        // A mapping alone: unmapped profile zones stay the defaults, unzoned points have none.
+        let b = book_with_device("zones = { fence-zone-1 = \"north-east\" }", "");
+        assert_eq!(
+            zone(&b, "fence-north/zone1_alarm").as_deref(),
+            Some("north-east")
+        );
+        assert_eq!(zone(&b, "fence-north/supply_voltage"), None);
+    }
+
+    #[test]
+    fn a_rule_zone_overrides_one_point_over_zone_and_mapping() {
+        let b = book_with_device(
+            "zone = \"north\"\nzones = { fence-zone-1 = \"north-east\" }",
+            r#"
+[[rule]]
+points = ["fence-north/zone1_alarm"]
+zone = "gatehouse"
+"#,
+        );
+        assert_eq!(
+            zone(&b, "fence-north/zone1_alarm").as_deref(),
+            Some("gatehouse")
+        );
+        assert_eq!(
+            zone(&b, "fence-north/supply_voltage").as_deref(),
+            Some("north"),
+            "the other points keep the device's zone"
+        );
     }
 }
