@@ -46,9 +46,10 @@ pub enum Command {
         /// loopback or a trusted segment).
         #[arg(long, value_name = "URL")]
         hub: String,
-        /// The one-time token from `vigil-hub enroll-token --node ID` (VGL1.…); `-` reads it
-        /// from standard input, which keeps it out of the process list.
-        #[arg(long, value_name = "TOKEN")]
+        /// `-`: the one-time token from `vigil-hub enroll-token --node ID` (VGL1.…) is read
+        /// from standard input (paste it when asked, or `<<<"$TOKEN"` in a script). A token
+        /// given here instead is refused: the process list and the shell history would show it.
+        #[arg(long, value_name = "-")]
         token: String,
         /// The agent's config file: its `[node] id` is enrolled, its `[tls]` paths written,
         /// its `[uplink] url` updated.
@@ -57,6 +58,10 @@ pub enum Command {
         /// How long to wait for the hub.
         #[arg(long, default_value = "30s", value_parser = parse_duration)]
         timeout: Duration,
+        /// Enroll even though this gateway holds a valid certificate from this hub (a new
+        /// key; the old certificate stays valid until the hub revokes it).
+        #[arg(long)]
+        force: bool,
     },
     /// Device profiles: the YAML description of a device model's points and alarm rules.
     #[command(subcommand)]

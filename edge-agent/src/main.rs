@@ -34,12 +34,22 @@ fn main() -> ExitCode {
             token,
             config,
             timeout,
+            force,
         } => {
+            // `--token -` only: the token comes on standard input, never in the arguments.
+            let token = match vigil_pki::enrollment::token::token_from_arg(&token) {
+                Ok(token) => token.to_string(),
+                Err(e) => {
+                    eprintln!("error: --token: {e}");
+                    return ExitCode::from(EXIT_INVALID);
+                }
+            };
             let args = vigil_agent::enroll::EnrollArgs {
                 hub,
                 token,
                 config,
                 timeout,
+                force,
             };
             block_on(async move {
                 let mut out = std::io::stdout();

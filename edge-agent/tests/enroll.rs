@@ -249,21 +249,21 @@ impl Gateway {
         Ok(Gateway { dir, config })
     }
 
-    fn enroll(&self, hub: &str, token: &str) -> Res<std::process::Output> {
+    /// `vigil-agent enroll --hub HUB --token - …` with `token` on standard input, and
+    /// `extra` arguments.
+    fn enroll_with(&self, hub: &str, token: &str, extra: &[&str]) -> Res<std::process::Output> {
         Ok(Command::new(AGENT)
-            .args([
-                "enroll",
-                "--hub",
-                hub,
-                "--token",
-                token,
-                "--timeout",
-                "20s",
-                "--config",
-            ])
+            .args(["enroll", "--hub", hub, "--token", "-", "--timeout", "20s"])
+            .args(extra)
+            .arg("--config")
             .arg(&self.config)
+            .write_stdin(format!("{token}\n"))
             .timeout(Duration::from_secs(60))
             .output()?)
+    }
+
+    fn enroll(&self, hub: &str, token: &str) -> Res<std::process::Output> {
+        self.enroll_with(hub, token, &[])
     }
 
     fn tls_dir(&self) -> PathBuf {
@@ -342,20 +342,7 @@ fn enroll_over_https_trusts_the_hub_through_the_pin() -> Res<()> {
     let hub = Hub::new(Fault::None)?;
     let addr = serve(hub.clone(), Some(https_config(&hub.ca)?))?;
     let gw = Gateway::new()?;
-    // The token from standard input (`--token -`).
-    let out = Command::new(AGENT)
-        .args([
-            "enroll",
-            "--hub",
-            &format!("https://{addr}"),
-            "--token",
-            "-",
-        ])
-        .arg("--config")
-        .arg(&gw.config)
-        .write_stdin(format!("{}\n", hub.token("gw-prison-3")?))
-        .timeout(Duration::from_secs(60))
-        .output()?;
+    let out = gw.enroll(&format!("https://{addr}"), &hub.token("gw-prison-3")?)?;
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
     assert!(!stdout.contains("plain http"), "{stdout}");
@@ -522,6 +509,77 @@ fn check_warns_of_a_certificate_that_expires_within_30_days() -> Res<()> {
         report.contains("warning: the certificate expires in 9 days")
             && report.contains("vigil-agent enroll"),
         "{report}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_token_on_the_command_line_is_refused_before_it_is_sent() -> Res<()> {
+    let hub = Hub::new(Fault::None)?;
+    let addr = serve(hub.clone(), None)?;
+    let gw = Gateway::new()?;
+    let token = hub.token("gw-prison-3")?;
+    let out = Command::new(AGENT)
+        .args([
+            "enroll",
+            "--hub",
+            &format!("http://{addr}"),
+            "--token",
+            &token,
+        ])
+        .arg("--config")
+        .arg(&gw.config)
+        .timeout(Duration::from_secs(60))
+        .output()?;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--token -") && stderr.contains("(`ps`)") && stderr.contains("history"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&token),
+        "the token is not repeated: {stderr}"
+    );
+    assert_eq!(hub.requests(), 0, "the token was not sent");
+    gw.assert_untouched()?;
+    // The same token, on standard input, still works.
+    let out = gw.enroll(&format!("http://{addr}"), &token)?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    Ok(())
+}
+
+#[test]
+fn an_enrolled_gateway_is_not_enrolled_again_without_force() -> Res<()> {
+    let hub = Hub::new(Fault::None)?;
+    let addr = serve(hub.clone(), None)?;
+    let gw = Gateway::new()?;
+    let url = format!("http://{addr}");
+    assert!(gw
+        .enroll(&url, &hub.token("gw-prison-3")?)?
+        .status
+        .success());
+    let cert = std::fs::read_to_string(gw.tls_dir().join("node.pem"))?;
+
+    let out = gw.enroll(&url, &hub.token("gw-prison-3")?)?;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("already enrolled") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert_eq!(hub.requests(), 1, "the second token was not sent");
+    assert_eq!(
+        std::fs::read_to_string(gw.tls_dir().join("node.pem"))?,
+        cert
+    );
+
+    let out = gw.enroll_with(&url, &hub.token("gw-prison-3")?, &["--force"])?;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(hub.requests(), 2);
+    assert_ne!(
+        std::fs::read_to_string(gw.tls_dir().join("node.pem"))?,
+        cert
     );
     Ok(())
 }

@@ -25,6 +25,12 @@ fn main() -> ExitCode {
             Ok(cfg) => enroll::finish(enroll::broker_config(&args, &cfg)),
             Err(code) => code,
         },
+        // A token in the arguments is refused (exit 2, like clap's usage errors) before
+        // anything else: the process list and the shell history would show it.
+        Command::Enroll(args) if args.token != "-" => {
+            eprintln!("error: --token: {}", vigil_pki::TokenError::OnCommandLine);
+            ExitCode::from(vigil_config::EXIT_CONFIG)
+        }
         Command::Enroll(args) => match load_config(&args.config) {
             Ok(cfg) => enroll::finish(enroll::enroll(&args, &cfg, &args.config)),
             Err(code) => code,

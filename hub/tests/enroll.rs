@@ -508,29 +508,60 @@ async fn a_hub_enrolls_with_its_parent_and_links_up_over_mtls() {
         )
         .expect("write");
         let hub_url = format!("http://{}", city.addr);
-        let path = config_path.clone();
-        let out = tokio::task::spawn_blocking(move || {
-            assert_cmd::Command::cargo_bin("vigil-hub")
-                .expect("binary")
-                .args([
-                    "enroll",
-                    "--hub",
-                    &hub_url,
-                    "--token",
-                    &tok.to_string(),
-                    "--config",
-                ])
-                .arg(&path)
-                .output()
-                .expect("run")
-        })
-        .await
-        .expect("join");
+        let before = std::fs::read_to_string(&config_path).expect("read");
+        let run = |token_arg: String, stdin: String, extra: &'static [&'static str]| {
+            let hub_url = hub_url.clone();
+            let path = config_path.clone();
+            tokio::task::spawn_blocking(move || {
+                assert_cmd::Command::cargo_bin("vigil-hub")
+                    .expect("binary")
+                    .args(["enroll", "--hub", &hub_url, "--token", &token_arg])
+                    .args(extra)
+                    .arg("--config")
+                    .arg(&path)
+                    .write_stdin(stdin)
+                    .output()
+                    .expect("run")
+            })
+        };
+        // The token in the arguments: refused before it is used, nothing written.
+        let out = run(tok.to_string(), String::new(), &[])
+            .await
+            .expect("join");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+            stderr.contains("--token -") && !stderr.contains(tok.secret()),
+            "{stderr}"
         );
+        assert_eq!(std::fs::read_to_string(&config_path).expect("read"), before);
+        assert!(!dir.path().join("var/parent").exists());
+
+        // On standard input: enrolled.
+        let out = run("-".into(), format!("{tok}\n"), &[])
+            .await
+            .expect("join");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("[2/4]") && stderr.contains("[parent] url"),
+            "{stderr}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            city.broker,
+            "the broker on standard output"
+        );
+
+        // Enrolled already: a second token is not spent without --force.
+        let second = token(&city, "county-baiyun", Duration::from_secs(600)).await;
+        let out = run("-".into(), format!("{second}\n"), &[])
+            .await
+            .expect("join");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("already enrolled"), "{stderr}");
+        assert_eq!(audited(&city, "node.enroll").await.len(), 1);
         let text = std::fs::read_to_string(&config_path).expect("read");
         assert!(
             text.contains("# Baiyun county") && text.contains("# the county"),

@@ -159,6 +159,7 @@ fn enrolling_over_the_hubs_https_trusts_it_through_the_pin() {
         token: enrollment_token(&cfg, "gw-1"),
         config: gw.clone(),
         timeout: Duration::from_secs(30),
+        force: false,
     };
     let mut out = Vec::new();
     let enrolled = rt
@@ -301,7 +302,7 @@ fn cfg_metrics_addr(cfg: &Path) -> String {
         .to_owned()
 }
 
-/// `vigil-hub enroll --hub http://{parent_addr} --token … --config {child_cfg}` (its library
+/// `vigil-hub enroll --hub http://{parent_addr} --token - --config {child_cfg}` (its library
 /// entry point), with a token from the parent for `child`.
 fn enroll_hub(parent_cfg: &Path, parent_addr: &str, child_cfg: &Path, child: &str) {
     let token = enrollment_token(parent_cfg, child);

@@ -17,10 +17,12 @@
 //!   [`TlsFiles`] for a node's `[tls] ca/cert/key`.
 //! - [`crl`]: [`Ca::crl`], a signed revocation list for an external broker (Mosquitto's
 //!   `crlfile`).
-//! - [`enroll_client`]: the enrollment token (`VGL1.<id>.<secret>.<pin>`), the JSON of
-//!   `POST /api/v1/enroll`, and [`enroll`] — the node's side (key and CSR made locally, the
-//!   hub's CA pinned by the token), shared by `vigil-agent enroll` and `vigil-hub enroll`.
-//!   The one part of this crate that talks to the network.
+//! - [`enrollment`]: the enrollment token (`VGL1.<id>.<secret>.<pin>`) the hub issues and
+//!   redeems and a node presents, the JSON of `POST /api/v1/enroll` and its client
+//!   ([`enroll`]), the verifier that pins the hub's CA, and the one flow of a node's
+//!   enrollment ([`enroll_node`]: checks before the token is spent, key and CSR made
+//!   locally, the files and the config's link URL written), shared by `vigil-agent enroll`
+//!   and `vigil-hub enroll`. The one part of this crate that talks to the network.
 //!
 //! # A hub and a gateway
 //!
@@ -51,7 +53,7 @@
 pub mod ca;
 pub mod cert;
 pub mod crl;
-pub mod enroll_client;
+pub mod enrollment;
 pub mod error;
 pub mod files;
 pub mod revocations;
@@ -65,9 +67,9 @@ pub use cert::{
     validity_of_certificate,
 };
 pub use crl::RevokedSerial;
-pub use enroll_client::{
-    enroll, pin_of, EnrollError, EnrollRequest, EnrollResponse, EnrollToken, Enrolled, TokenError,
-};
+pub use enrollment::client::{enroll, EnrollError, EnrollRequest, EnrollResponse, Enrolled};
+pub use enrollment::flow::{enroll_node, EnrolledNode, FlowError, NodeEnrollment};
+pub use enrollment::token::{pin_of, EnrollToken, TokenError};
 pub use error::{PkiError, Result};
 pub use files::{read_private_key, write_certificate, write_private_key, TlsFiles, TlsMaterial};
 pub use revocations::Revocations;

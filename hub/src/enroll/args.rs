@@ -88,12 +88,27 @@ pub struct EnrollArgs {
     /// The parent hub's URL, https://host:port (or http://… on a trusted network).
     #[arg(long, value_name = "URL")]
     pub hub: String,
-    /// The token the parent's `vigil-hub enroll-token --node <this hub's id>` printed.
-    #[arg(long)]
+    /// `-`: the token the parent's `vigil-hub enroll-token --node <this hub's id>` printed
+    /// is read from standard input (paste it when asked, or `<<<"$TOKEN"` in a script). A
+    /// token given here instead is refused: the process list and the shell history would
+    /// show it.
+    #[arg(long, value_name = "-")]
     pub token: String,
     /// This hub's config file; its `[parent] url` is set to the parent's broker.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
+    /// How long to wait for the parent.
+    #[arg(long, default_value = "30s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+    /// Enroll even though this hub holds a valid certificate from this parent (a new key;
+    /// the old certificate stays valid until the parent revokes it).
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    humantime_serde::re::humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?}: {e} (write e.g. 30s or 2m)"))
 }
 
 #[cfg(test)]

@@ -7,7 +7,14 @@
 //! | `server.pem`, `server.key` (0600) | Mosquitto's certificate, from the hub's CA, for the `--name` hosts, the host of `[mqtt] url`, `[mqtt] names`, `localhost`, `127.0.0.1`, `::1` |
 //! | `acl` | each node writes only `vigil/v1/up/%u` and `vigil/v1/status/%u` and reads only `vigil/v1/down/%u`; the hub's own identity reads `vigil/v1/up/+` and `vigil/v1/status/+` and writes `vigil/v1/down/+` |
 //! | `crl.pem` | the revoked certificates, signed by the CA |
-//! | `mosquitto.conf` | `user` (with `--user`), `listener`, `cafile`, `certfile`, `keyfile`, `require_certificate true`, `use_identity_as_username true` (the certificate's CN is the username `%u`), `acl_file`, `crlfile` |
+//! | `mosquitto.conf` | `user` (with `--user`), `listener`, `cafile`, `certfile`, `keyfile`, `require_certificate true`, `use_identity_as_username true` (the certificate's CN is the username `%u`), `use_username_as_clientid true`, `acl_file`, `crlfile` |
+//!
+//! `use_username_as_clientid true` makes every client's MQTT client id its certificate's
+//! CN, whatever it asked for: without it an enrolled node could connect with the hub's
+//! client id, or another node's, and Mosquitto would close that session to let it in
+//! (a session takeover), taking the hub or the node off the network. There is no
+//! `tls_version` line: Mosquitto's default allows TLS 1.2 and TLS 1.3 (`tls_version
+//! tlsv1.2` would allow 1.2 only).
 //!
 //! The hub connects to that broker with a client certificate naming its own node id,
 //! issued by its CA at every start (`[mqtt] url = "mqtts://…"`).
@@ -191,7 +198,9 @@ pub fn write(
     let _ = writeln!(text, "crlfile {}", crl.display());
     let _ = writeln!(text, "require_certificate true");
     let _ = writeln!(text, "use_identity_as_username true");
-    let _ = writeln!(text, "tls_version tlsv1.2");
+    // The client id is the certificate's CN: no node can take over another's session.
+    let _ = writeln!(text, "use_username_as_clientid true");
+    // No tls_version: Mosquitto then allows TLS 1.2 and 1.3 (`tlsv1.2` is 1.2 only).
     write_atomic(&conf, text.as_bytes(), 0o644)?;
     Ok(BrokerFiles {
         conf,

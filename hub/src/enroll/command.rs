@@ -29,7 +29,7 @@ pub enum CommandError {
     Revoke(#[from] vigil_store::RevokeError),
     /// Enrolling with the parent failed.
     #[error(transparent)]
-    Enroll(#[from] vigil_pki::EnrollError),
+    Enroll(#[from] vigil_pki::FlowError),
     /// Anything else, said in words.
     #[error("{0}")]
     Message(String),
@@ -71,6 +71,12 @@ pub fn enroll_token(args: &EnrollTokenArgs, config: &HubConfig) -> Result<(), Co
     );
     println!("{}", issued.token);
     println!("{}", issued.agent_command());
+    eprintln!(
+        "the token goes on the command's standard input, never in its arguments (where `ps` \
+         and the shell history would show it): run the line, then paste the token when it \
+         asks; in a script: ... --token - <<<\"$TOKEN\". A child hub enrolls with `{}`",
+        issued.hub_command()
+    );
     if issued.hub_url.starts_with("http://") {
         eprintln!(
             "note: [http] tls is off, so the token crosses the network in clear: enroll over a \
@@ -151,38 +157,37 @@ pub fn broker_config(args: &BrokerConfigArgs, config: &HubConfig) -> Result<(), 
     Ok(())
 }
 
-/// `vigil-hub enroll --hub URL --token T`.
+/// `vigil-hub enroll --hub URL --token - [--force]`: the token from standard input (a
+/// token in the arguments is refused before it is used); the steps on standard error, the
+/// parent's broker URL on standard output.
 pub fn enroll(
     args: &EnrollArgs,
     config: &HubConfig,
     config_path: &Path,
 ) -> Result<(), CommandError> {
+    let token = vigil_pki::enrollment::token::token_from_arg(&args.token)
+        .map_err(|e| CommandError::Message(format!("--token: {e}")))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| CommandError::Message(format!("cannot start the runtime: {e}")))?;
-    let enrolled = rt.block_on(super::parent::enroll_with_parent(
+    let mut err = std::io::stderr();
+    let enrolled = rt.block_on(super::parent::enroll_parent(
         config,
         config_path,
         &args.hub,
-        &args.token,
+        &token.to_string(),
+        args.force,
+        args.timeout,
+        &mut err,
     ))?;
-    let files = config
-        .parent_tls_files()
-        .unwrap_or_else(|| vigil_pki::TlsFiles::in_dir(&config.parent_dir()));
     println!("{}", enrolled.broker);
-    eprintln!(
-        "enrolled {} with the parent at {} (certificate until {}; CA sha256 {}); wrote {}, {}, {}; \
-         [parent] url = \"{}\" in {}: restart the hub to link up",
-        enrolled.node,
-        args.hub,
-        enrolled.expires_at,
-        enrolled.ca_fingerprint,
-        files.ca.display(),
-        files.cert.display(),
-        files.key.display(),
-        enrolled.broker,
-        config_path.display()
+    let _ = enrolled.report(
+        &format!(
+            "`vigil-hub check --config {0}`, then restart the hub to link up with its parent",
+            config_path.display()
+        ),
+        &mut err,
     );
     Ok(())
 }

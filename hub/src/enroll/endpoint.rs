@@ -182,7 +182,7 @@ async fn attempt(
 /// token with an 8-byte id.
 pub fn parse_token(text: &str) -> Option<(EnrollToken, [u8; 8], [u8; 32])> {
     let token: EnrollToken = text.parse().ok()?;
-    let (id, secret_hash) = super::token::decode(&token)?;
+    let (id, secret_hash) = token.lookup_key()?;
     Some((token, id, secret_hash))
 }
 

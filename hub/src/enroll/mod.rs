@@ -11,10 +11,10 @@
 //! | `vigil-hub revoke --node ID [--serial S]` | [`command`] |
 //! | the running hub follows revocations made by the CLI, and audits gate denials | [`revocation`] |
 //! | `vigil-hub broker-config --out DIR` — what an external Mosquitto needs | [`broker_config`] |
-//! | `vigil-hub enroll --hub URL --token T` — this hub enrolls with its parent | [`parent`] |
+//! | `vigil-hub enroll --hub URL --token -` — this hub enrolls with its parent | [`parent`] |
 //!
-//! The token format and the node's side of the exchange are shared with `vigil-agent
-//! enroll` in `vigil_pki::enroll_client`. The store keeps tokens (only the SHA-256 of their
+//! The token format (`vigil_pki::enrollment::token`) and the node's side of the exchange
+//! (`vigil_pki::enroll_node`) are shared with `vigil-agent enroll`. The store keeps tokens (only the SHA-256 of their
 //! secret), issued certificates and revocations (`vigil_store::enrollment`); a token is
 //! consumed, its certificate recorded and the enrollment audited in one transaction.
 

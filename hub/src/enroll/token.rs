@@ -1,16 +1,13 @@
 //! `vigil-hub enroll-token --node ID --ttl 1h`: a one-time token for a child node.
 //!
-//! The token is `VGL1.<id>.<secret>.<pin>` (`vigil_pki::EnrollToken`); the store keeps its
-//! id, the SHA-256 of its secret, the node, when it was made and when it expires, and the
+//! The token is `VGL1.<id>.<secret>.<pin>`, made and looked up by its one format
+//! (`vigil_pki::enrollment::token`); the store keeps its id, the SHA-256 of its secret, the node, when it was made and when it expires, and the
 //! audit log records who made it (actor `cli:<unix user>`, action `enroll_token.add`). The
 //! secret is printed once and never stored.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use sha2::{Digest, Sha256};
 use vigil_core::{NodeId, Timestamp};
 use vigil_pki::EnrollToken;
 use vigil_store::{NewEnrollmentToken, Store};
@@ -33,11 +30,20 @@ pub struct IssuedToken {
 }
 
 impl IssuedToken {
-    /// The command the installer runs on the gateway.
+    /// The command the installer runs on the gateway: the token goes on its standard
+    /// input, never in its arguments (where `ps` and the shell history would show it).
     pub fn agent_command(&self) -> String {
         format!(
-            "vigil-agent enroll --hub {} --token {}",
-            self.hub_url, self.token
+            "vigil-agent enroll --hub {} --token - --config /etc/vigil/agent.toml",
+            self.hub_url
+        )
+    }
+
+    /// The command a child hub's operator runs, likewise.
+    pub fn hub_command(&self) -> String {
+        format!(
+            "vigil-hub enroll --hub {} --token - --config /etc/vigil/hub.toml",
+            self.hub_url
         )
     }
 }
@@ -65,34 +71,6 @@ fn bracket(host: &str) -> String {
     }
 }
 
-/// A new token: 8 random bytes of id, 32 of secret, pinning the CA certificate `ca_der`.
-pub fn generate(ca_der: &[u8]) -> Result<EnrollToken, super::command::CommandError> {
-    let id: [u8; 8] = rand_bytes()?;
-    let secret: [u8; 32] = rand_bytes()?;
-    EnrollToken::new(
-        &URL_SAFE_NO_PAD.encode(id),
-        &URL_SAFE_NO_PAD.encode(secret),
-        ca_der,
-    )
-    .map_err(|e| super::command::CommandError::Message(e.to_string()))
-}
-
-fn rand_bytes<const N: usize>() -> Result<[u8; N], super::command::CommandError> {
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).map_err(|e| {
-        super::command::CommandError::Message(format!("no randomness from the OS: {e}"))
-    })?;
-    Ok(bytes)
-}
-
-/// A token's id (8 bytes) and the SHA-256 of its secret's bytes: what the store keeps and
-/// looks up. `None` when the id is not 8 bytes.
-pub fn decode(token: &EnrollToken) -> Option<([u8; 8], [u8; 32])> {
-    let id: [u8; 8] = URL_SAFE_NO_PAD.decode(token.id()).ok()?.try_into().ok()?;
-    let secret = URL_SAFE_NO_PAD.decode(token.secret()).ok()?;
-    Some((id, Sha256::digest(&secret).into()))
-}
-
 /// Issues a token for `node` valid for `ttl`, made by `actor`: stored (the secret as its
 /// hash) and audited in one transaction. Creates the CA if the hub has none yet (the token
 /// pins it).
@@ -104,8 +82,9 @@ pub fn issue(
     ttl: Duration,
     actor: &str,
 ) -> Result<IssuedToken, super::command::CommandError> {
-    let token = generate(pki.ca().cert_der())?;
-    let (id, secret_hash) = decode(&token).ok_or_else(|| {
+    let token = EnrollToken::generate(pki.ca().cert_der())
+        .map_err(|e| super::command::CommandError::Message(e.to_string()))?;
+    let (id, secret_hash) = token.lookup_key().ok_or_else(|| {
         super::command::CommandError::Message("a generated token does not decode".to_owned())
     })?;
     let now = Timestamp::now();

@@ -456,6 +456,7 @@ pub fn enroll_agent(
         token: token.to_owned(),
         config: agent_cfg.to_owned(),
         timeout: Duration::from_secs(30),
+        force: false,
     };
     let mut out = Vec::new();
     rt.block_on(vigil_agent::enroll::enroll(&args, &mut out))

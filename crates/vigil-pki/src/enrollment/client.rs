@@ -1,6 +1,7 @@
-//! The requester's side of enrollment: `POST {hub}/api/v1/enroll` with a one-time
-//! [`EnrollToken`] and a CSR, and the checks that make the answer trustworthy. Used by
-//! `vigil-agent enroll` (a gateway) and `vigil-hub enroll` (a hub joining its parent).
+//! The HTTP client of enrollment: `POST {hub}/api/v1/enroll` with a one-time
+//! [`EnrollToken`] and a CSR, and the checks that make the answer trustworthy. The whole
+//! command around it (checks before the token is spent, the files written) is
+//! [`crate::enrollment::flow`].
 //!
 //! The contract with the hub:
 //!
@@ -12,7 +13,8 @@
 //! Trust comes from the token's pin, never from system roots:
 //!
 //! - over `https://`, the server is accepted only if its chain holds a CA certificate whose
-//!   SHA-256 is the pin and its certificate verifies against that CA ([`PinnedCaVerifier`]);
+//!   SHA-256 is the pin and its certificate verifies against that CA ([`PinnedCaVerifier`],
+//!   in [`crate::enrollment::pinning`]);
 //! - over `http://` (loopback or a trusted segment only), and over https too, the `ca` the
 //!   hub returns must hash to the pin, and the `certificate` must chain to it (validity,
 //!   clientAuth) and name the node the requester expects — otherwise the answer is refused
@@ -20,30 +22,23 @@
 //!
 //! Every step is bounded by one timeout.
 
-use std::fmt;
-use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper::header::{CONTENT_TYPE, HOST, USER_AGENT};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::CryptoProvider;
 use rustls::server::danger::ClientCertVerifier;
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::ClientConfig;
+use rustls_pki_types::{ServerName, UnixTime};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncWrite};
 use vigil_core::NodeId;
 
+use super::pinning::PinnedCaVerifier;
+use super::token::EnrollToken;
 use crate::cert::{cert_from_pem, certs_from_pem, node_of_certificate};
 use crate::revocations::Revocations;
 use crate::tls::{provider, NodeCertVerifier};
@@ -485,326 +480,12 @@ fn error_message(body: &[u8]) -> String {
     }
 }
 
-/// The server certificate verifier of an `https://` enrollment: the server's chain must
-/// hold a certificate whose SHA-256 is the token's pin (the hub's CA), and the server's
-/// certificate must verify against that CA alone (validity, serverAuth). The host name is
-/// not required to be in the certificate: the pinned CA only issues to its hub's listeners,
-/// and an installer may reach the hub by an address its certificate does not list.
-#[derive(Debug)]
-pub struct PinnedCaVerifier {
-    pin: [u8; 32],
-    provider: Arc<CryptoProvider>,
-    failure: Mutex<Option<String>>,
-}
-
-impl PinnedCaVerifier {
-    /// A verifier for the CA whose DER hashes to `pin`.
-    pub fn new(pin: [u8; 32]) -> PinnedCaVerifier {
-        PinnedCaVerifier {
-            pin,
-            provider: provider(),
-            failure: Mutex::new(None),
-        }
-    }
-
-    /// Why the last verification failed, in words.
-    pub fn failure(&self) -> Option<String> {
-        self.failure.lock().ok().and_then(|f| f.clone())
-    }
-
-    fn fail(&self, reason: String, error: rustls::Error) -> rustls::Error {
-        if let Ok(mut f) = self.failure.lock() {
-            *f = Some(reason);
-        }
-        error
-    }
-
-    fn pinned<'a>(&self, certs: &'a [CertificateDer<'a>]) -> Option<&'a CertificateDer<'a>> {
-        certs
-            .iter()
-            .find(|c| <[u8; 32]>::from(Sha256::digest(c.as_ref())) == self.pin)
-    }
-}
-
-impl ServerCertVerifier for PinnedCaVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let Some(ca) = self.pinned(intermediates) else {
-            return Err(self.fail(
-                format!(
-                    "the hub's certificate chain does not hold the CA the token pins (SHA-256 {}): the address may not be your hub's, or someone is in between; nothing was sent",
-                    crate::cert::hex(&self.pin)
-                ),
-                rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
-            ));
-        };
-        let mut roots = RootCertStore::empty();
-        roots.add(ca.clone().into_owned()).map_err(|e| {
-            self.fail(
-                format!("the pinned CA is not a usable trust anchor: {e}"),
-                rustls::Error::InvalidCertificate(CertificateError::BadEncoding),
-            )
-        })?;
-        let webpki =
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-                .build()
-                .map_err(|e| rustls::Error::General(e.to_string()))?;
-        match webpki.verify_server_cert(end_entity, &[], server_name, ocsp_response, now) {
-            Ok(verified) => Ok(verified),
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
-            Err(e) => Err(self.fail(
-                format!("the hub's certificate does not verify against the pinned CA: {e}"),
-                e,
-            )),
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-// ── The token ──────────────────────────────────────────────────────────────────────────
-//
-// `VGL1.<id>.<secret>.<pin>`, every part base64url without padding: `id` names the token
-// in the hub's store, `secret` proves the bearer was given it (the hub keeps only its hash),
-// `pin` is the SHA-256 of the hub CA certificate's DER.
-
-/// The pin of a CA certificate (SHA-256 of its DER), base64url without padding: the last
-/// part of a token.
-pub fn pin_of(ca_der: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(ca_der))
-}
-
-/// The token's version prefix.
-pub const TOKEN_PREFIX: &str = "VGL1";
-
-/// A parsed enrollment token. `Debug` does not show the secret.
-#[derive(Clone, PartialEq, Eq)]
-pub struct EnrollToken {
-    id: String,
-    secret: String,
-    pin: [u8; 32],
-}
-
-/// Why a token's text is not a token.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
-    /// Nothing was given.
-    #[error("the enrollment token is empty: paste the whole token `vigil-hub enroll-token` printed (it starts with VGL1.)")]
-    Empty,
-    /// Not a Vigil token, or a newer version this build does not know.
-    #[error("the enrollment token does not start with `VGL1.`: paste the whole token `vigil-hub enroll-token` printed")]
-    Prefix,
-    /// Not four dot-separated parts.
-    #[error("the enrollment token has {0} parts where VGL1.<id>.<secret>.<pin> has 4: it was probably cut when copied; paste it again whole")]
-    Parts(usize),
-    /// A part that is not base64url.
-    #[error("the enrollment token's {part} is not base64url text: it was probably mistyped or cut; paste it again whole")]
-    Encoding {
-        /// `id`, `secret` or `pin`.
-        part: &'static str,
-    },
-    /// A pin that is not 32 bytes.
-    #[error("the enrollment token's pin is {0} bytes where a SHA-256 is 32: it was probably cut when copied; paste it again whole")]
-    PinLength(usize),
-}
-
-impl EnrollToken {
-    /// A token for `id` and `secret` (each base64url without padding) that pins the CA
-    /// certificate `ca_der`.
-    pub fn new(id: &str, secret: &str, ca_der: &[u8]) -> Result<EnrollToken, TokenError> {
-        let pin: [u8; 32] = Sha256::digest(ca_der).into();
-        let token = EnrollToken {
-            id: id.to_owned(),
-            secret: secret.to_owned(),
-            pin,
-        };
-        // Round-trip through the text form so that a bad id or secret is refused here.
-        token.to_string().parse()
-    }
-
-    /// The token's id part (base64url).
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// The token's secret part (base64url): what the hub checks against its stored hash.
-    pub fn secret(&self) -> &str {
-        &self.secret
-    }
-
-    /// The pinned SHA-256 of the hub's CA certificate (DER).
-    pub fn pin(&self) -> &[u8; 32] {
-        &self.pin
-    }
-
-    /// The pin as lowercase hex, the form [`fingerprint`](crate::fingerprint) prints.
-    pub fn pin_hex(&self) -> String {
-        crate::cert::hex(&self.pin)
-    }
-
-    /// Whether the certificate `der` is the one the token pins.
-    pub fn pins(&self, der: &[u8]) -> bool {
-        let digest: [u8; 32] = Sha256::digest(der).into();
-        digest == self.pin
-    }
-}
-
-impl fmt::Debug for EnrollToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EnrollToken")
-            .field("id", &self.id)
-            .field("secret", &"<redacted>")
-            .field("pin", &self.pin_hex())
-            .finish()
-    }
-}
-
-impl fmt::Display for EnrollToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{TOKEN_PREFIX}.{}.{}.{}",
-            self.id,
-            self.secret,
-            URL_SAFE_NO_PAD.encode(self.pin)
-        )
-    }
-}
-
-impl FromStr for EnrollToken {
-    type Err = TokenError;
-
-    fn from_str(s: &str) -> Result<EnrollToken, TokenError> {
-        let s = s.trim();
-        if s.is_empty() {
-            return Err(TokenError::Empty);
-        }
-        let parts: Vec<&str> = s.split('.').collect();
-        if parts[0] != TOKEN_PREFIX {
-            return Err(TokenError::Prefix);
-        }
-        let [_, id, secret, pin] = parts[..] else {
-            return Err(TokenError::Parts(parts.len()));
-        };
-        let decode = |text: &str, part: &'static str| {
-            if text.is_empty() {
-                return Err(TokenError::Encoding { part });
-            }
-            URL_SAFE_NO_PAD
-                .decode(text)
-                .map_err(|_| TokenError::Encoding { part })
-        };
-        decode(id, "id")?;
-        decode(secret, "secret")?;
-        let pin = decode(pin, "pin")?;
-        let pin: [u8; 32] = pin
-            .as_slice()
-            .try_into()
-            .map_err(|_| TokenError::PinLength(pin.len()))?;
-        Ok(EnrollToken {
-            id: id.to_owned(),
-            secret: secret.to_owned(),
-            pin,
-        })
-    }
-}
-
-#[cfg(test)]
-mod token_tests {
-    use super::*;
-
-    fn b64(bytes: &[u8]) -> String {
-        URL_SAFE_NO_PAD.encode(bytes)
-    }
-
-    #[test]
-    fn round_trips_and_pins() {
-        let ca = b"not really a certificate";
-        let token = EnrollToken::new(&b64(b"id-1"), &b64(&[7; 24]), ca).expect("token");
-        let text = token.to_string();
-        assert!(text.starts_with("VGL1."), "{text}");
-        let parsed: EnrollToken = format!("  {text}\n").parse().expect("parses");
-        assert_eq!(parsed, token);
-        assert!(parsed.pins(ca));
-        assert!(!parsed.pins(b"another CA"));
-        assert_eq!(parsed.pin_hex(), crate::fingerprint(ca));
-        assert!(!format!("{parsed:?}").contains(parsed.secret()));
-    }
-
-    #[test]
-    fn malformed_tokens_say_what_is_wrong() {
-        let pin = b64(&[1; 32]);
-        let cases = [
-            ("", TokenError::Empty),
-            ("VGL2.a.b.c", TokenError::Prefix),
-            ("hello", TokenError::Prefix),
-            ("VGL1.aaaa.bbbb", TokenError::Parts(3)),
-            (&*format!("VGL1.aaaa.bbbb.{pin}.x"), TokenError::Parts(5)),
-            (
-                &*format!("VGL1.a+a.bbbb.{pin}"),
-                TokenError::Encoding { part: "id" },
-            ),
-            (
-                &*format!("VGL1.aaaa..{pin}"),
-                TokenError::Encoding { part: "secret" },
-            ),
-            ("VGL1.aaaa.bbbb.cccc", TokenError::PinLength(3)),
-            (
-                &*format!("VGL1.aaaa.bbbb.{}=", b64(&[1; 32])),
-                TokenError::Encoding { part: "pin" },
-            ),
-        ];
-        for (text, want) in cases {
-            assert_eq!(text.parse::<EnrollToken>(), Err(want.clone()), "{text:?}");
-            assert!(want.to_string().contains("paste"), "{want}");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{node_key_and_csr, Ca};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
 
     fn b64(bytes: &[u8]) -> String {
         URL_SAFE_NO_PAD.encode(bytes)
