@@ -314,63 +314,9 @@ pub enum Broker {
     },
 }
 
-/// A checked `mqtt://host:port` or `mqtts://host:port`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerUrl {
-    /// `true` for `mqtts://` (TLS).
-    pub tls: bool,
-    /// The host name or address.
-    pub host: String,
-    /// The port (1883 for `mqtt://`, 8883 for `mqtts://` when the URL names none).
-    pub port: u16,
-}
-
-impl BrokerUrl {
-    /// Parses a broker URL; the error says what is wrong and what to write instead.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let (tls, rest) = if let Some(rest) = url.strip_prefix("mqtt://") {
-            (false, rest)
-        } else if let Some(rest) = url.strip_prefix("mqtts://") {
-            (true, rest)
-        } else {
-            return Err(format!(
-                "{url:?} must start with mqtt:// or mqtts://, e.g. mqtt://127.0.0.1:1883"
-            ));
-        };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains('/') || rest.contains('@') || rest.contains('?') {
-            return Err(format!("{url:?}: write only the scheme, host and port"));
-        }
-        let default_port = if tls { 8883 } else { 1883 };
-        let (host, port) = match rest.rsplit_once(':') {
-            // An IPv6 literal `[::1]` without a port has colons inside the brackets.
-            Some((host, port)) if !port.contains(']') => {
-                let port = port
-                    .parse::<u16>()
-                    .ok()
-                    .filter(|p| *p != 0)
-                    .ok_or_else(|| format!("{url:?}: port {port:?} is not 1-65535"))?;
-                (host, port)
-            }
-            _ => (rest, default_port),
-        };
-        if host.is_empty() {
-            return Err(format!("{url:?} names no host"));
-        }
-        Ok(BrokerUrl {
-            tls,
-            host: host.to_owned(),
-            port,
-        })
-    }
-}
-
-impl std::fmt::Display for BrokerUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let scheme = if self.tls { "mqtts" } else { "mqtt" };
-        write!(f, "{scheme}://{}:{}", self.host, self.port)
-    }
-}
+/// A checked `mqtt://host:port` or `mqtts://host:port`: the one broker URL of every Vigil
+/// config.
+pub use vigil_config::BrokerUrl;
 
 impl HubConfig {
     /// Loads and validates `hub.toml`; a relative `[store] path` is taken from the config
@@ -909,31 +855,16 @@ path = "/var/lib/vigil/hub.db"
 
     #[test]
     fn broker_urls() {
-        assert_eq!(
-            BrokerUrl::parse("mqtt://h").map(|u| u.port),
-            Ok(1883),
-            "default port"
-        );
-        assert_eq!(BrokerUrl::parse("mqtts://h/").map(|u| u.port), Ok(8883));
+        let (line, key, message) = problem(&GOOD.replace(
+            "listen = \"127.0.0.1:1883\"",
+            "url = \"mqtt://[::1]/vigil\"",
+        ));
+        assert_eq!(key, "mqtt.url");
+        assert!(line.is_some());
+        assert!(message.contains("without a path"), "{message}");
         assert_eq!(
             BrokerUrl::parse("mqtt://[::1]:1884").map(|u| (u.host, u.port)),
-            Ok(("[::1]".to_owned(), 1884))
-        );
-        assert_eq!(BrokerUrl::parse("mqtt://[::1]").map(|u| u.port), Ok(1883));
-        for bad in [
-            "h:1883",
-            "mqtt://",
-            "mqtt://:1",
-            "mqtt://h:0",
-            "mqtt://h:x",
-            "mqtt://u@h",
-            "mqtt://h/t",
-        ] {
-            assert!(BrokerUrl::parse(bad).is_err(), "{bad}");
-        }
-        assert_eq!(
-            BrokerUrl::parse("mqtt://h:1").expect("valid").to_string(),
-            "mqtt://h:1"
+            Ok(("::1".to_owned(), 1884))
         );
     }
 }

@@ -7,6 +7,13 @@
 //! (docs/ARCHITECTURE.md#configuration-files: config errors
 //! exit 2 with a message naming the file, line and key.)
 
+mod broker_url;
+
+pub use broker_url::{
+    redact as redact_url, BrokerLogin, BrokerUrl, BrokerUrlError,
+    DEFAULT_PORT as DEFAULT_MQTT_PORT, DEFAULT_TLS_PORT as DEFAULT_MQTTS_PORT,
+};
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 

@@ -41,79 +41,15 @@ use crate::error::LinkError;
 /// and headers.
 pub const MAX_PACKET_BYTES: usize = MAX_PAYLOAD_BYTES + 64 * 1024;
 
-/// The default MQTT port.
-pub const DEFAULT_PORT: u16 = 1883;
+/// The broker URL: the one parser of every Vigil config ([`vigil_config::BrokerUrl`]).
+pub use vigil_config::BrokerUrl;
 
-/// The default MQTT-over-TLS port.
-pub const DEFAULT_TLS_PORT: u16 = 8883;
-
-/// A broker URL, parsed: `mqtt://host[:port]` (plain TCP, port 1883 by default) or
-/// `mqtts://host[:port]` (TLS, port 8883 by default).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerUrl {
-    /// The host: a DNS name or an IP address (IPv6 without its brackets). With TLS, the
-    /// name the broker's certificate must carry (an IP SAN for an address).
-    pub host: String,
-    /// The port.
-    pub port: u16,
-    /// Whether the URL asks for TLS (`mqtts://`).
-    pub tls: bool,
-}
-
-/// Parses `mqtt://host[:port]` or `mqtts://host[:port]`. IPv6 hosts are written in
-/// brackets: `mqtts://[::1]:8883`.
-pub fn parse_url(url: &str) -> Result<BrokerUrl, LinkError> {
-    let invalid = |reason: &str| LinkError::InvalidUrl {
-        url: url.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let (rest, tls) = if let Some(rest) = url.strip_prefix("mqtt://") {
-        (rest, false)
-    } else if let Some(rest) = url.strip_prefix("mqtts://") {
-        (rest, true)
-    } else {
-        return Err(invalid(
-            "expected mqtt://host[:port] or mqtts://host[:port]",
-        ));
-    };
-    let authority = rest.strip_suffix('/').unwrap_or(rest);
-    if authority.contains(['/', '?', '#', '@']) {
-        return Err(invalid(
-            "expected mqtt(s)://host[:port] without path, query or user",
-        ));
-    }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let Some((host, after)) = v6.split_once(']') else {
-            return Err(invalid("an IPv6 host needs its closing ']'"));
-        };
-        match after {
-            "" => (host, None),
-            _ => match after.strip_prefix(':') {
-                Some(port) => (host, Some(port)),
-                None => return Err(invalid("expected ':port' after the IPv6 host")),
-            },
-        }
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(invalid("the host is empty"));
-    }
-    let port = match port {
-        None if tls => DEFAULT_TLS_PORT,
-        None => DEFAULT_PORT,
-        Some(p) => match p.parse::<u16>() {
-            Ok(port) if port > 0 => port,
-            _ => return Err(invalid("the port must be a number from 1 to 65535")),
-        },
-    };
-    Ok(BrokerUrl {
-        host: host.to_owned(),
-        port,
-        tls,
+/// Parses `mqtt://host[:port]` or `mqtts://host[:port]` ([`BrokerUrl::parse`]) into the
+/// link's error.
+fn parse_url(url: &str) -> Result<BrokerUrl, LinkError> {
+    BrokerUrl::parse(url).map_err(|e| LinkError::InvalidUrl {
+        url: e.url,
+        reason: e.reason,
     })
 }
 
@@ -374,52 +310,26 @@ pub(crate) fn try_publish(
 mod tests {
     use super::*;
 
+    /// The parser itself is tested in vigil-config; here: its errors become the link's,
+    /// naming the URL.
     #[test]
-    fn urls() {
-        let url = |host: &str, port, tls| BrokerUrl {
-            host: host.to_owned(),
-            port,
-            tls,
-        };
-        assert_eq!(
-            parse_url("mqtt://127.0.0.1:1884").expect("ok"),
-            url("127.0.0.1", 1884, false)
-        );
-        assert_eq!(
-            parse_url("mqtt://broker.local/").expect("ok"),
-            url("broker.local", 1883, false)
-        );
-        assert_eq!(
-            parse_url("mqtt://[::1]:2000").expect("ok"),
-            url("::1", 2000, false)
-        );
-        assert_eq!(
-            parse_url("mqtt://[::1]").expect("ok"),
-            url("::1", 1883, false)
-        );
-        assert_eq!(
-            parse_url("mqtts://hub.local").expect("ok"),
-            url("hub.local", 8883, true)
-        );
+    fn urls_are_the_shared_broker_url() {
         assert_eq!(
             parse_url("mqtts://[::1]:9000").expect("ok"),
-            url("::1", 9000, true)
+            BrokerUrl {
+                tls: true,
+                host: "::1".to_owned(),
+                port: 9000
+            }
         );
         for bad in [
             "tcp://x:1",
-            "mqtt://",
-            "mqtts://",
-            "mqtt://:1883",
-            "mqtt://x:0",
-            "mqtt://x:70000",
-            "mqtt://x:port",
             "mqtt://x/path",
             "mqtts://user@x",
             "mqtt://[::1",
-            "mqtt://[::1]x",
-            "ssl://x:8883",
         ] {
             let err = parse_url(bad).expect_err(bad);
+            assert!(matches!(err, LinkError::InvalidUrl { .. }), "{err}");
             assert!(err.to_string().contains(bad), "{err}");
         }
     }

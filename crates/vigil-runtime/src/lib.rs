@@ -1,6 +1,10 @@
 //! What every Vigil binary (`vigil-agent`, `vigil-hub`, `vigil-sim`) does the same way, kept
 //! once: structured logs on stderr, and a clean shutdown on SIGINT or SIGTERM.
 
+pub mod backoff;
+
+pub use backoff::{Backoff, BackoffConfig, BackoffError};
+
 use std::future::Future;
 
 use tokio_util::sync::CancellationToken;

@@ -612,7 +612,7 @@ impl Validate for SimConfig {
                     format!("MQTT sensor {:?} is declared twice", m.id),
                 ));
             }
-            if let Err(e) = crate::mqtt::BrokerUrl::parse(&m.url) {
+            if let Err(e) = crate::mqtt::plain_broker(&m.url) {
                 out.push(Problem::new(format!("{at}.url"), e.to_string()));
             }
             if m.interval.is_zero() {

@@ -194,11 +194,8 @@ pub(crate) fn valid_device_name(s: &str) -> bool {
 impl Validate for AgentConfig {
     fn validate(&self) -> Vec<Problem> {
         let mut out = Vec::new();
-        if !(self.uplink.url.starts_with("mqtt://") || self.uplink.url.starts_with("mqtts://")) {
-            out.push(Problem::new(
-                "uplink.url",
-                format!("{:?} must start with mqtt:// or mqtts://", self.uplink.url),
-            ));
+        if let Err(e) = vigil_config::BrokerUrl::parse(&self.uplink.url) {
+            out.push(Problem::new("uplink.url", e));
         }
         let mut ids = HashSet::new();
         for (i, d) in self.modbus.device.iter().enumerate() {

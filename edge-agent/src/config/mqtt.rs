@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Deserialize;
-use vigil_config::Problem;
+use vigil_config::{BrokerLogin, BrokerUrl, BrokerUrlError, Problem};
 
 use crate::source::mqtt::{DeviceTemplate, FieldPath, TopicFilter};
 
@@ -98,136 +98,43 @@ pub struct MqttSubscription {
 /// Why `rebirth` is refused outside `sparkplug_b`.
 const REBIRTH_ONLY: &str = ": only Sparkplug B edge nodes answer rebirth requests; remove it";
 
-/// A broker address parsed from `mqtt://[user[:password]@]host[:port]`.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct BrokerUrl {
-    /// Host name or IP address (IPv6 without brackets).
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-    /// User name, when the URL gives one.
-    pub username: Option<String>,
-    /// Password, when the URL gives one.
-    pub password: Option<String>,
+/// A subscription's broker, from `mqtt://[user[:password]@]host[:port]`: the shared
+/// [`BrokerUrl`] and the login the URL may carry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SubscriptionBroker {
+    /// Where the broker is (always plain `mqtt://`).
+    pub address: BrokerUrl,
+    /// The user name and password, when the URL gives them (`Debug` hides the password).
+    pub login: Option<BrokerLogin>,
 }
 
-/// The default MQTT port.
-pub const DEFAULT_PORT: u16 = 1883;
-
-/// A broker URL that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{url:?}: {reason}")]
-pub struct BrokerUrlError {
-    /// The URL, its password hidden.
-    pub url: String,
-    /// Why.
-    pub reason: &'static str,
-}
-
-impl BrokerUrl {
-    /// Parses `mqtt://[user[:password]@]host[:port]`. `mqtts://` is refused: subscriptions
-    /// connect without TLS (to the facility's local broker).
+impl SubscriptionBroker {
+    /// Parses `mqtt://[user[:password]@]host[:port]` ([`BrokerUrl::parse_with_login`]).
+    /// `mqtts://` is refused: subscriptions connect without TLS (to the facility's local
+    /// broker).
     pub fn parse(url: &str) -> Result<Self, BrokerUrlError> {
-        let err = |reason| BrokerUrlError {
-            url: redact(url),
-            reason,
-        };
-        if url.starts_with("mqtts://") {
-            return Err(err(
-                "mqtts:// (TLS) is not supported for subscriptions yet: use mqtt://",
-            ));
+        let (address, login) = BrokerUrl::parse_with_login(url)?;
+        if address.tls {
+            return Err(BrokerUrlError {
+                url: vigil_config::redact_url(url),
+                reason: "mqtts:// (TLS) is not supported for subscriptions yet: use mqtt://"
+                    .to_owned(),
+            });
         }
-        let rest = url
-            .strip_prefix("mqtt://")
-            .ok_or_else(|| err("must start with mqtt://"))?;
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains(['/', '?', '#']) {
-            return Err(err("must be mqtt://host:port, without a path or query"));
-        }
-        let (userinfo, hostport) = match rest.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, rest),
-        };
-        let (username, password) = match userinfo {
-            None => (None, None),
-            Some(u) => match u.split_once(':') {
-                Some((user, pass)) => (Some(user.to_owned()), Some(pass.to_owned())),
-                None => (Some(u.to_owned()), None),
-            },
-        };
-        if username.as_deref() == Some("") {
-            return Err(err("the user name before '@' is empty"));
-        }
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (host, after) = v6
-                .split_once(']')
-                .ok_or_else(|| err("an IPv6 address needs its closing ']'"))?;
-            match after.strip_prefix(':') {
-                Some(p) => (host, Some(p)),
-                None if after.is_empty() => (host, None),
-                None => return Err(err("unexpected text after the IPv6 address")),
-            }
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (hostport, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(err("the host is empty"));
-        }
-        let port = match port {
-            None => DEFAULT_PORT,
-            Some(p) => match p.parse::<u16>() {
-                Ok(p) if p > 0 => p,
-                _ => return Err(err("the port must be a number from 1 to 65535")),
-            },
-        };
-        Ok(BrokerUrl {
-            host: host.to_owned(),
-            port,
-            username,
-            password,
-        })
+        Ok(SubscriptionBroker { address, login })
     }
 }
 
-/// `url` with any password replaced by `***`, for logs and errors.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    match rest.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
-
-impl fmt::Debug for BrokerUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BrokerUrl")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .finish()
-    }
-}
-
-impl fmt::Display for BrokerUrl {
+impl fmt::Display for SubscriptionBroker {
     /// `mqtt://[user@]host:port`, never the password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("mqtt://")?;
-        if let Some(user) = &self.username {
-            write!(f, "{user}@")?;
-        }
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
+        match &self.login {
+            None => write!(f, "{}", self.address),
+            Some(login) => {
+                let url = self.address.to_string();
+                let rest = url.strip_prefix("mqtt://").unwrap_or(&url);
+                write!(f, "mqtt://{}@{rest}", login.username)
+            }
         }
     }
 }
@@ -249,8 +156,8 @@ impl MqttSubscription {
         let mut out = Vec::new();
         let mut problem =
             |key: &str, message: String| out.push(Problem::new(format!("{at}.{key}"), message));
-        if let Err(e) = BrokerUrl::parse(&self.url) {
-            problem("url", format!("{:?} {}", e.url, e.reason));
+        if let Err(e) = SubscriptionBroker::parse(&self.url) {
+            problem("url", e.to_string());
         }
         let filter = match TopicFilter::parse(&self.topic) {
             Ok(f) => Some(f),
@@ -359,7 +266,7 @@ pub fn validate_subscriptions(subscriptions: &[MqttSubscription]) -> Vec<Problem
         .iter()
         .map(|s| {
             (
-                BrokerUrl::parse(&s.url).ok(),
+                SubscriptionBroker::parse(&s.url).ok(),
                 TopicFilter::parse(&s.topic).ok(),
             )
         })
@@ -367,7 +274,7 @@ pub fn validate_subscriptions(subscriptions: &[MqttSubscription]) -> Vec<Problem
     for (j, (url_j, filter_j)) in parsed.iter().enumerate() {
         for (i, (url_i, filter_i)) in parsed.iter().enumerate().take(j) {
             if let (Some(ui), Some(uj), Some(fi), Some(fj)) = (url_i, url_j, filter_i, filter_j) {
-                if (&ui.host, ui.port) == (&uj.host, uj.port) && fi.overlaps(fj) {
+                if ui.address == uj.address && fi.overlaps(fj) {
                     out.push(Problem::new(
                         format!("mqtt.subscription[{j}].topic"),
                         format!(
@@ -427,37 +334,28 @@ mod tests {
         }
     }
 
+    /// The URL syntax is tested in vigil-config; here: the login and plain MQTT only.
     #[test]
     fn broker_urls() {
-        let u = BrokerUrl::parse("mqtt://127.0.0.1:1883").expect("valid");
-        assert_eq!(
-            (u.host.as_str(), u.port, u.username),
-            ("127.0.0.1", 1883, None)
-        );
-        assert_eq!(BrokerUrl::parse("mqtt://broker").map(|u| u.port), Ok(1883));
-        assert_eq!(BrokerUrl::parse("mqtt://broker/").map(|u| u.port), Ok(1883));
-        let u = BrokerUrl::parse("mqtt://agent:s3cr:et@[::1]:1884").expect("valid");
-        assert_eq!(u.host, "::1");
-        assert_eq!(u.port, 1884);
-        assert_eq!(u.username.as_deref(), Some("agent"));
-        assert_eq!(u.password.as_deref(), Some("s3cr:et"));
+        let u = SubscriptionBroker::parse("mqtt://agent:s3cr:et@[::1]:1884").expect("valid");
+        assert_eq!((u.address.host.as_str(), u.address.port), ("::1", 1884));
+        let login = u.login.as_ref().expect("login");
+        assert_eq!(login.username, "agent");
+        assert_eq!(login.password.as_deref(), Some("s3cr:et"));
         assert_eq!(u.to_string(), "mqtt://agent@[::1]:1884");
         assert!(!format!("{u:?}").contains("s3cr"));
+        let u = SubscriptionBroker::parse("mqtt://broker").expect("valid");
+        assert_eq!((u.address.port, u.login.is_none()), (1883, true));
+        assert_eq!(u.to_string(), "mqtt://broker:1883");
         for bad in [
             "tcp://h:1",
             "mqtts://h:8883",
-            "mqtt://",
-            "mqtt://:1883",
-            "mqtt://h:0",
-            "mqtt://h:99999",
-            "mqtt://h:x",
             "mqtt://h:1/path",
-            "mqtt://[::1",
             "mqtt://@h",
         ] {
-            assert!(BrokerUrl::parse(bad).is_err(), "{bad}");
+            assert!(SubscriptionBroker::parse(bad).is_err(), "{bad}");
         }
-        let e = BrokerUrl::parse("mqtt://u:secret@h:x").expect_err("bad port");
+        let e = SubscriptionBroker::parse("mqtt://u:secret@h:x").expect_err("bad port");
         assert!(!e.to_string().contains("secret"), "{e}");
     }
 
@@ -563,5 +461,34 @@ decoder = "sparkplug_b"
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert_eq!(errors[0].key, "mqtt.subscription[1].topic");
         assert!(errors[0].message.contains("overlaps"), "{}", errors[0]);
+    }
+
+    fn agent_config(url: &str) -> Result<crate::config::AgentConfig, ConfigErrors> {
+        let text = format!(
+            "[node]\nid = \"gw\"\nsite = \"ministry/guangdong/guangzhou/baiyun/prison-3\"\n\n[uplink]\nurl = \"{url}\"\n\n[store]\npath = \"agent.db\"\n"
+        );
+        vigil_config::parse(Path::new("agent.toml"), &text)
+    }
+
+    /// `[uplink] url` is checked with the one broker URL parser, and its error names the
+    /// file, the line and the key.
+    #[test]
+    fn the_uplink_url_is_a_broker_url() {
+        for good in ["mqtt://127.0.0.1:1883", "mqtts://[::1]:8883", "mqtts://hub"] {
+            assert!(agent_config(good).is_ok(), "{good}");
+        }
+        for (bad, says) in [
+            ("mqtt://hub/vigil", "without a path"),
+            ("mqtts://[::1", "closing ']'"),
+            ("mqtt://hub:0", "from 1 to 65535"),
+            ("mqtt://agent:pw@hub", "no user or password"),
+            ("http://hub", "must start with mqtt:// or mqtts://"),
+        ] {
+            let errors = agent_config(bad).expect_err(bad);
+            let text = errors.to_string();
+            assert!(text.starts_with("agent.toml:6: uplink.url: "), "{text}");
+            assert!(text.contains(says), "{text}");
+            assert!(!text.contains(":pw@"), "{text}");
+        }
     }
 }

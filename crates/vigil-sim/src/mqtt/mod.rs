@@ -25,57 +25,27 @@ use crate::stats::MqttCounters;
 use payload::{Field, Message};
 use sparkplug::Session;
 
-/// A broker address from an `mqtt://host:port` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerUrl {
-    /// Host name or address.
-    pub host: String,
-    /// TCP port (1883 when the URL gives none).
-    pub port: u16,
-}
+/// The broker URL: the one parser of every Vigil config ([`vigil_config::BrokerUrl`]).
+pub use vigil_config::BrokerUrl;
 
 /// A broker URL the simulator cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
-    /// Not `mqtt://`.
-    #[error("{0:?} is not an mqtt://host:port URL (the simulator speaks plain MQTT)")]
-    Scheme(String),
-    /// No host, or a port that is not a number.
-    #[error("{0:?} has no usable host and port: write mqtt://127.0.0.1:1883")]
-    HostPort(String),
+    /// Not a broker URL at all.
+    #[error(transparent)]
+    Invalid(#[from] vigil_config::BrokerUrlError),
+    /// `mqtts://`: the simulator has no certificates.
+    #[error("{0:?}: the simulator speaks plain MQTT: write mqtt://host[:port], e.g. mqtt://127.0.0.1:1883")]
+    Tls(String),
 }
 
-impl BrokerUrl {
-    /// Parses `mqtt://host[:port][/]`.
-    pub fn parse(url: &str) -> Result<BrokerUrl, UrlError> {
-        let rest = url
-            .strip_prefix("mqtt://")
-            .or_else(|| url.strip_prefix("tcp://"))
-            .ok_or_else(|| UrlError::Scheme(url.to_owned()))?;
-        let rest = rest.trim_end_matches('/');
-        let bad = || UrlError::HostPort(url.to_owned());
-        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-            let (host, tail) = v6.split_once(']').ok_or_else(bad)?;
-            let port = match tail.strip_prefix(':') {
-                Some(p) => p.parse().map_err(|_| bad())?,
-                None if tail.is_empty() => 1883,
-                None => return Err(bad()),
-            };
-            (host, port)
-        } else {
-            match rest.rsplit_once(':') {
-                Some((h, p)) => (h, p.parse().map_err(|_| bad())?),
-                None => (rest, 1883),
-            }
-        };
-        if host.is_empty() || host.contains('/') {
-            return Err(bad());
-        }
-        Ok(BrokerUrl {
-            host: host.to_owned(),
-            port,
-        })
+/// Parses an `[[mqtt]] url`: `mqtt://host[:port]` ([`BrokerUrl::parse`]), plain MQTT only.
+pub fn plain_broker(url: &str) -> Result<BrokerUrl, UrlError> {
+    let broker = BrokerUrl::parse(url)?;
+    if broker.tls {
+        return Err(UrlError::Tls(url.to_owned()));
     }
+    Ok(broker)
 }
 
 /// One simulated MQTT sensor (or Sparkplug edge node) and its connection.
@@ -110,7 +80,7 @@ impl Sensor {
         counters: Arc<MqttCounters>,
         clock: Clock,
     ) -> Result<Sensor, UrlError> {
-        let broker = BrokerUrl::parse(&config.url)?;
+        let broker = plain_broker(&config.url)?;
         let fields = Field::all(&config.id, &config.fields, seed);
         let devices = config
             .devices
@@ -370,31 +340,22 @@ impl Sensor {
 mod tests {
     use super::*;
 
+    /// The parser itself is tested in vigil-config; here: only plain MQTT is accepted.
     #[test]
     fn broker_urls() {
         assert_eq!(
-            BrokerUrl::parse("mqtt://127.0.0.1:1884"),
+            plain_broker("mqtt://[::1]:1885"),
             Ok(BrokerUrl {
-                host: "127.0.0.1".into(),
-                port: 1884
+                tls: false,
+                host: "::1".into(),
+                port: 1885
             })
         );
-        assert_eq!(BrokerUrl::parse("mqtt://broker/").map(|b| b.port), Ok(1883));
-        assert_eq!(
-            BrokerUrl::parse("mqtt://[::1]:1885").map(|b| b.host),
-            Ok("::1".into())
-        );
-        assert!(matches!(
-            BrokerUrl::parse("mqtts://x:1"),
-            Err(UrlError::Scheme(_))
-        ));
-        assert!(matches!(
-            BrokerUrl::parse("mqtt://x:port"),
-            Err(UrlError::HostPort(_))
-        ));
-        assert!(matches!(
-            BrokerUrl::parse("mqtt://"),
-            Err(UrlError::HostPort(_))
-        ));
+        assert!(matches!(plain_broker("mqtts://x:1"), Err(UrlError::Tls(_))));
+        for bad in ["mqtt://x:port", "mqtt://", "tcp://x:1"] {
+            let err = plain_broker(bad).expect_err(bad);
+            assert!(matches!(err, UrlError::Invalid(_)), "{bad}: {err}");
+            assert!(err.to_string().contains(bad), "{err}");
+        }
     }
 }

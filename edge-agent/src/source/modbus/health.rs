@@ -9,6 +9,8 @@
 
 use std::time::Duration;
 
+use vigil_runtime::backoff::BackoffConfig;
+
 /// The longest wait between probes of a lost device.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -55,12 +57,18 @@ impl Health {
 
     /// The wait before the next scan: the poll interval while online, then doubling per dead
     /// scan up to [`MAX_BACKOFF`] (never below the poll interval).
+    ///
+    /// The steps are the shared backoff's ([`vigil_runtime::backoff`]) from the poll
+    /// interval, whole (without jitter): the poller retries one device alone.
     pub fn next_delay(&self, poll: Duration) -> Duration {
-        if self.dead_scans == 0 {
-            return poll;
+        match self.dead_scans.checked_sub(1) {
+            None => poll,
+            Some(failures) => BackoffConfig {
+                initial: poll,
+                max: MAX_BACKOFF.max(poll),
+            }
+            .step(failures),
         }
-        let factor = 1u32 << (self.dead_scans - 1).min(16);
-        poll.saturating_mul(factor).min(MAX_BACKOFF.max(poll))
     }
 }
 

@@ -15,11 +15,18 @@ use rumqttc::{
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 use vigil_core::Timestamp;
+use vigil_runtime::backoff::{Backoff, BackoffConfig};
 
-use super::backoff::Backoff;
 use super::route::Route;
-use crate::config::mqtt::BrokerUrl;
+use crate::config::mqtt::SubscriptionBroker;
 use crate::source::ReadingTx;
+
+/// Reconnect delays: 200 ms doubling to 30 s, each drawn from the upper half of its step so
+/// that gateways that lost the same broker do not all come back at the same instant.
+const RECONNECT: BackoffConfig = BackoffConfig {
+    initial: Duration::from_millis(200),
+    max: Duration::from_secs(30),
+};
 
 /// How often the broker is pinged when nothing else is said.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -44,7 +51,7 @@ enum Stop {
 /// One broker and the subscriptions on it.
 #[derive(Debug)]
 pub struct BrokerConnection {
-    url: BrokerUrl,
+    url: SubscriptionBroker,
     client_id: String,
     routes: Vec<Route>,
 }
@@ -61,7 +68,7 @@ pub fn client_id(index: usize) -> String {
 
 impl BrokerConnection {
     /// The connection to `url` (as `client_id`) carrying `routes`.
-    pub fn new(url: BrokerUrl, client_id: String, routes: Vec<Route>) -> Self {
+    pub fn new(url: SubscriptionBroker, client_id: String, routes: Vec<Route>) -> Self {
         BrokerConnection {
             url,
             client_id,
@@ -70,7 +77,7 @@ impl BrokerConnection {
     }
 
     /// The broker.
-    pub fn url(&self) -> &BrokerUrl {
+    pub fn url(&self) -> &SubscriptionBroker {
         &self.url
     }
 
@@ -81,13 +88,17 @@ impl BrokerConnection {
     }
 
     fn options(&self) -> MqttOptions {
-        let mut options = MqttOptions::new(&self.client_id, &self.url.host, self.url.port);
+        let mut options = MqttOptions::new(
+            &self.client_id,
+            &self.url.address.host,
+            self.url.address.port,
+        );
         options
             .set_keep_alive(KEEP_ALIVE)
             .set_clean_session(true)
             .set_max_packet_size(MAX_INCOMING, MAX_OUTGOING);
-        if let Some(user) = &self.url.username {
-            options.set_credentials(user, self.url.password.clone().unwrap_or_default());
+        if let Some(login) = &self.url.login {
+            options.set_credentials(&login.username, login.password.clone().unwrap_or_default());
         }
         options
     }
@@ -100,8 +111,7 @@ impl BrokerConnection {
             .iter()
             .map(|r| SubscribeFilter::new(r.filter().as_str().to_owned(), QoS::AtLeastOnce))
             .collect();
-        let mut backoff =
-            Backoff::new((u64::from(std::process::id()) << 16) ^ u64::from(self.url.port));
+        let mut backoff = Backoff::new(RECONNECT);
         let mut subscribe = false;
         let mut up = false;
         let mut failures: u64 = 0;
@@ -163,7 +173,7 @@ impl BrokerConnection {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    let delay = backoff.next_delay();
+                    let delay = backoff.next_delay(rand::random::<f64>());
                     // Warn on the first failure, then on attempts 2, 4, 8… (debug between).
                     if up || (failures + 1).is_power_of_two() {
                         warn!(broker = %self.url, error = %e, retry_in = ?delay, "MQTT broker connection lost; reconnecting");

@@ -27,7 +27,6 @@
 //! config check refuses overlapping filters on one broker
 //! ([`validate_subscriptions`](crate::config::mqtt::validate_subscriptions)).
 
-pub mod backoff;
 pub mod connection;
 pub mod decoder;
 pub mod error;
@@ -56,7 +55,7 @@ pub use route::{Handled, Route};
 pub use sparkplug::SparkplugDecoder;
 
 use super::ReadingTx;
-use crate::config::mqtt::BrokerUrl;
+use crate::config::mqtt::SubscriptionBroker;
 use crate::config::MqttSubscription;
 use crate::metrics::MqttMetrics;
 
@@ -73,9 +72,9 @@ impl MqttSource {
         subscriptions: &[MqttSubscription],
         metrics: &MqttMetrics,
     ) -> Result<Self, BuildError> {
-        let mut groups: Vec<(BrokerUrl, Vec<Route>)> = Vec::new();
+        let mut groups: Vec<(SubscriptionBroker, Vec<Route>)> = Vec::new();
         for (index, sub) in subscriptions.iter().enumerate() {
-            let url = BrokerUrl::parse(&sub.url).map_err(|e| BuildError {
+            let url = SubscriptionBroker::parse(&sub.url).map_err(|e| BuildError {
                 index,
                 key: "url",
                 message: e.to_string(),
