@@ -7,7 +7,7 @@
 //!
 //! The fence controller's profile names its own zone `fence-zone-3` for that input; the
 //! installer's `zone` in agent.toml must win, or the two alarms land in different zones and
-//! never fuse (docs/ARCHITECTURE.md#alarm-model).
+//! never fuse (docs/ARCHITECTURE.md#correlation-and-incidents).
 
 mod support;
 

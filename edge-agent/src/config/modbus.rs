@@ -3,9 +3,10 @@
 //!
 //! # Zones: the installer's site topology wins
 //!
-//! Correlation fuses conditions of one *zone* (docs/ARCHITECTURE.md#alarm-model). A device
-//! profile may name zones for its points (`fence-zone-3`, `fire-zone-4`), but those are the
-//! controller's own inputs, not places on a site: only the installer knows where they are.
+//! Correlation fuses conditions of one *zone*
+//! (docs/ARCHITECTURE.md#correlation-and-incidents). A device profile may name zones for its
+//! points (`fence-zone-3`, `fire-zone-4`), but those are the controller's own inputs, not
+//! places on a site: only the installer knows where they are.
 //! The zone of one point of a device is, first match wins:
 //!
 //! 1. a `[[rule]] zone` naming the point (or `device/*`), see [`super::rule`];
