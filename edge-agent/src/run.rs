@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 use vigil_core::{AlertId, AlertView, Reading, Timestamp};
 use vigil_profile::Profile;
 
-use crate::alerting::{self, pipeline, Pipeline, SharedStore};
+use crate::alerting::{self, Pipeline, SharedStore};
 use crate::config::AgentConfig;
 use crate::metrics::Metrics;
 use crate::source::{self, modbus, ConditionRx, ReadingRx};
@@ -122,8 +122,7 @@ async fn alerts_handler(
 ) -> impl IntoResponse {
     let limit = q.limit.unwrap_or(MAX_ALERTS).clamp(1, MAX_ALERTS);
     let store = s.alerts.clone();
-    let listed =
-        tokio::task::spawn_blocking(move || pipeline::lock(&store).list_alerts(usize::MAX)).await;
+    let listed = tokio::task::spawn_blocking(move || store.lock().list_alerts(usize::MAX)).await;
     let views = match listed {
         Ok(Ok(views)) => views,
         Ok(Err(e)) => {
@@ -266,8 +265,8 @@ pub async fn run(
             config.store.path.display()
         )
     })?;
-    let store: SharedStore = Arc::new(Mutex::new(store));
-    let reader: SharedStore = Arc::new(Mutex::new(reader));
+    let store = SharedStore::new(store);
+    let reader = SharedStore::new(reader);
     for p in crate::config::rule::check_points(&config, &profiles) {
         tracing::warn!(key = %p.key, "{}", p.message);
     }
@@ -319,20 +318,16 @@ pub async fn run(
     let devices_total = config.modbus.device.len() as u64;
     let online = metrics.modbus.online.clone();
     let device_ids: Vec<String> = config.modbus.device.iter().map(|d| d.id.clone()).collect();
-    let mut uplink = vigil_link::Uplink::new(
-        uplink_config,
-        vigil_link::SharedStore::from_arc(store),
-        link_metrics,
-    )
-    .map_err(|e| anyhow::anyhow!("[uplink] url: {e}"))?
-    .with_health(move || vigil_link::Health {
-        devices_online: device_ids
-            .iter()
-            .filter(|id| online.with_label_values(&[id.as_str()]).get() > 0)
-            .count() as u64,
-        devices_total,
-        children: Vec::new(),
-    });
+    let mut uplink = vigil_link::Uplink::new(uplink_config, store, link_metrics)
+        .map_err(|e| anyhow::anyhow!("[uplink] url: {e}"))?
+        .with_health(move || vigil_link::Health {
+            devices_online: device_ids
+                .iter()
+                .filter(|id| online.with_label_values(&[id.as_str()]).get() > 0)
+                .count() as u64,
+            devices_total,
+            children: Vec::new(),
+        });
     pipeline.set_uplink_poke(uplink.poke_handle());
     let deliveries = uplink.take_deliveries();
     let listener = tokio::net::TcpListener::bind(config.metrics.listen)

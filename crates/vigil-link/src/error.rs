@@ -30,11 +30,6 @@ pub enum LinkError {
     /// The store refused an operation.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A thread panicked while it held the store: its state is unknown.
-    #[error(
-        "the store's lock is poisoned (a thread panicked while using it): restart the process"
-    )]
-    StorePoisoned,
     /// A blocking store task could not run to completion (the runtime is shutting down).
     #[error("a store task did not complete: {0}")]
     StoreTask(String),

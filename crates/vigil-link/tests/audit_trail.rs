@@ -45,7 +45,6 @@ fn held(parent: &Parent) -> u64 {
     match parent
         .store
         .lock()
-        .expect("lock")
         .audit_remote_verify("gw-1")
         .expect("verify")
     {
@@ -66,7 +65,7 @@ async fn audit_records_reach_the_parent_exactly_once_through_restarts() {
         // Three records from before the gateway had an uplink.
         {
             let store = open(&child_db);
-            let mut s = store.lock().expect("lock");
+            let mut s = store.lock();
             for n in 1..=3 {
                 s.audit_append(&entry(n)).expect("append");
             }
@@ -74,7 +73,6 @@ async fn audit_records_reach_the_parent_exactly_once_through_restarts() {
         let start_forwarding = |store: &vigil_link::SharedStore| {
             store
                 .lock()
-                .expect("lock")
                 .set_audit_forward(Some(&AuditForward {
                     link: "parent".into(),
                     origin: node("gw-1"),
@@ -123,21 +121,15 @@ async fn audit_records_reach_the_parent_exactly_once_through_restarts() {
 
         assert_exactly_once(&delivered, &sent);
         {
-            let store = parent.store.lock().expect("lock");
+            let store = parent.store.lock();
             assert_eq!(store.audit_remote_origins().expect("origins"), ["gw-1"]);
             assert_eq!(store.audit_remote_breaks().expect("breaks"), 0);
         }
         // The child's own head is the parent's copy's head.
-        let child_head = child
-            .store
-            .lock()
-            .expect("lock")
-            .audit_head()
-            .expect("head");
+        let child_head = child.store.lock().audit_head().expect("head");
         let AuditReport::Intact { head, .. } = parent
             .store
             .lock()
-            .expect("lock")
             .audit_remote_verify("gw-1")
             .expect("verify")
         else {

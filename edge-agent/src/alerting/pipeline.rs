@@ -20,7 +20,6 @@
 //! either way.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tracing::{debug, error, info, warn};
@@ -36,8 +35,9 @@ use crate::config::AgentConfig;
 use crate::detect::{Detectors, RuleBook};
 use crate::metrics::{AlertMetrics, DetectMetrics};
 
-/// The store, shared between the pipeline and readers (the HTTP endpoint).
-pub type SharedStore = Arc<Mutex<Store>>;
+/// The store, shared between the pipeline, readers (the HTTP endpoint) and the uplink: the
+/// one shared store handle of the agent and the hub, with its poisoning policy.
+pub use vigil_link::SharedStore;
 
 /// How often time-based rules (delays, stale data) are advanced.
 pub const TICK: Duration = Duration::from_secs(1);
@@ -78,20 +78,14 @@ pub fn open_store(path: &Path) -> Result<Store, PipelineError> {
     Ok(Store::open(path)?)
 }
 
-/// Locks the store; a panic elsewhere while holding the lock leaves SQLite consistent (every
-/// write is one transaction), so a poisoned lock is still usable.
-pub fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
-    store.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// Runs `f` on the store on the blocking pool.
 async fn with_store<T, F>(store: &SharedStore, f: F) -> Result<T, PipelineError>
 where
     T: Send + 'static,
     F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
 {
-    let store = Arc::clone(store);
-    let result = tokio::task::spawn_blocking(move || f(&mut lock(&store))).await?;
+    let store = store.clone();
+    let result = tokio::task::spawn_blocking(move || f(&mut store.lock())).await?;
     Ok(result?)
 }
 
@@ -271,9 +265,9 @@ impl Pipeline {
             return;
         }
         let batch = std::mem::take(&mut self.pending);
-        let store = Arc::clone(&self.store);
+        let store = self.store.clone();
         let outcome = tokio::task::spawn_blocking(move || {
-            let mut s = lock(&store);
+            let mut s = store.lock();
             let result = s.record_events(UPLINK_LINK, &batch).map(|_| {
                 Lane::ALL.map(|lane| {
                     (

@@ -337,11 +337,7 @@ impl Parent {
 
     /// How many events its store holds.
     pub fn event_count(&self) -> u64 {
-        self.store
-            .lock()
-            .expect("lock")
-            .event_count()
-            .expect("count")
+        self.store.lock().event_count().expect("count")
     }
 
     /// Whether it sees `child` in `state`.
@@ -423,7 +419,7 @@ impl Child {
         let task = tokio::spawn(async move {
             run.await.expect("uplink run");
         });
-        let max = store.lock().expect("lock").max_hlc().expect("max hlc");
+        let max = store.lock().max_hlc().expect("max hlc");
         let clock = max.map_or_else(HlcClock::default, |last| HlcClock::resume(last, 60_000));
         Child {
             id,
@@ -460,7 +456,7 @@ impl Child {
 
     /// Outbox records of the `parent` link not yet acknowledged.
     pub fn backlog(&self) -> u64 {
-        let store = self.store.lock().expect("lock");
+        let store = self.store.lock();
         Lane::ALL
             .iter()
             .map(|lane| {
@@ -500,7 +496,7 @@ pub fn assert_exactly_once(delivered: &[(Lane, AlertEvent)], expected: &[AlertEv
 
 /// Asserts that `store` holds every event of `expected`, and `total` events in all.
 pub fn assert_stored(store: &SharedStore, expected: &[AlertEvent], total: u64) {
-    let store = store.lock().expect("lock");
+    let store = store.lock();
     assert_eq!(store.event_count().expect("count"), total, "events stored");
     for event in expected {
         assert_eq!(

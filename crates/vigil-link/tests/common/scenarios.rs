@@ -30,7 +30,7 @@ pub async fn drains_5000_exactly_once(kind: BrokerKind) {
     })
     .await;
     {
-        let store = parent.store.lock().expect("lock");
+        let store = parent.store.lock();
         assert_eq!(
             store.inbox_cursor(&child.id, Lane::Normal).expect("cursor"),
             4_000
@@ -73,7 +73,7 @@ pub async fn many_children_drain_exactly_once(kind: BrokerKind) {
             child.backlog() == 0
         })
         .await;
-        let store = parent.store.lock().expect("lock");
+        let store = parent.store.lock();
         assert_eq!(
             store.inbox_cursor(&child.id, Lane::Normal).expect("cursor"),
             1_200
@@ -232,11 +232,7 @@ pub async fn child_restart_resumes_after_last_ack(kind: BrokerKind) {
     drop(store);
 
     let reopened = open(&child_db);
-    let acked = reopened
-        .lock()
-        .expect("lock")
-        .outbox_acked("parent")
-        .expect("acked");
+    let acked = reopened.lock().outbox_acked("parent").expect("acked");
     assert!(
         acked.normal > 0,
         "some of it was acknowledged before the crash"
@@ -302,7 +298,7 @@ pub async fn downlink_exactly_once(kind: BrokerKind) {
     assert_stored(&child.store, &expected, 300);
     let link = child_link(&gw);
     wait_until("the downlink to be acknowledged", || {
-        let store = parent.store.lock().expect("lock");
+        let store = parent.store.lock();
         Lane::ALL.iter().all(|lane| {
             store
                 .outbox_lane_state(&link, *lane)
@@ -313,7 +309,7 @@ pub async fn downlink_exactly_once(kind: BrokerKind) {
     })
     .await;
     {
-        let store = child.store.lock().expect("lock");
+        let store = child.store.lock();
         assert_eq!(
             store
                 .inbox_cursor(&parent.id, Lane::Critical)
