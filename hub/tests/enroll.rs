@@ -338,7 +338,17 @@ fn publish_packet(topic: &str, payload: &[u8]) -> Vec<u8> {
         .to_vec();
     variable.extend_from_slice(topic.as_bytes());
     variable.extend_from_slice(payload);
-    let mut packet = vec![0x30, u8::try_from(variable.len()).expect("short")];
+    let mut packet = vec![0x30];
+    // The remaining length: 7 bits a byte, the high bit saying more follow.
+    let mut len = variable.len();
+    loop {
+        let byte = u8::try_from(len % 128).expect("7 bits");
+        len /= 128;
+        packet.push(if len > 0 { byte | 0x80 } else { byte });
+        if len == 0 {
+            break;
+        }
+    }
     packet.extend_from_slice(&variable);
     packet
 }
@@ -429,7 +439,9 @@ async fn the_gate_refuses_another_ca_and_audits_denials() {
             .expect("connect");
         let mut connack = [0u8; 4];
         tls.read_exact(&mut connack).await.expect("connack");
-        tls.write_all(&publish_packet("vigil/v1/up/gw-2", b"{}"))
+        // On another node's topic, 312 bytes long: the record carries 256 of them.
+        let topic = format!("vigil/v1/up/gw-2/{}", "x".repeat(295));
+        tls.write_all(&publish_packet(&topic, b"{}"))
             .await
             .expect("publish");
         let mut rest = Vec::new();
@@ -439,7 +451,12 @@ async fn the_gate_refuses_another_ca_and_audits_denials() {
         })
         .await;
         assert_eq!(denial.entry.actor, "gw-1");
-        assert_eq!(denial.entry.target, "vigil/v1/up/gw-2");
+        assert_eq!(denial.entry.target, format!("{}…", &topic[..256]));
+        let details = &denial.entry.details;
+        assert_eq!(details["count"], 1, "{details}");
+        assert_eq!(details["topic_truncated"], true, "{details}");
+        assert_eq!(details["topic_bytes"], 312, "{details}");
+        assert_eq!(details["reason"], "publish_topic", "{details}");
         hub.stop().await;
     })
     .await;

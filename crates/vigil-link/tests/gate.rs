@@ -35,6 +35,11 @@ struct Hub {
 
 impl Hub {
     async fn start() -> Hub {
+        Hub::start_with(|_| {}).await
+    }
+
+    /// A hub whose gate settings `adjust` changes.
+    async fn start_with(adjust: impl FnOnce(&mut SecureBrokerConfig)) -> Hub {
         common::init_tracing();
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = Ca::load_or_create(&dir.path().join("pki"), "test hub CA").expect("ca");
@@ -50,6 +55,9 @@ impl Hub {
         )
         .expect("config");
         config.handshake_timeout = Duration::from_secs(5);
+        // Repeated denials of a node come as one record when this window closes.
+        config.denial_window = Duration::from_millis(300);
+        adjust(&mut config);
         let registry = Registry::new();
         let mut broker = SecureBroker::start(config, GateMetrics::new(&registry).expect("metrics"))
             .await
@@ -73,6 +81,14 @@ impl Hub {
         metric(
             &self.registry,
             "vigil_gate_handshake_failures_total",
+            &[("reason", reason)],
+        )
+    }
+
+    fn refused(&self, reason: &str) -> f64 {
+        metric(
+            &self.registry,
+            "vigil_gate_refused_total",
             &[("reason", reason)],
         )
     }
@@ -475,6 +491,168 @@ async fn the_internal_broker_refuses_clients_without_the_secret() {
         connects(&mut guessing).await.expect_err("wrong password");
         let (_c, mut hub_client) = client(internal, "county-a:downlinks", None, Some(&secret));
         connects(&mut hub_client).await.expect("the secret gets in");
+        hub.broker.stop().await;
+    })
+    .await;
+}
+
+/// Whether the gate closes `stream` (EOF or an error) within `PATIENCE`, reading and
+/// dropping whatever comes before.
+async fn closed_by_the_gate(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    let run = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(PATIENCE, run).await.is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_connections_per_address_are_limited_until_they_time_out() {
+    bounded(async {
+        let hub = Hub::start_with(|c| {
+            c.max_pending_per_address = 2;
+            c.handshake_timeout = Duration::from_secs(1);
+        })
+        .await;
+        let addr = hub.broker.local_addr();
+        // Two connections that never start TLS hold the address's two places …
+        let mut silent = Vec::new();
+        for _ in 0..2 {
+            silent.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+        }
+        wait_until("both pending", || {
+            metric(&hub.registry, "vigil_gate_pending_connections", &[]) == 2.0
+        })
+        .await;
+        // … so a third from the same address is closed at once, without a handshake.
+        let mut third = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        assert!(closed_by_the_gate(&mut third).await);
+        wait_until("counted as per_address", || {
+            hub.refused("per_address") == 1.0
+        })
+        .await;
+        // The silent ones are closed when the handshake deadline passes.
+        for stream in &mut silent {
+            assert!(closed_by_the_gate(stream).await, "closed at the deadline");
+        }
+        wait_until("counted as timeouts, their places free", || {
+            hub.handshake_failures("timeout") == 2.0
+                && metric(&hub.registry, "vigil_gate_pending_connections", &[]) == 0.0
+        })
+        .await;
+
+        // An enrolled node gets in, and once authenticated it holds no pending place: two
+        // more unauthenticated connections still fit beside it.
+        let (tls, _) = hub.node_tls("gw-1");
+        let (_gw, mut gw_loop) = client(addr, "gw-1", Some(tls), None);
+        connects(&mut gw_loop).await.expect("gw-1 connects");
+        let mut more = Vec::new();
+        for _ in 0..2 {
+            more.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+        }
+        wait_until("two pending beside gw-1", || {
+            metric(&hub.registry, "vigil_gate_pending_connections", &[]) == 2.0
+        })
+        .await;
+        let mut over = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        assert!(closed_by_the_gate(&mut over).await);
+        wait_until("the second per_address refusal", || {
+            hub.refused("per_address") == 2.0
+        })
+        .await;
+        assert_eq!(hub.refused("capacity"), 0.0);
+        hub.broker.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_handshake_without_a_connect_is_closed_at_the_deadline() {
+    bounded(async {
+        let hub = Hub::start_with(|c| c.handshake_timeout = Duration::from_secs(1)).await;
+        let (tls, _) = hub.node_tls("gw-1");
+        let tcp = tokio::net::TcpStream::connect(hub.broker.local_addr())
+            .await
+            .expect("connect");
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+        let mut session = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await
+            .expect("the handshake itself succeeds");
+        // No CONNECT follows: the gate closes the connection and counts it.
+        assert!(closed_by_the_gate(&mut session).await);
+        wait_until("counted as connect_timeout", || {
+            hub.handshake_failures("connect_timeout") == 1.0
+        })
+        .await;
+        assert_eq!(
+            metric(&hub.registry, "vigil_gate_connections_total", &[]),
+            1.0
+        );
+        hub.broker.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denials_carry_a_cut_topic_and_a_nodes_repeats_come_as_one_record() {
+    bounded(async {
+        // A window long enough for the repeats below to fall into it.
+        let mut hub = Hub::start_with(|c| c.denial_window = Duration::from_secs(5)).await;
+        let (tls, _) = hub.node_tls("gw-1");
+        let long = format!("vigil/v1/up/{}", "é".repeat(2000));
+        for _ in 0..4 {
+            let (gw, mut gw_loop) =
+                client(hub.broker.local_addr(), "gw-1", Some(tls.clone()), None);
+            connects(&mut gw_loop).await.expect("gw-1 connects");
+            gw.publish(long.clone(), QoS::AtMostOnce, false, "x")
+                .await
+                .expect("queued");
+            until_dropped(&mut gw_loop).await;
+        }
+        wait_until("four denials counted", || {
+            metric(
+                &hub.registry,
+                "vigil_gate_denials_total",
+                &[("reason", "publish_topic")],
+            ) == 4.0
+        })
+        .await;
+
+        // The first at once, by itself, its topic cut to 256 bytes at a character boundary.
+        let first = hub.next_denial().await;
+        assert_eq!(first.count, 1);
+        let topic = first.topic.clone().expect("topic");
+        assert!(topic.len() <= 256 && topic.len() > 250, "{}", topic.len());
+        assert!(long.starts_with(&topic));
+        assert!(first.topic_truncated());
+        assert_eq!(first.topic_bytes, long.len());
+
+        // The other three in fewer records, with their count.
+        let mut counted = 0;
+        let mut records = 0;
+        while counted < 3 {
+            let record = hub.next_denial().await;
+            assert_eq!(
+                (record.node.as_str(), record.action, record.reason),
+                ("gw-1", Action::Publish, DenialReason::PublishTopic)
+            );
+            assert!(record.topic_truncated());
+            assert!(record.last_at >= record.at);
+            counted += record.count;
+            records += 1;
+        }
+        assert_eq!(counted, 3);
+        assert!(
+            records < 3,
+            "three denials in {records} records: not aggregated"
+        );
         hub.broker.stop().await;
     })
     .await;

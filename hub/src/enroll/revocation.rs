@@ -100,9 +100,11 @@ pub async fn follow(
     }
 }
 
-/// Until `shutdown` (or the gate stops): writes every denial of the broker gate to the
-/// audit log — actor the node, action `mqtt.denied`, target the topic (or client id), with
-/// what was tried, why it was refused and from where — and counts it.
+/// Until `shutdown` (or the gate stops): writes every denial record of the broker gate to
+/// the audit log — actor the node, action `mqtt.denied`, target the topic (or client id;
+/// cut to 256 bytes by the gate and then ending in `…`), with what was tried, why it was
+/// refused, from where, and how many denials the record stands for (the gate aggregates a
+/// node's repeats over a window: `count`, `first_at`, `last_at`) — and counts it.
 pub async fn audit_denials(
     mut denials: tokio::sync::mpsc::Receiver<vigil_link::gate::Denial>,
     store: SharedStore,
@@ -117,14 +119,25 @@ pub async fn audit_denials(
                 None => return,
             },
         };
+        let topic = denial.topic.as_deref().unwrap_or("");
+        let target = if denial.topic_truncated() {
+            format!("{topic}…")
+        } else {
+            topic.to_owned()
+        };
         let entry = enroll.audit(
             denial.node.as_str(),
             super::ACTION_MQTT_DENIED,
-            denial.topic.as_deref().unwrap_or(""),
+            &target,
             serde_json::json!({
                 "action": denial.action.as_str(),
                 "reason": denial.reason.as_str(),
                 "peer": denial.peer.to_string(),
+                "count": denial.count,
+                "first_at": super::timestamp(denial.at).to_string(),
+                "last_at": super::timestamp(denial.last_at).to_string(),
+                "topic_bytes": denial.topic_bytes,
+                "topic_truncated": denial.topic_truncated(),
             }),
         );
         match store.call(move |s| s.audit_append(&entry)).await {

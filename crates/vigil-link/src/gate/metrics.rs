@@ -5,9 +5,11 @@
 //! |---|---|---|
 //! | `vigil_gate_connections` | | node connections open through the gate |
 //! | `vigil_gate_connections_total` | | node connections that passed the TLS handshake |
-//! | `vigil_gate_handshake_failures_total` | reason | TLS handshakes refused or failed: `unknown_ca`, `expired`, `revoked`, `no_certificate`, `bad_certificate`, `not_tls`, `timeout`, `io`, `other` |
-//! | `vigil_gate_refused_total` | reason | connections refused before the handshake: `capacity` |
+//! | `vigil_gate_pending_connections` | | connections accepted that have not authenticated yet (TLS handshake and CONNECT under way) |
+//! | `vigil_gate_handshake_failures_total` | reason | TLS handshakes refused or failed: `unknown_ca`, `expired`, `revoked`, `no_certificate`, `bad_certificate`, `not_tls`, `timeout`, `io`, `other`; and `connect_timeout`, a handshake with no CONNECT in time |
+//! | `vigil_gate_refused_total` | reason | connections refused before the handshake: `capacity` (the gate is full), `per_address` (too many unauthenticated connections from the address) |
 //! | `vigil_gate_denials_total` | reason | connections closed for an ACL violation, by [`DenialReason`] |
+//! | `vigil_gate_denial_records_dropped_total` | | denial records the owner had no room for (logged and counted, not audited) |
 //! | `vigil_gate_revoked_closed_total` | | live connections closed because their certificate was revoked |
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
@@ -20,18 +22,22 @@ pub mod names {
     pub const CONNECTIONS: &str = "vigil_gate_connections";
     /// Connections past the handshake.
     pub const CONNECTIONS_TOTAL: &str = "vigil_gate_connections_total";
+    /// Connections not authenticated yet.
+    pub const PENDING_CONNECTIONS: &str = "vigil_gate_pending_connections";
     /// Handshakes failed, by reason.
     pub const HANDSHAKE_FAILURES: &str = "vigil_gate_handshake_failures_total";
     /// Connections refused before the handshake, by reason.
     pub const REFUSED: &str = "vigil_gate_refused_total";
     /// ACL denials, by reason.
     pub const DENIALS: &str = "vigil_gate_denials_total";
+    /// Denial records not queued for the owner.
+    pub const DENIAL_RECORDS_DROPPED: &str = "vigil_gate_denial_records_dropped_total";
     /// Live connections closed on revocation.
     pub const REVOKED_CLOSED: &str = "vigil_gate_revoked_closed_total";
 }
 
 /// The labels of `vigil_gate_handshake_failures_total`.
-pub const HANDSHAKE_FAILURE_REASONS: [&str; 9] = [
+pub const HANDSHAKE_FAILURE_REASONS: [&str; 10] = [
     "unknown_ca",
     "expired",
     "revoked",
@@ -39,6 +45,7 @@ pub const HANDSHAKE_FAILURE_REASONS: [&str; 9] = [
     "bad_certificate",
     "not_tls",
     "timeout",
+    "connect_timeout",
     "io",
     "other",
 ];
@@ -48,9 +55,11 @@ pub const HANDSHAKE_FAILURE_REASONS: [&str; 9] = [
 pub struct GateMetrics {
     pub(crate) connections: IntGauge,
     pub(crate) connections_total: IntCounter,
+    pub(crate) pending_connections: IntGauge,
     pub(crate) handshake_failures: IntCounterVec,
     pub(crate) refused: IntCounterVec,
     pub(crate) denials: IntCounterVec,
+    pub(crate) denial_records_dropped: IntCounter,
     pub(crate) revoked_closed: IntCounter,
 }
 
@@ -64,6 +73,10 @@ impl GateMetrics {
         let connections_total = IntCounter::new(
             CONNECTIONS_TOTAL,
             "Node connections that passed the TLS handshake.",
+        )?;
+        let pending_connections = IntGauge::new(
+            PENDING_CONNECTIONS,
+            "Connections accepted that have not authenticated yet (TLS handshake and CONNECT).",
         )?;
         let handshake_failures = IntCounterVec::new(
             Opts::new(
@@ -86,29 +99,39 @@ impl GateMetrics {
             ),
             &["reason"],
         )?;
+        let denial_records_dropped = IntCounter::new(
+            DENIAL_RECORDS_DROPPED,
+            "Gate denial records the owner had no room for (logged, not audited).",
+        )?;
         let revoked_closed = IntCounter::new(
             REVOKED_CLOSED,
             "Live connections closed because their certificate was revoked.",
         )?;
         registry.register(Box::new(connections.clone()))?;
         registry.register(Box::new(connections_total.clone()))?;
+        registry.register(Box::new(pending_connections.clone()))?;
         registry.register(Box::new(handshake_failures.clone()))?;
         registry.register(Box::new(refused.clone()))?;
         registry.register(Box::new(denials.clone()))?;
+        registry.register(Box::new(denial_records_dropped.clone()))?;
         registry.register(Box::new(revoked_closed.clone()))?;
         for reason in HANDSHAKE_FAILURE_REASONS {
             handshake_failures.with_label_values(&[reason]);
         }
-        refused.with_label_values(&["capacity"]);
+        for refusal in super::admission::Refusal::ALL {
+            refused.with_label_values(&[refusal.as_str()]);
+        }
         for reason in DenialReason::ALL {
             denials.with_label_values(&[reason.as_str()]);
         }
         Ok(GateMetrics {
             connections,
             connections_total,
+            pending_connections,
             handshake_failures,
             refused,
             denials,
+            denial_records_dropped,
             revoked_closed,
         })
     }

@@ -11,9 +11,14 @@
 //!  hub's own Downlinks ──────────── TCP, internal credentials ┘
 //! ```
 //!
+//! - **Admission** ([`admission`]): at most [`SecureBrokerConfig::max_connections`] at once,
+//!   and at most [`SecureBrokerConfig::max_pending_per_address`] not yet authenticated from
+//!   one address (an IPv6 client: its /64); more are closed as soon as they are accepted and
+//!   counted in `vigil_gate_refused_total{reason}`.
 //! - **TLS**: the server config comes from `vigil_pki::server_config_mtls`: a client
 //!   certificate is required, chained to the hub's CA, within its validity, not revoked.
-//!   The handshake must finish within [`SecureBrokerConfig::handshake_timeout`].
+//!   The handshake *and* the MQTT CONNECT must be done within one
+//!   [`SecureBrokerConfig::handshake_timeout`] (5 s) of the connection's accept.
 //! - **Identity**: the node id is the common name of the verified client certificate.
 //! - **ACL** ([`acl`]): CONNECT with client id = node id (refused otherwise; see [`acl`] for
 //!   why refused rather than rewritten), last will only on `vigil/v1/status/{node}`;
@@ -22,8 +27,10 @@
 //!   internal ones. Packets are re-encoded from what was checked ([`frame`]).
 //! - **Violations**: the connection is closed (MQTT 3.1.1 has no per-publish refusal), the
 //!   packet never reaches the broker, `vigil_gate_denials_total{reason}` counts it, a
-//!   `warn!` names the node, the packet kind and the topic, and a [`Denial`] goes to the
-//!   owner ([`SecureBroker::take_denials`]) for the audit log.
+//!   `warn!` names the node, the packet kind and the topic (cut to 256 bytes), and the
+//!   owner ([`SecureBroker::take_denials`]) gets [`Denial`] records for the audit log:
+//!   topics cut to 256 bytes, repeats aggregated per node over
+//!   [`SecureBrokerConfig::denial_window`] ([`denials`]).
 //! - **Revocation**: [`SecureBroker::revocations`] is the set the TLS verifier checks;
 //!   revoking a serial refuses new handshakes *and* closes the live connections that
 //!   presented it.
@@ -64,6 +71,8 @@
 //! ```
 
 pub mod acl;
+pub mod admission;
+pub mod denials;
 pub mod frame;
 pub mod metrics;
 mod relay;
@@ -73,7 +82,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -89,7 +98,8 @@ use crate::mqtt::{MqttCredentials, MAX_PACKET_BYTES};
 /// The username of the internal broker's only login.
 pub const INTERNAL_USERNAME: &str = "vigil-internal";
 
-/// A connection closed for an ACL violation, for the owner's audit log.
+/// Connections of one node closed for one kind of ACL violation, for the owner's audit log:
+/// one denial, or the repeats of a window aggregated ([`denials`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
     /// The node (its certificate's common name).
@@ -98,12 +108,49 @@ pub struct Denial {
     pub action: Action,
     /// Why it was refused.
     pub reason: DenialReason,
-    /// The topic or filter (for a CONNECT: the client id or the will topic), if any.
+    /// The topic or filter (for a CONNECT: the client id or the will topic), if any, cut
+    /// to [`denials::MAX_TOPIC_BYTES`] at a character boundary; of the first denial when
+    /// aggregated.
     pub topic: Option<String>,
-    /// Where it connected from.
+    /// The length of the topic as sent, in bytes (more than `topic`'s when cut).
+    pub topic_bytes: usize,
+    /// Where it connected from (the first denial's address when aggregated).
     pub peer: SocketAddr,
-    /// When.
+    /// When (the first denial, when aggregated).
     pub at: SystemTime,
+    /// When the last denial counted here happened.
+    pub last_at: SystemTime,
+    /// How many denials this record stands for.
+    pub count: u64,
+}
+
+impl Denial {
+    /// One denial at `at`; `topic` is cut to [`denials::MAX_TOPIC_BYTES`].
+    pub fn new(
+        node: NodeId,
+        action: Action,
+        reason: DenialReason,
+        topic: Option<&str>,
+        peer: SocketAddr,
+        at: SystemTime,
+    ) -> Denial {
+        Denial {
+            node,
+            action,
+            reason,
+            topic: topic.map(|t| denials::truncate_topic(t).0.to_owned()),
+            topic_bytes: topic.map_or(0, str::len),
+            peer,
+            at,
+            last_at: at,
+            count: 1,
+        }
+    }
+
+    /// Whether the topic was cut.
+    pub fn topic_truncated(&self) -> bool {
+        self.topic.as_ref().map_or(0, String::len) < self.topic_bytes
+    }
 }
 
 /// Why the secure broker did not start.
@@ -147,18 +194,35 @@ pub struct SecureBrokerConfig {
     /// The internal broker's settings (limits, timeouts); its `listen` and `auth` are
     /// set by the gate (`127.0.0.1:0` and a random secret).
     pub broker: EmbeddedBrokerConfig,
-    /// How long a TLS handshake may take, and then the CONNECT: 10 s.
+    /// How long a connection may take, from its accept, to finish the TLS handshake and
+    /// send an accepted CONNECT: 5 s. Before that it is not authenticated.
     pub handshake_timeout: Duration,
     /// The most node connections at once (handshakes included); more are closed at once.
     pub max_connections: usize,
-    /// Denials that may wait for the owner; more are logged and counted but not queued.
+    /// The most connections from one client address (an IPv6 client: its /64) that have
+    /// not authenticated yet; more are closed at once: 8.
+    pub max_pending_per_address: usize,
+    /// Denial records that may wait for the owner; more are logged and counted but not
+    /// queued.
     pub denial_capacity: usize,
+    /// The window over which one node's repeated denials become one record: 60 s.
+    pub denial_window: Duration,
 }
 
 impl SecureBrokerConfig {
-    /// The default handshake timeout: 10 s.
+    /// The default bound on the TLS handshake and the CONNECT together: 5 s.
     pub const fn default_handshake_timeout() -> Duration {
-        Duration::from_secs(10)
+        Duration::from_secs(5)
+    }
+
+    /// The default limit of unauthenticated connections per address: 8.
+    pub const fn default_max_pending_per_address() -> usize {
+        8
+    }
+
+    /// The default denial aggregation window: 60 s.
+    pub const fn default_denial_window() -> Duration {
+        Duration::from_secs(60)
     }
 
     /// The default connection limit: 10,000.
@@ -179,7 +243,9 @@ impl SecureBrokerConfig {
             broker: EmbeddedBrokerConfig::new(SocketAddr::from(([127, 0, 0, 1], 0))),
             handshake_timeout: SecureBrokerConfig::default_handshake_timeout(),
             max_connections: SecureBrokerConfig::default_max_connections(),
+            max_pending_per_address: SecureBrokerConfig::default_max_pending_per_address(),
             denial_capacity: 1024,
+            denial_window: SecureBrokerConfig::default_denial_window(),
         }
     }
 
@@ -208,6 +274,18 @@ impl SecureBrokerConfig {
             return Err(GateError::Config {
                 key: "max_connections",
                 reason: "must be at least 1".into(),
+            });
+        }
+        if self.max_pending_per_address == 0 {
+            return Err(GateError::Config {
+                key: "max_pending_per_address",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.denial_window.is_zero() {
+            return Err(GateError::Config {
+                key: "denial_window",
+                reason: "must be above zero (e.g. 60s)".into(),
             });
         }
         if self.denial_capacity == 0 {
@@ -261,22 +339,35 @@ impl SecureBroker {
             source,
         })?;
         let (denials_tx, denials_rx) = mpsc::channel(config.denial_capacity);
+        let (raw_tx, raw_rx) = mpsc::channel(config.denial_capacity);
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(denials::aggregate(
+            raw_rx,
+            denials_tx,
+            config.denial_window,
+            metrics.clone(),
+            shutdown.clone(),
+        ));
         let shared = Arc::new(relay::Shared {
             acceptor: tokio_rustls::TlsAcceptor::from(config.tls.clone()),
             internal: internal.local_addr(),
             credentials: credentials.clone(),
             revocations: config.revocations.clone(),
             metrics,
-            denials: denials_tx,
+            denials: raw_tx,
             handshake_timeout: config.handshake_timeout,
             max_packet_bytes: config.broker.max_payload_bytes.max(MAX_PACKET_BYTES),
         });
-        let shutdown = CancellationToken::new();
-        let tasks = TaskTracker::new();
+        let admission = admission::Admission::new(
+            config.max_connections,
+            config.max_pending_per_address,
+            shared.metrics.pending_connections.clone(),
+        );
         tasks.spawn(accept_loop(
             listener,
             shared,
-            Arc::new(Semaphore::new(config.max_connections)),
+            admission,
             shutdown.clone(),
             tasks.clone(),
         ));
@@ -359,10 +450,11 @@ impl Drop for SecureBroker {
 async fn accept_loop(
     listener: TcpListener,
     shared: Arc<relay::Shared>,
-    slots: Arc<Semaphore>,
+    admission: admission::Admission,
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) {
+    let mut warned = RefusalLog::default();
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -377,15 +469,22 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            shared
-                .metrics
-                .refused
-                .with_label_values(&["capacity"])
-                .inc();
-            warn!(%peer, "gate: connection limit reached; connection refused");
-            drop(tcp);
-            continue;
+        let permit = match admission.admit(peer.ip()) {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                shared
+                    .metrics
+                    .refused
+                    .with_label_values(&[refusal.as_str()])
+                    .inc();
+                if warned.due(tokio::time::Instant::now()) {
+                    warn!(%peer, reason = refusal.as_str(),
+                          "gate: connection refused before its handshake (further refusals for {}s are only counted in vigil_gate_refused_total)",
+                          REFUSAL_LOG_EVERY.as_secs());
+                }
+                drop(tcp);
+                continue;
+            }
         };
         tasks.spawn(relay::serve(
             shared.clone(),
@@ -394,6 +493,26 @@ async fn accept_loop(
             shutdown.clone(),
             permit,
         ));
+    }
+}
+
+/// How often a refused connection is logged at most (a flood of refusals is counted, not
+/// logged one by one).
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// When the last refusal was logged.
+#[derive(Debug, Default)]
+struct RefusalLog(Option<tokio::time::Instant>);
+
+impl RefusalLog {
+    fn due(&mut self, now: tokio::time::Instant) -> bool {
+        match self.0 {
+            Some(last) if now.duration_since(last) < REFUSAL_LOG_EVERY => false,
+            _ => {
+                self.0 = Some(now);
+                true
+            }
+        }
     }
 }
 

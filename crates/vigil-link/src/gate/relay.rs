@@ -1,5 +1,6 @@
-//! One node's connection through the gate: the TLS handshake (bounded in time), the node
-//! id from the verified certificate, the CONNECT checked and its login replaced, a TCP
+//! One node's connection through the gate: the TLS handshake and the CONNECT (bounded
+//! together in time), the node id from the verified certificate, the CONNECT checked and
+//! its login replaced, a TCP
 //! connection to the internal broker, and then the relay — client → broker packet by
 //! packet through the [`Acl`], broker → client byte for byte — until either side closes,
 //! the ACL refuses a packet, the certificate is revoked, or the gate stops.
@@ -13,7 +14,7 @@ use bytes::BytesMut;
 use rustls::CertificateError;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
+use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -21,6 +22,8 @@ use vigil_core::NodeId;
 use vigil_pki::Revocations;
 
 use super::acl::{Acl, Violation};
+use super::admission::Admitted;
+use super::denials::truncate_topic;
 use super::frame::{next_packet, write_packet, Frame};
 use super::metrics::GateMetrics;
 use super::Denial;
@@ -66,12 +69,14 @@ pub(super) async fn serve(
     tcp: TcpStream,
     peer: SocketAddr,
     shutdown: CancellationToken,
-    _permit: OwnedSemaphorePermit,
+    mut permit: Admitted,
 ) {
     let _ = tcp.set_nodelay(true);
+    // One deadline for the handshake and the CONNECT: until then the client is unknown.
+    let deadline = tokio::time::Instant::now() + shared.handshake_timeout;
     // Subscribe before the handshake: a revocation from here on is seen.
     let revoked_rx = shared.revocations.subscribe();
-    let handshake = tokio::time::timeout(shared.handshake_timeout, shared.acceptor.accept(tcp));
+    let handshake = tokio::time::timeout_at(deadline, shared.acceptor.accept(tcp));
     let tls = tokio::select! {
         _ = shutdown.cancelled() => return,
         result = handshake => match result {
@@ -120,9 +125,9 @@ pub(super) async fn serve(
     let (mut client_rd, mut client_wr) = tokio::io::split(tls);
     let mut buf = BytesMut::with_capacity(4096);
 
-    // The CONNECT, within the handshake timeout too.
-    let first = tokio::time::timeout(
-        shared.handshake_timeout,
+    // The CONNECT, within the same deadline.
+    let first = tokio::time::timeout_at(
+        deadline,
         read_packet(&mut client_rd, &mut buf, shared.max_packet_bytes),
     );
     let first = tokio::select! {
@@ -144,7 +149,9 @@ pub(super) async fn serve(
             return;
         }
         Err(_) => {
-            debug!(%peer, node = %node, "gate: no CONNECT in time");
+            shared.metrics.handshake_failed("connect_timeout");
+            warn!(%peer, node = %node, timeout_ms = shared.handshake_timeout.as_millis() as u64,
+                  "gate: no CONNECT in time after the TLS handshake");
             return;
         }
     };
@@ -155,6 +162,8 @@ pub(super) async fn serve(
             return;
         }
     };
+    // Authenticated: the address's pre-authentication place is free again.
+    permit.authenticated();
     let mut out = BytesMut::new();
     if let Err(err) = write_packet(&Packet::Connect(connect), &mut out, shared.max_packet_bytes) {
         deny(
@@ -221,24 +230,27 @@ impl Drop for OpenGuard {
 
 fn deny(shared: &Shared, node: &NodeId, peer: SocketAddr, violation: Violation) {
     shared.metrics.denied(violation.reason);
+    let (topic, truncated) = truncate_topic(violation.topic.as_deref().unwrap_or(""));
     warn!(
         node = %node,
         %peer,
         packet = violation.action.as_str(),
-        topic = violation.topic.as_deref().unwrap_or(""),
+        topic,
+        topic_truncated = truncated,
         reason = violation.reason.as_str(),
         "gate: access denied; connection closed"
     );
-    let denial = Denial {
-        node: node.clone(),
-        action: violation.action,
-        reason: violation.reason,
-        topic: violation.topic,
+    let denial = Denial::new(
+        node.clone(),
+        violation.action,
+        violation.reason,
+        violation.topic.as_deref(),
         peer,
-        at: SystemTime::now(),
-    };
+        SystemTime::now(),
+    );
     if shared.denials.try_send(denial).is_err() {
-        debug!(node = %node, "gate: denial not queued (nobody reads them, or the queue is full)");
+        shared.metrics.denial_records_dropped.inc();
+        debug!(node = %node, "gate: denial not queued (the aggregation queue is full)");
     }
 }
 
