@@ -38,6 +38,7 @@ use semver::Version;
 use tokio::process::{Child, Command};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::MissedTickBehavior;
+use vigil_runtime::backoff::{Backoff, BackoffConfig};
 
 use super::audit::{AuditLog, SUPERVISOR};
 use super::health;
@@ -99,29 +100,13 @@ enum Commit {
     Failed(UpdateError),
 }
 
-/// The restart delay of a crashing kept version (and the retry delay of a commit record).
-#[derive(Debug)]
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    fn new() -> Self {
-        Backoff {
-            next: FIRST_BACKOFF,
-        }
-    }
-
-    fn next(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (delay * 2).min(MAX_BACKOFF);
-        delay
-    }
-
-    fn reset(&mut self) {
-        self.next = FIRST_BACKOFF;
-    }
-}
+/// The restart delays of a crashing kept version (and the retry delays of a commit record):
+/// the shared backoff's whole steps ([`vigil_runtime::backoff`]), 1 s doubling to 30 s —
+/// one process retrying alone, so no jitter.
+const RESTART: BackoffConfig = BackoffConfig {
+    initial: FIRST_BACKOFF,
+    max: MAX_BACKOFF,
+};
 
 /// SIGTERM and SIGINT, installed before the first child starts.
 struct Signals {
@@ -181,7 +166,7 @@ impl Supervisor {
     /// Runs until SIGTERM or SIGINT.
     pub async fn run(self) -> Result<(), UpdateError> {
         let mut signals = Signals::install().map_err(UpdateError::io("signal handlers"))?;
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::new(RESTART);
         tracing::info!(dir = %self.versions.path().display(), trial = ?self.settings.trial, "supervisor starting");
         loop {
             let launch = self.prepare();
@@ -222,7 +207,7 @@ impl Supervisor {
                     if started.elapsed() >= STABLE_RUN {
                         backoff.reset();
                     }
-                    let delay = backoff.next();
+                    let delay = backoff.next_step();
                     tracing::error!(
                         version = %shown(launch.version.as_ref()),
                         how = %how,
@@ -376,8 +361,8 @@ impl Supervisor {
                         }
                         Commit::NotOnTrial => return Outcome::Switched,
                         Commit::Failed(e) => {
-                            let mut backoff = retry.take().map_or_else(Backoff::new, |(_, b)| b);
-                            let delay = backoff.next();
+                            let mut backoff = retry.take().map_or_else(|| Backoff::new(RESTART), |(_, b)| b);
+                            let delay = backoff.next_step();
                             tracing::error!(
                                 version = %shown(launch.version.as_ref()),
                                 error = %e,
@@ -507,10 +492,10 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap_and_resets() {
-        let mut b = Backoff::new();
-        let delays: Vec<u64> = (0..7).map(|_| b.next().as_secs()).collect();
+        let mut b = Backoff::new(RESTART);
+        let delays: Vec<u64> = (0..7).map(|_| b.next_step().as_secs()).collect();
         assert_eq!(delays, vec![1, 2, 4, 8, 16, 30, 30]);
         b.reset();
-        assert_eq!(b.next(), FIRST_BACKOFF);
+        assert_eq!(b.next_step(), FIRST_BACKOFF);
     }
 }
