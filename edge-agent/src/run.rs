@@ -299,7 +299,7 @@ pub async fn run(
         let tls = config.tls.files(std::path::Path::new(""));
         uplink_config.tls = Some(tls.client_config().map_err(|e| {
             anyhow::anyhow!(
-                "[tls]: {e}: run `vigil-agent enroll --hub URL --token TOKEN` to get this gateway's certificate"
+                "[tls]: {e}: run `vigil-agent enroll --hub URL --token -` (the token on standard input) to get this gateway's certificate"
             )
         })?);
         if let Ok(pem) = std::fs::read_to_string(&tls.cert) {

@@ -203,7 +203,7 @@ impl Links {
                     config.tls = Some(files.client_config().with_context(|| {
                         format!(
                             "[parent] url = \"{parent}\": cannot use this hub's certificate: \
-                             run `vigil-hub enroll --hub URL --token TOKEN` with a token from \
+                             run `vigil-hub enroll --hub URL --token -` with a token (on standard input) from \
                              the parent's operator"
                         )
                     })?);
