@@ -11,7 +11,7 @@
 //!   their count, sent when the window closes. A node that keeps being refused yields one
 //!   record per window, whatever its rate.
 //!
-//! [`Aggregator`] is pure (denials and instants in, records out); [`aggregate`] is the task
+//! [`Aggregator`] is pure (denials and instants in, records out); `aggregate` is the task
 //! around it.
 
 use std::collections::HashMap;
