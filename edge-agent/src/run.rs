@@ -31,8 +31,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
-use vigil_core::{AlertId, AlertView, Reading, Timestamp};
+use vigil_core::{AlertId, Reading, Timestamp};
 use vigil_profile::Profile;
+use vigil_store::alert_json::{AlertJson, AlertList};
 
 use crate::alerting::{self, Pipeline, SharedStore};
 use crate::config::AgentConfig;
@@ -89,37 +90,11 @@ struct AlertsQuery {
 /// The most alerts one answer of `GET /api/v1/alerts` holds.
 const MAX_ALERTS: usize = 1000;
 
-/// An alert as the API shows it (docs/ARCHITECTURE.md#alert-json), its `state` at `now`.
-fn alert_json(v: &AlertView, now: Timestamp) -> serde_json::Value {
-    let key = v.key.as_ref();
-    serde_json::json!({
-        "id": v.id,
-        "key": key.map(ToString::to_string),
-        "site": v.site,
-        "source": key.map(|k| k.source.as_str()),
-        "kind": key.map(|k| k.kind.as_str()),
-        "severity": v.severity,
-        "state": v.state_at(now),
-        "active": v.active,
-        "acknowledged": v.acknowledged,
-        "latching": v.latching,
-        "closed": v.closed,
-        "message": v.message,
-        "value": v.value,
-        "zone": v.zone,
-        "raised_at": v.raised_at,
-        "updated_at": v.updated_at,
-        "shelved_until": v.shelved_until,
-        "incident": v.incident,
-        "events": v.event_count,
-    })
-}
-
 /// `GET /api/v1/alerts`: the alerts in the agent's store, most recently updated first.
 async fn alerts_handler(
     State(s): State<AppState>,
     Query(q): Query<AlertsQuery>,
-) -> impl IntoResponse {
+) -> axum::response::Response {
     let limit = q.limit.unwrap_or(MAX_ALERTS).clamp(1, MAX_ALERTS);
     let store = s.alerts.clone();
     let listed = tokio::task::spawn_blocking(move || store.lock().list_alerts(usize::MAX)).await;
@@ -130,16 +105,18 @@ async fn alerts_handler(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Json(serde_json::json!({ "error": e.to_string() })),
             )
+                .into_response()
         }
         Err(e) => {
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Json(serde_json::json!({ "error": e.to_string() })),
             )
+                .into_response()
         }
     };
     let now = Timestamp::now();
-    let alerts: Vec<serde_json::Value> = views
+    let alerts: Vec<AlertJson> = views
         .iter()
         .filter(|v| {
             q.state
@@ -152,12 +129,9 @@ async fn alerts_handler(
                 .is_none_or(|sev| v.severity.as_str() == sev)
         })
         .take(limit)
-        .map(|v| alert_json(v, now))
+        .map(|v| AlertJson::new(v, now))
         .collect();
-    (
-        StatusCode::OK,
-        Json(serde_json::json!({ "alerts": alerts, "next": null })),
-    )
+    Json(AlertList { alerts, next: None }).into_response()
 }
 
 /// The agent's HTTP router: `/healthz`, `/metrics`, `/api/v1/points`, `/api/v1/alerts`.

@@ -270,7 +270,8 @@ async fn a_value_beyond_hh_raises_after_the_delay_and_clears_when_back() {
     assert_eq!(hh["severity"], "major");
     assert_eq!(hh["state"], "active_unack");
     assert_eq!(hh["kind"], "limit_hh");
-    assert_eq!(hh["source"], "fence-north/supply_voltage");
+    assert_eq!(hh["source"]["device"], "fence-north");
+    assert_eq!(hh["source"]["point"], "supply_voltage");
     assert_eq!(hh["site"], "ministry/guangdong/guangzhou/baiyun/prison-3");
     assert_eq!(hh["zone"], "north-perimeter");
     assert_eq!(hh["message"], "supply_voltage 31.2 V above HH 30 V");
@@ -370,7 +371,8 @@ async fn a_silent_device_raises_communication_loss() {
     facility.state.silent.lock().expect("lock").insert(2);
     let lost = agent.wait_for(key, |a| a["active"] == true).await;
     assert_eq!(lost["severity"], "major");
-    assert_eq!(lost["source"], "doors");
+    assert_eq!(lost["source"]["device"], "doors");
+    assert_eq!(lost["source"].get("point"), None, "a whole device");
     let id = lost["id"].as_str().expect("id").to_owned();
     assert_eq!(names(&facility.outbox(Lane::Critical), &id), ["raised"]);
     facility.state.silent.lock().expect("lock").remove(&2);

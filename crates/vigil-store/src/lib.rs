@@ -28,6 +28,7 @@
 #![warn(missing_docs)]
 
 mod action;
+pub mod alert_json;
 pub mod audit;
 pub mod audit_forward;
 pub mod audit_remote;
@@ -47,6 +48,7 @@ mod stored_view;
 pub mod users;
 mod views;
 
+pub use alert_json::{AlertJson, AlertList, AlertWithEvents, SourceJson};
 pub use audit::{AuditEntry, AuditFault, AuditHead, AuditRecord, AuditReport};
 pub use audit_forward::AuditForward;
 pub use audit_remote::{AuditApplied, AuditListCursor};

@@ -26,13 +26,13 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
-use serde::{Deserialize, Serialize};
-use vigil_core::{AlertEvent, AlertState, NodeId, Severity, SitePath, Timestamp};
+use serde::Deserialize;
+use vigil_core::{AlertState, NodeId, Severity, SitePath, Timestamp};
 use vigil_store::{AlertCursor, AlertQuery, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
 
 use super::access::{self, check_scope};
 use super::{alert_id, ApiError, AppState};
-use crate::alert_json::AlertJson;
+use crate::alert_json::{AlertJson, AlertList, AlertWithEvents};
 use crate::auth::{Permission, Principal};
 
 /// The list's query parameters, unparsed (each is parsed with its own error message).
@@ -164,15 +164,6 @@ impl ListParams {
     }
 }
 
-/// `{"alerts": [...], "next": CURSOR}`.
-#[derive(Debug, Serialize)]
-pub struct AlertList {
-    /// The page.
-    pub alerts: Vec<AlertJson>,
-    /// Where the next page starts; `null` on the last page.
-    pub next: Option<String>,
-}
-
 /// `GET /api/v1/alerts`.
 pub async fn list(
     State(state): State<AppState>,
@@ -200,16 +191,6 @@ pub async fn list(
         alerts: page.alerts.iter().map(|v| AlertJson::new(v, now)).collect(),
         next: page.next.map(|c| c.to_string()),
     }))
-}
-
-/// One alert with its history.
-#[derive(Debug, Serialize)]
-pub struct AlertWithEvents {
-    /// The alert's fields.
-    #[serde(flatten)]
-    pub alert: AlertJson,
-    /// Its events in fold order `(HLC, event id)`.
-    pub events: Vec<AlertEvent>,
 }
 
 /// `GET /api/v1/alerts/{id}`.
