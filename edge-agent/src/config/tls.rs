@@ -76,7 +76,7 @@ impl TlsSection {
 /// What to tell an installer whose gateway has no usable certificate.
 pub fn enroll_hint(config: &Path) -> String {
     format!(
-        "run `vigil-agent enroll --hub URL --token TOKEN --config {}` with a token from the hub's operator (`vigil-hub enroll-token --node ID`)",
+        "run `vigil-agent enroll --hub URL --token - --config {}` and paste the token from the hub's operator (`vigil-hub enroll-token --node ID`)",
         config.display()
     )
 }
