@@ -33,6 +33,13 @@ pub enum Command {
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         log_format: String,
     },
+    /// Check the config and run nothing: exit 0 when it is valid, 2 with each problem named
+    /// by its file, line and key (the same checks `run` makes before it starts).
+    Check {
+        /// The hub's config file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Console users: add, list, disable. Every change is audited.
     User {
         /// What to do.

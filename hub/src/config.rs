@@ -12,6 +12,9 @@
 //!
 //! [http]
 //! listen = "127.0.0.1:8080"             # the API, the console, /metrics
+//! # tls = true                          # HTTPS; plain HTTP off loopback needs allow_plaintext
+//! # header_read_timeout = "10s"         # also see idle_timeout, max_connections,
+//! #                                     # max_connections_per_address (crate::listener)
 //!
 //! [mqtt]
 //! listen = "127.0.0.1:1883"             # the embedded broker; or url = "mqtt://broker:1883"
@@ -32,6 +35,7 @@
 //! sign_in_free_failures = 5             # failed sign-ins (per name, per client) before delays
 //! sign_in_delay = "1s"                  # the first delay; each further failure doubles it
 //! sign_in_max_delay = "15m"             # the longest delay
+//! sign_in_concurrency = 4               # password checks at once, hub-wide
 //! open_metrics = true                   # GET /metrics without signing in
 //! ```
 
@@ -112,6 +116,44 @@ pub struct HttpSection {
     /// The private key of [`cert`](Self::cert) (PEM, mode 0600).
     #[serde(default)]
     pub key: Option<PathBuf>,
+    /// Serve plain HTTP on an address other than loopback. Off by default: passwords,
+    /// session cookies and API tokens would cross the network in clear. Set it only behind
+    /// a TLS-terminating proxy on a trusted network; otherwise use `tls = true`.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// How long a client has to send a request's headers, from the moment its connection
+    /// opens (after the TLS handshake, which has as long again) or its previous answer
+    /// ends; a connection kept alive between requests is closed after it too.
+    #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection on which no byte moves either way for this long is closed (a stalled
+    /// upload, a client that stops reading its answer). Keep it above 15 s, the live
+    /// stream's keep-alive.
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// The most connections open at once; more are closed as soon as they are accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// The most connections open at once from one client address (an IPv6 client: its
+    /// /64); more are closed as soon as they are accepted.
+    #[serde(default = "default_max_connections_per_address")]
+    pub max_connections_per_address: usize,
+}
+
+const fn default_header_read_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+const fn default_idle_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+const fn default_max_connections() -> usize {
+    512
+}
+
+const fn default_max_connections_per_address() -> usize {
+    64
 }
 
 impl Default for HttpSection {
@@ -122,6 +164,11 @@ impl Default for HttpSection {
             names: Vec::new(),
             cert: None,
             key: None,
+            allow_plaintext: false,
+            header_read_timeout: default_header_read_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
+            max_connections_per_address: default_max_connections_per_address(),
         }
     }
 }
@@ -233,6 +280,11 @@ pub struct AuthSection {
     /// The longest wait.
     #[serde(default = "default_sign_in_max_delay", with = "humantime_serde")]
     pub sign_in_max_delay: Duration,
+    /// How many sign-ins may have their password checked at once, hub-wide (each check
+    /// takes about 19 MiB and tens of milliseconds of a core); more are answered 503 with
+    /// `Retry-After` at once.
+    #[serde(default = "default_sign_in_concurrency")]
+    pub sign_in_concurrency: usize,
     /// Serve `GET /metrics` without signing in (for a Prometheus scraper; it shows counts,
     /// never an alert's contents). `false`: a session or a bearer token of any role.
     #[serde(default = "default_open_metrics")]
@@ -248,9 +300,14 @@ impl Default for AuthSection {
             sign_in_free_failures: default_free_failures(),
             sign_in_delay: default_sign_in_delay(),
             sign_in_max_delay: default_sign_in_max_delay(),
+            sign_in_concurrency: default_sign_in_concurrency(),
             open_metrics: default_open_metrics(),
         }
     }
+}
+
+const fn default_sign_in_concurrency() -> usize {
+    4
 }
 
 const fn default_session_idle() -> Duration {
@@ -472,6 +529,13 @@ impl Validate for HubConfig {
                 "must be at least auth.sign_in_delay, e.g. 15m",
             ));
         }
+        if auth.sign_in_concurrency == 0 {
+            out.push(Problem::new(
+                "auth.sign_in_concurrency",
+                "must be at least 1, e.g. 4",
+            ));
+        }
+        crate::listener::validate(&self.http, &mut out);
         self.validate_tls(&mut out);
         if self.store.path.as_os_str().is_empty() {
             out.push(Problem::new(

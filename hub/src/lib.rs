@@ -7,6 +7,7 @@
 //!
 //! - `config`: `hub.toml`;
 //! - `run`: `vigil-hub run`, which wires everything below;
+//! - `listener`: the HTTP listener (TLS, timeouts, connection caps);
 //! - `api`: the HTTP endpoints; `alert_json`: the alert as they show it;
 //! - `auth`: who calls the API — users, roles, scope, sessions, API tokens, sign-in limits,
 //!   and `vigil-hub user`/`token`;
@@ -35,8 +36,8 @@ pub mod clock;
 pub mod config;
 pub mod enroll;
 pub mod feed;
-pub mod https;
 pub mod link;
+pub mod listener;
 pub mod metrics;
 pub mod pki;
 pub mod run;

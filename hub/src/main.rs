@@ -59,6 +59,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Check { config } => match load_config(&config) {
+            Ok(_) => {
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
         Command::User { command } => {
             let cfg = match load_config(command.config()) {
                 Ok(cfg) => cfg,

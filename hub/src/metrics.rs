@@ -31,7 +31,9 @@ pub struct HubMetrics {
     /// Operator actions refused, by action and reason (`not_found`, `conflict`,
     /// `bad_request`).
     pub actions_refused: IntCounterVec,
-    /// Sign-ins by outcome (`success`, `failure`, `rate_limited`).
+    /// Sign-ins by outcome: `success`, `failure`, `rate_limited` (a name or address
+    /// waiting), `in_progress` (refused: another attempt from the address was being
+    /// checked), `overloaded` (refused: `[auth] sign_in_concurrency` checks were running).
     pub sign_ins: IntCounterVec,
     /// Requests refused for who made them, by status (`401`, `403`) and reason
     /// (`no_credentials`, `unknown_token`, `session_idle`, `csrf`, `role`, `scope`, …).
@@ -46,6 +48,15 @@ pub struct HubMetrics {
     pub outbox_backlog: IntGaugeVec,
     /// Direct children by state, `online` or `offline` (refreshed on scrape).
     pub children: IntGaugeVec,
+    /// HTTP connections open (`crate::listener`).
+    pub http_connections: IntGauge,
+    /// HTTP connections closed as soon as accepted, by the cap that refused them
+    /// (`max_connections`, `max_connections_per_address`).
+    pub http_connections_refused: IntCounterVec,
+    /// HTTP connections closed for a timeout, by phase: `tls_handshake`, `header` (waiting
+    /// for a request's headers: a slow client, or a kept-alive one that sent nothing more)
+    /// and `idle` (no byte moved either way).
+    pub http_connection_timeouts: IntCounterVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -152,6 +163,27 @@ impl HubMetrics {
             &["link", "lane"],
         );
         let children = gauge("vigil_hub_children", "Direct children by state", &["state"]);
+        let http_connections = register(
+            &registry,
+            IntGauge::new("vigil_hub_http_connections", "HTTP connections open")
+                .expect("valid metric"),
+        );
+        let http_connections_refused = counter(
+            "vigil_hub_http_connections_refused_total",
+            "HTTP connections closed as soon as accepted, by the cap that refused them",
+            &["reason"],
+        );
+        for reason in ["max_connections", "max_connections_per_address"] {
+            http_connections_refused.with_label_values(&[reason]);
+        }
+        let http_connection_timeouts = counter(
+            "vigil_hub_http_connection_timeouts_total",
+            "HTTP connections closed for a timeout, by phase (tls_handshake, header, idle)",
+            &["phase"],
+        );
+        for phase in ["tls_handshake", "header", "idle"] {
+            http_connection_timeouts.with_label_values(&[phase]);
+        }
         HubMetrics {
             registry,
             http_requests,
@@ -167,6 +199,9 @@ impl HubMetrics {
             feed_dropped,
             outbox_backlog,
             children,
+            http_connections,
+            http_connections_refused,
+            http_connection_timeouts,
         }
     }
 
@@ -254,5 +289,10 @@ mod tests {
             text.contains("# TYPE vigil_hub_sse_clients gauge"),
             "{text}"
         );
+        assert!(
+            text.contains("vigil_hub_http_connection_timeouts_total{phase=\"header\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("vigil_hub_http_connections 0"), "{text}");
     }
 }

@@ -19,7 +19,7 @@ use vigil_link::SharedStore;
 use vigil_store::Store;
 
 use crate::action::record::ActionContext;
-use crate::api::{service, AppState};
+use crate::api::{router, AppState};
 use crate::auth::AuthContext;
 use crate::children::Children;
 use crate::clock::HubClock;
@@ -159,20 +159,14 @@ pub async fn run(
     tokio::task::spawn_blocking(crate::auth::password::warm_up).await?;
 
     let mut tasks = JoinSet::new();
-    let http_shutdown = shutdown.clone();
-    if let Some(tls) = https {
-        let app = crate::api::router(state);
-        tasks.spawn(crate::https::serve(listener, tls, app, http_shutdown));
-    } else {
-        let app = service(state);
-        tasks.spawn(async move {
-            let serve = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { http_shutdown.cancelled().await });
-            if let Err(error) = serve.await {
-                tracing::error!(%error, "http endpoint failed");
-            }
-        });
-    }
+    tasks.spawn(crate::listener::serve(
+        listener,
+        https,
+        router(state.clone()),
+        crate::listener::Limits::from_config(&config.http),
+        state.metrics.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(run_ingest(
         feed,
         ingest_queue,

@@ -2,20 +2,28 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `POST` `{"name": "li.na", "password": "…"}` (`Content-Type: application/json`) | 200 `{"user", "role", "scope", "csrf", "expires_at"}` and the cookie `vigil_session`; 401 for a wrong name or password (which of the two is not said); 429 with `Retry-After` while the name or the client must wait ([`crate::auth::limiter`]) |
+//! | `POST` `{"name": "li.na", "password": "…"}` (`Content-Type: application/json`) | 200 `{"user", "role", "scope", "csrf", "expires_at"}` and the cookie `vigil_session`; 401 for a wrong name or password (which of the two is not said); 429 with `Retry-After` while the name at this client address, or the address, must wait, or while another sign-in from the address is being checked ([`crate::auth::limiter`]); 503 with `Retry-After: 1` while `[auth] sign_in_concurrency` passwords are being checked hub-wide |
 //! | `GET` | who the caller is: `{"user", "role", "scope", "via": "session" or "token", "csrf", "expires_at"}` |
 //! | `DELETE` (with `X-CSRF-Token`) | ends the session and removes the cookie: `{"signed_out": "li.na"}` |
+//!
+//! **Hostile load.** An attempt is counted as a failure *before* its password is checked
+//! (and taken back if it is right), so parallel guesses cannot slip under the limit; an
+//! address has one attempt being checked at a time; and at most `[auth]
+//! sign_in_concurrency` checks run hub-wide (argon2id holds 19 MiB for tens of
+//! milliseconds): one more is answered 503 at once instead of queueing on the blocking pool.
+//! A check whose client went away runs to its end and is counted.
 //!
 //! Every sign-in is audited (`sign_in`, details `{"outcome": "success" | "failure",
 //! "reason", "client"}`; the actor of a failure is `unauthenticated`, its target the name
 //! tried), and every sign-out (`sign_out`). An attempt answered 429 is not checked and not
 //! audited one by one — an attacker could otherwise fill the log at network speed — but the
 //! failure that starts each wait is (`"wait_s"`), and all are counted
-//! (`vigil_hub_sign_ins_total{outcome="rate_limited"}`). The password is never logged or
+//! (`vigil_hub_sign_ins_total{outcome="rate_limited" | "in_progress" | "overloaded"}`). The password is never logged or
 //! audited.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{CONTENT_TYPE, RETRY_AFTER, SET_COOKIE, WWW_AUTHENTICATE};
@@ -27,6 +35,7 @@ use vigil_core::{SitePath, Timestamp};
 use vigil_store::{AuditEntry, NewSession};
 
 use super::{ApiError, AppState};
+use crate::auth::limiter::Refusal;
 use crate::auth::middleware::CHALLENGE;
 use crate::auth::session::{clear_cookie, set_cookie};
 use crate::auth::{check_name, millis, password, secret, Principal, Role, Via};
@@ -108,29 +117,71 @@ fn printable(name: &str) -> String {
         .collect()
 }
 
+/// A refusal without checking the password: `status`, `Retry-After` and the outcome counted.
+fn refused(
+    state: &AppState,
+    status: StatusCode,
+    wait: Duration,
+    outcome: &str,
+    message: &str,
+) -> Response {
+    state.metrics.sign_ins.with_label_values(&[outcome]).inc();
+    let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+    let mut resp = (
+        status,
+        Json(serde_json::json!({
+            "error": format!("{message}: try again in {secs} s"),
+            "retry_after": secs,
+        })),
+    )
+        .into_response();
+    resp.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(secs));
+    resp
+}
+
 async fn attempt(state: &AppState, client: IpAddr, request: Request) -> Result<Response, ApiError> {
     let SignIn { name, password } = body(request).await?;
-    let limiter = &state.auth.limiter;
-    if let Err(wait) = limiter.check(&name, client, Instant::now()) {
-        state
-            .metrics
-            .sign_ins
-            .with_label_values(&["rate_limited"])
-            .inc();
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        tracing::warn!(name = %printable(&name), %client, wait_s = secs, "sign-in refused: too many failures");
-        let mut resp = (
-            StatusCode::TOO_MANY_REQUESTS,
-            Json(serde_json::json!({
-                "error": format!("too many failed sign-ins: try again in {secs} s"),
-                "retry_after": secs,
-            })),
-        )
-            .into_response();
-        resp.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(secs));
-        return Ok(resp);
-    }
+    // Counted as a failure before the check: parallel guesses cannot pass the limit.
+    let attempt = match state.auth.limiter.begin(&name, client, Instant::now()) {
+        Ok(attempt) => attempt,
+        Err(Refusal::Wait(wait)) => {
+            // Not a warning each: an attacker would fill the log at network speed. The
+            // failure that started the wait was logged and audited; this one is counted.
+            tracing::debug!(name = %printable(&name), %client, wait_s = wait.as_secs_f64(), "sign-in refused: too many failures");
+            return Ok(refused(
+                state,
+                StatusCode::TOO_MANY_REQUESTS,
+                wait,
+                "rate_limited",
+                "too many failed sign-ins",
+            ));
+        }
+        Err(Refusal::InProgress) => {
+            tracing::debug!(name = %printable(&name), %client, "sign-in refused: another from this address is being checked");
+            return Ok(refused(
+                state,
+                StatusCode::TOO_MANY_REQUESTS,
+                Duration::from_secs(1),
+                "in_progress",
+                "another sign-in from this address is being checked",
+            ));
+        }
+    };
+
+    // Hub-wide: a place among the checks that may run at once, or 503 now (and the
+    // attempt is not counted: the password was not checked).
+    let Ok(check) = Arc::clone(&state.auth.password_checks).try_acquire_owned() else {
+        attempt.cancel();
+        tracing::debug!(name = %printable(&name), %client, "sign-in refused: too many being checked");
+        return Ok(refused(
+            state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(1),
+            "overloaded",
+            "too many sign-ins are being checked",
+        ));
+    };
 
     let lookup = name.clone();
     let user = if check_name(&name).is_ok() {
@@ -138,12 +189,16 @@ async fn attempt(state: &AppState, client: IpAddr, request: Request) -> Result<R
     } else {
         None
     };
-    // The same work whether the user exists or not: the timing tells nothing.
+    // The same work whether the user exists or not: the timing tells nothing. The check
+    // keeps its place and the attempt until it ends, even if the client goes away.
     let phc = user.as_ref().map(|u| u.password_hash.clone());
-    let matches =
-        tokio::task::spawn_blocking(move || password::verify_or_dummy(&password, phc.as_deref()))
-            .await
-            .map_err(|e| ApiError::internal(&e))?;
+    let (matches, attempt) = tokio::task::spawn_blocking(move || {
+        let matches = password::verify_or_dummy(&password, phc.as_deref());
+        drop(check);
+        (matches, attempt)
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e))?;
     let now = Timestamp::now();
     let granted = match &user {
         None => Err("unknown_user"),
@@ -160,7 +215,9 @@ async fn attempt(state: &AppState, client: IpAddr, request: Request) -> Result<R
     let (user, role, scope) = match granted {
         Ok(g) => g,
         Err(reason) => {
-            let wait = limiter.failure(&name, client, Instant::now());
+            // Counted when the attempt began; dropping it lets the address try again.
+            let wait = attempt.wait();
+            drop(attempt);
             let mut details = serde_json::json!({
                 "outcome": "failure",
                 "reason": reason,
@@ -184,7 +241,7 @@ async fn attempt(state: &AppState, client: IpAddr, request: Request) -> Result<R
         }
     };
 
-    limiter.success(&name, client);
+    attempt.succeeded();
     let cookie_secret = secret::new_secret().map_err(|e| ApiError::internal(&e))?;
     let csrf = secret::new_secret().map_err(|e| ApiError::internal(&e))?;
     let expires_at = now.plus_millis(millis(state.auth.session_max));

@@ -1,31 +1,46 @@
-//! Sign-in rate limiting: failures are counted per user name and per client address, and
-//! past a few free ones each failure makes that name (or address) wait before the next
-//! attempt is even checked — a delay that doubles with every further failure, up to a
-//! bound. A successful sign-in clears the name's and the address's counts.
+//! Sign-in rate limiting: failures are counted per user name *from one client address* and
+//! per client address, and past a few free ones each failure makes that pair (or that
+//! address) wait before the next attempt is even checked — a delay that doubles with every
+//! further failure, up to a bound.
 //!
-//! | failures of one name | answer to the next attempt |
+//! | failures of one name from one address | answer to the next attempt |
 //! |---|---|
 //! | fewer than `free` | checked at once |
 //! | `free` | 429 with `Retry-After` for `delay` |
 //! | `free + n` | 429 for `delay × 2ⁿ`, at most `max_delay` |
 //!
-//! An address gets four times as many free failures as a name (a control room's
-//! operators may share one address behind NAT), then the same delays. A waiting attempt is
-//! answered 429 without checking the password, so guessing costs the attacker time and the
-//! hub nothing. The counts are in memory: a restart forgets them (and costs an attacker a
-//! restart of the hub). The table is bounded: counts whose last failure is older than
-//! twice `max_delay` are forgotten once it holds [`PRUNE_AT`] entries.
+//! **Per name and address.** A name's wait holds only at the address that earned it: an
+//! attacker's failures keep the attacker waiting, while the operator signs in from their
+//! own desk during the incident. An address also has a count of its own over every name it
+//! tries, with four times as many free failures (a control room's operators may share one
+//! address behind NAT), so one address cannot spray many names. IPv6 clients are counted by
+//! their /64 network (one host owns a whole /64), IPv4-mapped IPv6 as the IPv4 address.
+//!
+//! **Counted before checking.** [`SignInLimiter::begin`] counts an attempt as a failure
+//! *before* its password is checked and hands back an [`Attempt`]; only a success takes the
+//! count back ([`Attempt::succeeded`]), or a check that did not happen ([`Attempt::cancel`]:
+//! the hub was too busy). Parallel attempts therefore cannot all slip under the
+//! limit while the first ones are being checked. An address has **one attempt at a time**:
+//! while one is being checked, another from the same address is refused at once
+//! ([`Refusal::InProgress`]). A waiting or refused attempt is answered without checking the
+//! password, so guessing costs the attacker time and the hub nothing.
+//!
+//! The counts are in memory: a restart forgets them (and costs an attacker a restart of
+//! the hub). A count is forgotten twice `max_delay` after its last failure. The table is
+//! bounded: once it holds [`PRUNE_AT`] entries, the forgotten ones are dropped; new entries
+//! come only from attempts that get their password checked, which the hub-wide bound on
+//! concurrent checks (`[auth] sign_in_concurrency`) limits to a few hundred a second.
 //!
 //! Pure: the caller passes the time, so tests step it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::config::AuthSection;
 
-/// The size of the table at which old counts are forgotten.
+/// The size of the table at which forgotten counts are dropped.
 pub const PRUNE_AT: usize = 10_000;
 
 /// How many more free failures an address gets than a name.
@@ -34,7 +49,7 @@ pub const ADDRESS_FACTOR: u32 = 4;
 /// The policy, from `[auth]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LimitPolicy {
-    /// Failures of one name answered at once.
+    /// Failures of one name (from one address) answered at once.
     pub free: u32,
     /// The first wait.
     pub delay: Duration,
@@ -63,11 +78,30 @@ impl LimitPolicy {
                 .min(self.max_delay),
         )
     }
+
+    /// How long after its last failure a count is forgotten.
+    fn horizon(&self) -> Duration {
+        self.max_delay.saturating_mul(2)
+    }
+}
+
+/// The address as counted: an IPv6 client by its /64 network, an IPv4-mapped IPv6
+/// address as the IPv4 address, an IPv4 address as itself.
+pub fn client_key(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V4(_) => addr,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
-    Name(String),
+    /// A name tried from an address.
+    NameAt(String, IpAddr),
+    /// An address, over every name.
     Addr(IpAddr),
 }
 
@@ -78,21 +112,38 @@ struct Entry {
     until: Option<Instant>,
 }
 
+#[derive(Debug, Default)]
+struct Table {
+    entries: HashMap<Key, Entry>,
+    /// Addresses with an attempt being checked.
+    busy: HashSet<IpAddr>,
+}
+
+/// Why an attempt is not checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The name at this address, or the address, must wait this long.
+    Wait(Duration),
+    /// Another attempt from the same address is being checked.
+    InProgress,
+}
+
 /// The limiter: cheap to clone, shared by every sign-in.
 #[derive(Debug, Clone)]
 pub struct SignInLimiter {
     policy: LimitPolicy,
-    entries: Arc<Mutex<HashMap<Key, Entry>>>,
+    table: Arc<Mutex<Table>>,
 }
 
 /// The name as counted: case and length do not make a new name.
-fn name_key(name: &str) -> Key {
-    Key::Name(
+fn name_key(name: &str, addr: IpAddr) -> Key {
+    Key::NameAt(
         name.trim()
             .chars()
             .take(128)
             .collect::<String>()
             .to_lowercase(),
+        client_key(addr),
     )
 }
 
@@ -101,47 +152,55 @@ impl SignInLimiter {
     pub fn new(policy: LimitPolicy) -> Self {
         SignInLimiter {
             policy,
-            entries: Arc::default(),
+            table: Arc::default(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
-        // The map holds plain counts: a panic elsewhere cannot leave it inconsistent.
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        // The table holds plain counts: a panic elsewhere cannot leave it inconsistent.
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// `Err(wait)` when `name` or `addr` must still wait at `now` (the longer of the two).
-    pub fn check(&self, name: &str, addr: IpAddr, now: Instant) -> Result<(), Duration> {
-        let entries = self.lock();
-        let wait = [name_key(name), Key::Addr(addr)]
-            .iter()
-            .filter_map(|k| entries.get(k)?.until)
-            .filter_map(|until| until.checked_duration_since(now))
-            .filter(|d| !d.is_zero())
-            .max();
-        wait.map_or(Ok(()), Err)
-    }
-
-    /// Counts a failure of `name` from `addr` at `now`; returns the wait it starts, if any.
-    pub fn failure(&self, name: &str, addr: IpAddr, now: Instant) -> Option<Duration> {
-        let mut entries = self.lock();
-        if entries.len() >= PRUNE_AT {
-            let horizon = self.policy.max_delay.saturating_mul(2);
-            entries.retain(|_, e| now.saturating_duration_since(e.last) < horizon);
-        }
-        let mut longest: Option<Duration> = None;
-        for (key, free) in [
-            (name_key(name), self.policy.free),
+    fn keys(&self, name: &str, addr: IpAddr) -> [(Key, u32); 2] {
+        [
+            (name_key(name, addr), self.policy.free),
             (
-                Key::Addr(addr),
+                Key::Addr(client_key(addr)),
                 self.policy.free.saturating_mul(ADDRESS_FACTOR),
             ),
-        ] {
-            let e = entries.entry(key).or_insert(Entry {
+        ]
+    }
+
+    /// The longer wait of `name` at `addr` and of `addr` at `now`, if any.
+    fn wait_in(&self, table: &Table, name: &str, addr: IpAddr, now: Instant) -> Option<Duration> {
+        self.keys(name, addr)
+            .iter()
+            .filter_map(|(k, _)| table.entries.get(k)?.until)
+            .filter_map(|until| until.checked_duration_since(now))
+            .filter(|d| !d.is_zero())
+            .max()
+    }
+
+    /// Counts one failure of `name` from `addr` at `now` in `table`; the wait it starts.
+    fn count(&self, table: &mut Table, name: &str, addr: IpAddr, now: Instant) -> Option<Duration> {
+        let horizon = self.policy.horizon();
+        if table.entries.len() >= PRUNE_AT {
+            table
+                .entries
+                .retain(|_, e| now.saturating_duration_since(e.last) < horizon);
+        }
+        let mut longest: Option<Duration> = None;
+        for (key, free) in self.keys(name, addr) {
+            let e = table.entries.entry(key).or_insert(Entry {
                 failures: 0,
                 last: now,
                 until: None,
             });
+            if now.saturating_duration_since(e.last) >= horizon {
+                // Forgotten: the last failure is long past.
+                e.failures = 0;
+                e.until = None;
+            }
             e.failures = e.failures.saturating_add(1);
             e.last = now;
             if let Some(wait) = self.policy.wait(e.failures, free) {
@@ -152,11 +211,112 @@ impl SignInLimiter {
         longest
     }
 
-    /// A successful sign-in of `name` from `addr`: both counts start over.
+    /// Starts an attempt to sign `name` in from `addr` at `now`: refused while the pair or
+    /// the address waits or another attempt from the address is being checked; otherwise
+    /// counted as a failure at once (taken back by [`Attempt::succeeded`]).
+    pub fn begin(&self, name: &str, addr: IpAddr, now: Instant) -> Result<Attempt, Refusal> {
+        let mut table = self.lock();
+        if let Some(wait) = self.wait_in(&table, name, addr, now) {
+            return Err(Refusal::Wait(wait));
+        }
+        let client = client_key(addr);
+        if !table.busy.insert(client) {
+            return Err(Refusal::InProgress);
+        }
+        // While the address is busy nothing else changes these two entries: what they were
+        // is what cancel() puts back.
+        let keys = self.keys(name, addr);
+        let prior = keys.map(|(k, _)| (table.entries.get(&k).copied(), k));
+        let wait = self.count(&mut table, name, addr, now);
+        Ok(Attempt {
+            limiter: self.clone(),
+            name: name.to_owned(),
+            addr,
+            wait,
+            prior: Some(prior),
+            settled: false,
+        })
+    }
+
+    /// `Err(wait)` when `name` at `addr`, or `addr`, must still wait at `now` (the longer
+    /// of the two). For callers that count after the fact ([`Self::failure`]); a sign-in
+    /// uses [`Self::begin`].
+    pub fn check(&self, name: &str, addr: IpAddr, now: Instant) -> Result<(), Duration> {
+        let table = self.lock();
+        self.wait_in(&table, name, addr, now).map_or(Ok(()), Err)
+    }
+
+    /// Counts a failure of `name` from `addr` at `now`; returns the wait it starts, if any.
+    pub fn failure(&self, name: &str, addr: IpAddr, now: Instant) -> Option<Duration> {
+        let mut table = self.lock();
+        self.count(&mut table, name, addr, now)
+    }
+
+    /// A success of `name` from `addr`, for callers that count after the fact: the
+    /// pair's and the address's counts start over.
     pub fn success(&self, name: &str, addr: IpAddr) {
-        let mut entries = self.lock();
-        entries.remove(&name_key(name));
-        entries.remove(&Key::Addr(addr));
+        let mut table = self.lock();
+        table.entries.remove(&name_key(name, addr));
+        table.entries.remove(&Key::Addr(client_key(addr)));
+    }
+}
+
+/// An attempt being checked, already counted as a failure. Dropping it without
+/// [`Attempt::succeeded`] leaves the failure counted (a wrong password, an error, a client
+/// that went away) and lets the address's next attempt in.
+#[derive(Debug)]
+#[must_use = "an attempt is settled by succeeded() or by being dropped as a failure"]
+pub struct Attempt {
+    limiter: SignInLimiter,
+    name: String,
+    addr: IpAddr,
+    wait: Option<Duration>,
+    prior: Option<[(Option<Entry>, Key); 2]>,
+    settled: bool,
+}
+
+impl Attempt {
+    /// The wait this attempt's failure starts (counted already), if any.
+    pub fn wait(&self) -> Option<Duration> {
+        self.wait
+    }
+
+    /// The password was not checked after all (the hub was too busy): the counts are as
+    /// they were before [`SignInLimiter::begin`].
+    pub fn cancel(mut self) {
+        self.settled = true;
+        let mut table = self.limiter.lock();
+        for (entry, key) in self.prior.take().into_iter().flatten() {
+            match entry {
+                Some(e) => table.entries.insert(key, e),
+                None => table.entries.remove(&key),
+            };
+        }
+        table.busy.remove(&client_key(self.addr));
+    }
+
+    /// The password was right: the pair's count starts over, and the address's count
+    /// loses the failure this attempt added (its earlier failures stay).
+    pub fn succeeded(mut self) {
+        self.settled = true;
+        let mut table = self.limiter.lock();
+        table.entries.remove(&name_key(&self.name, self.addr));
+        let addr_free = self.limiter.policy.free.saturating_mul(ADDRESS_FACTOR);
+        if let Some(e) = table.entries.get_mut(&Key::Addr(client_key(self.addr))) {
+            e.failures = e.failures.saturating_sub(1);
+            if e.failures < addr_free {
+                e.until = None;
+            }
+        }
+        table.busy.remove(&client_key(self.addr));
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.limiter.lock().busy.remove(&client_key(self.addr));
+        }
     }
 }
 
@@ -178,39 +338,101 @@ mod tests {
         IpAddr::from([10, 0, 0, n])
     }
 
+    /// One attempt that fails: the wait it started, or why it was refused.
+    fn fail(
+        l: &SignInLimiter,
+        name: &str,
+        addr: IpAddr,
+        now: Instant,
+    ) -> Result<Option<Duration>, Refusal> {
+        l.begin(name, addr, now).map(|a| a.wait())
+    }
+
     #[test]
     fn free_failures_then_a_doubling_bounded_wait() {
         let l = limiter(3);
         let t0 = Instant::now();
         for _ in 0..2 {
-            assert_eq!(l.failure("li.na", ip(1), t0), None);
-            assert_eq!(l.check("li.na", ip(1), t0), Ok(()));
+            assert_eq!(fail(&l, "li.na", ip(1), t0), Ok(None));
         }
-        assert_eq!(l.failure("li.na", ip(1), t0), Some(S));
-        assert_eq!(l.check("li.na", ip(1), t0), Err(S));
+        assert_eq!(fail(&l, "li.na", ip(1), t0), Ok(Some(S)));
+        assert_eq!(fail(&l, "li.na", ip(1), t0), Err(Refusal::Wait(S)));
         assert_eq!(
-            l.check("LI.NA ", ip(2), t0),
-            Err(S),
-            "the name waits anywhere"
-        );
-        assert_eq!(
-            l.check("zhang.wei", ip(1), t0),
-            Ok(()),
-            "the address is under its limit"
+            fail(&l, "LI.NA ", ip(1), t0),
+            Err(Refusal::Wait(S)),
+            "case and spaces make no new name"
         );
         let t1 = t0 + S;
-        assert_eq!(l.check("li.na", ip(1), t1), Ok(()));
         let mut waits = Vec::new();
         let mut t = t1;
         for _ in 0..5 {
-            let w = l.failure("li.na", ip(1), t).expect("a wait");
+            let w = fail(&l, "li.na", ip(1), t)
+                .expect("checked")
+                .expect("a wait");
             waits.push(w.as_secs());
             t += w;
         }
         assert_eq!(waits, [2, 4, 8, 8, 8], "doubles, bounded");
-        l.success("li.na", ip(1));
-        assert_eq!(l.check("li.na", ip(1), t), Ok(()));
-        assert_eq!(l.failure("li.na", ip(1), t), None, "counts start over");
+        l.begin("li.na", ip(1), t).expect("checked").succeeded();
+        assert_eq!(fail(&l, "li.na", ip(1), t), Ok(None), "counts start over");
+    }
+
+    #[test]
+    fn a_name_waits_only_at_the_address_that_failed() {
+        let l = limiter(2);
+        let t0 = Instant::now();
+        fail(&l, "li.na", ip(1), t0).expect("checked");
+        fail(&l, "li.na", ip(1), t0).expect("checked");
+        assert_eq!(fail(&l, "li.na", ip(1), t0), Err(Refusal::Wait(S)));
+        let from_desk = l
+            .begin("li.na", ip(2), t0)
+            .expect("the operator's own address");
+        from_desk.succeeded();
+        assert_eq!(
+            l.check("li.na", ip(1), t0),
+            Err(S),
+            "a success elsewhere does not free the attacker"
+        );
+    }
+
+    #[test]
+    fn an_attempt_is_counted_before_it_is_checked_and_one_runs_per_address() {
+        let l = limiter(1);
+        let t0 = Instant::now();
+        let first = l.begin("li.na", ip(1), t0).expect("checked");
+        assert_eq!(first.wait(), Some(S), "counted already: the next must wait");
+        assert_eq!(
+            l.begin("zhang.wei", ip(1), t0).map(|a| a.wait()),
+            Err(Refusal::InProgress),
+            "one attempt at a time per address"
+        );
+        assert!(
+            l.begin("zhang.wei", ip(2), t0).is_ok(),
+            "other addresses go on"
+        );
+        drop(first);
+        assert_eq!(
+            l.begin("li.na", ip(1), t0).map(|a| a.wait()),
+            Err(Refusal::Wait(S))
+        );
+        assert_eq!(
+            fail(&l, "zhang.wei", ip(1), t0),
+            Ok(Some(S)),
+            "freed on drop"
+        );
+        let busy = l.begin("li.na", ip(3), t0).expect("checked");
+        assert_eq!(busy.wait(), Some(S));
+        busy.cancel();
+        let ok = l
+            .begin("li.na", ip(3), t0)
+            .expect("not counted after a cancel");
+        assert_eq!(ok.wait(), Some(S), "as if the cancelled one never was");
+        ok.succeeded();
+        assert_eq!(
+            fail(&l, "li.na", ip(3), t0),
+            Ok(Some(S)),
+            "the count was taken back"
+        );
     }
 
     #[test]
@@ -219,7 +441,7 @@ mod tests {
         let t0 = Instant::now();
         let mut first_wait = None;
         for n in 0..(2 * ADDRESS_FACTOR) {
-            let w = l.failure(&format!("user{n}"), ip(9), t0);
+            let w = fail(&l, &format!("user{n}"), ip(9), t0).expect("checked");
             if w.is_some() && first_wait.is_none() {
                 first_wait = Some(n + 1);
             }
@@ -230,7 +452,23 @@ mod tests {
     }
 
     #[test]
-    fn the_table_is_bounded() {
+    fn ipv6_clients_count_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2::10".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:ffff::1".parse().expect("ip");
+        let c: IpAddr = "2001:db8:1:3::10".parse().expect("ip");
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(c));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().expect("ip");
+        assert_eq!(client_key(mapped), ip(1));
+        let l = limiter(1);
+        let t0 = Instant::now();
+        assert_eq!(fail(&l, "li.na", a, t0), Ok(Some(S)));
+        assert_eq!(fail(&l, "li.na", b, t0), Err(Refusal::Wait(S)));
+        assert!(fail(&l, "li.na", c, t0).is_ok());
+    }
+
+    #[test]
+    fn counts_are_forgotten_and_the_table_is_bounded() {
         let l = limiter(100);
         let t0 = Instant::now();
         for n in 0..PRUNE_AT {
@@ -238,10 +476,14 @@ mod tests {
         }
         let later = t0 + 20 * S;
         l.failure("fresh", ip(2), later);
-        assert!(
-            l.lock().len() <= 3,
-            "old counts forgotten: {}",
-            l.lock().len()
+        let len = l.lock().entries.len();
+        assert!(len <= 3, "old counts forgotten: {len}");
+        let l = limiter(1);
+        assert_eq!(fail(&l, "li.na", ip(1), t0), Ok(Some(S)));
+        assert_eq!(
+            fail(&l, "li.na", ip(1), t0 + 16 * S),
+            Ok(Some(S)),
+            "after twice max_delay the count starts over"
         );
     }
 }

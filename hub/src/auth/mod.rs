@@ -13,7 +13,8 @@
 //!   an alert whose raise has not arrived has no site and is in nobody's scope;
 //! - [`password`]: argon2id hashes, the same work for unknown users;
 //! - [`secret`]: session, CSRF and token secrets, stored only as SHA-256;
-//! - [`limiter`]: sign-in rate limiting per name and per client address;
+//! - [`limiter`]: sign-in rate limiting per name at a client address and per address,
+//!   counted before the password is checked, one attempt at a time per address;
 //! - [`session`]: the cookie, expiry, CSRF;
 //! - [`middleware`]: resolving the principal of each request;
 //! - [`admin`] and [`command`]: `vigil-hub user …` and `vigil-hub token …`, every change
@@ -32,6 +33,7 @@ pub mod role;
 pub mod secret;
 pub mod session;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use vigil_core::{SitePath, Timestamp};
@@ -145,6 +147,9 @@ pub struct AuthContext {
     pub open_metrics: bool,
     /// The failed sign-in counts.
     pub limiter: SignInLimiter,
+    /// The password checks that may run at once, hub-wide (`[auth] sign_in_concurrency`):
+    /// each holds about 19 MiB while it runs.
+    pub password_checks: Arc<tokio::sync::Semaphore>,
 }
 
 impl AuthContext {
@@ -156,6 +161,7 @@ impl AuthContext {
             secure_cookie: auth.secure_cookie,
             open_metrics: auth.open_metrics,
             limiter: SignInLimiter::new(LimitPolicy::from_config(auth)),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(auth.sign_in_concurrency)),
         }
     }
 
