@@ -44,9 +44,9 @@ use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use vigil_config::Problem;
+use vigil_link::gate::admission::address_key;
 use vigil_pki::rustls::ServerConfig;
 
-use crate::auth::limiter::client_key;
 use crate::config::HttpSection;
 use crate::metrics::HubMetrics;
 
@@ -168,7 +168,7 @@ impl Admission {
         let Ok(permit) = Arc::clone(&self.total).try_acquire_owned() else {
             return Err("max_connections");
         };
-        let client = client_key(peer);
+        let client = address_key(peer);
         {
             let mut counts = self
                 .per_address
@@ -393,6 +393,24 @@ impl<T> IdleIo<T> {
             .reset(tokio::time::Instant::now() + self.idle);
     }
 
+    /// After a write was polled: progress moves the deadline, a wait checks it.
+    fn wrote(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match polled {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.moved();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => self.waiting(cx),
+        }
+    }
+
     /// On a wait: the timeout's error once the deadline has passed.
     fn waiting<R>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<R>> {
         match self.deadline.as_mut().poll(cx) {
@@ -435,16 +453,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write(cx, buf) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    this.moved();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => this.waiting(cx),
-        }
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.wrote(cx, polled)
     }
 
     fn poll_write_vectored(
@@ -453,16 +463,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(Ok(n)) => {
-                if n > 0 {
-                    this.moved();
-                }
-                Poll::Ready(Ok(n))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => this.waiting(cx),
-        }
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.wrote(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -38,6 +38,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use vigil_link::gate::admission::address_key;
+
 use crate::config::AuthSection;
 
 /// The size of the table at which forgotten counts are dropped.
@@ -82,18 +84,6 @@ impl LimitPolicy {
     /// How long after its last failure a count is forgotten.
     fn horizon(&self) -> Duration {
         self.max_delay.saturating_mul(2)
-    }
-}
-
-/// The address as counted: an IPv6 client by its /64 network, an IPv4-mapped IPv6
-/// address as the IPv4 address, an IPv4 address as itself.
-pub fn client_key(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V4(_) => addr,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
-        },
     }
 }
 
@@ -143,7 +133,7 @@ fn name_key(name: &str, addr: IpAddr) -> Key {
             .take(128)
             .collect::<String>()
             .to_lowercase(),
-        client_key(addr),
+        address_key(addr),
     )
 }
 
@@ -165,7 +155,7 @@ impl SignInLimiter {
         [
             (name_key(name, addr), self.policy.free),
             (
-                Key::Addr(client_key(addr)),
+                Key::Addr(address_key(addr)),
                 self.policy.free.saturating_mul(ADDRESS_FACTOR),
             ),
         ]
@@ -219,7 +209,7 @@ impl SignInLimiter {
         if let Some(wait) = self.wait_in(&table, name, addr, now) {
             return Err(Refusal::Wait(wait));
         }
-        let client = client_key(addr);
+        let client = address_key(addr);
         if !table.busy.insert(client) {
             return Err(Refusal::InProgress);
         }
@@ -257,7 +247,7 @@ impl SignInLimiter {
     pub fn success(&self, name: &str, addr: IpAddr) {
         let mut table = self.lock();
         table.entries.remove(&name_key(name, addr));
-        table.entries.remove(&Key::Addr(client_key(addr)));
+        table.entries.remove(&Key::Addr(address_key(addr)));
     }
 }
 
@@ -292,7 +282,7 @@ impl Attempt {
                 None => table.entries.remove(&key),
             };
         }
-        table.busy.remove(&client_key(self.addr));
+        table.busy.remove(&address_key(self.addr));
     }
 
     /// The password was right: the pair's count starts over, and the address's count
@@ -302,20 +292,20 @@ impl Attempt {
         let mut table = self.limiter.lock();
         table.entries.remove(&name_key(&self.name, self.addr));
         let addr_free = self.limiter.policy.free.saturating_mul(ADDRESS_FACTOR);
-        if let Some(e) = table.entries.get_mut(&Key::Addr(client_key(self.addr))) {
+        if let Some(e) = table.entries.get_mut(&Key::Addr(address_key(self.addr))) {
             e.failures = e.failures.saturating_sub(1);
             if e.failures < addr_free {
                 e.until = None;
             }
         }
-        table.busy.remove(&client_key(self.addr));
+        table.busy.remove(&address_key(self.addr));
     }
 }
 
 impl Drop for Attempt {
     fn drop(&mut self) {
         if !self.settled {
-            self.limiter.lock().busy.remove(&client_key(self.addr));
+            self.limiter.lock().busy.remove(&address_key(self.addr));
         }
     }
 }
@@ -456,10 +446,10 @@ mod tests {
         let a: IpAddr = "2001:db8:1:2::10".parse().expect("ip");
         let b: IpAddr = "2001:db8:1:2:ffff::1".parse().expect("ip");
         let c: IpAddr = "2001:db8:1:3::10".parse().expect("ip");
-        assert_eq!(client_key(a), client_key(b));
-        assert_ne!(client_key(a), client_key(c));
+        assert_eq!(address_key(a), address_key(b));
+        assert_ne!(address_key(a), address_key(c));
         let mapped: IpAddr = "::ffff:10.0.0.1".parse().expect("ip");
-        assert_eq!(client_key(mapped), ip(1));
+        assert_eq!(address_key(mapped), ip(1));
         let l = limiter(1);
         let t0 = Instant::now();
         assert_eq!(fail(&l, "li.na", a, t0), Ok(Some(S)));
