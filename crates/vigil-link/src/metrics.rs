@@ -28,6 +28,8 @@
 //! | `vigil_link_audit_records_sent_total` | link | audit records published (resends included) |
 //! | `vigil_link_audit_records_received_total` | link, outcome | audit records received: `applied`, `duplicate` or `conflict` (a different record under a number already held) |
 //! | `vigil_link_audit_chain_breaks_total` | link | audit records received that do not chain to the trail held here |
+//! | `vigil_link_audit_trail_mismatches_total` | kind (`behind`, `forked`) | children found with an audit log behind, or different from, the copy held here (counted when found, not at every status) |
+//! | `vigil_link_audit_trail_mismatched_children` | | children whose last reported audit tail disagrees with the copy held here |
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use vigil_core::Lane;
@@ -77,6 +79,10 @@ pub mod names {
     pub const AUDIT_RECEIVED: &str = "vigil_link_audit_records_received_total";
     /// Audit records received that break their origin's chain.
     pub const AUDIT_CHAIN_BREAKS: &str = "vigil_link_audit_chain_breaks_total";
+    /// Children found with an audit log behind or different from the copy held here.
+    pub const AUDIT_TRAIL_MISMATCHES: &str = "vigil_link_audit_trail_mismatches_total";
+    /// Children whose last reported audit tail disagrees with the copy held here.
+    pub const AUDIT_TRAIL_MISMATCHED_CHILDREN: &str = "vigil_link_audit_trail_mismatched_children";
 }
 
 /// Every metric of the link engine. Cheap to clone (the metrics are shared).
@@ -103,6 +109,8 @@ pub struct LinkMetrics {
     pub(crate) audit_sent: IntCounterVec,
     pub(crate) audit_received: IntCounterVec,
     pub(crate) audit_chain_breaks: IntCounterVec,
+    pub(crate) audit_trail_mismatches: IntCounterVec,
+    pub(crate) audit_trail_mismatched_children: IntGaugeVec,
 }
 
 fn counter(
@@ -260,6 +268,18 @@ impl LinkMetrics {
                 "Audit records received that do not chain to the trail held here.",
                 &["link"],
             )?,
+            audit_trail_mismatches: counter(
+                registry,
+                AUDIT_TRAIL_MISMATCHES,
+                "Children found with an audit log behind, or different from, the copy held here.",
+                &["kind"],
+            )?,
+            audit_trail_mismatched_children: gauge(
+                registry,
+                AUDIT_TRAIL_MISMATCHED_CHILDREN,
+                "Children whose last reported audit tail disagrees with the copy held here.",
+                &[],
+            )?,
             children: gauge(registry, CHILDREN, "Children by state.", &["state"])?,
         })
     }
@@ -367,6 +387,12 @@ mod tests {
             .with_label_values(&["parent", "normal"])
             .inc();
         m.children.with_label_values(&["online"]).set(1);
+        m.audit_trail_mismatches
+            .with_label_values(&["behind"])
+            .inc();
+        m.audit_trail_mismatched_children
+            .with_label_values(&[] as &[&str])
+            .set(1);
         let gathered: Vec<String> = registry
             .gather()
             .iter()
@@ -391,6 +417,8 @@ mod tests {
             names::EVENTS_FORWARDED,
             names::UNDELIVERABLE,
             names::CHILDREN,
+            names::AUDIT_TRAIL_MISMATCHES,
+            names::AUDIT_TRAIL_MISMATCHED_CHILDREN,
         ] {
             assert!(gathered.iter().any(|g| g == name), "{name} missing");
         }

@@ -30,8 +30,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 use vigil_core::{AlertEvent, Lane, Level, NodeId, Timestamp};
 use vigil_wire::{
-    encode, try_encode, AuditEvent, Batch, ChildStatus, LinkEvent, LinkState, LinkStatus, Message,
-    Status, Topic,
+    encode, try_encode, AuditEvent, AuditHash, AuditTail, Batch, ChildStatus, LinkEvent, LinkState,
+    LinkStatus, Message, Status, Topic,
 };
 
 use crate::backoff::BackoffConfig;
@@ -582,8 +582,20 @@ impl UplinkTask {
                 Default::default()
             }
         };
+        // The tail of this node's own audit chain: the parent holds a copy and compares.
+        let audit = match self.uplink.store.call(|s| s.audit_head()).await {
+            Ok(head) => Some(AuditTail {
+                seq: head.seq,
+                hash: AuditHash(head.hash),
+            }),
+            Err(err) => {
+                warn!(link = %cfg.link, error = %err, "cannot read the audit chain's tail for the status");
+                None
+            }
+        };
         let health = (self.uplink.health)();
         let mut status = Status::online(cfg.node.clone(), cfg.level, Timestamp::now());
+        status.audit = audit;
         status.devices_online = health.devices_online;
         status.devices_total = health.devices_total;
         status.children = health.children;

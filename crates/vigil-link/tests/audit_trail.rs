@@ -150,3 +150,75 @@ async fn audit_records_reach_the_parent_exactly_once_through_restarts() {
     })
     .await;
 }
+
+/// The mismatch counter of `kind` at `parent`.
+fn mismatches(parent: &Parent, kind: &str) -> f64 {
+    metric(
+        &parent.registry,
+        names::AUDIT_TRAIL_MISMATCHES,
+        &[("kind", kind)],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_whose_log_was_cut_behind_the_parents_copy_is_found_from_its_status() {
+    bounded(async {
+        init_tracing();
+        let broker = TestBroker::start(BrokerKind::Embedded);
+        let dirs = Dirs::new();
+        let child_db = dirs.db("gw-1");
+        let parent_db = dirs.db("parent");
+        let forwarding = AuditForward {
+            link: "parent".into(),
+            origin: node("gw-1"),
+        };
+        let parent = Parent::start(&broker.url(), &parent_db);
+        let child = Child::start("gw-1", &broker.url(), &child_db);
+        child
+            .store
+            .lock()
+            .set_audit_forward(Some(&forwarding))
+            .expect("forward");
+        audit(&child, 1..=5).await;
+        wait_until("five audit records at the parent", || held(&parent) == 5).await;
+        // The child's statuses (one a second) report a tail in step with the copy.
+        wait_until("the child's log acknowledged", || child.backlog() == 0).await;
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        assert_eq!(mismatches(&parent, "behind"), 0.0, "in step: nothing found");
+        child.stop().await;
+
+        // Someone with the gateway's disk removes its last two records.
+        {
+            let conn = rusqlite::Connection::open(&child_db).expect("open raw");
+            conn.execute_batch(
+                "DROP TRIGGER IF EXISTS audit_no_delete; DELETE FROM audit WHERE seq > 3;",
+            )
+            .expect("cut the tail");
+        }
+        let child = Child::start("gw-1", &broker.url(), &child_db);
+        assert_eq!(child.store.lock().audit_head().expect("head").seq, 3);
+        // The chain that is left verifies on its own; only the parent's copy shows the cut.
+        assert!(matches!(
+            child.store.lock().audit_verify().expect("verify"),
+            AuditReport::Intact { records: 3, .. }
+        ));
+        wait_until("the cut found from the child's status", || {
+            mismatches(&parent, "behind") == 1.0
+        })
+        .await;
+        assert_eq!(
+            metric(
+                &parent.registry,
+                names::AUDIT_TRAIL_MISMATCHED_CHILDREN,
+                &[]
+            ),
+            1.0
+        );
+        // Counted once when found, not at every status that follows.
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        assert_eq!(mismatches(&parent, "behind"), 1.0);
+        child.stop().await;
+        parent.stop().await;
+    })
+    .await;
+}

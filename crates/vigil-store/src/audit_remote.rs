@@ -16,6 +16,9 @@
 //! - **The anchor**: a child that cuts the tail of its own log leaves a shorter chain that
 //!   verifies on its own; the parent's copy still holds the cut records, so comparing the two
 //!   heads shows it (README, "Audit log").
+//! - **The automatic comparison** ([`Store::audit_remote_check`]): each node reports the tail
+//!   of its own chain in its status; the parent compares it with its copy
+//!   ([`compare_trail`]) and counts a node whose log is behind the copy or differs from it.
 //! - **Reading** ([`Store::audit_list`]): this node's records and the held ones, newest first,
 //!   keyset-paged.
 
@@ -234,7 +237,92 @@ impl std::str::FromStr for AuditListCursor {
     }
 }
 
+/// How the tail of a node's own audit chain, as the node reports it, compares with the copy
+/// of its trail held here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrailCheck {
+    /// Nothing held contradicts the node's log: the copy ends at or before the node's tail
+    /// and holds the same record under the tail's number (or none).
+    Consistent,
+    /// The copy holds records past the node's tail that the node had written before it
+    /// reported the tail: its log lost them (cut, or restored from an older backup).
+    Behind {
+        /// The last record held here.
+        held: u64,
+        /// The node's tail.
+        reported: u64,
+    },
+    /// The copy holds another record under the tail's number: the node's log was rewritten.
+    Forked {
+        /// The tail's number.
+        seq: u64,
+    },
+}
+
+/// Compares a node's reported tail (`seq`, `hash`, reported at `reported_at`, the node's
+/// clock) with the copy held here: its last record (`held_head`: number and the node's
+/// time on it) and the hash it holds under `seq` (`held_at_tail`). Records the node wrote
+/// after it reported are not held against it: a status can arrive late (a retained one
+/// after a reconnect), after the records that followed it.
+pub fn compare_trail(
+    seq: u64,
+    hash: &[u8; 32],
+    reported_at: Timestamp,
+    held_head: Option<(u64, Timestamp)>,
+    held_at_tail: Option<[u8; 32]>,
+) -> TrailCheck {
+    if held_at_tail.is_some_and(|held| &held != hash) {
+        return TrailCheck::Forked { seq };
+    }
+    match held_head {
+        Some((held, at)) if held > seq && at <= reported_at => TrailCheck::Behind {
+            held,
+            reported: seq,
+        },
+        _ => TrailCheck::Consistent,
+    }
+}
+
 impl Store {
+    /// Compares the tail of `origin`'s own chain (`seq` and `hash`, as it reported them at
+    /// `reported_at`) with the copy of its trail held here ([`compare_trail`]).
+    pub fn audit_remote_check(
+        &self,
+        origin: &str,
+        seq: u64,
+        hash: &[u8; 32],
+        reported_at: Timestamp,
+    ) -> Result<TrailCheck> {
+        let head: Option<(i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, at FROM audit_remote WHERE origin = ?1 ORDER BY seq DESC LIMIT 1",
+            )
+            .op("read a held audit trail's head")?
+            .query_row([origin], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .op("read a held audit trail's head")?;
+        let at_tail: Option<Vec<u8>> = match i64::try_from(seq) {
+            Ok(seq) if seq >= 1 => self
+                .conn
+                .prepare_cached("SELECT hash FROM audit_remote WHERE origin = ?1 AND seq = ?2")
+                .op("read a held audit record")?
+                .query_row(params![origin, seq], |r| r.get(0))
+                .optional()
+                .op("read a held audit record")?,
+            _ => None,
+        };
+        let held_head = head.map(|(seq, at)| (seq.unsigned_abs(), Timestamp::from_millis(at)));
+        let held_at_tail = at_tail.and_then(|h| <[u8; 32]>::try_from(h.as_slice()).ok());
+        Ok(compare_trail(
+            seq,
+            hash,
+            reported_at,
+            held_head,
+            held_at_tail,
+        ))
+    }
+
     /// Every origin whose records this node holds, in order.
     pub fn audit_remote_origins(&self) -> Result<Vec<String>> {
         let mut stmt = self

@@ -51,7 +51,7 @@ mod views;
 pub use alert_json::{AlertJson, AlertList, AlertWithEvents, SourceJson};
 pub use audit::{AuditEntry, AuditFault, AuditHead, AuditRecord, AuditReport};
 pub use audit_forward::AuditForward;
-pub use audit_remote::{AuditApplied, AuditListCursor};
+pub use audit_remote::{compare_trail, AuditApplied, AuditListCursor, TrailCheck};
 pub use context::{peak_severity, AlertContext};
 pub use enrollment::{
     EnrollmentToken, NewCertificate, NewEnrollmentToken, NodeCertificate, RedeemError, Redeemed,

@@ -7,6 +7,7 @@ use serde_json::json;
 use vigil_core::{Lane, NodeId, Timestamp};
 use vigil_store::{
     AuditEntry, AuditFault, AuditForward, AuditListCursor, AuditReport, InboundBatch, Store,
+    TrailCheck,
 };
 use vigil_wire::{AuditEvent, LinkEvent};
 
@@ -276,4 +277,79 @@ fn a_reordered_record_is_named_and_a_break_is_counted_on_arrival() {
     // A different record under a number already held: the held copy stays.
     let out = deliver(&mut other, &gw, 1, &records[2..3], None);
     assert_eq!((out.audit.duplicates, out.audit.conflicts), (1, 1));
+}
+
+#[test]
+fn a_node_whose_log_is_behind_or_rewritten_is_told_apart_from_one_in_step() {
+    let mut child = Store::open_in_memory().expect("child");
+    child
+        .set_audit_forward(Some(&forward("gw-1")))
+        .expect("set");
+    for n in 1..=5 {
+        child.audit_append(&entry("gw-1", n)).expect("append");
+    }
+    let records = audit_of(&queued(&child, "parent", 0));
+    let gw = node("gw-1");
+    let mut county = Store::open_in_memory().expect("county");
+    // Nothing held yet: whatever the node says is consistent.
+    let head = child.audit_head().expect("head");
+    let late = Timestamp::from_millis(1_795_000_100_000);
+    assert_eq!(
+        county
+            .audit_remote_check("gw-1", head.seq, &head.hash, late)
+            .expect("check"),
+        TrailCheck::Consistent
+    );
+    deliver(&mut county, &gw, 1, &records, None);
+    // In step: the node's tail is the copy's head.
+    assert_eq!(
+        county
+            .audit_remote_check("gw-1", head.seq, &head.hash, late)
+            .expect("check"),
+        TrailCheck::Consistent
+    );
+    // The node's log cut back to record 3 after record 5 was written (its status is later
+    // than record 5): behind the copy.
+    let third = &records[2];
+    assert_eq!(
+        county
+            .audit_remote_check("gw-1", 3, &third.hash.0, late)
+            .expect("check"),
+        TrailCheck::Behind {
+            held: 5,
+            reported: 3
+        }
+    );
+    // A status the node published before it wrote records 4 and 5 (a retained one, late):
+    // not held against it.
+    assert_eq!(
+        county
+            .audit_remote_check("gw-1", 3, &third.hash.0, third.at)
+            .expect("check"),
+        TrailCheck::Consistent
+    );
+    // Another record under number 5: rewritten.
+    assert_eq!(
+        county
+            .audit_remote_check("gw-1", 5, &[7u8; 32], late)
+            .expect("check"),
+        TrailCheck::Forked { seq: 5 }
+    );
+    // An empty log, reported after records were written: behind.
+    assert_eq!(
+        county
+            .audit_remote_check("gw-1", 0, &[0u8; 32], late)
+            .expect("check"),
+        TrailCheck::Behind {
+            held: 5,
+            reported: 0
+        }
+    );
+    // Another node's trail is not this one's.
+    assert_eq!(
+        county
+            .audit_remote_check("gw-2", 0, &[0u8; 32], late)
+            .expect("check"),
+        TrailCheck::Consistent
+    );
 }

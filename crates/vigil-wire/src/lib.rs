@@ -56,7 +56,7 @@ pub use codec::{decode, decode_for_topic, encode, try_encode, MAX_PAYLOAD_BYTES}
 pub use error::WireError;
 pub use event::LinkEvent;
 pub use message::{Message, MessageKind};
-pub use status::{Backlog, ChildStatus, LinkState, LinkStatus, NodeState, Status};
+pub use status::{AuditTail, Backlog, ChildStatus, LinkState, LinkStatus, NodeState, Status};
 pub use topic::{Topic, TopicError, PARENT_FILTERS, STATUS_FILTER, UP_FILTER};
 
 /// The protocol version this crate speaks: the `v` of every payload and the `v1` of every

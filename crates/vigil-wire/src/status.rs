@@ -17,14 +17,30 @@
 //!  "backlog": {"critical": 0, "normal": 12},
 //!  "link": {"state": "connected", "last_ack_at": "2026-11-29T12:04:59.250Z"},
 //!  "children": [{"node": "gw-prison-3", "state": "online", "devices_online": 20,
-//!                "devices_total": 20}]}
+//!                "devices_total": 20}]},
+//!  "audit": {"seq": 1042, "hash": "9f2c…"}
 //! ```
+//!
+//! `audit` is the tail of the node's own audit chain. The parent holds a copy of the chain
+//! (it travels up as `audit` link events), so it can tell when a node's log is shorter than
+//! the copy, or differs from it: a log cut or rewritten on the node
+//! (docs/ARCHITECTURE.md#audit-log).
 
 use serde::{Deserialize, Serialize};
 use vigil_core::{Level, NodeId, Timestamp};
 
+use crate::audit::AuditHash;
 use crate::error::WireError;
 use crate::message::MessageKind;
+
+/// The tail of a node's own audit chain: its last record's number and hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AuditTail {
+    /// The last record's number (from 1).
+    pub seq: u64,
+    /// The last record's hash.
+    pub hash: AuditHash,
+}
 
 /// Whether a node is up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -148,6 +164,10 @@ pub struct Status {
     /// The node's children, as it last heard from them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<ChildStatus>,
+    /// The tail of the node's own audit chain (absent while it is empty, and in the last
+    /// will).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditTail>,
 }
 
 impl Status {
@@ -173,6 +193,7 @@ impl Status {
             backlog: Backlog::default(),
             link: None,
             children: Vec::new(),
+            audit: None,
         }
     }
 }
@@ -201,6 +222,8 @@ pub(crate) struct RawStatus {
     link: Option<LinkStatus>,
     #[serde(default)]
     children: Vec<RawChildStatus>,
+    #[serde(default)]
+    audit: Option<AuditTail>,
 }
 
 /// A child's status as read off the wire.
@@ -259,6 +282,7 @@ impl TryFrom<RawStatus> for Status {
             backlog: raw.backlog,
             link: raw.link,
             children,
+            audit: raw.audit,
         })
     }
 }

@@ -280,9 +280,21 @@ fn status() -> impl Strategy<Value = Status> {
         backlog(),
         link,
         prop::collection::vec(child(), 0..4),
+        prop::option::of((1u64..u64::MAX, any::<[u8; 32]>())),
     )
         .prop_map(
-            |(node, state, level, at, devices_online, devices_total, backlog, link, children)| {
+            |(
+                node,
+                state,
+                level,
+                at,
+                devices_online,
+                devices_total,
+                backlog,
+                link,
+                children,
+                audit,
+            )| {
                 Status {
                     node,
                     state,
@@ -293,6 +305,10 @@ fn status() -> impl Strategy<Value = Status> {
                     backlog,
                     link,
                     children,
+                    audit: audit.map(|(seq, hash)| vigil_wire::AuditTail {
+                        seq,
+                        hash: vigil_wire::AuditHash(hash),
+                    }),
                 }
             },
         )

@@ -72,8 +72,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 use vigil_core::{AlertEvent, Lane, NodeId, Timestamp};
-use vigil_store::{ForwardOutcome, InboundBatch, StoreError};
-use vigil_wire::{encode, Ack, ChildStatus, Message, Topic, PARENT_FILTERS};
+use vigil_store::{ForwardOutcome, InboundBatch, StoreError, TrailCheck};
+use vigil_wire::{encode, Ack, AuditTail, ChildStatus, Message, Topic, PARENT_FILTERS};
 
 use crate::children::{ChildInfo, Children, Transition};
 use crate::drain::{OutboxLink, Pumped};
@@ -262,6 +262,7 @@ impl Downlinks {
             children: Children::new(),
             links: BTreeMap::new(),
             pending: None,
+            audit_mismatched: BTreeSet::new(),
         };
         task.discover().await?;
         task.dl
@@ -284,6 +285,8 @@ struct DownlinksTask {
     links: BTreeMap<NodeId, OutboxLink>,
     /// An event taken off the queue while gathering a group of batches, handled next.
     pending: Option<Incoming>,
+    /// The children whose last reported audit tail disagrees with the copy held here.
+    audit_mismatched: BTreeSet<NodeId>,
 }
 
 impl DownlinksTask {
@@ -504,8 +507,12 @@ impl DownlinksTask {
                 warn!(%topic, label = error.label(), %error, "dropped an incoming publish");
             }
             Incoming::Status { child, status } => {
+                let audit = status.audit.zip(status.at);
                 let transition = self.children.on_status(status, Timestamp::now());
                 self.on_transition(&child, transition).await;
+                if let Some((tail, at)) = audit {
+                    self.check_audit_tail(&child, tail, at).await;
+                }
             }
             Incoming::Ack { child, ack } => {
                 let transition = self.children.on_traffic(&child, Timestamp::now());
@@ -521,6 +528,62 @@ impl DownlinksTask {
                 self.on_uplinks(group).await;
             }
         }
+    }
+
+    /// Compares the tail of `child`'s own audit chain, as its status reports it, with the
+    /// copy of its trail held here (docs/ARCHITECTURE.md#audit-log). A child whose log is
+    /// behind the copy or differs from it is counted and logged when found, and stays in
+    /// the gauge until it reports a tail in step again.
+    async fn check_audit_tail(&mut self, child: &NodeId, tail: AuditTail, at: Timestamp) {
+        let origin = child.to_string();
+        let checked = self
+            .dl
+            .store
+            .call(move |s| s.audit_remote_check(&origin, tail.seq, &tail.hash.0, at))
+            .await;
+        let check = match checked {
+            Ok(check) => check,
+            Err(err) => {
+                warn!(%child, error = %err, "cannot compare the child's audit tail with the copy held here");
+                return;
+            }
+        };
+        let kind = match check {
+            TrailCheck::Consistent => {
+                if self.audit_mismatched.remove(child) {
+                    info!(%child, seq = tail.seq, "the child's audit log is in step with the copy held here again");
+                }
+                None
+            }
+            TrailCheck::Behind { held, reported } => {
+                if !self.audit_mismatched.contains(child) {
+                    warn!(%child, held, reported,
+                          "the child's audit log is behind the copy held here: records it wrote are gone from it");
+                }
+                Some("behind")
+            }
+            TrailCheck::Forked { seq } => {
+                if !self.audit_mismatched.contains(child) {
+                    warn!(%child, seq,
+                          "the child's audit log differs from the copy held here: its record is not the one it sent");
+                }
+                Some("forked")
+            }
+        };
+        if let Some(kind) = kind {
+            if self.audit_mismatched.insert(child.clone()) {
+                self.dl
+                    .metrics
+                    .audit_trail_mismatches
+                    .with_label_values(&[kind])
+                    .inc();
+            }
+        }
+        self.dl
+            .metrics
+            .audit_trail_mismatched_children
+            .with_label_values(&[] as &[&str])
+            .set(i64::try_from(self.audit_mismatched.len()).unwrap_or(i64::MAX));
     }
 
     /// `first` and the children's batches already waiting behind it
