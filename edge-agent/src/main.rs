@@ -93,17 +93,12 @@ fn main() -> ExitCode {
                 }
             };
             rt.block_on(async move {
-                let shutdown = tokio_util::sync::CancellationToken::new();
-                match vigil_runtime::stop_on_signal(shutdown.clone()) {
-                    Ok(task) => {
-                        tokio::spawn(task);
-                    }
-                    Err(e) => {
-                        eprintln!("error: cannot install signal handlers: {e}");
-                        return ExitCode::FAILURE;
-                    }
+                let shutdown = vigil_runtime::Shutdown::new();
+                if let Err(e) = shutdown.stop_on_signal() {
+                    eprintln!("error: cannot install signal handlers: {e}");
+                    return ExitCode::FAILURE;
                 }
-                match vigil_agent::run::run(cfg, profiles, shutdown, None).await {
+                match vigil_agent::run::run(cfg, profiles, shutdown.token().clone(), None).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         tracing::error!(error = %e, "agent failed");

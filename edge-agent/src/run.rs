@@ -28,7 +28,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use vigil_core::{AlertId, Reading, Timestamp};
@@ -86,6 +85,9 @@ struct AlertsQuery {
     severity: Option<String>,
     limit: Option<usize>,
 }
+
+/// How long the agent's tasks get to finish at shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The most alerts one answer of `GET /api/v1/alerts` holds.
 const MAX_ALERTS: usize = 1000;
@@ -317,7 +319,8 @@ pub async fn run(
     if let Some(tx) = bound {
         let _ = tx.send(addr);
     }
-    let mut tasks = JoinSet::new();
+    // The tasks stop when `shutdown` is cancelled; `tasks` waits for them, within the grace.
+    let tasks = vigil_runtime::Shutdown::with_token(shutdown.clone());
     let app = router(AppState {
         metrics: metrics.clone(),
         points: points.clone(),
@@ -340,7 +343,7 @@ pub async fn run(
         metrics: metrics.modbus.clone(),
     };
     let devices = config.modbus.device.iter().cloned().zip(profiles).collect();
-    modbus::spawn(devices, &sinks, &shutdown, &mut tasks);
+    modbus::spawn(devices, &sinks, &shutdown, &tasks);
     drop(sinks);
     if !config.mqtt.subscription.is_empty() {
         let (subs, tx, m, stop) = (
@@ -388,12 +391,6 @@ pub async fn run(
 
     shutdown.cancelled().await;
     tracing::info!("agent stopping");
-    let stopped = tokio::time::timeout(Duration::from_secs(10), async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    if stopped.is_err() {
-        tracing::warn!("some tasks did not stop within 10s");
-    }
+    let _ = tasks.stop(SHUTDOWN_GRACE).await;
     Ok(())
 }

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use support::modbus_server::{start_rtu, start_tcp, Image, PtyPair, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::task::JoinSet;
 use tokio::time::timeout;
 use tokio_util::sync::CancellationToken;
 use vigil_agent::config::{ModbusDevice, Parity, Transport};
@@ -22,6 +21,7 @@ use vigil_agent::source::modbus::{plan, spawn};
 use vigil_agent::source::{channel, condition_channel};
 use vigil_core::Value;
 use vigil_profile::{parse_profile, Profile};
+use vigil_runtime::{Shutdown, Stopped};
 
 const TYPES: [&str; 8] = ["u16", "i16", "u32", "i32", "f32", "u64", "i64", "f64"];
 
@@ -217,7 +217,7 @@ async fn communication_loss_is_raised_once_and_cleared_when_the_device_is_back()
         metrics: metrics.modbus.clone(),
     };
     let shutdown = CancellationToken::new();
-    let mut tasks = JoinSet::new();
+    let tasks = Shutdown::with_token(shutdown.clone());
     spawn(
         vec![(
             tcp_device("dac-1", &addr.to_string(), 1, "all-types"),
@@ -225,7 +225,7 @@ async fn communication_loss_is_raised_once_and_cleared_when_the_device_is_back()
         )],
         &sinks,
         &shutdown,
-        &mut tasks,
+        &tasks,
     );
 
     let first = timeout(Duration::from_secs(5), rrx.recv())
@@ -278,12 +278,11 @@ async fn communication_loss_is_raised_once_and_cleared_when_the_device_is_back()
     assert!(metrics
         .render()
         .contains("vigil_modbus_requests_total{device=\"dac-1\"}"));
-    shutdown.cancel();
-    timeout(Duration::from_secs(5), async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await
-    .expect("tasks stop on shutdown");
+    assert_eq!(
+        tasks.stop(Duration::from_secs(5)).await,
+        Stopped::Clean,
+        "tasks stop on shutdown"
+    );
 }
 
 /// A fake device that reads one request and answers it badly.
@@ -418,7 +417,7 @@ async fn rtu_bus_over_a_pty_serves_every_device_while_one_is_silent() {
         metrics: metrics.modbus.clone(),
     };
     let shutdown = CancellationToken::new();
-    let mut tasks = JoinSet::new();
+    let tasks = Shutdown::with_token(shutdown.clone());
     spawn(
         vec![
             (rtu("ups-1", 1), profile.clone()),
@@ -426,7 +425,7 @@ async fn rtu_bus_over_a_pty_serves_every_device_while_one_is_silent() {
         ],
         &sinks,
         &shutdown,
-        &mut tasks,
+        &tasks,
     );
 
     let lost = timeout(Duration::from_secs(10), crx.recv())
@@ -457,10 +456,9 @@ async fn rtu_bus_over_a_pty_serves_every_device_while_one_is_silent() {
     let probes = metrics.modbus.requests.with_label_values(&["ups-2"]).get();
     assert!(probes <= 10, "the silent device was asked {probes} times");
     assert_eq!(metrics.modbus.online.with_label_values(&["ups-1"]).get(), 1);
-    shutdown.cancel();
-    timeout(Duration::from_secs(5), async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await
-    .expect("stops");
+    assert_eq!(
+        tasks.stop(Duration::from_secs(5)).await,
+        Stopped::Clean,
+        "stops"
+    );
 }

@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 use vigil_hub::auth::command;
 use vigil_hub::cli::{AuditCommand, Cli, Command};
 use vigil_hub::config::HubConfig;
@@ -97,17 +96,12 @@ fn main() -> ExitCode {
                 }
             };
             rt.block_on(async move {
-                let shutdown = CancellationToken::new();
-                match vigil_runtime::stop_on_signal(shutdown.clone()) {
-                    Ok(task) => {
-                        tokio::spawn(task);
-                    }
-                    Err(e) => {
-                        eprintln!("error: cannot install signal handlers: {e}");
-                        return ExitCode::FAILURE;
-                    }
+                let shutdown = vigil_runtime::Shutdown::new();
+                if let Err(e) = shutdown.stop_on_signal() {
+                    eprintln!("error: cannot install signal handlers: {e}");
+                    return ExitCode::FAILURE;
                 }
-                match vigil_hub::run::run(cfg, shutdown, None).await {
+                match vigil_hub::run::run(cfg, shutdown.token().clone(), None).await {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {
                         tracing::error!(error = %format!("{e:#}"), "hub failed");

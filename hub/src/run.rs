@@ -13,9 +13,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use vigil_link::SharedStore;
+use vigil_runtime::Shutdown;
 use vigil_store::Store;
 
 use crate::action::record::ActionContext;
@@ -158,7 +158,8 @@ pub async fn run(
     // first sign-in needs it.
     tokio::task::spawn_blocking(crate::auth::password::warm_up).await?;
 
-    let mut tasks = JoinSet::new();
+    // The tasks stop when `shutdown` is cancelled; `tasks` waits for them, within the grace.
+    let tasks = Shutdown::with_token(shutdown.clone());
     tasks.spawn(crate::listener::serve(
         listener,
         https,
@@ -173,15 +174,14 @@ pub async fn run(
         store.clone(),
         shutdown.clone(),
     ));
-    let links = match start_links(link.clone(), &mut tasks).await {
+    let links = match start_links(link.clone(), &tasks).await {
         Ok(links) => links,
         Err(e) => {
-            shutdown.cancel();
-            drain(&mut tasks).await;
+            let _ = tasks.stop(SHUTDOWN_GRACE).await;
             return Err(e.context("cannot start the MQTT side"));
         }
     };
-    crate::enroll::start::started(&enroll, &links.broker_url, &store, &shutdown, &mut tasks);
+    crate::enroll::start::started(&enroll, &links.broker_url, &store, &shutdown, &tasks);
     if let Some(tx) = started {
         // The starter may have gone away; the hub runs on regardless.
         let _ = tx.send(Started {
@@ -193,22 +193,7 @@ pub async fn run(
 
     shutdown.cancelled().await;
     tracing::info!("hub stopping");
-    drain(&mut tasks).await;
+    let _ = tasks.stop(SHUTDOWN_GRACE).await;
     tracing::info!("hub stopped");
     Ok(())
-}
-
-/// Waits for every task, up to [`SHUTDOWN_GRACE`].
-async fn drain(tasks: &mut JoinSet<()>) {
-    let stopped = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    if stopped.is_err() {
-        tracing::warn!(
-            grace_s = SHUTDOWN_GRACE.as_secs(),
-            "some tasks did not stop in time; abandoning them"
-        );
-        tasks.abort_all();
-    }
 }

@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use vigil_agent::config::{ModbusDevice, Parity, Transport};
 use vigil_agent::metrics::Metrics;
 use vigil_agent::source::modbus::{poller::Sinks, spawn};
 use vigil_agent::source::{channel, condition_channel};
 use vigil_core::Value;
+use vigil_runtime::{Shutdown, Stopped};
 use vigil_sim::{Facility, Simulator};
 
 const PROFILES: [&str; 9] = [
@@ -103,7 +103,7 @@ async fn the_agent_reads_the_simulated_facility_and_survives_its_faults() {
         metrics: metrics.modbus.clone(),
     };
     let shutdown = CancellationToken::new();
-    let mut tasks = JoinSet::new();
+    let tasks = Shutdown::with_token(shutdown.clone());
     let profiles = vigil_profile::load_dir(Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../device-profiles"
@@ -124,7 +124,7 @@ async fn the_agent_reads_the_simulated_facility_and_survives_its_faults() {
         devices.push((d, profile(&info.profile)));
     }
     let points_total: usize = devices.iter().map(|(_, p)| p.points.len()).sum();
-    spawn(devices, &sinks, &shutdown, &mut tasks);
+    spawn(devices, &sinks, &shutdown, &tasks);
     drop(sinks);
 
     // Collect for 6 s: the flaky device goes silent from 1.5 s to 4 s.
@@ -138,8 +138,11 @@ async fn the_agent_reads_the_simulated_facility_and_survives_its_faults() {
             Some(c) = crx.recv() => conditions.push(c),
         }
     }
-    shutdown.cancel();
-    while tasks.join_next().await.is_some() {}
+    assert_eq!(
+        tasks.stop(Duration::from_secs(30)).await,
+        Stopped::Clean,
+        "the pollers stop on shutdown"
+    );
 
     // Every point of every answering device was read, with the simulator's value.
     let broken_points = profile("ups").points.len();

@@ -26,13 +26,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    vigil_runtime::init_logging("text");
     let facility = match Facility::load(&cli.config) {
         Ok(f) => f,
         Err(errors) => {
@@ -96,23 +90,14 @@ async fn run(facility: Facility) -> ExitCode {
     }
     // The handlers are installed before the banner says Ctrl-C stops the simulator, so a
     // signal sent as soon as the banner appears is caught.
-    use tokio::signal::unix::{signal, SignalKind};
-    let (mut interrupt, mut terminate) = match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(i), Ok(t)) => (i, t),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("vigil-sim: cannot install signal handlers: {e}");
-            sim.stop().await;
-            return ExitCode::FAILURE;
-        }
-    };
-    println!("Ctrl-C to stop.");
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
+    let shutdown = vigil_runtime::Shutdown::new();
+    if let Err(e) = shutdown.stop_on_signal() {
+        eprintln!("vigil-sim: cannot install signal handlers: {e}");
+        sim.stop().await;
+        return ExitCode::FAILURE;
     }
+    println!("Ctrl-C to stop.");
+    shutdown.cancelled().await;
     sim.stop().await;
     ExitCode::SUCCESS
 }

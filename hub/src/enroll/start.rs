@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use vigil_link::SharedStore;
 use vigil_pki::rustls::ServerConfig;
@@ -79,7 +78,7 @@ pub fn started(
     broker_url: &str,
     store: &SharedStore,
     shutdown: &CancellationToken,
-    tasks: &mut JoinSet<()>,
+    tasks: &vigil_runtime::Shutdown,
 ) {
     if broker_url.starts_with("mqtts://") {
         enroll.set_broker_if_unset(broker_url.to_owned());

@@ -140,7 +140,7 @@ pub struct LinksStarted {
 /// stops the hub.
 pub async fn start_links(
     ctx: LinkContext,
-    tasks: &mut JoinSet<()>,
+    tasks: &vigil_runtime::Shutdown,
 ) -> anyhow::Result<LinksStarted> {
     let metrics =
         LinkMetrics::new(ctx.metrics.registry()).context("cannot register the link metrics")?;

@@ -20,7 +20,6 @@ pub mod scan;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use vigil_profile::Profile;
@@ -65,7 +64,7 @@ pub fn spawn(
     devices: Vec<(ModbusDevice, Profile)>,
     sinks: &Sinks,
     shutdown: &CancellationToken,
-    tasks: &mut JoinSet<()>,
+    tasks: &vigil_runtime::Shutdown,
 ) {
     let mut buses: BTreeMap<PathBuf, (SerialSettings, Vec<DevicePoller>)> = BTreeMap::new();
     for (device, profile) in devices {
