@@ -6,6 +6,7 @@
 //! thin shell over this library.
 //!
 //! - `config`: `hub.toml`;
+//! - `cli`, `cli_error`: the command line, and why a command other than `run` failed;
 //! - `run`: `vigil-hub run`, which wires everything below;
 //! - `listener`: the HTTP listener (TLS, timeouts, connection caps);
 //! - `api`: the HTTP endpoints; `alert_json`: the alert as they show it;
@@ -32,6 +33,7 @@ pub mod audit;
 pub mod auth;
 pub mod children;
 pub mod cli;
+pub mod cli_error;
 pub mod clock;
 pub mod config;
 pub mod enroll;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use vigil_hub::auth::command;
 use vigil_hub::cli::{AuditCommand, Cli, Command};
+use vigil_hub::cli_error::finish;
 use vigil_hub::config::HubConfig;
 use vigil_hub::enroll::command as enroll;
 
@@ -13,15 +14,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::EnrollToken(args) => match load_config(&args.config) {
-            Ok(cfg) => enroll::finish(enroll::enroll_token(&args, &cfg)),
+            Ok(cfg) => finish(enroll::enroll_token(&args, &cfg)),
             Err(code) => code,
         },
         Command::Revoke(args) => match load_config(&args.config) {
-            Ok(cfg) => enroll::finish(enroll::revoke(&args, &cfg)),
+            Ok(cfg) => finish(enroll::revoke(&args, &cfg)),
             Err(code) => code,
         },
         Command::BrokerConfig(args) => match load_config(&args.config) {
-            Ok(cfg) => enroll::finish(enroll::broker_config(&args, &cfg)),
+            Ok(cfg) => finish(enroll::broker_config(&args, &cfg)),
             Err(code) => code,
         },
         // A token in the arguments is refused (exit 2, like clap's usage errors) before
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
             ExitCode::from(vigil_config::EXIT_CONFIG)
         }
         Command::Enroll(args) => match load_config(&args.config) {
-            Ok(cfg) => enroll::finish(enroll::enroll(&args, &cfg, &args.config)),
+            Ok(cfg) => finish(enroll::enroll(&args, &cfg, &args.config)),
             Err(code) => code,
         },
         Command::Audit {
@@ -122,15 +123,4 @@ fn load_config(path: &std::path::Path) -> Result<HubConfig, ExitCode> {
         }
         ExitCode::from(vigil_config::EXIT_CONFIG)
     })
-}
-
-/// Exit 0, or print the error and exit 1.
-fn finish(result: Result<(), command::CommandError>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
 }

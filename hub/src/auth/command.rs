@@ -10,21 +10,8 @@ use vigil_core::Timestamp;
 use super::admin::{cli_actor, Admin, AdminError};
 use super::password;
 use crate::cli::{TokenCommand, UserCommand};
+pub use crate::cli_error::CommandError;
 use crate::config::HubConfig;
-
-/// Why a command failed (exit 1).
-#[derive(Debug, thiserror::Error)]
-pub enum CommandError {
-    /// The admin change failed.
-    #[error(transparent)]
-    Admin(#[from] AdminError),
-    /// No password could be had.
-    #[error("{0}")]
-    Password(String),
-    /// Reading or writing the terminal failed.
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-}
 
 /// The password for `vigil-hub user add NAME`, as its flags say.
 fn password_for(name: &str, stdin: bool, generate: bool) -> Result<(String, bool), CommandError> {

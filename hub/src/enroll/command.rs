@@ -4,7 +4,6 @@
 //! actor `cli:<unix user>`.
 
 use std::path::Path;
-use std::process::ExitCode;
 
 use vigil_store::Store;
 
@@ -12,39 +11,9 @@ use super::args::{BrokerConfigArgs, EnrollArgs, EnrollTokenArgs, RevokeArgs};
 use super::broker_config::{crl_path, write_crl};
 use super::revocation::revoke_as;
 use crate::auth::admin::cli_actor;
+pub use crate::cli_error::CommandError;
 use crate::config::HubConfig;
 use crate::pki::HubPki;
-
-/// Why a command failed (exit 1).
-#[derive(Debug, thiserror::Error)]
-pub enum CommandError {
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] vigil_store::StoreError),
-    /// The CA or a certificate failed.
-    #[error(transparent)]
-    Pki(#[from] vigil_pki::PkiError),
-    /// Nothing to revoke.
-    #[error(transparent)]
-    Revoke(#[from] vigil_store::RevokeError),
-    /// Enrolling with the parent failed.
-    #[error(transparent)]
-    Enroll(#[from] vigil_pki::FlowError),
-    /// Anything else, said in words.
-    #[error("{0}")]
-    Message(String),
-}
-
-/// Exit 0, or print the error and exit 1.
-pub fn finish(result: Result<(), CommandError>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
 
 /// Opens (creating if needed) the hub's store.
 pub fn open_store(config: &HubConfig) -> Result<Store, CommandError> {
