@@ -227,6 +227,49 @@ async fn a_token_enrolls_once_for_its_node_only_until_it_expires() {
     .await;
 }
 
+#[tokio::test]
+async fn parallel_guesses_at_enrollment_pass_the_limit_no_more_than_sequential_ones() {
+    bounded(async {
+        let hub = county().await;
+        let good = token(&hub, "gw-4", Duration::from_secs(60)).await;
+        let text = good.to_string();
+        let parts: Vec<&str> = text.split('.').collect();
+        let request = node_key_and_csr(&node("gw-4")).expect("csr");
+        // 24 forged secrets for a real token id, all at once from one address.
+        let guesses = (0..24).map(|i| {
+            let forged = format!(
+                "VGL1.{}.{}.{}",
+                parts[1],
+                format!("{i:02}").repeat(21) + "A",
+                parts[3]
+            );
+            let hub = &hub;
+            let csr = request.csr_pem.clone();
+            async move { post_enroll(hub, &forged, &csr).await.0 }
+        });
+        let statuses = futures_util::future::join_all(guesses).await;
+        let checked = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::UNAUTHORIZED)
+            .count();
+        let limited = statuses
+            .iter()
+            .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+            .count();
+        assert_eq!(checked + limited, 24, "{statuses:?}");
+        // Counted before each check, one check at a time per address: no more than the
+        // free failures (5 by default) and the one that starts the wait are ever looked at.
+        assert!(checked <= 6, "{checked} guesses were checked: {statuses:?}");
+        assert_eq!(
+            audited(&hub, "node.enroll_refused").await.len(),
+            checked,
+            "every checked guess is audited"
+        );
+        hub.stop().await;
+    })
+    .await;
+}
+
 /// A gateway's uplink with `tls`, to `url`.
 struct Gw {
     events: Gateway,

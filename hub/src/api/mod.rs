@@ -34,7 +34,6 @@ pub mod session;
 pub mod stream;
 pub mod tree;
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -218,14 +217,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/enroll", post(crate::enroll::endpoint::enroll))
         .with_state(state)
         .layer(middleware::from_fn_with_state(metrics, track))
-}
-
-/// The router, ready to serve with each connection's client address (the sign-in's rate
-/// limit counts per address).
-pub fn service(
-    state: AppState,
-) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
-    router(state).into_make_service_with_connect_info::<SocketAddr>()
 }
 
 /// Parses an alert id from the path.

@@ -28,6 +28,7 @@ use vigil_store::{NewCertificate, RedeemError};
 
 use super::{timestamp, EnrollState, ACTION_ENROLL, ACTION_ENROLL_REFUSED};
 use crate::api::{ApiError, AppState};
+use crate::auth::limiter::Refusal as LimitRefusal;
 
 /// The one answer to every unusable token: a caller learns nothing about which it was.
 pub const INVALID_TOKEN_MESSAGE: &str = "invalid or expired enrollment token";
@@ -94,24 +95,42 @@ async fn attempt(
 ) -> Result<EnrollResponse, Refusal> {
     let enroll = &state.enroll;
     let key = client.to_string();
-    if let Err(wait) = enroll.limiter.check(&key, client, Instant::now()) {
-        count(enroll, "rate_limited");
-        tracing::warn!(%client, wait_s = wait.as_secs(), "enrollment refused: too many failures");
-        return Err(Refusal::TooMany(wait));
-    }
-    let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY)
-        .await
-        .map_err(|_| ApiError::bad_request("the enrollment body is too large"))?;
-    let body: EnrollRequest = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::bad_request(format!(
-            "the body must be {{\"token\": \"VGL1…\", \"csr\": \"-----BEGIN CERTIFICATE REQUEST-----…\"}}: {e}"
-        ))
-    })?;
+    // Counted as a failure before the token is looked at (docs/ARCHITECTURE.md#security-hardening):
+    // parallel attempts from one address cannot pass the limit, and one address has one
+    // attempt in flight. The attempt is taken back when it never reached the token, cleared
+    // on success, and stays counted (dropped) when the token or the request is refused.
+    let attempt = match enroll.limiter.begin(&key, client, Instant::now()) {
+        Ok(attempt) => attempt,
+        Err(LimitRefusal::Wait(wait)) => {
+            count(enroll, "rate_limited");
+            tracing::debug!(%client, wait_s = wait.as_secs(), "enrollment refused: too many failures");
+            return Err(Refusal::TooMany(wait));
+        }
+        Err(LimitRefusal::InProgress) => {
+            count(enroll, "rate_limited");
+            return Err(Refusal::TooMany(std::time::Duration::from_secs(1)));
+        }
+    };
+    let Ok(bytes) = axum::body::to_bytes(request.into_body(), MAX_BODY).await else {
+        attempt.cancel();
+        return Err(ApiError::bad_request("the enrollment body is too large").into());
+    };
+    let body: EnrollRequest = match serde_json::from_slice(&bytes) {
+        Ok(body) => body,
+        Err(e) => {
+            attempt.cancel();
+            return Err(ApiError::bad_request(format!(
+                "the body must be {{\"token\": \"VGL1…\", \"csr\": \"-----BEGIN CERTIFICATE REQUEST-----…\"}}: {e}"
+            ))
+            .into());
+        }
+    };
     let Some((token, id, secret_hash)) = parse_token(&body.token) else {
         refused(state, client, "malformed_token", None, None).await;
         return Err(Refusal::Token);
     };
     let Some(broker) = enroll.broker() else {
+        attempt.cancel();
         return Err(ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             message: "the hub's broker is not running yet: try again in a moment".to_owned(),
@@ -136,11 +155,17 @@ async fn attempt(
                 other => Ok(other),
             }
         })
-        .await
-        .map_err(ApiError::from)?;
+        .await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            attempt.cancel();
+            return Err(ApiError::from(err).into());
+        }
+    };
     match outcome {
         Ok(redeemed) => {
-            enroll.limiter.success(&key, client);
+            attempt.succeeded();
             count(enroll, "enrolled");
             let cert = redeemed.issued;
             tracing::info!(node = %cert.node, serial = %cert.serial, %client, token = %token_id, "node enrolled");
@@ -158,7 +183,6 @@ async fn attempt(
         }
         Err(RedeemError::Issue(error)) => {
             count(enroll, "bad_csr");
-            enroll.limiter.failure(&key, client, Instant::now());
             let message = match &error {
                 PkiError::Csr(_) => error.to_string(),
                 other => format!("certificate signing request refused: {other}"),
@@ -233,7 +257,8 @@ fn count(enroll: &EnrollState, outcome: &str) {
         .inc();
 }
 
-/// Counts, rate-limits and audits a refused token.
+/// Counts and audits a refused token (the attempt that brought it stays counted by the
+/// limiter).
 async fn refused(
     state: &AppState,
     client: IpAddr,
@@ -242,10 +267,6 @@ async fn refused(
     node: Option<String>,
 ) {
     count(&state.enroll, reason);
-    state
-        .enroll
-        .limiter
-        .failure(&client.to_string(), client, Instant::now());
     tracing::warn!(%client, reason, token, "enrollment refused");
     audit_refusal(state, client, reason, token, node, None).await;
 }
