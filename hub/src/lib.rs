@@ -16,7 +16,7 @@
 //!   its audit record); `audit`: `vigil-hub audit verify`;
 //! - `pki` and `enroll`: the hub's CA, enrollment tokens, `POST /api/v1/enroll`,
 //!   revocation, an external broker's files, and this hub enrolling with its parent;
-//! - `feed`: the live stream's channel and the ingest hook;
+//! - `live`: the live stream's channel and the ingest hook;
 //! - `tree` and `children`: the network under the hub and its health;
 //! - `link`: the MQTT side — broker, the links to the children and to the parent
 //!   (`crates/vigil-link`);
@@ -37,9 +37,9 @@ pub mod cli_error;
 pub mod clock;
 pub mod config;
 pub mod enroll;
-pub mod feed;
 pub mod link;
 pub mod listener;
+pub mod live;
 pub mod metrics;
 pub mod pki;
 pub mod run;

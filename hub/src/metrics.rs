@@ -42,8 +42,8 @@ pub struct HubMetrics {
     pub sse_clients: IntGauge,
     /// Stream messages that slow clients missed (they got a `lagged` event instead).
     pub sse_lagged: IntCounter,
-    /// Ingest notifications dropped because the feed was saturated.
-    pub feed_dropped: IntCounter,
+    /// Ingest notifications dropped because the live stream was saturated.
+    pub live_dropped: IntCounter,
     /// Records waiting in each outbox lane (refreshed on scrape).
     pub outbox_backlog: IntGaugeVec,
     /// Direct children by state, `online` or `offline` (refreshed on scrape).
@@ -149,11 +149,11 @@ impl HubMetrics {
             )
             .expect("valid metric"),
         );
-        let feed_dropped = register(
+        let live_dropped = register(
             &registry,
             IntCounter::new(
-                "vigil_hub_feed_dropped_total",
-                "Ingest notifications dropped because the live feed was saturated",
+                "vigil_hub_live_stream_dropped_total",
+                "Ingest notifications dropped because the live stream was saturated",
             )
             .expect("valid metric"),
         );
@@ -196,7 +196,7 @@ impl HubMetrics {
             auth_refusals,
             sse_clients,
             sse_lagged,
-            feed_dropped,
+            live_dropped,
             outbox_backlog,
             children,
             http_connections,

@@ -1,9 +1,9 @@
-//! `vigil-hub run`: opens the store, starts the HTTP API, the live feed and the MQTT side,
+//! `vigil-hub run`: opens the store, starts the HTTP API, the live stream and the MQTT side,
 //! and runs until shutdown.
 //!
 //! Start-up order: the store (its directory created if missing; the schema migrated), the
 //! clock resumed after the store's greatest stamp, the HTTP listener (so a port already taken
-//! fails the start with a message naming `[http] listen`), the feed's task, then the MQTT side
+//! fails the start with a message naming `[http] listen`), the live stream's task, then the MQTT side
 //! through [`crate::link::start_links`] (the broker, the children's links, the uplink; a
 //! broker address already taken fails the start too). On shutdown the listener stops
 //! accepting, the live streams end, open requests finish, the links disconnect cleanly and
@@ -24,8 +24,8 @@ use crate::auth::AuthContext;
 use crate::children::Children;
 use crate::clock::HubClock;
 use crate::config::HubConfig;
-use crate::feed::{run_ingest, AlertFeed};
 use crate::link::{start_links, LinkContext, OutboxPokes};
+use crate::live::{run_ingest, LiveStream};
 use crate::metrics::HubMetrics;
 use crate::tree::ThisHub;
 
@@ -41,7 +41,7 @@ pub struct Started {
     /// The URL children connect to (the embedded broker's, with the port it bound when
     /// `[mqtt] listen` asked for port 0).
     pub broker: String,
-    /// The same context the MQTT side gets: store, clock, children, feed.
+    /// The same context the MQTT side gets: store, clock, children, live stream.
     pub link: LinkContext,
 }
 
@@ -59,7 +59,7 @@ fn open_store(path: &std::path::Path) -> anyhow::Result<Store> {
 }
 
 /// Runs the hub until `shutdown` is cancelled. Sends [`Started`] through `started` once the
-/// HTTP listener is bound and the feed runs.
+/// HTTP listener is bound and the live stream runs.
 pub async fn run(
     config: HubConfig,
     shutdown: CancellationToken,
@@ -86,7 +86,7 @@ pub async fn run(
     let clock = HubClock::resume(last_hlc);
     let metrics = HubMetrics::new();
     let (enroll, https) = crate::enroll::start::prepare(&config, &store, &metrics).await?;
-    let (feed, ingest_queue) = AlertFeed::new(metrics.clone());
+    let (live, ingest_queue) = LiveStream::new(metrics.clone());
     let children = Children::new();
     let pokes = OutboxPokes::default();
 
@@ -114,7 +114,7 @@ pub async fn run(
         store: store.clone(),
         clock: clock.clone(),
         children: children.clone(),
-        feed: feed.clone(),
+        live: live.clone(),
         metrics: metrics.clone(),
         pokes: pokes.clone(),
         shutdown: shutdown.clone(),
@@ -132,7 +132,7 @@ pub async fn run(
     let mut state = AppState {
         store: store.clone(),
         metrics,
-        feed: feed.clone(),
+        live: live.clone(),
         actions: ActionContext {
             node: config.node.id.clone(),
             has_parent: config.parent.is_some(),
@@ -169,7 +169,7 @@ pub async fn run(
         shutdown.clone(),
     ));
     tasks.spawn(run_ingest(
-        feed,
+        live,
         ingest_queue,
         store.clone(),
         shutdown.clone(),

@@ -144,7 +144,7 @@ async fn act(
             for link in &recorded.links {
                 state.pokes.poke(link);
             }
-            state.feed.publish(&recorded.event, &recorded.view, now);
+            state.live.publish(&recorded.event, &recorded.view, now);
             Ok(Json(serde_json::json!({
                 "event": recorded.event,
                 "alert": AlertJson::new(&recorded.view, now),

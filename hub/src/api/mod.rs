@@ -49,8 +49,8 @@ use crate::action::record::ActionContext;
 use crate::auth::middleware::authenticate;
 use crate::auth::AuthContext;
 use crate::children::Children;
-use crate::feed::AlertFeed;
 use crate::link::OutboxPokes;
+use crate::live::LiveStream;
 use crate::metrics::HubMetrics;
 use crate::tree::ThisHub;
 
@@ -61,8 +61,8 @@ pub struct AppState {
     pub store: SharedStore,
     /// The metrics.
     pub metrics: HubMetrics,
-    /// The live feed.
-    pub feed: AlertFeed,
+    /// The live stream.
+    pub live: LiveStream,
     /// What operator actions need (node, clock, children, escalation).
     pub actions: ActionContext,
     /// Wakes the link side's drainers after an action is queued.

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! A comment line is sent every 15 s while nothing happens, so proxies keep the connection.
-//! A client that falls behind by more than the feed's capacity gets
+//! A client that falls behind by more than the live stream's capacity gets
 //! `event: lagged` with `data: {"missed": N}` (N: how many messages it lost; `null` when
 //! unknown) instead of a silent gap: it should refetch `GET /api/v1/alerts`. The stream ends
 //! when the hub shuts down.
@@ -33,7 +33,7 @@ use vigil_core::SitePath;
 
 use super::{access, ApiError, AppState};
 use crate::auth::{Permission, Principal};
-use crate::feed::FeedMessage;
+use crate::live::LiveMessage;
 use crate::metrics::HubMetrics;
 
 /// How often an idle stream sends a keep-alive comment.
@@ -65,7 +65,7 @@ fn lagged(missed: Option<u64>) -> Event {
 /// The next SSE event for one client whose scope is `scope`, or `None` when the stream
 /// ends. Updates of alerts outside the scope are skipped.
 async fn next_event(
-    rx: &mut Receiver<FeedMessage>,
+    rx: &mut Receiver<LiveMessage>,
     shutdown: &CancellationToken,
     metrics: &HubMetrics,
     scope: &SitePath,
@@ -76,7 +76,7 @@ async fn next_event(
             m = rx.recv() => m,
         };
         return Some(match message {
-            Ok(FeedMessage::Alert(update)) => {
+            Ok(LiveMessage::Alert(update)) => {
                 if !update.site.as_ref().is_some_and(|s| s.is_within(scope)) {
                     continue;
                 }
@@ -85,7 +85,7 @@ async fn next_event(
                     .id(update.id.to_string())
                     .data(update.data.as_str())
             }
-            Ok(FeedMessage::Gap) => lagged(None),
+            Ok(LiveMessage::Gap) => lagged(None),
             Err(RecvError::Lagged(missed)) => {
                 metrics.sse_lagged.inc_by(missed);
                 lagged(Some(missed))
@@ -102,7 +102,7 @@ pub async fn stream(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     access::require(&state, &who, Permission::Read, "stream", "stream").await?;
     let scope = who.scope;
-    let rx = state.feed.subscribe();
+    let rx = state.live.subscribe();
     let guard = ClientGuard::new(state.metrics.sse_clients.clone());
     tracing::debug!("stream client connected");
     let events = stream::unfold(
@@ -129,14 +129,14 @@ mod tests {
     use vigil_core::EventId;
 
     use super::*;
-    use crate::feed::AlertUpdate;
+    use crate::live::AlertUpdate;
 
-    fn update(n: u8) -> FeedMessage {
+    fn update(n: u8) -> LiveMessage {
         update_at(n, "ministry/gd/gz")
     }
 
-    fn update_at(n: u8, site: &str) -> FeedMessage {
-        FeedMessage::Alert(Arc::new(AlertUpdate {
+    fn update_at(n: u8, site: &str) -> LiveMessage {
+        LiveMessage::Alert(Arc::new(AlertUpdate {
             name: "commented",
             id: EventId::from_bytes([n; 16]),
             data: format!("{{\"n\":{n}}}"),
@@ -189,7 +189,7 @@ mod tests {
             .expect("an event");
         assert!(text(next).await.contains("data: {\"n\":4}"));
 
-        tx.send(FeedMessage::Gap).expect("a receiver");
+        tx.send(LiveMessage::Gap).expect("a receiver");
         let _ = next_event(&mut rx, &shutdown, &metrics, &scope).await;
         let gap = next_event(&mut rx, &shutdown, &metrics, &scope)
             .await

@@ -1,6 +1,6 @@
 //! What the hub does with its children's events once the link engine has committed and
 //! acknowledged them (`vigil_link::Delivery`, only the events that were new here): the live
-//! stream hears of them ([`AlertFeed::ingest_notify`]), and the routes are noted — each
+//! stream hears of them ([`LiveStream::ingest_notify`]), and the routes are noted — each
 //! origin node the events name is reached through the child that sent them
 //! ([`Children::note_route`]), so an action on one of its alerts flows back down that way.
 //!
@@ -16,7 +16,7 @@ use vigil_core::{AlertEvent, AlertEventBody, NodeId};
 use vigil_link::Delivery;
 
 use crate::children::Children;
-use crate::feed::AlertFeed;
+use crate::live::LiveStream;
 
 /// The ingest of the children's deliveries.
 #[derive(Debug, Clone)]
@@ -26,7 +26,7 @@ pub struct Ingest {
     /// Where routes are noted.
     pub children: Children,
     /// The live stream.
-    pub feed: AlertFeed,
+    pub live: LiveStream,
 }
 
 impl Ingest {
@@ -57,7 +57,7 @@ impl Ingest {
                 self.children.note_route(origin, &delivery.peer);
             }
         }
-        self.feed.ingest_notify(&delivery.events);
+        self.live.ingest_notify(&delivery.events);
         debug!(child = %delivery.peer, lane = %delivery.lane, events = delivery.events.len(),
                "child events ingested");
     }
@@ -89,11 +89,11 @@ mod tests {
 
     #[tokio::test]
     async fn routes_are_noted_per_origin_and_the_stream_hears() {
-        let (feed, _queue) = AlertFeed::new(HubMetrics::new());
+        let (live, _queue) = LiveStream::new(HubMetrics::new());
         let ingest = Ingest {
             this: node("city-gz"),
             children: Children::new(),
-            feed,
+            live,
         };
         let event = |origin: &str| AlertEvent {
             id: EventId::generate(),

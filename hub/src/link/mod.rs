@@ -22,7 +22,7 @@
 //!   children's statuses, their devices) with an `offline` last will. The parent's
 //!   downlink events (actions taken higher up) are committed by the uplink, which queues
 //!   those on alerts raised below this hub on the `relay` outbox in the same transaction;
-//!   [`relay`] passes them on to the child each alert's origin is reached through.
+//!   [`pass_down`] passes them on to the child each alert's origin is reached through.
 //! - **pokes**: the waker installed in [`OutboxPokes`] wakes the child's drainer after an
 //!   operator action is queued in `child:{id}`, and the uplink after one is queued in
 //!   `parent`.
@@ -35,7 +35,7 @@
 pub mod broker;
 pub mod escalation;
 pub mod ingest;
-pub mod relay;
+pub mod pass_down;
 
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -53,7 +53,7 @@ use vigil_link::{
 use crate::children::{Children, PARENT_LINK};
 use crate::clock::HubClock;
 use crate::config::{Broker, BrokerUrl, EscalationSection, NodeSection};
-use crate::feed::AlertFeed;
+use crate::live::LiveStream;
 use crate::metrics::HubMetrics;
 use broker::BrokerHandle;
 
@@ -114,8 +114,8 @@ pub struct LinkContext {
     /// The children registry: it follows the downlinks' health table; the link side notes
     /// the routes.
     pub children: Children,
-    /// The live feed; [`AlertFeed::ingest_notify`] is the ingest hook.
-    pub feed: AlertFeed,
+    /// The live stream; [`LiveStream::ingest_notify`] is the ingest hook.
+    pub live: LiveStream,
     /// The hub's metrics, whose registry the link metrics join.
     pub metrics: HubMetrics,
     /// Where the link side installs its outbox waker.
@@ -222,8 +222,8 @@ impl Links {
                         }
                     })
                     .with_forward(Forward::by_alert(
-                        relay::RELAY_LINK,
-                        relay::policy(node.clone()),
+                        pass_down::RELAY_LINK,
+                        pass_down::policy(node.clone()),
                     ));
                 Some(uplink)
             }
@@ -279,18 +279,18 @@ impl Links {
             let ingest = ingest::Ingest {
                 this: ctx.node.id.clone(),
                 children: ctx.children.clone(),
-                feed: ctx.feed.clone(),
+                live: ctx.live.clone(),
             };
             set.spawn(ingest.run(deliveries, shutdown.clone()));
         }
-        let relay = relay::Relay {
+        let pass_down = pass_down::PassDown {
             store: ctx.store.clone(),
             this: ctx.node.id.clone(),
             children: ctx.children.clone(),
             downlinks: self.handle,
-            feed: ctx.feed.clone(),
+            live: ctx.live.clone(),
         };
-        set.spawn(relay.run(parent_events, shutdown.clone()));
+        set.spawn(pass_down.run(parent_events, shutdown.clone()));
         loop {
             tokio::select! {
                 biased;

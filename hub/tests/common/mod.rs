@@ -4,7 +4,7 @@
 //!
 //! The hub runs its MQTT side too (an embedded broker on a free port, no child connected);
 //! these tests play a child through the same [`LinkContext`] the MQTT side gets: they apply
-//! a gateway's events to the store, notify the feed, and give the children registry a
+//! a gateway's events to the store, notify the live stream, and give the children registry a
 //! health table of their own. `tests/link.rs` drives real links.
 //!
 //! Every API call needs credentials: the harness adds an admin API token (`token:harness`,
@@ -154,7 +154,7 @@ impl Hub {
             .expect("hub ran cleanly");
     }
 
-    /// The link side applies a child's events and notifies the feed.
+    /// The link side applies a child's events and notifies the live stream.
     pub async fn ingest(&self, events: Vec<AlertEvent>) {
         let notify = events.clone();
         self.link
@@ -162,7 +162,7 @@ impl Hub {
             .call(move |s| s.apply_events(&events))
             .await
             .expect("apply");
-        self.link.feed.ingest_notify(&notify);
+        self.link.live.ingest_notify(&notify);
     }
 
     /// The alert events queued in `link`'s outbox lane (decoded). Audit records, which a hub

@@ -1,19 +1,19 @@
-//! The live feed of alert events behind `GET /api/v1/stream`.
+//! The live stream of alert events behind `GET /api/v1/stream`.
 //!
 //! Two sources feed one Tokio broadcast channel:
 //!
-//! - operator actions at this hub ([`AlertFeed::publish`], with the alert as the action left
+//! - operator actions at this hub ([`LiveStream::publish`], with the alert as the action left
 //!   it);
 //! - events received from children (and from the parent) and applied to the store by the
-//!   link side, which calls [`AlertFeed::ingest_notify`] after each batch commits. That hook never blocks and never
-//!   touches the store: it queues the events, and the feed's own task
+//!   link side, which calls [`LiveStream::ingest_notify`] after each batch commits. That hook never blocks and never
+//!   touches the store: it queues the events, and the stream's own task
 //!   ([`run_ingest`]) loads the alerts' current views (one store call per batch) and
 //!   broadcasts them.
 //!
 //! Each message is serialised once, whatever the number of clients. A client too slow for the
 //! channel's capacity loses the oldest messages, and the stream tells it so with a `lagged`
 //! event instead of leaving a silent gap; the same happens to every client when the ingest
-//! queue itself overflows ([`FeedMessage::Gap`]). A client that gets `lagged` refetches the
+//! queue itself overflows ([`LiveMessage::Gap`]). A client that gets `lagged` refetches the
 //! list.
 
 use std::collections::BTreeMap;
@@ -31,7 +31,7 @@ use vigil_link::SharedStore;
 /// Messages kept for slow stream clients before they lag.
 pub const STREAM_CAPACITY: usize = 1024;
 
-/// Batches of ingested events waiting for the feed task before notifications are dropped.
+/// Batches of ingested events waiting for the live stream's task before notifications are dropped.
 pub const INGEST_QUEUE: usize = 1024;
 
 /// One alert event, ready to send: the SSE event name, id and data.
@@ -63,19 +63,19 @@ impl AlertUpdate {
     }
 }
 
-/// What the feed broadcasts.
+/// What the live stream broadcasts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FeedMessage {
+pub enum LiveMessage {
     /// An alert event.
     Alert(Arc<AlertUpdate>),
-    /// Updates were lost before reaching the feed: every client must refetch.
+    /// Updates were lost before reaching the live stream: every client must refetch.
     Gap,
 }
 
-/// The feed: cheap to clone, shared by the API, the actions and the link side.
+/// The live stream: cheap to clone, shared by the API, the actions and the link side.
 #[derive(Debug, Clone)]
-pub struct AlertFeed {
-    tx: broadcast::Sender<FeedMessage>,
+pub struct LiveStream {
+    tx: broadcast::Sender<LiveMessage>,
     ingest: mpsc::Sender<Vec<AlertEvent>>,
     overflowed: Arc<AtomicBool>,
     metrics: HubMetrics,
@@ -85,13 +85,13 @@ pub struct AlertFeed {
 #[derive(Debug)]
 pub struct IngestQueue(mpsc::Receiver<Vec<AlertEvent>>);
 
-impl AlertFeed {
-    /// A feed and the queue its task drains.
-    pub fn new(metrics: HubMetrics) -> (AlertFeed, IngestQueue) {
+impl LiveStream {
+    /// A live stream and the queue its task drains.
+    pub fn new(metrics: HubMetrics) -> (LiveStream, IngestQueue) {
         let (tx, _) = broadcast::channel(STREAM_CAPACITY);
         let (ingest, queue) = mpsc::channel(INGEST_QUEUE);
         (
-            AlertFeed {
+            LiveStream {
                 tx,
                 ingest,
                 overflowed: Arc::new(AtomicBool::new(false)),
@@ -102,7 +102,7 @@ impl AlertFeed {
     }
 
     /// A new stream client's receiver.
-    pub fn subscribe(&self) -> broadcast::Receiver<FeedMessage> {
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveMessage> {
         self.tx.subscribe()
     }
 
@@ -110,7 +110,7 @@ impl AlertFeed {
     pub fn publish(&self, event: &AlertEvent, view: &AlertView, now: Timestamp) {
         if self.tx.receiver_count() > 0 {
             // No receivers is not an error: nobody is watching.
-            let _ = self.tx.send(FeedMessage::Alert(Arc::new(AlertUpdate::new(
+            let _ = self.tx.send(LiveMessage::Alert(Arc::new(AlertUpdate::new(
                 event, view, now,
             ))));
         }
@@ -118,7 +118,7 @@ impl AlertFeed {
 
     /// **The ingest hook.** The link side calls this after it has committed events received
     /// from a child or from the parent (the new ones; duplicates need no notice). Never blocks, never fails:
-    /// when the feed is saturated the notice is dropped, counted, and the stream clients are
+    /// when the live stream is saturated the notice is dropped, counted, and the stream clients are
     /// told to refetch.
     pub fn ingest_notify(&self, events: &[AlertEvent]) {
         if events.is_empty() {
@@ -144,7 +144,7 @@ impl AlertFeed {
             return;
         }
         if self.ingest.try_send(events.to_vec()).is_err() {
-            self.metrics.feed_dropped.inc();
+            self.metrics.live_dropped.inc();
             self.overflowed.store(true, Ordering::Release);
         }
     }
@@ -158,15 +158,15 @@ impl AlertFeed {
 
     fn gap_if_overflowed(&self) {
         if self.overflowed.swap(false, Ordering::AcqRel) {
-            let _ = self.tx.send(FeedMessage::Gap);
+            let _ = self.tx.send(LiveMessage::Gap);
         }
     }
 }
 
-/// The feed's task: turns ingest notices into broadcast updates with the alerts' current
+/// The live stream's task: turns ingest notices into broadcast updates with the alerts' current
 /// views, until `shutdown`.
 pub async fn run_ingest(
-    feed: AlertFeed,
+    live: LiveStream,
     mut queue: IngestQueue,
     store: SharedStore,
     shutdown: CancellationToken,
@@ -179,7 +179,7 @@ pub async fn run_ingest(
                 None => return,
             },
         };
-        feed.gap_if_overflowed();
+        live.gap_if_overflowed();
         let ids: Vec<AlertId> = {
             let mut ids: Vec<AlertId> = events.iter().map(|e| e.alert).collect();
             ids.sort_unstable();
@@ -205,14 +205,14 @@ pub async fn run_ingest(
             Ok(views) => views,
             Err(error) => {
                 tracing::warn!(%error, "live stream: ingested events not sent");
-                let _ = feed.tx.send(FeedMessage::Gap);
+                let _ = live.tx.send(LiveMessage::Gap);
                 continue;
             }
         };
         let now = Timestamp::now();
         for event in &events {
             if let Some(view) = views.get(&event.alert) {
-                let _ = feed.tx.send(FeedMessage::Alert(Arc::new(AlertUpdate::new(
+                let _ = live.tx.send(LiveMessage::Alert(Arc::new(AlertUpdate::new(
                     event, view, now,
                 ))));
             }

@@ -29,7 +29,7 @@ use vigil_store::{Store, StoreError};
 use vigil_wire::LinkEvent;
 
 use crate::children::{child_link, Children};
-use crate::feed::AlertFeed;
+use crate::live::LiveStream;
 
 /// The outbox that holds the parent's events until they are moved to a child's downlink.
 pub const RELAY_LINK: &str = "relay";
@@ -134,9 +134,9 @@ fn target(
     }
 }
 
-/// The relay task's parts.
+/// The pass-down task's parts.
 #[derive(Debug, Clone)]
-pub struct Relay {
+pub struct PassDown {
     /// The store.
     pub store: SharedStore,
     /// This hub.
@@ -146,10 +146,10 @@ pub struct Relay {
     /// To poke the children's drainers.
     pub downlinks: DownlinksHandle,
     /// The live stream.
-    pub feed: AlertFeed,
+    pub live: LiveStream,
 }
 
-impl Relay {
+impl PassDown {
     /// Takes the parent's deliveries (`None` without a parent) and moves the relay outbox
     /// after each and every [`RELAY_POLL`], until `shutdown`. Returns its name, for the
     /// link supervisor.
@@ -168,7 +168,7 @@ impl Relay {
                     Some(delivery) => {
                         debug!(parent = %delivery.peer, lane = %delivery.lane,
                                events = delivery.events.len(), "events from the parent committed");
-                        self.feed.ingest_notify(&delivery.events);
+                        self.live.ingest_notify(&delivery.events);
                     }
                     None => {
                         deliveries = None;
