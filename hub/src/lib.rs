@@ -41,6 +41,7 @@ pub mod link;
 pub mod listener;
 pub mod live;
 pub mod metrics;
+pub mod nodes;
 pub mod pki;
 pub mod run;
 pub mod tree;

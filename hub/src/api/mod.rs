@@ -10,7 +10,7 @@
 //! | `GET /api/v1/audit` (this hub's audit log and the trails it holds) | [`audit_log`] |
 //! | `GET /api/v1/stream` (Server-Sent Events) | [`stream`] |
 //! | `POST /api/v1/enroll` (no session: the token is the credential) | [`crate::enroll::endpoint`] |
-//! | `POST /api/v1/nodes/{id}/revoke`, `GET /api/v1/nodes/{id}/certificates` | [`crate::enroll::nodes`] |
+//! | `POST /api/v1/nodes/{id}/revoke`, `GET /api/v1/nodes/{id}/certificates` | [`crate::nodes::api`] |
 //!
 //! Every request under `/api/` but the sign-in comes from a signed-in user or an API token
 //! ([`crate::auth`]): 401 without one. The caller's role decides what it may do and its
@@ -202,13 +202,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tree", get(tree::tree))
         .route("/api/v1/audit", get(audit_log::list))
         .route("/api/v1/stream", get(stream::stream))
-        .route(
-            "/api/v1/nodes/{id}/revoke",
-            post(crate::enroll::nodes::revoke),
-        )
+        .route("/api/v1/nodes/{id}/revoke", post(crate::nodes::api::revoke))
         .route(
             "/api/v1/nodes/{id}/certificates",
-            get(crate::enroll::nodes::certificates),
+            get(crate::nodes::api::certificates),
         )
         .fallback(no_such_endpoint)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))

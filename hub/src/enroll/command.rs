@@ -8,8 +8,8 @@ use std::path::Path;
 use vigil_store::Store;
 
 use super::args::{BrokerConfigArgs, EnrollArgs, EnrollTokenArgs, RevokeArgs};
-use super::broker_config::{crl_path, write_crl};
-use super::revocation::revoke_as;
+use crate::link::mosquitto::{crl_path, write_crl};
+use crate::nodes::revocation::revoke_as;
 use crate::auth::admin::cli_actor;
 pub use crate::cli_error::CommandError;
 use crate::config::HubConfig;
@@ -102,7 +102,7 @@ pub fn refresh_crl(config: &HubConfig, store: &Store) {
 pub fn broker_config(args: &BrokerConfigArgs, config: &HubConfig) -> Result<(), CommandError> {
     let store = open_store(config)?;
     let pki = HubPki::open(config)?;
-    let files = super::broker_config::write(
+    let files = crate::link::mosquitto::write(
         config,
         &store,
         &pki,

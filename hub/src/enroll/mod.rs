@@ -1,4 +1,4 @@
-//! Enrollment and revocation, the hub's side
+//! Enrollment, the hub's side
 //! (docs/ARCHITECTURE.md#certificate-authority-and-enrollment: a hub is the
 //! certificate authority of its children; an installer enrolls a gateway with a one-time
 //! token; a node's identity is its certificate).
@@ -7,10 +7,7 @@
 //! |---|---|
 //! | `vigil-hub enroll-token --node ID --ttl 1h` — a one-time token, audited | [`token`] |
 //! | `POST /api/v1/enroll` `{"token", "csr"}` → the node's certificate, the CA, the broker | [`endpoint`] |
-//! | `POST /api/v1/nodes/{id}/revoke`, `GET /api/v1/nodes/{id}/certificates` | [`nodes`] |
-//! | `vigil-hub revoke --node ID [--serial S]` | [`command`] |
-//! | the running hub follows revocations made by the CLI, and audits gate denials | [`revocation`] |
-//! | `vigil-hub broker-config --out DIR` — what an external Mosquitto needs | [`broker_config`] |
+//! | `vigil-hub revoke --node ID [--serial S]`, `vigil-hub broker-config --out DIR` (the command lines) | [`command`] |
 //! | `vigil-hub enroll --hub URL --token -` — this hub enrolls with its parent | [`parent`] |
 //!
 //! The token format (`vigil_pki::enrollment::token`) and the node's side of the exchange
@@ -19,13 +16,10 @@
 //! consumed, its certificate recorded and the enrollment audited in one transaction.
 
 pub mod args;
-pub mod broker_config;
 pub mod command;
 pub mod endpoint;
 pub mod metrics;
-pub mod nodes;
 pub mod parent;
-pub mod revocation;
 pub mod start;
 pub mod token;
 

@@ -45,13 +45,13 @@ pub async fn prepare(
         LimitPolicy::from_config(&config.auth),
         config.advertised_broker(),
     );
-    enroll.crl_path = Some(super::broker_config::crl_path(config));
-    let revoked = super::revocation::load(store, pki.revocations()).await?;
+    enroll.crl_path = Some(crate::link::mosquitto::crl_path(config));
+    let revoked = crate::nodes::revocation::load(store, pki.revocations()).await?;
     {
         let enroll = enroll.clone();
         store
             .call(move |s| {
-                super::revocation::rewrite_crl(s, &enroll);
+                crate::nodes::revocation::rewrite_crl(s, &enroll);
                 Ok(())
             })
             .await?;
@@ -83,7 +83,7 @@ pub fn started(
     if broker_url.starts_with("mqtts://") {
         enroll.set_broker_if_unset(broker_url.to_owned());
     }
-    tasks.spawn(super::revocation::follow(
+    tasks.spawn(crate::nodes::revocation::follow(
         store.clone(),
         enroll.pki.revocations().clone(),
         enroll.metrics.clone(),

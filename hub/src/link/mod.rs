@@ -7,7 +7,7 @@
 //!   gate (`vigil_link::SecureBroker`) for the hub's lifetime (stopped last at shutdown,
 //!   after the links said goodbye); `[mqtt] url` uses an external broker (Mosquitto, EMQX),
 //!   over `mqtts://` with the hub's own certificate. The gate's denials are audited
-//!   ([`crate::enroll::revocation::audit_denials`]).
+//!   ([`denials::audit_denials`]).
 //! - **TLS to the parent**: an `mqtts://` `[parent] url` presents this hub's certificate
 //!   from its parent (`[parent] ca`/`cert`/`key`, written by `vigil-hub enroll`).
 //! - **downlinks** (children → this hub): `vigil_link::Downlinks` on that broker commits
@@ -33,8 +33,10 @@
 //! task ends when `shutdown` is cancelled.
 
 pub mod broker;
+pub mod denials;
 pub mod escalation;
 pub mod ingest;
+pub mod mosquitto;
 pub mod pass_down;
 
 use std::fmt;
@@ -147,7 +149,7 @@ pub async fn start_links(
     let mut broker =
         BrokerHandle::start(&ctx.broker, &ctx.security, ctx.metrics.registry()).await?;
     if let Some(denials) = broker.take_denials() {
-        tasks.spawn(crate::enroll::revocation::audit_denials(
+        tasks.spawn(denials::audit_denials(
             denials,
             ctx.store.clone(),
             ctx.security.enroll.clone(),

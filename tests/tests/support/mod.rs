@@ -483,7 +483,7 @@ pub fn secure_broker_config(hub_cfg: &Path, out: &Path) -> PathBuf {
     // `--user root`: Mosquitto keeps running as the test's user, which owns the 0600 key
     // in its 0700 temporary directory (an installation names the `mosquitto` user).
     let files =
-        vigil_hub::enroll::broker_config::write(&cfg, &store, &pki, out, &[], None, Some("root"))
+        vigil_hub::link::mosquitto::write(&cfg, &store, &pki, out, &[], None, Some("root"))
             .expect("broker-config");
     // Test settings: nothing kept across restarts, no cap on queued messages.
     let mut conf = std::fs::read_to_string(&files.conf).expect("mosquitto.conf");

@@ -16,7 +16,7 @@ use vigil_link::SharedStore;
 use vigil_pki::Revocations;
 use vigil_store::{RevokeError, Store};
 
-use super::{audit_entry, EnrollMetrics, EnrollState, ACTION_REVOKE};
+use crate::enroll::{audit_entry, EnrollMetrics, EnrollState, ACTION_REVOKE};
 
 /// How often the running hub re-reads the revoked serials.
 pub const FOLLOW_INTERVAL: Duration = Duration::from_secs(2);
@@ -58,7 +58,7 @@ pub fn revoke_as(
 /// not fatal: the store holds the revocation.
 pub fn rewrite_crl(store: &Store, enroll: &EnrollState) {
     if let Some(path) = &enroll.crl_path {
-        if let Err(error) = super::broker_config::write_crl(store, &enroll.pki, path) {
+        if let Err(error) = crate::link::mosquitto::write_crl(store, &enroll.pki, path) {
             tracing::warn!(%error, path = %path.display(), "cannot rewrite the revocation list");
         }
     }
@@ -96,55 +96,6 @@ pub async fn follow(
                 }
             }
             Err(error) => tracing::warn!(%error, "cannot re-read the revoked certificates"),
-        }
-    }
-}
-
-/// Until `shutdown` (or the gate stops): writes every denial record of the broker gate to
-/// the audit log — actor the node, action `mqtt.denied`, target the topic (or client id;
-/// cut to 256 bytes by the gate and then ending in `…`), with what was tried, why it was
-/// refused, from where, and how many denials the record stands for (the gate aggregates a
-/// node's repeats over a window: `count`, `first_at`, `last_at`) — and counts it.
-pub async fn audit_denials(
-    mut denials: tokio::sync::mpsc::Receiver<vigil_link::gate::Denial>,
-    store: SharedStore,
-    enroll: EnrollState,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let denial = tokio::select! {
-            () = shutdown.cancelled() => return,
-            denial = denials.recv() => match denial {
-                Some(denial) => denial,
-                None => return,
-            },
-        };
-        let topic = denial.topic.as_deref().unwrap_or("");
-        let target = if denial.topic_truncated() {
-            format!("{topic}…")
-        } else {
-            topic.to_owned()
-        };
-        let entry = enroll.audit(
-            denial.node.as_str(),
-            super::ACTION_MQTT_DENIED,
-            &target,
-            serde_json::json!({
-                "action": denial.action.as_str(),
-                "reason": denial.reason.as_str(),
-                "peer": denial.peer.to_string(),
-                "count": denial.count,
-                "first_at": super::timestamp(denial.at).to_string(),
-                "last_at": super::timestamp(denial.last_at).to_string(),
-                "topic_bytes": denial.topic_bytes,
-                "topic_truncated": denial.topic_truncated(),
-            }),
-        );
-        match store.call(move |s| s.audit_append(&entry)).await {
-            Ok(_) => enroll.metrics.gate_denials_audited.inc(),
-            Err(error) => {
-                tracing::error!(%error, node = %denial.node, "cannot audit a gate denial")
-            }
         }
     }
 }

@@ -34,7 +34,7 @@ use vigil_pki::files::write_atomic;
 use vigil_pki::{write_certificate, write_private_key, RevokedSerial};
 use vigil_store::Store;
 
-use super::command::CommandError;
+use crate::cli_error::CommandError;
 use crate::config::{Broker, HubConfig};
 use crate::pki::{server_names, HubPki};
 
