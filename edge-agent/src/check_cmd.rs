@@ -29,7 +29,7 @@ pub fn load_checked(
             &config.modbus.device,
             &profiles,
         ));
-        if config.uplink.url.starts_with("mqtts://") {
+        if config.uplink.url.tls {
             unknown.extend(crate::config::tls::check_files(
                 &config.tls.files(Path::new("")),
                 path,
@@ -174,7 +174,7 @@ fn report_tls(
     path: &Path,
     out: &mut dyn Write,
 ) -> std::io::Result<Result<(), ConfigErrors>> {
-    if !config.uplink.url.starts_with("mqtts://") {
+    if !config.uplink.url.tls {
         writeln!(
             out,
             "  tls       not used: the uplink is plain mqtt://; to enroll, {}",

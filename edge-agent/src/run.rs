@@ -268,9 +268,9 @@ pub async fn run(
     let link_metrics = vigil_link::LinkMetrics::new(&metrics.registry)
         .map_err(|e| anyhow::anyhow!("cannot register link metrics: {e}"))?;
     let mut uplink_config =
-        vigil_link::UplinkConfig::new(config.node.id.clone(), config.uplink.url.clone());
+        vigil_link::UplinkConfig::new(config.node.id.clone(), config.uplink.url.to_string());
     uplink_config.level = Some(vigil_core::Level::Facility);
-    if config.uplink.url.starts_with("mqtts://") {
+    if config.uplink.url.tls {
         // [tls] paths are resolved by `check_cmd::load_checked`, which checked them too.
         let tls = config.tls.files(std::path::Path::new(""));
         uplink_config.tls = Some(tls.client_config().map_err(|e| {

@@ -106,8 +106,9 @@ pub struct NodeSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UplinkSection {
-    /// `mqtt://host:port`, or `mqtts://host:port` once enrolled.
-    pub url: String,
+    /// `mqtt://host:port`, or `mqtts://host:port` once enrolled: checked as it is read
+    /// ([`vigil_config::BrokerUrl`]), so a bad one names the file, line and key.
+    pub url: vigil_config::BrokerUrl,
 }
 
 /// `[store]`: the agent's SQLite database (outbox and alert events).
@@ -194,9 +195,6 @@ pub(crate) fn valid_device_name(s: &str) -> bool {
 impl Validate for AgentConfig {
     fn validate(&self) -> Vec<Problem> {
         let mut out = Vec::new();
-        if let Err(e) = vigil_config::BrokerUrl::parse(&self.uplink.url) {
-            out.push(Problem::new("uplink.url", e));
-        }
         let mut ids = HashSet::new();
         for (i, d) in self.modbus.device.iter().enumerate() {
             if !ids.insert(d.id.as_str()) {
