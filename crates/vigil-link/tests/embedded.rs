@@ -50,3 +50,29 @@ async fn last_will_marks_child_offline() {
 async fn garbage_is_counted_not_fatal() {
     common::bounded(scenarios::garbage_is_counted_not_fatal(KIND)).await;
 }
+
+/// A broker URL with an IPv6 literal (`mqtt://[::1]:PORT`, the form the parsers once
+/// disagreed on) links a child to its parent over the IPv6 loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ipv6_literal_url_links_over_loopback() {
+    common::bounded(async {
+        common::init_tracing();
+        let port = std::net::TcpListener::bind("[::1]:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port on ::1")
+            .port();
+        let listen = std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port));
+        let broker = vigil_link::EmbeddedBroker::start(listen).expect("broker on [::1]");
+        let url = format!("mqtt://[::1]:{port}");
+        let dirs = common::Dirs::new();
+        let mut parent = common::Parent::start(&url, &dirs.db("parent"));
+        let mut child = common::Child::start("gw-1", &url, &dirs.db("gw-1"));
+        let sent = child.record(50, vigil_core::Lane::Critical).await;
+        let delivered = parent.collect(50).await;
+        common::assert_exactly_once(&delivered, &sent);
+        child.stop().await;
+        parent.stop().await;
+        broker.stop();
+    })
+    .await;
+}
