@@ -16,6 +16,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
 use tokio_util::sync::CancellationToken;
+use vigil_runtime::backoff::{Backoff, BackoffConfig};
 
 use crate::clock::Clock;
 use crate::config::{MqttConfig, MqttFormat};
@@ -61,8 +62,12 @@ pub struct Sensor {
     clock: Clock,
 }
 
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Reconnect delays: the shared backoff's ([`vigil_runtime::backoff`]) whole steps, 100 ms
+/// doubling to 5 s — without jitter, so that a run with a seed stays reproducible.
+const RECONNECT: BackoffConfig = BackoffConfig {
+    initial: Duration::from_millis(100),
+    max: Duration::from_secs(5),
+};
 
 fn epoch_ms() -> i64 {
     vigil_core::Timestamp::now().as_millis()
@@ -149,7 +154,7 @@ impl Sensor {
     /// Publishes until `shutdown`, reconnecting with backoff.
     pub async fn run(mut self, shutdown: CancellationToken) {
         let mut bd_seq: u64 = 0;
-        let mut backoff = MIN_BACKOFF;
+        let mut backoff = Backoff::new(RECONNECT);
         // Failed attempts in a row: the first is a warning, the retries are debug.
         let mut failures: u64 = 0;
         while !shutdown.is_cancelled() {
@@ -162,14 +167,13 @@ impl Sensor {
                     self.counters.error();
                     tokio::select! {
                         () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(backoff) => {}
+                        () = tokio::time::sleep(backoff.next_step()) => {}
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;
                 }
                 Some(true) => {}
             }
-            backoff = MIN_BACKOFF;
+            backoff.reset();
             failures = 0;
             self.counters.connected();
             tracing::info!(sensor = %self.config.id, broker = %self.config.url, bd_seq, "MQTT connected");
