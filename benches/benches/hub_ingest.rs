@@ -10,7 +10,7 @@
 //!   cursors), one durable transaction per batch, called directly: no broker, no link.
 //!   Variants: no forward link (a ministry hub); a forward link with a per-event policy
 //!   (raises of minor and above go up); a forward link with the hub's own per-alert
-//!   escalation policy (`vigil_hub::link::escalation::policy`, min severity minor) through
+//!   escalation policy (`vigil_hub::escalation::policy`, min severity minor) through
 //!   `Store::apply_batch_and_forward_by_alert`, as `vigil-link` runs it for a county hub;
 //!   the same policy with its `AlertContext`s rebuilt from each alert's stored history
 //!   first (`AlertContext::load_all`, the way it was done before the store kept the
@@ -279,10 +279,10 @@ fn store_part(total: usize, full: bool) {
         "\n(a) store: apply_batch_and_forward, {} batches of ≤ {BATCH} new events ({events} events, 8 gateways × {ALERTS_PER_GATEWAY} alerts), one fsynced transaction per batch",
         batches.len()
     );
-    let escalation = vigil_hub::config::EscalationSection {
+    let escalation = vigil_hub::escalation::EscalationSection {
         min_severity: Severity::Minor,
     };
-    let alert_policy = vigil_hub::link::escalation::policy(escalation);
+    let alert_policy = vigil_hub::escalation::policy(escalation);
     for (name, forwarding) in [
         ("no forward link", Forwarding::None),
         ("forward, per-event policy", Forwarding::PerEvent),
@@ -376,10 +376,10 @@ fn store_part(total: usize, full: bool) {
 /// (`apply_batches_and_forward`), as the hub's downlinks commit the batches they find
 /// waiting.
 fn store_groups(batches: &[InBatch], events: usize, group: usize, full: bool) {
-    let escalation = vigil_hub::config::EscalationSection {
+    let escalation = vigil_hub::escalation::EscalationSection {
         min_severity: Severity::Minor,
     };
-    let alert_policy = vigil_hub::link::escalation::policy(escalation);
+    let alert_policy = vigil_hub::escalation::policy(escalation);
     for (name, forward) in [
         (format!("groups of {group}, no forward link"), false),
         (format!("groups of {group}, per-alert policy"), true),

@@ -37,6 +37,7 @@ pub mod cli_error;
 pub mod clock;
 pub mod config;
 pub mod enroll;
+pub mod escalation;
 pub mod link;
 pub mod listener;
 pub mod live;

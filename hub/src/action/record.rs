@@ -27,7 +27,7 @@ use vigil_store::{AuditEntry, Store, StoreError};
 use crate::action::{Action, Refused};
 use crate::children::{Children, PARENT_LINK};
 use crate::clock::HubClock;
-use crate::config::EscalationSection;
+use crate::escalation::EscalationSection;
 
 /// What recording an action needs to know of the hub.
 #[derive(Debug, Clone)]

@@ -8,11 +8,11 @@ use std::path::Path;
 use vigil_store::Store;
 
 use super::args::{BrokerConfigArgs, EnrollArgs, EnrollTokenArgs, RevokeArgs};
-use crate::link::mosquitto::{crl_path, write_crl};
-use crate::nodes::revocation::revoke_as;
 use crate::auth::admin::cli_actor;
 pub use crate::cli_error::CommandError;
 use crate::config::HubConfig;
+use crate::link::mosquitto::{crl_path, write_crl};
+use crate::nodes::revocation::revoke_as;
 use crate::pki::HubPki;
 
 /// Opens (creating if needed) the hub's store.

@@ -34,7 +34,6 @@
 
 pub mod broker;
 pub mod denials;
-pub mod escalation;
 pub mod ingest;
 pub mod mosquitto;
 pub mod pass_down;
@@ -237,7 +236,7 @@ impl Links {
                 })?;
         if let Some(uplink) = &uplink {
             downlinks = downlinks.with_forward(
-                Forward::by_alert(PARENT_LINK, escalation::policy(ctx.escalation))
+                Forward::by_alert(PARENT_LINK, crate::escalation::policy(ctx.escalation))
                     .with_poke(uplink.poke_handle()),
             );
         }

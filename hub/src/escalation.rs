@@ -1,5 +1,7 @@
-//! What this hub sends up to its parent of what its children send (docs/ARCHITECTURE.md#escalation:
-//! "each node decides what goes up"), as a `vigil_link` alert policy built from `[escalation]`.
+//! Escalation, in one place: what this hub sends up to its parent of what its children
+//! send and of its operators' actions (docs/ARCHITECTURE.md#escalation: "each node decides
+//! what goes up") — the `[escalation]` section ([`EscalationSection`]) and the `vigil_link`
+//! alert policy built from it ([`policy`]).
 //!
 //! A raise says its severity; an acknowledgement, a clear, a shelve or a comment does
 //! not. So the policy judges each event by **its alert**, as it stands with the batch
@@ -23,10 +25,54 @@
 //! Operator actions taken at this hub follow the same rule (`action::record`). Health
 //! summaries always go up, in the uplink's retained status, whatever the policy.
 
-use vigil_core::{AlertEvent, Lane};
+use serde::Deserialize;
+use vigil_core::{AlertEvent, AlertView, Lane, Severity};
 use vigil_link::AlertContext;
 
-use crate::config::EscalationSection;
+/// `[escalation]`: the policy of what goes up (docs/ARCHITECTURE.md#escalation).
+/// Health summaries always go up; alerts and the actions on them go up when they pass it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationSection {
+    /// The least severity of an alert that the parent sees (`critical`, `major`, `minor`,
+    /// `warning`, `info`).
+    #[serde(default = "default_min_severity")]
+    pub min_severity: Severity,
+}
+
+impl Default for EscalationSection {
+    fn default() -> Self {
+        EscalationSection {
+            min_severity: default_min_severity(),
+        }
+    }
+}
+
+const fn default_min_severity() -> Severity {
+    Severity::Minor
+}
+
+impl EscalationSection {
+    /// Whether an alert of `severity` goes up to the parent.
+    pub fn escalates(&self, severity: Severity) -> bool {
+        severity >= self.min_severity
+    }
+
+    /// Whether events of this alert go up: its raise has arrived and its severity passes.
+    pub fn escalates_alert(&self, view: &AlertView) -> bool {
+        view.key.is_some() && self.escalates(view.severity)
+    }
+
+    /// Whether events of this alert go up, judged on its whole history: its raise has
+    /// arrived and its severity at its highest (`peak`, see
+    /// [`vigil_link::escalation::peak_severity`]) or now passes. An alert that went up once
+    /// keeps going up when its severity drops, so the parent's copy is cleared,
+    /// acknowledged and closed like the child's. The policy the hub relays its children's
+    /// events and its operators' actions by.
+    pub fn escalates_history(&self, view: &AlertView, peak: Option<Severity>) -> bool {
+        view.key.is_some() && self.escalates(peak.map_or(view.severity, |p| p.max(view.severity)))
+    }
+}
 
 /// The policy for relaying children's events up, by `escalation`; see the module docs.
 pub fn policy(
