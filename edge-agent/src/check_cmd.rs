@@ -192,26 +192,11 @@ fn report_tls(
         }])
     };
     let cert_path = &config.tls.cert;
-    let cert = std::fs::read_to_string(cert_path)
-        .map_err(|e| e.to_string())
-        .and_then(|pem| {
-            vigil_pki::cert::cert_from_pem(&pem, &cert_path.display().to_string())
-                .map_err(|e| e.to_string())
-        })
-        .and_then(|der| {
-            let node = vigil_pki::node_of_certificate(&der).map_err(|e| e.to_string())?;
-            let (_, not_after) =
-                vigil_pki::validity_of_certificate(&der).map_err(|e| e.to_string())?;
-            Ok((node, not_after))
-        });
-    let (node, not_after) = match cert {
-        Ok(x) => x,
-        Err(e) => {
-            return Ok(Err(error(
-                "tls.cert",
-                format!("{}: {e}", cert_path.display()),
-            )))
-        }
+    // The same reading `vigil-hub check` makes of its parent identity: the three files, a
+    // key that goes with the certificate, who the certificate names and until when.
+    let (node, not_after) = match config.tls.files(Path::new("")).identity() {
+        Ok(identity) => (identity.node, identity.not_after),
+        Err(e) => return Ok(Err(error("tls.cert", e.to_string()))),
     };
     let expires = chrono::DateTime::<chrono::Utc>::from(not_after).format("%Y-%m-%d %H:%M UTC");
     let left = not_after.duration_since(SystemTime::now()).ok();

@@ -33,8 +33,9 @@ pub enum Command {
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         log_format: String,
     },
-    /// Check the config and run nothing: exit 0 when it is valid, 2 with each problem named
-    /// by its file, line and key (the same checks `run` makes before it starts).
+    /// Check the config, the certificates and the store, and run nothing (nothing is
+    /// created or migrated): exit 0 when the hub would start, 2 with each problem named by
+    /// its file, line and key.
     Check {
         /// The hub's config file.
         #[arg(long, value_name = "FILE")]

@@ -5,7 +5,7 @@
 //! uplink to its parent (the same link engine as the agent's). The binary `vigil-hub` is a
 //! thin shell over this library.
 //!
-//! - `config`: `hub.toml`;
+//! - `config`: `hub.toml`; `check`: `vigil-hub check` (the config, certificates, store);
 //! - `cli`, `cli_error`: the command line, and why a command other than `run` failed;
 //! - `run`: `vigil-hub run`, which wires everything below;
 //! - `listener`: the HTTP listener (TLS, timeouts, connection caps);
@@ -31,6 +31,7 @@ pub mod alert_json;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod check;
 pub mod children;
 pub mod cli;
 pub mod cli_error;

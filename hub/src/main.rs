@@ -60,8 +60,22 @@ fn main() -> ExitCode {
             }
         }
         Command::Check { config } => match load_config(&config) {
-            Ok(_) => {
+            Ok(cfg) => {
+                let report = vigil_hub::check::check(&cfg, &config, std::time::SystemTime::now());
+                if !report.problems.is_empty() {
+                    let text = std::fs::read_to_string(&config).unwrap_or_default();
+                    for e in report.errors(&config, &text).0 {
+                        eprintln!("error: {e}");
+                    }
+                    return ExitCode::from(vigil_config::EXIT_CONFIG);
+                }
                 println!("{}: ok", config.display());
+                for line in &report.lines {
+                    println!("  {line}");
+                }
+                for warning in &report.warnings {
+                    println!("  warning: {warning}");
+                }
                 ExitCode::SUCCESS
             }
             Err(code) => code,

@@ -463,3 +463,85 @@ fn user_and_token_commands_manage_the_store_and_refuse_what_cannot_be_right() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains(":4: node.nmae"), "{stderr}");
 }
+
+/// `vigil-hub check --config PATH`: exit code, stdout, stderr.
+fn check(path: &std::path::Path) -> (Option<i32>, String, String) {
+    let out = hub()
+        .args(["check", "--config"])
+        .arg(path)
+        .output()
+        .expect("runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_looks_at_the_store_and_the_certificates_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("data/hub.db");
+    std::fs::create_dir_all(store.parent().expect("dir")).expect("mkdir");
+    let path = write_config(
+        dir.path(),
+        &GOOD.replace("STORE", &store.display().to_string()),
+    );
+
+    // Before the first start: nothing exists, and check creates nothing.
+    let (code, stdout, stderr) = check(&path);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("does not exist yet: created at the first start"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("holds no CA yet"), "{stdout}");
+    assert!(!store.exists(), "check created the store");
+    assert!(!dir.path().join("data/ca").exists(), "check created the CA");
+
+    // A store and a CA as a first start leaves them.
+    drop(vigil_store::Store::open(&store).expect("store"));
+    vigil_pki::Ca::load_or_create(&dir.path().join("data/ca"), "Baiyun CA").expect("ca");
+    let (code, stdout, stderr) = check(&path);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("consistent"), "{stdout}");
+    assert!(
+        stdout.contains("ca ") && stdout.contains("sha256"),
+        "{stdout}"
+    );
+
+    // A store written by a newer vigil-hub: refused, naming the key; the file is untouched.
+    {
+        let conn = rusqlite::Connection::open(&store).expect("raw");
+        conn.pragma_update(None, "user_version", vigil_store::SCHEMA_VERSION + 1)
+            .expect("bump");
+    }
+    let (code, _, stderr) = check(&path);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: {}:", path.display()))
+            && stderr.contains("store.path")
+            && stderr.contains("newer vigil-hub"),
+        "{stderr}"
+    );
+    let version: i64 = rusqlite::Connection::open(&store)
+        .expect("raw")
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, vigil_store::SCHEMA_VERSION + 1);
+
+    // An mqtts:// parent without the files enrollment writes: each named, with the way out.
+    std::fs::remove_file(&store).expect("rm");
+    let with_parent = GOOD.replace("STORE", &store.display().to_string())
+        + "\n[parent]\nurl = \"mqtts://127.0.0.1:8883\"\n";
+    let path = write_config(dir.path(), &with_parent);
+    let (code, _, stderr) = check(&path);
+    assert_eq!(code, Some(2), "{stderr}");
+    for key in ["parent.ca", "parent.cert", "parent.key"] {
+        assert!(stderr.contains(key), "{key} in {stderr}");
+    }
+    assert!(
+        stderr.contains("vigil-hub enroll --hub URL --token -"),
+        "{stderr}"
+    );
+}

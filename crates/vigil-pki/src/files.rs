@@ -164,6 +164,31 @@ impl TlsFiles {
     }
 }
 
+/// Who a node's certificate names and until when: what the `check` commands report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The node the certificate was issued to.
+    pub node: vigil_core::NodeId,
+    /// When it stops being valid.
+    pub not_after: std::time::SystemTime,
+}
+
+impl TlsFiles {
+    /// Loads the three files as a client identity (the key must be the certificate's: the
+    /// client config is built) and reads who the certificate names and until when. Errors
+    /// name the file.
+    pub fn identity(&self) -> Result<Identity> {
+        let material = self.load()?;
+        material.client_config()?;
+        let what = self.cert.display().to_string();
+        let der = crate::cert::cert_from_pem(&material.cert_pem, &what)?;
+        Ok(Identity {
+            node: crate::cert::node_of_certificate(&der)?,
+            not_after: crate::cert::validity_of_certificate(&der)?.1,
+        })
+    }
+}
+
 impl TlsMaterial {
     /// A client config that trusts only `ca_pem` and presents `cert_pem`/`key_pem`.
     pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>> {

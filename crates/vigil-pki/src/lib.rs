@@ -71,7 +71,9 @@ pub use enrollment::client::{enroll, EnrollError, EnrollRequest, EnrollResponse,
 pub use enrollment::flow::{enroll_node, EnrolledNode, FlowError, NodeEnrollment};
 pub use enrollment::token::{pin_of, EnrollToken, TokenError};
 pub use error::{PkiError, Result};
-pub use files::{read_private_key, write_certificate, write_private_key, TlsFiles, TlsMaterial};
+pub use files::{
+    read_private_key, write_certificate, write_private_key, Identity, TlsFiles, TlsMaterial,
+};
 pub use revocations::Revocations;
 pub use tls::{client_config, server_config, server_config_mtls, NodeCertVerifier};
 

@@ -39,6 +39,7 @@ pub mod enrollment;
 pub mod error;
 pub mod events;
 pub mod inbox;
+pub mod inspect;
 pub mod migrate;
 pub mod outbox;
 pub mod query;
@@ -60,6 +61,7 @@ pub use enrollment::{
 pub use error::{Result, StoreError};
 pub use events::ApplyStats;
 pub use inbox::{BatchOutcome, ForwardOutcome, InboundBatch};
+pub use inspect::{inspect, Inspection};
 pub use migrate::SCHEMA_VERSION;
 pub use outbox::{AckOutcome, LaneCursors, LaneState, OutboxBatch, OutboxRecord};
 pub use query::{

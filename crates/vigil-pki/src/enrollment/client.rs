@@ -331,11 +331,16 @@ pub fn verify_answer(
             got: node.to_string(),
         });
     }
-    if !(answer.broker.starts_with("mqtts://") && answer.broker.len() > "mqtts://".len()) {
-        return Err(bad_answer(format!(
-            "`broker` is {:?}, not an mqtts:// URL",
-            answer.broker
-        )));
+    // The one broker URL syntax of every Vigil config: what the node writes into its own.
+    match vigil_config::BrokerUrl::parse(&answer.broker) {
+        Ok(url) if url.tls => {}
+        Ok(_) => {
+            return Err(bad_answer(format!(
+                "`broker` is {:?}, not an mqtts:// URL",
+                answer.broker
+            )))
+        }
+        Err(e) => return Err(bad_answer(format!("`broker` is not a broker URL: {e}"))),
     }
     Ok(Enrolled {
         node,
