@@ -482,9 +482,8 @@ pub fn secure_broker_config(hub_cfg: &Path, out: &Path) -> PathBuf {
     let pki = vigil_hub::pki::HubPki::open(&cfg).expect("the hub's CA");
     // `--user root`: Mosquitto keeps running as the test's user, which owns the 0600 key
     // in its 0700 temporary directory (an installation names the `mosquitto` user).
-    let files =
-        vigil_hub::link::mosquitto::write(&cfg, &store, &pki, out, &[], None, Some("root"))
-            .expect("broker-config");
+    let files = vigil_hub::link::mosquitto::write(&cfg, &store, &pki, out, &[], None, Some("root"))
+        .expect("broker-config");
     // Test settings: nothing kept across restarts, no cap on queued messages.
     let mut conf = std::fs::read_to_string(&files.conf).expect("mosquitto.conf");
     conf.push_str("\npersistence false\nmax_queued_messages 0\n");
