@@ -23,11 +23,11 @@ pub struct MqttSection {
     pub listen: Option<SocketAddr>,
     /// The external broker, `mqtt://host:port` or `mqtts://host:port`.
     #[serde(default)]
-    pub url: Option<String>,
+    pub url: Option<BrokerUrl>,
     /// The broker URL children are told at enrollment, `mqtts://host:port`; without it,
     /// `mqtts://` and `listen` (which must then name an address, not 0.0.0.0) or `url`.
     #[serde(default)]
-    pub advertise: Option<String>,
+    pub advertise: Option<BrokerUrl>,
     /// Host names the broker's certificate is issued for, besides the listen address,
     /// `localhost`, `127.0.0.1` and `::1`.
     #[serde(default)]
@@ -39,7 +39,7 @@ pub struct MqttSection {
 #[serde(deny_unknown_fields)]
 pub struct ParentSection {
     /// The parent's broker, `mqtt://host:port` or `mqtts://host:port`.
-    pub url: String,
+    pub url: BrokerUrl,
     /// The parent's CA certificate (for `mqtts://`); default `parent/ca.pem` next to the
     /// store, where `vigil-hub enroll` writes it.
     #[serde(default)]
@@ -73,19 +73,15 @@ pub use vigil_config::BrokerUrl;
 
 impl HubConfig {
     /// The broker the children connect to. Call on a validated config; an invalid `[mqtt]`
-    /// falls back to the embedded broker on its default address.
+    /// (both or neither of `listen` and `url`) falls back to the embedded broker on its
+    /// default address.
     pub fn broker(&self) -> Broker {
         match &self.mqtt {
             Some(MqttSection {
                 url: Some(url),
                 listen: None,
                 ..
-            }) => match BrokerUrl::parse(url) {
-                Ok(url) => Broker::External { url },
-                Err(_) => Broker::Embedded {
-                    listen: default_mqtt_listen(),
-                },
-            },
+            }) => Broker::External { url: url.clone() },
             Some(MqttSection {
                 listen: Some(listen),
                 ..
@@ -96,10 +92,8 @@ impl HubConfig {
         }
     }
 
-    /// The parent's broker, when the hub has one (validated).
+    /// The parent's broker, when the hub has one.
     pub fn parent_url(&self) -> Option<BrokerUrl> {
-        self.parent
-            .as_ref()
-            .and_then(|p| BrokerUrl::parse(&p.url).ok())
+        self.parent.as_ref().map(|p| p.url.clone())
     }
 }
