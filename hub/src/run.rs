@@ -148,6 +148,7 @@ pub async fn run(
             name: config.node.name.clone(),
             site: config.node.site.clone(),
         },
+        stream_keep_alive: crate::api::stream::keep_alive_for(config.http.idle_timeout),
         shutdown: shutdown.clone(),
         auth: AuthContext::from_config(&config.auth),
         enroll: enroll.clone(),

@@ -8,8 +8,8 @@
 //!   excess is answered 503 at once;
 //! - HTTP: a client that never finishes its headers is closed after the header timeout
 //!   (plain and HTTPS, and a silent TLS handshake too) while others are served; a stalled
-//!   upload is closed after the idle timeout; connections over the caps are closed at once
-//!   and their places come back;
+//!   upload is closed after the idle timeout, a quiet live stream is not (its keep-alives);
+//!   connections over the caps are closed at once and their places come back;
 //! - plain HTTP off loopback is refused by `vigil-hub check` and `run` (exit 2).
 //!
 //! Timeouts are configured small (300 ms); every wait is bounded by [`common::STEP`] and
@@ -437,6 +437,57 @@ async fn a_stalled_upload_is_closed_after_the_idle_timeout() {
         assert_eq!(status, 200, "{body}");
         assert!(
             metric(&hub, "vigil_hub_http_connection_timeouts_total{phase=\"idle\"}").await >= 1.0
+        );
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_live_stream_outlives_the_idle_timeout_on_its_keep_alives() {
+    bounded(async {
+        let hub = start("idle_timeout = \"400ms\"\n", "").await;
+        let token = hub.add_token("wall", Role::Viewer, PRISON_3);
+        let mut stream = connect_from(hub.addr, from(1)).await;
+        stream
+            .write_all(
+                format!(
+                    "GET /api/v1/stream HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+                     Accept: text/event-stream\r\n\r\n",
+                    hub.addr
+                )
+                .as_bytes(),
+            )
+            .await
+            .expect("send");
+        // Nothing happens for five idle timeouts: the stream stays open, kept by its
+        // keep-alive comments.
+        let mut seen = Vec::new();
+        let until = tokio::time::Instant::now() + Duration::from_secs(2);
+        let mut buf = [0u8; 1024];
+        while tokio::time::Instant::now() < until {
+            match tokio::time::timeout_at(until, stream.read(&mut buf)).await {
+                Err(_) => break,
+                Ok(Ok(0)) | Ok(Err(_)) => panic!(
+                    "the hub closed a quiet stream: {}",
+                    String::from_utf8_lossy(&seen)
+                ),
+                Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+        let text = String::from_utf8_lossy(&seen);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        assert!(
+            text.matches("\n:").count() >= 2,
+            "keep-alive comments while quiet: {text}"
+        );
+        assert_eq!(
+            metric(
+                &hub,
+                "vigil_hub_http_connection_timeouts_total{phase=\"idle\"}"
+            )
+            .await,
+            0.0
         );
         hub.stop().await;
     })

@@ -71,6 +71,9 @@ pub struct AppState {
     pub children: Children,
     /// This hub, for the tree.
     pub this: ThisHub,
+    /// How often a quiet live stream sends a keep-alive ([`stream::keep_alive_for`] the
+    /// listener's idle timeout).
+    pub stream_keep_alive: std::time::Duration,
     /// Cancelled at shutdown: ends the streams so the server can stop.
     pub shutdown: CancellationToken,
     /// Sign-in settings and the failed sign-in counts.

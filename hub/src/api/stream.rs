@@ -9,7 +9,9 @@
 //! data: {"event": {…the AlertEvent…}, "alert": {…the alert as it now is…}}
 //! ```
 //!
-//! A comment line is sent every 15 s while nothing happens, so proxies keep the connection.
+//! A comment line is sent every 15 s while nothing happens (more often when `[http]
+//! idle_timeout` is under 30 s: [`keep_alive_for`]), so neither a proxy nor the hub's own
+//! idle timer closes a quiet stream.
 //! A client that falls behind by more than the live stream's capacity gets
 //! `event: lagged` with `data: {"missed": N}` (N: how many messages it lost; `null` when
 //! unknown) instead of a silent gap: it should refetch `GET /api/v1/alerts`. The stream ends
@@ -36,8 +38,17 @@ use crate::auth::{Permission, Principal};
 use crate::live::LiveMessage;
 use crate::metrics::HubMetrics;
 
-/// How often an idle stream sends a keep-alive comment.
+/// How often an idle stream sends a keep-alive comment, at most.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// How often an idle stream sends a keep-alive comment when the listener closes a
+/// connection on which nothing moves for `idle_timeout`: twice per idle timeout, and at
+/// most every [`KEEP_ALIVE`], so the hub never cuts its own quiet streams.
+pub fn keep_alive_for(idle_timeout: Duration) -> Duration {
+    KEEP_ALIVE
+        .min(idle_timeout / 2)
+        .max(Duration::from_millis(10))
+}
 
 /// Counts a connected client for as long as its stream lives.
 #[derive(Debug)]
@@ -118,7 +129,7 @@ pub async fn stream(
             Some((Ok(event), (rx, guard, shutdown, metrics, scope)))
         },
     );
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(state.stream_keep_alive)))
 }
 
 #[cfg(test)]

@@ -39,8 +39,8 @@ pub struct HttpSection {
     #[serde(default = "default_header_read_timeout", with = "humantime_serde")]
     pub header_read_timeout: Duration,
     /// A connection on which no byte moves either way for this long is closed (a stalled
-    /// upload, a client that stops reading its answer). Keep it above 15 s, the live
-    /// stream's keep-alive.
+    /// upload, a client that stops reading its answer). A quiet live stream sends its
+    /// keep-alive at least twice per `idle_timeout`, so it is not cut.
     #[serde(default = "default_idle_timeout", with = "humantime_serde")]
     pub idle_timeout: Duration,
     /// The most connections open at once; more are closed as soon as they are accepted.
