@@ -545,3 +545,22 @@ fn check_looks_at_the_store_and_the_certificates_and_changes_nothing() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_token_for_the_hubs_own_id_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("hub.db");
+    let path = write_config(
+        dir.path(),
+        &GOOD.replace("STORE", &store.display().to_string()),
+    );
+    let out = hub()
+        .args(["enroll-token", "--node", "county-baiyun", "--config"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("this hub's own id"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no token printed");
+}

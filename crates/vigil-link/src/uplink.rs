@@ -582,6 +582,9 @@ impl UplinkTask {
                 Default::default()
             }
         };
+        // Stamped before the tail is read: a record written in between is then newer than
+        // the status, and the parent does not hold it against this node.
+        let at = Timestamp::now();
         // The tail of this node's own audit chain: the parent holds a copy and compares.
         let audit = match self.uplink.store.call(|s| s.audit_head()).await {
             Ok(head) => Some(AuditTail {
@@ -594,7 +597,7 @@ impl UplinkTask {
             }
         };
         let health = (self.uplink.health)();
-        let mut status = Status::online(cfg.node.clone(), cfg.level, Timestamp::now());
+        let mut status = Status::online(cfg.node.clone(), cfg.level, at);
         status.audit = audit;
         status.devices_online = health.devices_online;
         status.devices_total = health.devices_total;

@@ -275,7 +275,7 @@ pub fn compare_trail(
         return TrailCheck::Forked { seq };
     }
     match held_head {
-        Some((held, at)) if held > seq && at <= reported_at => TrailCheck::Behind {
+        Some((held, at)) if held > seq && at < reported_at => TrailCheck::Behind {
             held,
             reported: seq,
         },
@@ -285,7 +285,9 @@ pub fn compare_trail(
 
 impl Store {
     /// Compares the tail of `origin`'s own chain (`seq` and `hash`, as it reported them at
-    /// `reported_at`) with the copy of its trail held here ([`compare_trail`]).
+    /// `reported_at`) with the copy of its trail held here ([`compare_trail`]). Only the
+    /// records `origin` sent itself count (`via = origin`: it is a direct child reporting its
+    /// own tail): records another child sent under its name say nothing of its log.
     pub fn audit_remote_check(
         &self,
         origin: &str,
@@ -296,7 +298,8 @@ impl Store {
         let head: Option<(i64, i64)> = self
             .conn
             .prepare_cached(
-                "SELECT seq, at FROM audit_remote WHERE origin = ?1 ORDER BY seq DESC LIMIT 1",
+                "SELECT seq, at FROM audit_remote WHERE origin = ?1 AND via = ?1
+                 ORDER BY seq DESC LIMIT 1",
             )
             .op("read a held audit trail's head")?
             .query_row([origin], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -305,7 +308,9 @@ impl Store {
         let at_tail: Option<Vec<u8>> = match i64::try_from(seq) {
             Ok(seq) if seq >= 1 => self
                 .conn
-                .prepare_cached("SELECT hash FROM audit_remote WHERE origin = ?1 AND seq = ?2")
+                .prepare_cached(
+                    "SELECT hash FROM audit_remote WHERE origin = ?1 AND via = ?1 AND seq = ?2",
+                )
                 .op("read a held audit record")?
                 .query_row(params![origin, seq], |r| r.get(0))
                 .optional()

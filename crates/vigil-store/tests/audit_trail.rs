@@ -308,6 +308,16 @@ fn a_node_whose_log_is_behind_or_rewritten_is_told_apart_from_one_in_step() {
             .expect("check"),
         TrailCheck::Consistent
     );
+    // Records another child sends under gw-1's name say nothing of gw-1's own log.
+    let mut forged = records[4].clone();
+    forged.seq = 9;
+    deliver(&mut county, &node("gw-2"), 1, &[forged], None);
+    assert_eq!(
+        county
+            .audit_remote_check("gw-1", head.seq, &head.hash, late)
+            .expect("check"),
+        TrailCheck::Consistent
+    );
     // The node's log cut back to record 3 after record 5 was written (its status is later
     // than record 5): behind the copy.
     let third = &records[2];

@@ -27,9 +27,12 @@
 //!
 //! The counts are in memory: a restart forgets them (and costs an attacker a restart of
 //! the hub). A count is forgotten twice `max_delay` after its last failure. The table is
-//! bounded: once it holds [`PRUNE_AT`] entries, the forgotten ones are dropped; new entries
-//! come only from attempts that get their password checked, which the hub-wide bound on
-//! concurrent checks (`[auth] sign_in_concurrency`) limits to a few hundred a second.
+//! bounded: once it holds [`PRUNE_AT`] entries (looked at no more than every
+//! [`PRUNE_EVERY`]), the forgotten counts are dropped; if it is still that full (attempts
+//! from very many addresses), the counts that hold no wait now are dropped too, and past
+//! [`MAX_ENTRIES`] the oldest half. New entries come only from attempts that get their
+//! password checked, which the hub-wide bound on concurrent checks
+//! (`[auth] sign_in_concurrency`) limits to a few hundred a second.
 //!
 //! Pure: the caller passes the time, so tests step it.
 
@@ -44,6 +47,12 @@ use crate::config::AuthSection;
 
 /// The size of the table at which forgotten counts are dropped.
 pub const PRUNE_AT: usize = 10_000;
+
+/// The table is pruned at most this often (pruning scans it under the lock).
+pub const PRUNE_EVERY: Duration = Duration::from_secs(1);
+
+/// The most entries the table keeps: past it, the oldest half is dropped.
+pub const MAX_ENTRIES: usize = 100_000;
 
 /// How many more free failures an address gets than a name.
 pub const ADDRESS_FACTOR: u32 = 4;
@@ -107,6 +116,36 @@ struct Table {
     entries: HashMap<Key, Entry>,
     /// Addresses with an attempt being checked.
     busy: HashSet<IpAddr>,
+    /// When the table was last pruned.
+    pruned_at: Option<Instant>,
+}
+
+impl Table {
+    /// Keeps the table bounded (see the module docs); `horizon` is how long a count lasts.
+    fn prune(&mut self, now: Instant, horizon: Duration) {
+        if self.entries.len() < PRUNE_AT
+            || self
+                .pruned_at
+                .is_some_and(|t| now.saturating_duration_since(t) < PRUNE_EVERY)
+        {
+            return;
+        }
+        self.pruned_at = Some(now);
+        self.entries
+            .retain(|_, e| now.saturating_duration_since(e.last) < horizon);
+        if self.entries.len() >= PRUNE_AT {
+            // Attempts from very many addresses: keep the counts that make someone wait
+            // now; the others start over (a client that had failed less than its free
+            // failures loses only what it had not yet spent).
+            self.entries.retain(|_, e| e.until.is_some_and(|u| u > now));
+        }
+        if self.entries.len() >= MAX_ENTRIES {
+            let mut lasts: Vec<Instant> = self.entries.values().map(|e| e.last).collect();
+            lasts.sort_unstable();
+            let cut = lasts[lasts.len() - MAX_ENTRIES / 2];
+            self.entries.retain(|_, e| e.last >= cut);
+        }
+    }
 }
 
 /// Why an attempt is not checked.
@@ -174,11 +213,7 @@ impl SignInLimiter {
     /// Counts one failure of `name` from `addr` at `now` in `table`; the wait it starts.
     fn count(&self, table: &mut Table, name: &str, addr: IpAddr, now: Instant) -> Option<Duration> {
         let horizon = self.policy.horizon();
-        if table.entries.len() >= PRUNE_AT {
-            table
-                .entries
-                .retain(|_, e| now.saturating_duration_since(e.last) < horizon);
-        }
+        table.prune(now, horizon);
         let mut longest: Option<Duration> = None;
         for (key, free) in self.keys(name, addr) {
             let e = table.entries.entry(key).or_insert(Entry {
@@ -442,6 +477,31 @@ mod tests {
     }
 
     #[test]
+    fn the_table_stays_bounded_under_attempts_from_very_many_addresses() {
+        let l = limiter(1);
+        let t0 = Instant::now();
+        // Two failures per address (one free, one that starts a wait), from 3 * PRUNE_AT
+        // addresses, each a millisecond apart: nothing is old enough to forget.
+        for i in 0..(3 * PRUNE_AT) {
+            let addr = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i as u32));
+            let t = t0 + Duration::from_millis(i as u64);
+            for _ in 0..2 {
+                if let Ok(attempt) = l.begin("li.na", addr, t) {
+                    drop(attempt);
+                }
+            }
+        }
+        let len = l.lock().entries.len();
+        assert!(len < MAX_ENTRIES, "{len} entries");
+        // The waits in force are kept: the last address still waits.
+        let last = IpAddr::from(std::net::Ipv4Addr::from(
+            0x0a00_0000 + (3 * PRUNE_AT - 1) as u32,
+        ));
+        let t = t0 + Duration::from_millis(3 * PRUNE_AT as u64);
+        assert!(matches!(l.begin("li.na", last, t), Err(Refusal::Wait(_))));
+    }
+
+    #[test]
     fn ipv6_clients_count_by_their_64() {
         let a: IpAddr = "2001:db8:1:2::10".parse().expect("ip");
         let b: IpAddr = "2001:db8:1:2:ffff::1".parse().expect("ip");
@@ -465,9 +525,18 @@ mod tests {
             l.failure(&format!("u{n}"), ip(1), t0);
         }
         let later = t0 + 20 * S;
-        l.failure("fresh", ip(2), later);
+        for n in 0..PRUNE_AT {
+            l.failure(&format!("v{n}"), ip(2), later);
+        }
         let len = l.lock().entries.len();
-        assert!(len <= 3, "old counts forgotten: {len}");
+        assert!(len < 2 * PRUNE_AT, "bounded: {len}");
+        assert!(
+            l.lock()
+                .entries
+                .values()
+                .all(|e| later.saturating_duration_since(e.last) < 16 * S),
+            "none of the first round is left"
+        );
         let l = limiter(1);
         assert_eq!(fail(&l, "li.na", ip(1), t0), Ok(Some(S)));
         assert_eq!(

@@ -94,7 +94,9 @@ async fn attempt(
     request: Request,
 ) -> Result<EnrollResponse, Refusal> {
     let enroll = &state.enroll;
-    let key = client.to_string();
+    // The limiter's "name" is the client too, counted as the limiter counts addresses (an
+    // IPv6 client by its /64), so a client cannot rotate addresses to start over.
+    let key = vigil_link::gate::admission::address_key(client).to_string();
     // Counted as a failure before the token is looked at (docs/ARCHITECTURE.md#security-hardening):
     // parallel attempts from one address cannot pass the limit, and one address has one
     // attempt in flight. The attempt is taken back when it never reached the token, cleared
@@ -107,7 +109,7 @@ async fn attempt(
             return Err(Refusal::TooMany(wait));
         }
         Err(LimitRefusal::InProgress) => {
-            count(enroll, "rate_limited");
+            count(enroll, "in_progress");
             return Err(Refusal::TooMany(std::time::Duration::from_secs(1)));
         }
     };

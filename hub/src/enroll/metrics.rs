@@ -5,7 +5,7 @@
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 
 /// Enrollment outcomes (the `outcome` label of [`EnrollMetrics::enrollments`]).
-pub const OUTCOMES: [&str; 8] = [
+pub const OUTCOMES: [&str; 9] = [
     "enrolled",
     "unknown",
     "wrong_secret",
@@ -14,6 +14,7 @@ pub const OUTCOMES: [&str; 8] = [
     "malformed_token",
     "bad_csr",
     "rate_limited",
+    "in_progress",
 ];
 
 /// Enrollment and revocation counters.

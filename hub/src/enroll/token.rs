@@ -73,7 +73,8 @@ fn bracket(host: &str) -> String {
 
 /// Issues a token for `node` valid for `ttl`, made by `actor`: stored (the secret as its
 /// hash) and audited in one transaction. Creates the CA if the hub has none yet (the token
-/// pins it).
+/// pins it). Refuses the hub's own id: a child enrolled under it would be trusted as the hub
+/// (its broker access, its session).
 pub fn issue(
     store: &mut Store,
     pki: &HubPki,
@@ -82,6 +83,11 @@ pub fn issue(
     ttl: Duration,
     actor: &str,
 ) -> Result<IssuedToken, super::command::CommandError> {
+    if node == &config.node.id {
+        return Err(super::command::CommandError::Message(format!(
+            "--node {node} is this hub's own id ([node] id): a child enrolled under it would be trusted as this hub; give the child its own id"
+        )));
+    }
     let token = EnrollToken::generate(pki.ca().cert_der())
         .map_err(|e| super::command::CommandError::Message(e.to_string()))?;
     let (id, secret_hash) = token.lookup_key().ok_or_else(|| {

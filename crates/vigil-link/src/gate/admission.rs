@@ -1,8 +1,10 @@
 //! Who may start a handshake with the gate: at most [`SecureBrokerConfig::max_connections`]
 //! connections at once, and at most [`SecureBrokerConfig::max_pending_per_address`] of them
 //! from one client address *before they authenticate* (the TLS handshake and the MQTT
-//! CONNECT). A client without a certificate can only ever hold pre-authentication places,
-//! so one address cannot fill the gate with handshakes that never finish; an enrolled node
+//! CONNECT), and at most [`SecureBrokerConfig::max_pending`] unauthenticated ones in all. A
+//! client without a certificate can only ever hold pre-authentication places, so neither
+//! one address nor many can fill the gate with handshakes that never finish: places for
+//! enrolled nodes stay free; an enrolled node
 //! gives its place back as soon as its CONNECT is accepted, so many nodes behind one NAT
 //! are not limited once connected (docs/ARCHITECTURE.md#security-hardening).
 //!
@@ -11,6 +13,7 @@
 //!
 //! [`SecureBrokerConfig::max_connections`]: super::SecureBrokerConfig::max_connections
 //! [`SecureBrokerConfig::max_pending_per_address`]: super::SecureBrokerConfig::max_pending_per_address
+//! [`SecureBrokerConfig::max_pending`]: super::SecureBrokerConfig::max_pending
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -38,17 +41,20 @@ pub enum Refusal {
     Capacity,
     /// The client's address holds `max_pending_per_address` unauthenticated connections.
     PerAddress,
+    /// The gate holds `max_pending` unauthenticated connections, from all addresses.
+    Pending,
 }
 
 impl Refusal {
     /// Every reason, for metrics.
-    pub const ALL: [Refusal; 2] = [Refusal::Capacity, Refusal::PerAddress];
+    pub const ALL: [Refusal; 3] = [Refusal::Capacity, Refusal::PerAddress, Refusal::Pending];
 
-    /// Its label: `capacity`, `per_address`.
+    /// Its label: `capacity`, `per_address`, `pending`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Refusal::Capacity => "capacity",
             Refusal::PerAddress => "per_address",
+            Refusal::Pending => "pending",
         }
     }
 }
@@ -57,8 +63,9 @@ impl Refusal {
 #[derive(Debug, Clone)]
 pub(crate) struct Admission {
     total: Arc<Semaphore>,
-    pending: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    pending: Arc<Mutex<PendingTable>>,
     max_pending: usize,
+    max_pending_total: usize,
     /// `vigil_gate_pending_connections`.
     gauge: prometheus::IntGauge,
 }
@@ -71,10 +78,17 @@ pub(crate) struct Admitted {
     pending: Option<Pending>,
 }
 
+/// The unauthenticated connections: per address, and in all.
+#[derive(Debug, Default)]
+struct PendingTable {
+    per_address: HashMap<IpAddr, usize>,
+    total: usize,
+}
+
 #[derive(Debug)]
 struct Pending {
     key: IpAddr,
-    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    counts: Arc<Mutex<PendingTable>>,
     gauge: prometheus::IntGauge,
 }
 
@@ -82,10 +96,11 @@ impl Drop for Pending {
     fn drop(&mut self) {
         self.gauge.dec();
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = counts.get_mut(&self.key) {
+        counts.total = counts.total.saturating_sub(1);
+        if let Some(n) = counts.per_address.get_mut(&self.key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                counts.remove(&self.key);
+                counts.per_address.remove(&self.key);
             }
         }
     }
@@ -101,16 +116,19 @@ impl Admitted {
 
 impl Admission {
     /// Places for `max_total` connections, `max_pending` of them unauthenticated per
-    /// address; `gauge` shows the unauthenticated ones.
+    /// address and `max_pending_total` unauthenticated in all; `gauge` shows the
+    /// unauthenticated ones.
     pub(crate) fn new(
         max_total: usize,
         max_pending: usize,
+        max_pending_total: usize,
         gauge: prometheus::IntGauge,
     ) -> Admission {
         Admission {
             total: Arc::new(Semaphore::new(max_total)),
             pending: Arc::default(),
             max_pending,
+            max_pending_total,
             gauge,
         }
     }
@@ -123,11 +141,15 @@ impl Admission {
             .map_err(|_| Refusal::Capacity)?;
         {
             let mut counts = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-            let n = counts.entry(key).or_insert(0);
+            if counts.total >= self.max_pending_total {
+                return Err(Refusal::Pending);
+            }
+            let n = counts.per_address.entry(key).or_insert(0);
             if *n >= self.max_pending {
                 return Err(Refusal::PerAddress);
             }
             *n += 1;
+            counts.total += 1;
         }
         self.gauge.inc();
         Ok(Admitted {
@@ -146,6 +168,7 @@ impl Admission {
         self.pending
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .per_address
             .len()
     }
 }
@@ -171,7 +194,7 @@ mod tests {
     #[test]
     fn pending_places_per_address_free_on_authentication_or_close() {
         let gauge = prometheus::IntGauge::new("pending", "pending").expect("gauge");
-        let admission = Admission::new(10, 2, gauge.clone());
+        let admission = Admission::new(10, 2, 10, gauge.clone());
         let a = ip("10.0.0.1");
         let mut first = admission.admit(a).expect("1st");
         let second = admission.admit(a).expect("2nd");
@@ -200,7 +223,7 @@ mod tests {
     #[test]
     fn the_total_is_a_cap_over_every_address() {
         let gauge = prometheus::IntGauge::new("pending", "pending").expect("gauge");
-        let admission = Admission::new(2, 2, gauge);
+        let admission = Admission::new(2, 2, 2, gauge);
         let mut a = admission.admit(ip("10.0.0.1")).expect("a");
         a.authenticated();
         let _b = admission.admit(ip("10.0.0.2")).expect("b");
@@ -210,5 +233,26 @@ mod tests {
         );
         drop(a);
         assert!(admission.admit(ip("10.0.0.3")).is_ok());
+    }
+
+    #[test]
+    fn unauthenticated_connections_are_capped_in_all_leaving_places_for_nodes() {
+        let gauge = prometheus::IntGauge::new("pending", "pending").expect("gauge");
+        let admission = Admission::new(10, 2, 3, gauge);
+        let a = admission.admit(ip("10.0.0.1")).expect("a");
+        let _b = admission.admit(ip("10.0.0.2")).expect("b");
+        let mut c = admission.admit(ip("10.0.0.3")).expect("c");
+        // Three handshakes from three addresses: the fourth address waits, whatever it is.
+        assert_eq!(
+            admission.admit(ip("10.0.0.4")).map(|_| ()),
+            Err(Refusal::Pending)
+        );
+        // A node that authenticates gives its pending place back.
+        c.authenticated();
+        let _d = admission
+            .admit(ip("10.0.0.4"))
+            .expect("after an authentication");
+        drop(a);
+        assert!(admission.admit(ip("10.0.0.5")).is_ok(), "after a close");
     }
 }

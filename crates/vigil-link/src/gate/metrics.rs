@@ -7,7 +7,7 @@
 //! | `vigil_gate_connections_total` | | node connections that passed the TLS handshake |
 //! | `vigil_gate_pending_connections` | | connections accepted that have not authenticated yet (TLS handshake and CONNECT under way) |
 //! | `vigil_gate_handshake_failures_total` | reason | TLS handshakes refused or failed: `unknown_ca`, `expired`, `revoked`, `no_certificate`, `bad_certificate`, `not_tls`, `timeout`, `io`, `other`; and `connect_timeout`, a handshake with no CONNECT in time |
-//! | `vigil_gate_refused_total` | reason | connections refused before the handshake: `capacity` (the gate is full), `per_address` (too many unauthenticated connections from the address) |
+//! | `vigil_gate_refused_total` | reason | connections refused before the handshake: `capacity` (the gate is full), `per_address` (too many unauthenticated connections from the address), `pending` (too many unauthenticated connections in all) |
 //! | `vigil_gate_denials_total` | reason | connections closed for an ACL violation, by [`DenialReason`] |
 //! | `vigil_gate_denial_records_dropped_total` | | denial records the owner had no room for (logged and counted, not audited) |
 //! | `vigil_gate_revoked_closed_total` | | live connections closed because their certificate was revoked |

@@ -12,8 +12,9 @@
 //! ```
 //!
 //! - **Admission** ([`admission`]): at most [`SecureBrokerConfig::max_connections`] at once,
-//!   and at most [`SecureBrokerConfig::max_pending_per_address`] not yet authenticated from
-//!   one address (an IPv6 client: its /64); more are closed as soon as they are accepted and
+//!   at most [`SecureBrokerConfig::max_pending_per_address`] not yet authenticated from
+//!   one address (an IPv6 client: its /64) and [`SecureBrokerConfig::max_pending`] from all
+//!   addresses together; more are closed as soon as they are accepted and
 //!   counted in `vigil_gate_refused_total{reason}`.
 //! - **TLS**: the server config comes from `vigil_pki::server_config_mtls`: a client
 //!   certificate is required, chained to the hub's CA, within its validity, not revoked.
@@ -202,6 +203,10 @@ pub struct SecureBrokerConfig {
     /// The most connections from one client address (an IPv6 client: its /64) that have
     /// not authenticated yet; more are closed at once: 8.
     pub max_pending_per_address: usize,
+    /// The most connections that have not authenticated yet, from all addresses together;
+    /// more are closed at once, so handshakes from many addresses cannot take the places
+    /// (and the file descriptors) enrolled nodes need: 256.
+    pub max_pending: usize,
     /// Denial records that may wait for the owner; more are logged and counted but not
     /// queued.
     pub denial_capacity: usize,
@@ -218,6 +223,11 @@ impl SecureBrokerConfig {
     /// The default limit of unauthenticated connections per address: 8.
     pub const fn default_max_pending_per_address() -> usize {
         8
+    }
+
+    /// The default limit of unauthenticated connections in all: 256.
+    pub const fn default_max_pending() -> usize {
+        256
     }
 
     /// The default denial aggregation window: 60 s.
@@ -244,6 +254,7 @@ impl SecureBrokerConfig {
             handshake_timeout: SecureBrokerConfig::default_handshake_timeout(),
             max_connections: SecureBrokerConfig::default_max_connections(),
             max_pending_per_address: SecureBrokerConfig::default_max_pending_per_address(),
+            max_pending: SecureBrokerConfig::default_max_pending(),
             denial_capacity: 1024,
             denial_window: SecureBrokerConfig::default_denial_window(),
         }
@@ -280,6 +291,12 @@ impl SecureBrokerConfig {
             return Err(GateError::Config {
                 key: "max_pending_per_address",
                 reason: "must be at least 1".into(),
+            });
+        }
+        if self.max_pending < self.max_pending_per_address {
+            return Err(GateError::Config {
+                key: "max_pending",
+                reason: "must be at least max_pending_per_address".into(),
             });
         }
         if self.denial_window.is_zero() {
@@ -358,10 +375,12 @@ impl SecureBroker {
             denials: raw_tx,
             handshake_timeout: config.handshake_timeout,
             max_packet_bytes: config.broker.max_payload_bytes.max(MAX_PACKET_BYTES),
+            handshake_log: std::sync::Mutex::new(RefusalLog::default()),
         });
         let admission = admission::Admission::new(
             config.max_connections,
             config.max_pending_per_address,
+            config.max_pending,
             shared.metrics.pending_connections.clone(),
         );
         tasks.spawn(accept_loop(
@@ -502,10 +521,11 @@ const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// When the last refusal was logged.
 #[derive(Debug, Default)]
-struct RefusalLog(Option<tokio::time::Instant>);
+pub(super) struct RefusalLog(Option<tokio::time::Instant>);
 
 impl RefusalLog {
-    fn due(&mut self, now: tokio::time::Instant) -> bool {
+    /// Whether a refusal at `now` is logged: the first, and one every [`REFUSAL_LOG_EVERY`].
+    pub(super) fn due(&mut self, now: tokio::time::Instant) -> bool {
         match self.0 {
             Some(last) if now.duration_since(last) < REFUSAL_LOG_EVERY => false,
             _ => {

@@ -40,6 +40,19 @@ pub(super) struct Shared {
     pub denials: mpsc::Sender<Denial>,
     pub handshake_timeout: Duration,
     pub max_packet_bytes: usize,
+    /// Failed handshakes are logged one every few seconds (anyone can cause them; every one
+    /// is counted in the metrics).
+    pub handshake_log: std::sync::Mutex<super::RefusalLog>,
+}
+
+impl Shared {
+    /// Whether a failed handshake now is logged at `warn` (else at `debug`).
+    fn handshake_log_due(&self) -> bool {
+        self.handshake_log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .due(tokio::time::Instant::now())
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -84,13 +97,22 @@ pub(super) async fn serve(
             Ok(Err(err)) => {
                 let reason = classify(&err);
                 shared.metrics.handshake_failed(reason);
-                warn!(%peer, reason, error = %err, "gate: TLS handshake refused");
+                if shared.handshake_log_due() {
+                    warn!(%peer, reason, error = %err,
+                          "gate: TLS handshake refused (more within 10 s are only counted in vigil_gate_handshake_failures_total)");
+                } else {
+                    debug!(%peer, reason, error = %err, "gate: TLS handshake refused");
+                }
                 return;
             }
             Err(_) => {
                 shared.metrics.handshake_failed("timeout");
-                warn!(%peer, timeout_ms = shared.handshake_timeout.as_millis() as u64,
-                      "gate: TLS handshake timed out");
+                if shared.handshake_log_due() {
+                    warn!(%peer, timeout_ms = shared.handshake_timeout.as_millis() as u64,
+                          "gate: TLS handshake timed out (more within 10 s are only counted in vigil_gate_handshake_failures_total)");
+                } else {
+                    debug!(%peer, "gate: TLS handshake timed out");
+                }
                 return;
             }
         },
