@@ -9,6 +9,7 @@
 //! | `max_connections_per_address` | 64 | the same, for one client address (an IPv6 client: its /64) |
 //! | `header_read_timeout` | 10 s | the TLS handshake, then each request's headers, must arrive within it; a kept-alive connection that sends nothing more is closed after it |
 //! | `idle_timeout` | 60 s | a connection on which no byte moves either way is closed (a stalled upload, a client that stops reading) |
+//! | `request_timeout` | 30 s | a request not answered within it, its body included, is answered 408 and its connection closed (a body sent a byte at a time); the live stream is exempt (enforced by the router, `crate::api`) |
 //!
 //! Every refusal and timeout is counted (`vigil_hub_http_connections_refused_total`,
 //! `vigil_hub_http_connection_timeouts_total`) and the open connections are a gauge
@@ -68,6 +69,7 @@ pub fn validate(http: &HttpSection, out: &mut Vec<Problem>) {
     for (key, value) in [
         ("http.header_read_timeout", http.header_read_timeout),
         ("http.idle_timeout", http.idle_timeout),
+        ("http.request_timeout", http.request_timeout),
     ] {
         if value.is_zero() {
             out.push(Problem::new(key, "must be longer than 0, e.g. 10s"));

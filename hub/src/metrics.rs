@@ -178,10 +178,10 @@ impl HubMetrics {
         }
         let http_connection_timeouts = counter(
             "vigil_hub_http_connection_timeouts_total",
-            "HTTP connections closed for a timeout, by phase (tls_handshake, header, idle)",
+            "HTTP connections closed for a timeout, by phase (tls_handshake, header, idle, request)",
             &["phase"],
         );
-        for phase in ["tls_handshake", "header", "idle"] {
+        for phase in ["tls_handshake", "header", "idle", "request"] {
             http_connection_timeouts.with_label_values(&[phase]);
         }
         HubMetrics {

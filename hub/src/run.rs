@@ -149,6 +149,7 @@ pub async fn run(
             site: config.node.site.clone(),
         },
         stream_keep_alive: crate::api::stream::keep_alive_for(config.http.idle_timeout),
+        request_timeout: config.http.request_timeout,
         shutdown: shutdown.clone(),
         auth: AuthContext::from_config(&config.auth),
         enroll: enroll.clone(),

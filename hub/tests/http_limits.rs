@@ -9,6 +9,7 @@
 //! - HTTP: a client that never finishes its headers is closed after the header timeout
 //!   (plain and HTTPS, and a silent TLS handshake too) while others are served; a stalled
 //!   upload is closed after the idle timeout, a quiet live stream is not (its keep-alives);
+//!   a body sent a byte at a time is answered 408 at the request timeout;
 //!   connections over the caps are closed at once and their places come back;
 //! - plain HTTP off loopback is refused by `vigil-hub check` and `run` (exit 2).
 //!
@@ -444,9 +445,60 @@ async fn a_stalled_upload_is_closed_after_the_idle_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_sent_a_byte_at_a_time_is_answered_408_at_the_request_timeout() {
+    bounded(async {
+        let hub = start("request_timeout = \"600ms\"\n", "").await;
+        let mut slow = connect_from(hub.addr, from(1)).await;
+        slow.write_all(
+            format!(
+                "POST /api/v1/session HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+                 Content-Length: 4000\r\n\r\n",
+                hub.addr
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("send");
+        // A byte every 50 ms: the idle timer (60 s) never fires, the request deadline does.
+        let (mut read, mut write) = tokio::io::split(slow);
+        let dripping = tokio::spawn(async move {
+            for _ in 0..4000 {
+                if write.write_all(b" ").await.is_err() || write.flush().await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        let mut answer = Vec::new();
+        let closed = tokio::time::timeout(STEP, read.read_to_end(&mut answer)).await;
+        dripping.abort();
+        let text = String::from_utf8_lossy(&answer);
+        assert!(closed.is_ok(), "the connection is closed: {text}");
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(
+            metric(
+                &hub,
+                "vigil_hub_http_connection_timeouts_total{phase=\"request\"}"
+            )
+            .await
+                >= 1.0
+        );
+        let (status, _, body) = hub.get_text("/healthz").await;
+        assert_eq!(status, 200, "{body}");
+        hub.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quiet_live_stream_outlives_the_idle_timeout_on_its_keep_alives() {
     bounded(async {
-        let hub = start("idle_timeout = \"400ms\"\n", "").await;
+        // The request deadline does not apply to the stream either.
+        let hub = start(
+            "idle_timeout = \"400ms\"\nrequest_timeout = \"300ms\"\n",
+            "",
+        )
+        .await;
         let token = hub.add_token("wall", Role::Viewer, PRISON_3);
         let mut stream = connect_from(hub.addr, from(1)).await;
         stream

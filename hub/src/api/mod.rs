@@ -71,6 +71,9 @@ pub struct AppState {
     pub children: Children,
     /// This hub, for the tree.
     pub this: ThisHub,
+    /// How long one request may take, body included (`[http] request_timeout`); the live
+    /// stream is exempt.
+    pub request_timeout: std::time::Duration,
     /// How often a quiet live stream sends a keep-alive ([`stream::keep_alive_for`] the
     /// listener's idle timeout).
     pub stream_keep_alive: std::time::Duration,
@@ -215,8 +218,43 @@ pub fn router(state: AppState) -> Router {
         // After the authentication layer: enrollment needs no session, the token is the
         // credential (the endpoint rate-limits and audits every attempt itself).
         .route("/api/v1/enroll", post(crate::enroll::endpoint::enroll))
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .with_state(state)
         .layer(middleware::from_fn_with_state(metrics, track))
+}
+
+/// Bounds a request, from its headers to its answer and its body included, by
+/// `[http] request_timeout`: the listener's idle timer is reset by every byte, so without
+/// this a client sending its body a byte at a time would hold its connection for as long
+/// as it likes (docs/ARCHITECTURE.md#security-hardening). The live stream is exempt: it is
+/// meant to last. A request past the deadline is answered 408 and its connection closed.
+async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.uri().path() == "/api/v1/stream" {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(state.request_timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            state
+                .metrics
+                .http_connection_timeouts
+                .with_label_values(&["request"])
+                .inc();
+            let mut response = ApiError {
+                status: StatusCode::REQUEST_TIMEOUT,
+                message: format!(
+                    "the request took longer than {} s, its body included",
+                    state.request_timeout.as_secs_f64()
+                ),
+            }
+            .into_response();
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            response
+        }
+    }
 }
 
 /// Parses an alert id from the path.

@@ -43,6 +43,11 @@ pub struct HttpSection {
     /// keep-alive at least twice per `idle_timeout`, so it is not cut.
     #[serde(default = "default_idle_timeout", with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// How long one request may take from its headers to its answer, its body included (a
+    /// client that sends its body a byte at a time is answered 408 and closed); the live
+    /// stream is exempt.
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
     /// The most connections open at once; more are closed as soon as they are accepted.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
@@ -58,6 +63,10 @@ const fn default_header_read_timeout() -> Duration {
 
 const fn default_idle_timeout() -> Duration {
     Duration::from_secs(60)
+}
+
+const fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 const fn default_max_connections() -> usize {
@@ -79,6 +88,7 @@ impl Default for HttpSection {
             allow_plaintext: false,
             header_read_timeout: default_header_read_timeout(),
             idle_timeout: default_idle_timeout(),
+            request_timeout: default_request_timeout(),
             max_connections: default_max_connections(),
             max_connections_per_address: default_max_connections_per_address(),
         }
