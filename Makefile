@@ -42,7 +42,7 @@ unit:
 	fi
 	$(CARGO) test --workspace --doc --locked
 
-## bench: the criterion benches (figures go in README.md's performance section)
+## bench: the criterion benches and load harnesses (figures go in benches/RESULTS.md; the README keeps a short table)
 bench: deps
 	$(CARGO) bench -p vigil-benches --locked
 
