@@ -63,7 +63,7 @@ pub enum TokenError {
     #[error("the enrollment token's pin is {0} bytes where a SHA-256 is 32: it was probably cut when copied; paste it again whole")]
     PinLength(usize),
     /// `--token` was given the token itself rather than `-`.
-    #[error("give `--token -` and the token on standard input, not the token itself: a command line is visible to every user of this machine (`ps`) and stays in the shell's history. This token was not sent and still works; run the command again with `--token -` and paste the token when asked, or in a script: `--token - <<<\"$TOKEN\"`")]
+    #[error("give `--token -` and the token on standard input, not the token itself: a command line is visible to every user of this machine (`ps`) and stays in the shell's history. This token was not sent and still works, but it is now in the shell's history: if anyone else can read that history or this machine's process list, ask the hub's operator for a new token. Run the command again with `--token -` and paste the token when asked, or in a script: `--token - <<<\"$TOKEN\"`")]
     OnCommandLine,
     /// Standard input could not be read.
     #[error("cannot read the enrollment token from standard input: {0}")]
