@@ -264,25 +264,19 @@ impl SignInLimiter {
     }
 
     /// `Err(wait)` when `name` at `addr`, or `addr`, must still wait at `now` (the longer
-    /// of the two). For callers that count after the fact ([`Self::failure`]); a sign-in
-    /// uses [`Self::begin`].
-    pub fn check(&self, name: &str, addr: IpAddr, now: Instant) -> Result<(), Duration> {
+    /// of the two). Tests only: callers count before checking, with [`Self::begin`].
+    #[cfg(test)]
+    fn check(&self, name: &str, addr: IpAddr, now: Instant) -> Result<(), Duration> {
         let table = self.lock();
         self.wait_in(&table, name, addr, now).map_or(Ok(()), Err)
     }
 
     /// Counts a failure of `name` from `addr` at `now`; returns the wait it starts, if any.
-    pub fn failure(&self, name: &str, addr: IpAddr, now: Instant) -> Option<Duration> {
+    /// Tests only: callers count before checking, with [`Self::begin`].
+    #[cfg(test)]
+    fn failure(&self, name: &str, addr: IpAddr, now: Instant) -> Option<Duration> {
         let mut table = self.lock();
         self.count(&mut table, name, addr, now)
-    }
-
-    /// A success of `name` from `addr`, for callers that count after the fact: the
-    /// pair's and the address's counts start over.
-    pub fn success(&self, name: &str, addr: IpAddr) {
-        let mut table = self.lock();
-        table.entries.remove(&name_key(name, addr));
-        table.entries.remove(&Key::Addr(address_key(addr)));
     }
 }
 
