@@ -52,13 +52,23 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most bytes of an answer read.
 const MAX_ANSWER: usize = 1 << 20;
 
-/// The request body of `POST /api/v1/enroll`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The request body of `POST /api/v1/enroll`. Its `Debug` leaves the token out: a request
+/// in a log must not hand the token to whoever reads it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollRequest {
     /// The token's text, `VGL1.…`.
     pub token: String,
     /// The node's CSR, PEM.
     pub csr: String,
+}
+
+impl std::fmt::Debug for EnrollRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollRequest")
+            .field("token", &"<redacted>")
+            .field("csr", &self.csr)
+            .finish()
+    }
 }
 
 /// The hub's answer to a successful enrollment, as it sent it.
