@@ -23,14 +23,13 @@
 //! On shutdown the listener stops accepting, each connection finishes the request it is
 //! serving and closes, and [`serve`] returns once every connection has.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -40,12 +39,10 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use vigil_config::Problem;
-use vigil_link::gate::admission::address_key;
 use vigil_pki::rustls::ServerConfig;
 
 use crate::config::HttpSection;
@@ -116,50 +113,30 @@ impl Limits {
 /// How often, at most, reaching a cap is logged (every refusal is counted).
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
-/// Who may open one more connection: the hub-wide cap and the per-address counts.
+/// Who may open one more connection: the hub-wide cap and the per-address counts — the
+/// broker gate's admission (one of each), every connection holding its per-address place
+/// for its life — and when reaching a cap is logged.
 #[derive(Debug)]
 struct Admission {
-    total: Arc<Semaphore>,
-    per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    max_per_address: usize,
-    open: prometheus::IntGauge,
+    places: vigil_link::gate::admission::Admission,
     started: Instant,
     /// Milliseconds after `started` of the last warning about a cap, plus one (0: none).
     warned: AtomicU64,
 }
 
 /// A connection let in: its place is given back when it is dropped.
-#[derive(Debug)]
-struct Admitted {
-    _permit: OwnedSemaphorePermit,
-    client: IpAddr,
-    per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    open: prometheus::IntGauge,
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        let mut counts = self
-            .per_address
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = counts.get_mut(&self.client) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                counts.remove(&self.client);
-            }
-        }
-        self.open.dec();
-    }
-}
+type Admitted = vigil_link::gate::admission::Admitted;
 
 impl Admission {
+    /// `open` counts the open connections.
     fn new(limits: &Limits, open: prometheus::IntGauge) -> Self {
         Admission {
-            total: Arc::new(Semaphore::new(limits.max_connections)),
-            per_address: Arc::default(),
-            max_per_address: limits.max_connections_per_address,
-            open,
+            places: vigil_link::gate::admission::Admission::new(
+                limits.max_connections,
+                limits.max_connections_per_address,
+                limits.max_connections,
+                open,
+            ),
             started: Instant::now(),
             warned: AtomicU64::new(0),
         }
@@ -167,27 +144,10 @@ impl Admission {
 
     /// A place for a connection from `peer`, or the cap that refuses it.
     fn admit(&self, peer: IpAddr) -> Result<Admitted, &'static str> {
-        let Ok(permit) = Arc::clone(&self.total).try_acquire_owned() else {
-            return Err("max_connections");
-        };
-        let client = address_key(peer);
-        {
-            let mut counts = self
-                .per_address
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let n = counts.entry(client).or_insert(0);
-            if *n >= self.max_per_address {
-                return Err("max_connections_per_address");
-            }
-            *n += 1;
-        }
-        self.open.inc();
-        Ok(Admitted {
-            _permit: permit,
-            client,
-            per_address: Arc::clone(&self.per_address),
-            open: self.open.clone(),
+        use vigil_link::gate::admission::Refusal;
+        self.places.admit(peer).map_err(|refusal| match refusal {
+            Refusal::PerAddress => "max_connections_per_address",
+            Refusal::Capacity | Refusal::Pending => "max_connections",
         })
     }
 
@@ -522,7 +482,13 @@ mod tests {
         let a3 = admission.admit(a).expect("a place came back");
         drop((a2, a3, b1));
         assert_eq!(gauge.get(), 0);
-        assert!(admission.per_address.lock().expect("lock").is_empty());
+        // Every place came back: the caps hold again from zero.
+        let again: Vec<_> = [a, a, b]
+            .iter()
+            .map(|ip| admission.admit(*ip).expect("a place"))
+            .collect();
+        assert_eq!(gauge.get(), 3);
+        drop(again);
     }
 
     #[test]

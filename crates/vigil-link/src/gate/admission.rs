@@ -11,6 +11,10 @@
 //! An IPv6 client is counted by its /64 (one host usually holds a whole /64), an
 //! IPv4-mapped IPv6 address as the IPv4 address ([`address_key`]).
 //!
+//! The hub's HTTP listener takes its connections through the same [`Admission`]: its
+//! clients never authenticate at the connection, so their per-address places are held for
+//! the connection's life.
+//!
 //! [`SecureBrokerConfig::max_connections`]: super::SecureBrokerConfig::max_connections
 //! [`SecureBrokerConfig::max_pending_per_address`]: super::SecureBrokerConfig::max_pending_per_address
 //! [`SecureBrokerConfig::max_pending`]: super::SecureBrokerConfig::max_pending
@@ -59,9 +63,9 @@ impl Refusal {
     }
 }
 
-/// The gate's places: a total, and pre-authentication places per address.
+/// The places of a listener: a total, and pre-authentication places per address and in all.
 #[derive(Debug, Clone)]
-pub(crate) struct Admission {
+pub struct Admission {
     total: Arc<Semaphore>,
     pending: Arc<Mutex<PendingTable>>,
     max_pending: usize,
@@ -73,7 +77,7 @@ pub(crate) struct Admission {
 /// A connection's place in the gate, held until it closes; its pre-authentication place
 /// is held until [`authenticated`](Admitted::authenticated) (or the close).
 #[derive(Debug)]
-pub(crate) struct Admitted {
+pub struct Admitted {
     _total: OwnedSemaphorePermit,
     pending: Option<Pending>,
 }
@@ -109,7 +113,7 @@ impl Drop for Pending {
 impl Admitted {
     /// The node authenticated (its CONNECT was accepted): its address's
     /// pre-authentication place is free again.
-    pub(crate) fn authenticated(&mut self) {
+    pub fn authenticated(&mut self) {
         self.pending = None;
     }
 }
@@ -118,7 +122,7 @@ impl Admission {
     /// Places for `max_total` connections, `max_pending` of them unauthenticated per
     /// address and `max_pending_total` unauthenticated in all; `gauge` shows the
     /// unauthenticated ones.
-    pub(crate) fn new(
+    pub fn new(
         max_total: usize,
         max_pending: usize,
         max_pending_total: usize,
@@ -134,7 +138,7 @@ impl Admission {
     }
 
     /// A place for a connection from `peer`, or why there is none.
-    pub(crate) fn admit(&self, peer: IpAddr) -> Result<Admitted, Refusal> {
+    pub fn admit(&self, peer: IpAddr) -> Result<Admitted, Refusal> {
         let key = address_key(peer);
         let total = Arc::clone(&self.total)
             .try_acquire_owned()
