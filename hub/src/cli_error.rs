@@ -1,7 +1,8 @@
 //! Why a `vigil-hub` command other than `run` failed, and the exit status it leaves: the one
 //! error type of `user`, `token`, `enroll-token`, `revoke`, `broker-config` and `enroll`.
-//! Exit 1 for all of them; a config that does not load exits 2 before any command starts
-//! ([`vigil_config::EXIT_CONFIG`], in `main`).
+//! Exit 1 for all of them but a bad argument ([`CommandError::Usage`]: exit 2, like clap's
+//! usage errors and `vigil-agent`'s); a config that does not load exits 2 before any command
+//! starts ([`vigil_config::EXIT_CONFIG`], in `main`).
 
 use std::process::ExitCode;
 
@@ -31,18 +32,24 @@ pub enum CommandError {
     /// Reading or writing the terminal failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// An argument the command cannot take (a malformed `--token`): exit 2.
+    #[error("{0}")]
+    Usage(String),
     /// Anything else, said in words.
     #[error("{0}")]
     Message(String),
 }
 
-/// Exit 0, or print the error and exit 1.
+/// Exit 0, or print the error and exit 1 (2 for [`CommandError::Usage`]).
 pub fn finish(result: Result<(), CommandError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            match e {
+                CommandError::Usage(_) => ExitCode::from(vigil_config::EXIT_CONFIG),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -62,5 +69,10 @@ mod tests {
         let words = CommandError::Message("no such node".into());
         assert_eq!(finish(Err(words)), ExitCode::FAILURE);
         assert_ne!(ExitCode::FAILURE, ExitCode::from(vigil_config::EXIT_CONFIG));
+        let usage = CommandError::Usage("--token: not a token".into());
+        assert_eq!(
+            finish(Err(usage)),
+            ExitCode::from(vigil_config::EXIT_CONFIG)
+        );
     }
 }

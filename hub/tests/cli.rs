@@ -564,3 +564,38 @@ fn a_token_for_the_hubs_own_id_is_refused() {
     assert!(stderr.contains("this hub's own id"), "{stderr}");
     assert!(out.stdout.is_empty(), "no token printed");
 }
+
+#[test]
+fn a_malformed_token_on_standard_input_exits_2_like_the_agents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("hub.db");
+    let path = write_config(
+        dir.path(),
+        &GOOD.replace("STORE", &store.display().to_string()),
+    );
+    let mut child = hub()
+        .args([
+            "enroll",
+            "--hub",
+            "https://127.0.0.1:9",
+            "--token",
+            "-",
+            "--config",
+        ])
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"not-a-token\n")
+        .expect("write");
+    let out = child.wait_with_output().expect("ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--token"), "{stderr}");
+}

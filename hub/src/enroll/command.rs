@@ -134,8 +134,12 @@ pub fn enroll(
     config: &HubConfig,
     config_path: &Path,
 ) -> Result<(), CommandError> {
-    let token = vigil_pki::enrollment::token::token_from_arg(&args.token)
-        .map_err(|e| CommandError::Message(format!("--token: {e}")))?;
+    // A token that is not one is a usage error (exit 2, as for vigil-agent enroll); standard
+    // input that cannot be read is not.
+    let token = vigil_pki::enrollment::token::token_from_arg(&args.token).map_err(|e| match e {
+        vigil_pki::TokenError::Stdin(_) => CommandError::Message(format!("--token: {e}")),
+        _ => CommandError::Usage(format!("--token: {e}")),
+    })?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -55,7 +55,7 @@ pub async fn enroll_parent(
 ) -> Result<EnrolledNode, CommandError> {
     let token: EnrollToken = token
         .parse()
-        .map_err(|e: vigil_pki::TokenError| CommandError::Message(format!("--token: {e}")))?;
+        .map_err(|e: vigil_pki::TokenError| CommandError::Usage(format!("--token: {e}")))?;
     if config.node.level == vigil_core::Level::Ministry {
         return Err(CommandError::Message(format!(
             "{}: [node] level = \"ministry\": the ministry is the top of the network and has \
