@@ -170,4 +170,32 @@ mod tests {
         assert_eq!(decide(&minor, &[raise(b, 1, Severity::Warning)]), None);
         assert_eq!(decide(&minor, &[ack(5)]), None);
     }
+
+    #[test]
+    fn escalation_follows_an_alert_that_went_up() {
+        let policy = EscalationSection::default();
+        let mut view = AlertView::empty(AlertId::generate());
+        view.severity = Severity::Critical;
+        assert!(
+            !policy.escalates_history(&view, Some(Severity::Critical)),
+            "no raise here yet"
+        );
+        view.key = Some(
+            vigil_core::AlertKey::new(
+                NodeId::new("gw-1").expect("node"),
+                "fence-1/zone1",
+                vigil_core::ConditionKind::new("state").expect("kind"),
+            )
+            .expect("key"),
+        );
+        assert!(policy.escalates_history(&view, Some(Severity::Critical)));
+        view.severity = Severity::Warning;
+        assert!(!policy.escalates_alert(&view));
+        assert!(
+            policy.escalates_history(&view, Some(Severity::Critical)),
+            "it went up as critical: it keeps going up"
+        );
+        assert!(!policy.escalates_history(&view, Some(Severity::Warning)));
+        assert!(!policy.escalates_history(&view, None));
+    }
 }

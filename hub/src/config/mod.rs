@@ -218,7 +218,7 @@ mod tests {
     use std::path::Path;
     use std::time::Duration;
 
-    use vigil_core::{AlertView, Severity};
+    use vigil_core::Severity;
 
     use super::*;
 
@@ -266,34 +266,6 @@ path = "/var/lib/vigil/hub.db"
         assert_eq!(c.escalation.min_severity, Severity::Minor);
         assert!(c.escalation.escalates(Severity::Critical));
         assert!(!c.escalation.escalates(Severity::Warning));
-    }
-
-    #[test]
-    fn escalation_follows_an_alert_that_went_up() {
-        let policy = EscalationSection::default();
-        let mut view = AlertView::empty(vigil_core::AlertId::generate());
-        view.severity = Severity::Critical;
-        assert!(
-            !policy.escalates_history(&view, Some(Severity::Critical)),
-            "no raise here yet"
-        );
-        view.key = Some(
-            vigil_core::AlertKey::new(
-                NodeId::new("gw-1").expect("node"),
-                "fence-1/zone1",
-                vigil_core::ConditionKind::new("state").expect("kind"),
-            )
-            .expect("key"),
-        );
-        assert!(policy.escalates_history(&view, Some(Severity::Critical)));
-        view.severity = Severity::Warning;
-        assert!(!policy.escalates_alert(&view));
-        assert!(
-            policy.escalates_history(&view, Some(Severity::Critical)),
-            "it went up as critical: it keeps going up"
-        );
-        assert!(!policy.escalates_history(&view, Some(Severity::Warning)));
-        assert!(!policy.escalates_history(&view, None));
     }
 
     #[test]
