@@ -63,6 +63,18 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 9,
         sql: include_str!("../migrations/0009_alert_order_on_closed.sql"),
     },
+    Migration {
+        version: 10,
+        sql: include_str!("../migrations/0010_node_bindings.sql"),
+    },
+    Migration {
+        version: 11,
+        sql: include_str!("../migrations/0011_directives.sql"),
+    },
+    Migration {
+        version: 12,
+        sql: include_str!("../migrations/0012_clock_skew.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.

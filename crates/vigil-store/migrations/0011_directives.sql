@@ -1,0 +1,2 @@
+-- Schema version 11: directives (placeholder, filled in by the change that needs it).
+SELECT 1;
