@@ -47,11 +47,13 @@ use vigil_core::{Level, NodeId, SitePath};
 
 mod auth;
 mod http;
+mod link;
 mod mqtt;
 mod pki;
 
 pub use self::auth::AuthSection;
 pub use self::http::{default_http_listen, HttpSection};
+pub use self::link::LinkSection;
 pub use self::mqtt::{default_mqtt_listen, Broker, BrokerUrl, MqttSection, ParentSection};
 pub use self::pki::CaSection;
 pub use crate::escalation::EscalationSection;
@@ -83,6 +85,9 @@ pub struct HubConfig {
     /// `[ca]`: the hub's certificate authority (enrollment, mTLS).
     #[serde(default)]
     pub ca: CaSection,
+    /// `[link]`: how the children's links are judged (offline, backlog, clock skew).
+    #[serde(default)]
+    pub link: LinkSection,
 }
 
 /// `[node]`: the hub's identity and place in the network.
