@@ -60,6 +60,7 @@ fn events(alert: AlertId, n: usize) -> Vec<AlertEvent> {
                 hlc: Hlc::new(1_795_000_000_000 + (i / 3) as u64, (i % 3) as u16),
                 actor: Actor::System,
                 body,
+                clamped_from: None,
             }
         })
         .collect()

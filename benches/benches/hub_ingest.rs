@@ -203,6 +203,7 @@ fn gateway_events(gw: &NodeId, n: usize) -> Vec<(Lane, AlertEvent)> {
                 hlc: clock.now(wall),
                 actor: Actor::System,
                 body,
+                clamped_from: None,
             };
             (severity.lane(), event)
         })

@@ -200,6 +200,7 @@ fn backlog(gw: &NodeId, n: usize) -> Vec<(Lane, AlertEvent)> {
                 hlc: clock.now(1_795_000_000_000 + i as u64),
                 actor: Actor::System,
                 body,
+                clamped_from: None,
             };
             (lane, event)
         })

@@ -129,6 +129,7 @@ impl EventSource {
                     hlc: Hlc::new(1_795_000_000_000 + i, 0),
                     actor: Actor::System,
                     body,
+                    clamped_from: None,
                 }
             })
             .collect()

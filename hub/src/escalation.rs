@@ -102,6 +102,7 @@ mod tests {
             hlc: Hlc::new(1_795_000_000_000 + wall, 0),
             actor: Actor::System,
             body,
+            clamped_from: None,
         }
     }
 

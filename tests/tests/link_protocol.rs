@@ -56,6 +56,7 @@ fn events(n_alerts: usize, rng: &mut StdRng) -> Vec<AlertEvent> {
                 hlc: clock.now(1_795_000_000_000 + out.len() as u64),
                 actor: Actor::System,
                 body,
+                clamped_from: None,
             });
         }
     }

@@ -134,6 +134,12 @@ pub struct AlertEvent {
     pub hlc: Hlc,
     pub actor: Actor,
     pub body: AlertEventBody,
+    /// The stamp the origin gave the event, when the first hub that received it found it
+    /// further ahead of its own wall clock than its `[link] max_clock_skew` and clamped
+    /// `hlc` to its clock (docs/ARCHITECTURE.md#clocks-and-skew). `None` for an event
+    /// stamped within the bound; left out of the JSON then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clamped_from: Option<Hlc>,
 }
 
 impl AlertEvent {

@@ -351,6 +351,7 @@ mod tests {
             body: AlertEventBody::Commented {
                 text: format!("note {i}"),
             },
+            clamped_from: None,
         }
     }
 

@@ -704,6 +704,7 @@ mod tests {
         );
         assert!(pick(events, &[]).is_empty());
     }
+            clamped_from: None,
 
     #[test]
     fn config_validation() {

@@ -68,6 +68,7 @@ mod tests {
                 zone: None,
                 evidence: Vec::new(),
             },
+            clamped_from: None,
         };
         store.apply_events(&[raise]).expect("raise");
         let ack = AlertEvent {
@@ -77,6 +78,7 @@ mod tests {
             hlc: Hlc::new(1_795_000_000_001, 0),
             actor: Actor::User("alice".into()),
             body: AlertEventBody::Acknowledged { comment: None },
+            clamped_from: None,
         };
         let entry = AuditEntry {
             at: Timestamp::from_millis(1_795_000_000_001),

@@ -699,6 +699,7 @@ mod record_tests {
             hlc: Hlc::new(1_795_000_000_000, 0),
             actor: Actor::System,
             body: AlertEventBody::Commented { text: "x".into() },
+            clamped_from: None,
         };
         let seqs = store
             .record_events("parent", &[(Lane::Critical, event.clone())])
@@ -734,6 +735,7 @@ mod tests {
             hlc: Hlc::new(wall, 0),
             actor: Actor::System,
             body,
+            clamped_from: None,
         }
     }
 

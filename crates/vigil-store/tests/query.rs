@@ -55,6 +55,7 @@ impl Events {
             hlc: Hlc::new(wall, 0),
             actor: Actor::System,
             body,
+            clamped_from: None,
         }
     }
 

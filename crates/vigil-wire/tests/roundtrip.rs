@@ -193,6 +193,7 @@ fn alert_event() -> impl Strategy<Value = LinkEvent> {
                 hlc: Hlc::new(wall, logical),
                 actor,
                 body,
+                clamped_from: None,
             })
         })
 }

@@ -453,6 +453,7 @@ impl AlertManager {
             hlc: self.clock.now(now_ms(now)),
             actor: Actor::System,
             body,
+            clamped_from: None,
         };
         if let Err(e) = t.view.apply(&event) {
             // Cannot happen while the clock observes every view it is given; the stored

@@ -230,6 +230,7 @@ mod tests {
                 hlc: Hlc::new(1_795_000_000_000 + i as u64, 0),
                 actor: Actor::System,
                 body,
+                clamped_from: None,
             })
             .collect();
         AlertView::fold(alert, &events)

@@ -99,6 +99,7 @@ pub fn record(
         hlc: ctx.clock.stamp_after(view.last.map(|(hlc, _)| hlc), now),
         actor: Actor::User(user.to_owned()),
         body,
+        clamped_from: None,
     };
     let lane = view.severity.lane();
     let mut links = Vec::with_capacity(2);
@@ -184,6 +185,7 @@ mod tests {
                 hlc: Hlc::new(1_795_000_000_000 + i as u64, 0),
                 actor: Actor::System,
                 body,
+                clamped_from: None,
             })
             .collect();
         store.apply_events(&events).expect("apply");

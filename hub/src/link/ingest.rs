@@ -102,6 +102,7 @@ mod tests {
             hlc: Hlc::new(1_795_000_000_000, 0),
             actor: Actor::System,
             body: AlertEventBody::Unshelved,
+            clamped_from: None,
         };
         ingest.on_delivery(&Delivery {
             peer: node("county-by"),

@@ -253,6 +253,7 @@ mod tests {
 
     fn ack(alert: AlertId) -> AlertEvent {
         AlertEvent {
+            clamped_from: None,
             id: EventId::generate(),
             alert,
             origin: node("city-gz"),
@@ -264,6 +265,7 @@ mod tests {
 
     #[test]
     fn the_policy_relays_what_was_raised_below() {
+            clamped_from: None,
         let this = node("county-by");
         let (below, mine, unknown) = (
             AlertId::generate(),

@@ -483,6 +483,7 @@ impl Gateway {
             hlc: self.stamp(),
             actor: Actor::System,
             body,
+            clamped_from: None,
         }
     }
 
@@ -519,6 +520,7 @@ impl Gateway {
                 zone: Some("north-perimeter".into()),
                 evidence: Vec::new(),
             },
+            clamped_from: None,
         }
     }
 

@@ -36,6 +36,7 @@ impl Script {
             hlc: Hlc::new(self.clock, 0),
             actor: Actor::System,
             body,
+            clamped_from: None,
         });
         self
     }
@@ -365,6 +366,7 @@ fn arb_events() -> impl Strategy<Value = Vec<AlertEvent>> {
                 hlc: Hlc::new(500_000 + wall, logical),
                 actor: Actor::System,
                 body,
+                clamped_from: None,
             })
             .collect()
     })

@@ -74,6 +74,7 @@ pub fn events(
                 body: AlertEventBody::Commented {
                     text: format!("event {i} in lane {lane}"),
                 },
+                clamped_from: None,
             },
         ));
     }

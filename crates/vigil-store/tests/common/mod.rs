@@ -74,6 +74,7 @@ pub fn event(n: u128, alert: AlertId, wall: u64, body: AlertEventBody) -> AlertE
         hlc: Hlc::new(wall, 0),
         actor: Actor::System,
         body,
+        clamped_from: None,
     }
 }
 

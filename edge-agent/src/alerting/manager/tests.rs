@@ -88,6 +88,7 @@ impl Log {
             hlc: Hlc::new(last.wall + 5, 0),
             actor: Actor::User("op".into()),
             body,
+            clamped_from: None,
         });
         self.view(id)
     }
