@@ -61,8 +61,11 @@ DEMO_PASSWORD=$("$BIN/vigil-hub" user add "$DEMO_USER" --role operator --scope "
 
 # The gateway's one-time enrollment token (the hub's CA is created with it), as the hub's
 # operator would issue it: `vigil-hub enroll-token` prints the token, then the agent's line.
+# The gateway is bound to its facility's site (`--site`): the hub accepts from it only
+# alerts at sites inside it.
 GATEWAY=$(sed -n 's/^id = "\(.*\)"$/\1/p' demo/agent.toml | head -n 1)
-ENROLL_TOKEN=$("$BIN/vigil-hub" enroll-token --node "$GATEWAY" --ttl 10m --config demo/hub.toml \
+GATEWAY_SITE=$(sed -n 's/^site = "\(.*\)"$/\1/p' demo/agent.toml | head -n 1)
+ENROLL_TOKEN=$("$BIN/vigil-hub" enroll-token --node "$GATEWAY" --site "$GATEWAY_SITE" --ttl 10m --config demo/hub.toml \
   2>"$DEMO/enroll-token.log" | head -n 1) || true
 if [[ "$ENROLL_TOKEN" != VGL1.* ]]; then
   cat "$DEMO/enroll-token.log" >&2

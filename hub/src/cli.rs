@@ -54,9 +54,13 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Issue a one-time enrollment token for a child node and print it, with the
-    /// `vigil-agent enroll` line to run on the gateway. Audited.
+    /// Issue a one-time enrollment token for a child node, bound to a site subtree
+    /// (`--site`), and print it, with the `vigil-agent enroll` line to run on the gateway.
+    /// Audited.
     EnrollToken(crate::enroll::args::EnrollTokenArgs),
+    /// List the nodes bound to this hub: node, site, how it is known (enrolled, config,
+    /// reported by a child hub), and its certificates (serial, expiry, revoked).
+    Nodes(crate::enroll::args::NodesArgs),
     /// Revoke a node's certificates (all of them, or one --serial): a running hub drops its
     /// connections within seconds. Audited.
     Revoke(crate::enroll::args::RevokeArgs),

@@ -17,6 +17,10 @@ fn main() -> ExitCode {
             Ok(cfg) => finish(enroll::enroll_token(&args, &cfg)),
             Err(code) => code,
         },
+        Command::Nodes(args) => match load_config(&args.config) {
+            Ok(cfg) => finish(enroll::nodes(&args, &cfg)),
+            Err(code) => code,
+        },
         Command::Revoke(args) => match load_config(&args.config) {
             Ok(cfg) => finish(enroll::revoke(&args, &cfg)),
             Err(code) => code,

@@ -73,12 +73,22 @@ pub async fn run(
         origin: config.node.id.clone(),
     });
     let (store, last_hlc) = tokio::task::spawn_blocking(move || {
+    let declared: Vec<_> = config
+        .children
+        .iter()
+        .map(|c| (c.node.clone(), c.site.clone()))
+        .collect();
         let mut store = open_store(&path)?;
         let queued = store.set_audit_forward(audit_forward.as_ref())?;
         if queued > 0 {
             tracing::info!(records = queued, "audit records queued for the parent");
         }
         let last = store.max_hlc()?;
+        // hub.toml's [[child]] bindings (docs/ARCHITECTURE.md#site-bindings-and-admission).
+        for c in store.bindings_sync_config(&declared, vigil_core::Timestamp::now())? {
+            tracing::warn!(node = %c.node, declared = %c.declared, enrolled = %c.held.site,
+                "[[child]] declares a site for a node enrolled here with another: the enrolled site stays; remove the [[child]] entry or enroll the node again");
+        }
         anyhow::Ok((store, last))
     })
     .await??;

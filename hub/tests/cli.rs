@@ -555,7 +555,14 @@ fn a_token_for_the_hubs_own_id_is_refused() {
         &GOOD.replace("STORE", &store.display().to_string()),
     );
     let out = hub()
-        .args(["enroll-token", "--node", "county-baiyun", "--config"])
+        .args([
+            "enroll-token",
+            "--node",
+            "county-baiyun",
+            "--site",
+            "ministry/gd/gz/baiyun",
+            "--config",
+        ])
         .arg(&path)
         .output()
         .expect("runs");
@@ -563,6 +570,81 @@ fn a_token_for_the_hubs_own_id_is_refused() {
     assert!(!out.status.success(), "{stderr}");
     assert!(stderr.contains("this hub's own id"), "{stderr}");
     assert!(out.stdout.is_empty(), "no token printed");
+}
+
+#[test]
+fn a_token_binds_its_node_to_a_site_inside_the_hubs_and_nodes_lists_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("hub.db");
+    let text = GOOD.replace("STORE", &store.display().to_string()).replace(
+        "name = \"Baiyun\"",
+        "name = \"Baiyun\"\nsite = \"ministry/gd/gz/baiyun\"",
+    ) + "\n[[child]]\nnode = \"gw-ext\"\nsite = \"ministry/gd/gz/baiyun/prison-9\"\n";
+    let path = write_config(dir.path(), &text);
+    // --site is required.
+    let out = hub()
+        .args(["enroll-token", "--node", "gw-1", "--config"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--site"));
+    // Outside the hub's own site: refused, no token.
+    let out = hub()
+        .args([
+            "enroll-token",
+            "--node",
+            "gw-1",
+            "--site",
+            "ministry/gd/sz/x/p",
+            "--config",
+        ])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("not inside this hub's site"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no token printed");
+    // Inside: a token, and the node listed as pending with its site.
+    let out = hub()
+        .args([
+            "enroll-token",
+            "--node",
+            "gw-1",
+            "--site",
+            "ministry/gd/gz/baiyun/prison-3",
+            "--config",
+        ])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("VGL1."), "{stdout}");
+    let out = hub()
+        .args(["nodes", "--config"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("gw-1  site ministry/gd/gz/baiyun/prison-3  pending"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("gw-ext  site ministry/gd/gz/baiyun/prison-9  config"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -39,16 +39,18 @@ async fn county() -> Hub {
     Hub::start_config(|store| common::county_toml(store, None, ""), &[]).await
 }
 
-/// A token for `node`, issued as `vigil-hub enroll-token` does, valid for `ttl`.
+/// A token for `node`, issued as `vigil-hub enroll-token` does, valid for `ttl`, bound to
+/// the facility `ministry/gd/gz/baiyun/{node}` (inside the county's site).
 async fn token(hub: &Hub, node_id: &str, ttl: Duration) -> EnrollToken {
     let pki = hub.link.security.pki.clone();
     let config = hub.config.clone();
     let node = node(node_id);
+    let site = vigil_core::SitePath::new(format!("ministry/gd/gz/baiyun/{node_id}")).expect("site");
     hub.link
         .store
         .call(move |s| {
             Ok(
-                vigil_hub::enroll::token::issue(s, &pki, &config, &node, ttl, "cli:test")
+                vigil_hub::enroll::token::issue(s, &pki, &config, &node, &site, ttl, "cli:test")
                     .expect("issue a token")
                     .token,
             )

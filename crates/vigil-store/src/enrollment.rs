@@ -10,6 +10,8 @@
 //!   crash or a failed issue leaves the token usable and nothing recorded; two redeems of
 //!   one token cannot both succeed (the write lock is taken before the check);
 //! - **no usable secret at rest**: a token's secret arrives here as its SHA-256;
+//! - **a node is bound to the token's site**: the certificate is recorded with it and the
+//!   node's enrolled binding ([`crate::bindings`]) is set in the same transaction;
 //! - **revocations are durable and audited** with the change ([`Store::certificates_revoke`]),
 //!   and [`Store::revoked_certificates`] is what a running hub's gate and an external
 //!   broker's CRL are built from.
@@ -36,6 +38,9 @@ pub struct NewEnrollmentToken {
     pub expires_at: Timestamp,
     /// Who made it (`cli:root`, a user name).
     pub created_by: String,
+    /// The site subtree the node is bound to (`--site`): stored with the certificate and
+    /// as the node's binding when the token is redeemed ([`crate::bindings`]).
+    pub site: String,
 }
 
 /// A stored token (its secret is not kept).
@@ -55,6 +60,8 @@ pub struct EnrollmentToken {
     pub used_at: Option<Timestamp>,
     /// Who used it (the client's address), if it was.
     pub used_by: Option<String>,
+    /// The site subtree it binds its node to (`None`: a token from before bindings).
+    pub site: Option<String>,
 }
 
 /// A certificate issued to a node, to record.
@@ -72,6 +79,9 @@ pub struct NewCertificate {
     pub issued_at: Timestamp,
     /// SHA-256 of its DER, lowercase hex.
     pub fingerprint: String,
+    /// The site subtree its node is bound to (the token's `--site`); `None` for a
+    /// certificate issued without a token.
+    pub site: Option<String>,
 }
 
 /// A recorded certificate.
@@ -95,6 +105,8 @@ pub struct NodeCertificate {
     pub revoked_at: Option<Timestamp>,
     /// Who revoked it.
     pub revoked_by: Option<String>,
+    /// The site subtree its node was bound to when it was issued.
+    pub site: Option<String>,
 }
 
 /// A revoked serial and when.
@@ -178,9 +190,9 @@ pub enum RevokeError {
     Store(#[from] StoreError),
 }
 
-const TOKEN_COLUMNS: &str = "id, node, created_at, expires_at, created_by, used_at, used_by";
-const CERT_COLUMNS: &str =
-    "serial, node, not_before, not_after, issued_at, fingerprint, token_id, revoked_at, revoked_by";
+const TOKEN_COLUMNS: &str = "id, node, created_at, expires_at, created_by, used_at, used_by, site";
+const CERT_COLUMNS: &str = "serial, node, not_before, not_after, issued_at, fingerprint, \
+     token_id, revoked_at, revoked_by, site";
 
 fn time(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<Timestamp>> {
     Ok(row.get::<_, Option<i64>>(i)?.map(Timestamp::from_millis))
@@ -202,6 +214,7 @@ fn token_row(row: &Row<'_>) -> rusqlite::Result<(Vec<u8>, EnrollmentToken)> {
             created_by: row.get(4)?,
             used_at: time(row, 5)?,
             used_by: row.get(6)?,
+            site: row.get(7)?,
         },
     ))
 }
@@ -217,6 +230,7 @@ fn cert_row(row: &Row<'_>) -> rusqlite::Result<NodeCertificate> {
         token_id: row.get(6)?,
         revoked_at: time(row, 7)?,
         revoked_by: row.get(8)?,
+        site: row.get(9)?,
     })
 }
 
@@ -232,8 +246,8 @@ fn insert_certificate(
 ) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO node_certificates
-             (serial, node, not_before, not_after, issued_at, fingerprint, token_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+             (serial, node, not_before, not_after, issued_at, fingerprint, token_id, site)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             cert.serial,
             cert.node,
@@ -242,9 +256,13 @@ fn insert_certificate(
             cert.issued_at.as_millis(),
             cert.fingerprint,
             token_id,
+            cert.site,
         ],
     )
     .op("record a node certificate")?;
+    if let Some(site) = &cert.site {
+        crate::bindings::set_enrolled_in(tx, &cert.node, site, cert.issued_at)?;
+    }
     Ok(())
 }
 
@@ -258,8 +276,8 @@ impl Store {
         let tx = self.write_tx("begin adding an enrollment token")?;
         tx.execute(
             "INSERT INTO enrollment_tokens
-                 (id, secret_hash, node, created_at, expires_at, created_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 (id, secret_hash, node, created_at, expires_at, created_by, site)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 &token.id[..],
                 &token.secret_hash[..],
@@ -267,6 +285,7 @@ impl Store {
                 token.created_at.as_millis(),
                 token.expires_at.as_millis(),
                 token.created_by,
+                token.site,
             ],
         )
         .op("add an enrollment token")?;
@@ -310,7 +329,7 @@ impl Store {
                 [&id[..]],
                 |row| {
                     let (raw, token) = token_row(row)?;
-                    Ok((raw, token, row.get(7)?))
+                    Ok((raw, token, row.get(8)?))
                 },
             )
             .optional()
@@ -471,6 +490,7 @@ mod tests {
             created_at: Timestamp::from_millis(0),
             expires_at: Timestamp::from_millis(expires),
             created_by: "cli:root".into(),
+            site: "m/p/c/k/f1".into(),
         }
     }
 
@@ -482,6 +502,7 @@ mod tests {
             not_after: Timestamp::from_millis(10),
             issued_at: Timestamp::from_millis(5),
             fingerprint: "ff".into(),
+            site: None,
         }
     }
 
@@ -494,7 +515,11 @@ mod tests {
             &[secret; 32],
             Timestamp::from_millis(now),
             "127.0.0.1",
-            move |t| Ok(((), cert(&serial, &t.node), entry("node.enroll"))),
+            move |t| {
+                let mut c = cert(&serial, &t.node);
+                c.site = t.site.clone();
+                Ok(((), c, entry("node.enroll")))
+            },
         )
     }
 
@@ -544,6 +569,12 @@ mod tests {
         let certs = store.node_certificates("gw-1").expect("certs");
         assert_eq!(certs.len(), 1);
         assert_eq!(certs[0].token_id.as_deref(), Some(&[1u8; 8][..]));
+        // The token's site is the certificate's and the node's binding.
+        assert_eq!(certs[0].site.as_deref(), Some("m/p/c/k/f1"));
+        let gw1 = vigil_core::NodeId::new("gw-1").expect("id");
+        let binding = store.node_binding(&gw1).expect("read").expect("bound");
+        assert_eq!(binding.site.as_str(), "m/p/c/k/f1");
+        assert_eq!(binding.source, crate::bindings::BindingSource::Enrolled);
         // Two token adds and one enrollment audited.
         assert_eq!(store.audit_head().expect("head").seq, 3);
         let tokens = store.enrollment_tokens().expect("tokens");

@@ -21,6 +21,8 @@
 //! - **Enrollment** ([`enrollment`]): one-time enrollment tokens (used and recorded with the
 //!   certificate they bought in one transaction), the certificates issued to children, and
 //!   their revocation.
+//! - **Site bindings** ([`bindings`]): the site subtree each node speaks for (enrolled here,
+//!   declared in hub.toml, reported by a child hub), and the child each alert came through.
 //!
 //! See docs/ARCHITECTURE.md#data-path, docs/ARCHITECTURE.md#link-protocol and
 //! docs/ARCHITECTURE.md#storage.
@@ -32,6 +34,7 @@ pub mod alert_json;
 pub mod audit;
 pub mod audit_forward;
 pub mod audit_remote;
+pub mod bindings;
 pub mod checkpoint;
 pub mod context;
 mod convert;
@@ -53,6 +56,7 @@ pub use alert_json::{AlertJson, AlertList, AlertWithEvents, SourceJson};
 pub use audit::{AuditEntry, AuditFault, AuditHead, AuditRecord, AuditReport};
 pub use audit_forward::AuditForward;
 pub use audit_remote::{compare_trail, AuditApplied, AuditListCursor, TrailCheck};
+pub use bindings::{BindingSource, ConfigConflict, NodeBinding, ReportedBinding};
 pub use context::{peak_severity, AlertContext};
 pub use enrollment::{
     EnrollmentToken, NewCertificate, NewEnrollmentToken, NodeCertificate, RedeemError, Redeemed,

@@ -37,6 +37,10 @@
 //! sign_in_max_delay = "15m"             # the longest delay
 //! sign_in_concurrency = 4               # password checks at once, hub-wide
 //! open_metrics = true                   # GET /metrics without signing in
+//!
+//! [[child]]                             # a child of an external broker, not enrolled here:
+//! node = "gw-prison-3"                  # its site binding (an enrolled child's comes from
+//! site = "ministry/guangdong/guangzhou/baiyun/prison-3"   # `enroll-token --site`)
 //! ```
 
 use std::path::PathBuf;
@@ -88,6 +92,22 @@ pub struct HubConfig {
     /// `[link]`: how the children's links are judged (offline, backlog, clock skew).
     #[serde(default)]
     pub link: LinkSection,
+    /// `[[child]]`: the site bindings of children that are not enrolled here (they connect
+    /// through an external broker with certificates from elsewhere). An enrolled child's
+    /// binding is the `--site` of its token (docs/ARCHITECTURE.md#site-bindings-and-admission).
+    #[serde(default, rename = "child")]
+    pub children: Vec<ChildSection>,
+}
+
+/// `[[child]]`: the site binding of a child not enrolled here.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChildSection {
+    /// The child's node id (the client id and topics it uses on the broker).
+    pub node: NodeId,
+    /// The site subtree it speaks for: this hub accepts from it only alerts at sites inside
+    /// it. Inside this hub's own `[node] site`, when it has one.
+    pub site: SitePath,
 }
 
 /// `[node]`: the hub's identity and place in the network.
@@ -198,6 +218,37 @@ impl Validate for HubConfig {
                 url: None,
                 ..
             }) => {}
+        }
+        for (i, child) in self.children.iter().enumerate() {
+            if child.node == self.node.id {
+                out.push(Problem::new(
+                    format!("child[{i}].node"),
+                    format!(
+                        "{} is this hub's own id: a child bound under it would be trusted as this hub; give the child's own id",
+                        child.node
+                    ),
+                ));
+            }
+            if self.children[..i].iter().any(|c| c.node == child.node) {
+                out.push(Problem::new(
+                    format!("child[{i}].node"),
+                    format!(
+                        "{} is declared twice: keep one [[child]] per node",
+                        child.node
+                    ),
+                ));
+            }
+            if let Some(own) = &self.node.site {
+                if !child.site.is_within(own) {
+                    out.push(Problem::new(
+                        format!("child[{i}].site"),
+                        format!(
+                            "{} is not inside this hub's site {own} ([node] site): a child speaks only for sites inside its parent's",
+                            child.site
+                        ),
+                    ));
+                }
+            }
         }
         if self.parent.is_some() && level == Level::Ministry {
             out.push(Problem::new(
@@ -368,6 +419,28 @@ path = "/var/lib/vigil/hub.db"
         assert_eq!((line, key.as_str()), (Some(21), "auth.session_max"));
         let (_, key, _) = problem(&format!("{GOOD}\n[auth]\nsesion_idle = \"2h\"\n"));
         assert_eq!(key, "auth.sesion_idle");
+    }
+
+    #[test]
+    fn child_bindings_are_checked_against_the_hubs_site() {
+        let with_site = GOOD.replace(
+            "name = \"Baiyun County Command Centre\"",
+            "name = \"B\"\nsite = \"m/gd/gz/by\"",
+        );
+        let c = parse(&format!(
+            "{with_site}\n[[child]]\nnode = \"gw-1\"\nsite = \"m/gd/gz/by/prison-3\"\n"
+        ))
+        .expect("valid");
+        assert_eq!(c.children.len(), 1);
+        assert_eq!(c.children[0].site.as_str(), "m/gd/gz/by/prison-3");
+        let (_, key, msg) = problem(&format!(
+            "{with_site}\n[[child]]\nnode = \"gw-1\"\nsite = \"m/gd/gz/other/p\"\n"
+        ));
+        assert_eq!(key, "child[0].site", "{msg}");
+        let (_, key, _) = problem(&format!(
+            "{with_site}\n[[child]]\nnode = \"county-baiyun\"\nsite = \"m/gd/gz/by\"\n"
+        ));
+        assert_eq!(key, "child[0].node");
     }
 
     /// The URL syntax is tested in vigil-config; here: the hub's keys use it.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use vigil_core::NodeId;
+use vigil_core::{NodeId, SitePath};
 
 use super::MAX_TOKEN_TTL;
 
@@ -35,6 +35,11 @@ pub struct EnrollTokenArgs {
     /// The child node the token enrolls (its certificate will name it), e.g. gw-prison-3.
     #[arg(long, value_parser = parse_node)]
     pub node: NodeId,
+    /// The site subtree the node speaks for, e.g. ministry/gd/gz/baiyun/prison-3 (inside
+    /// this hub's `[node] site`): this hub accepts from the node only alerts at sites
+    /// inside it (docs/ARCHITECTURE.md#site-bindings-and-admission).
+    #[arg(long, value_name = "SITE")]
+    pub site: SitePath,
     /// How long the token works (at most 7d).
     #[arg(long, default_value = "1h", value_parser = parse_token_ttl)]
     pub ttl: Duration,
@@ -53,6 +58,14 @@ pub struct RevokeArgs {
     /// lists it); without it, every certificate of the node.
     #[arg(long)]
     pub serial: Option<String>,
+    /// The hub's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// `vigil-hub nodes`.
+#[derive(Debug, Clone, Args)]
+pub struct NodesArgs {
     /// The hub's config file.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,

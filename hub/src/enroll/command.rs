@@ -7,7 +7,7 @@ use std::path::Path;
 
 use vigil_store::Store;
 
-use super::args::{BrokerConfigArgs, EnrollArgs, EnrollTokenArgs, RevokeArgs};
+use super::args::{BrokerConfigArgs, EnrollArgs, EnrollTokenArgs, NodesArgs, RevokeArgs};
 use crate::auth::admin::cli_actor;
 pub use crate::cli_error::CommandError;
 use crate::config::HubConfig;
@@ -29,14 +29,22 @@ pub fn open_store(config: &HubConfig) -> Result<Store, CommandError> {
     Ok(Store::open(path)?)
 }
 
-/// `vigil-hub enroll-token --node ID --ttl 1h`.
+/// `vigil-hub enroll-token --node ID --site SITE --ttl 1h`.
 pub fn enroll_token(args: &EnrollTokenArgs, config: &HubConfig) -> Result<(), CommandError> {
     let mut store = open_store(config)?;
     let pki = HubPki::open(config)?;
-    let issued = super::token::issue(&mut store, &pki, config, &args.node, args.ttl, &cli_actor())?;
+    let issued = super::token::issue(
+        &mut store,
+        &pki,
+        config,
+        &args.node,
+        &args.site,
+        args.ttl,
+        &cli_actor(),
+    )?;
     eprintln!(
-        "enrollment token for node {} (works once, until {}); on the gateway, run the line after it:",
-        issued.node, issued.expires_at
+        "enrollment token for node {} at site {} (works once, until {}); on the gateway, run the line after it:",
+        issued.node, issued.site, issued.expires_at
     );
     println!("{}", issued.token);
     println!("{}", issued.agent_command());
@@ -80,6 +88,77 @@ pub fn revoke(args: &RevokeArgs, config: &HubConfig) -> Result<(), CommandError>
         );
     }
     refresh_crl(config, &store);
+    Ok(())
+}
+
+/// `vigil-hub nodes`: every node bound here — enrolled, declared in hub.toml, or reported
+/// by a child hub — with its site, how it is known, and its certificates (serial, expiry,
+/// revoked). One line per node, then one indented line per certificate, on standard
+/// output.
+pub fn nodes(_args: &NodesArgs, config: &HubConfig) -> Result<(), CommandError> {
+    let store = open_store(config)?;
+    let now = vigil_core::Timestamp::now();
+    let bindings = store.node_bindings()?;
+    let pending: Vec<_> = store
+        .enrollment_tokens()?
+        .into_iter()
+        .filter(|t| t.used_at.is_none() && t.expires_at > now)
+        .filter(|t| !bindings.iter().any(|b| b.node.as_str() == t.node))
+        .collect();
+    // [[child]] entries a running hub has not synced yet (it does at start).
+    let declared: Vec<_> = config
+        .children
+        .iter()
+        .filter(|c| !bindings.iter().any(|b| b.node == c.node))
+        .collect();
+    if bindings.is_empty() && pending.is_empty() && declared.is_empty() {
+        eprintln!(
+            "no node is bound to this hub yet: `vigil-hub enroll-token --node ID --site SITE` \
+             enrolls one; [[child]] in hub.toml declares one of an external broker"
+        );
+    }
+    for c in declared {
+        println!(
+            "{}  site {}  config (in effect once the hub restarts)",
+            c.node, c.site
+        );
+    }
+    for t in pending {
+        println!(
+            "{}  site {}  pending (a token until {}; not enrolled yet)",
+            t.node,
+            t.site.as_deref().unwrap_or("-"),
+            t.expires_at
+        );
+    }
+    for b in &bindings {
+        let mut line = format!("{}  site {}  {}", b.node, b.site, b.source.as_str());
+        if let Some(via) = &b.via {
+            line.push_str(&format!(" via {via}"));
+        }
+        if let Some(parent) = &b.parent {
+            line.push_str(&format!(" (enrolled with {parent})"));
+        }
+        println!("{line}");
+        for c in store.node_certificates(b.node.as_str())? {
+            let status = if let Some(at) = c.revoked_at {
+                format!("revoked {at}")
+            } else if c.not_after <= now {
+                "expired".to_owned()
+            } else {
+                "valid".to_owned()
+            };
+            println!(
+                "  certificate {}  until {}  {status}{}",
+                c.serial,
+                c.not_after,
+                c.site
+                    .as_deref()
+                    .map(|s| format!("  site {s}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
     Ok(())
 }
 

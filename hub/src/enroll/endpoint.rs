@@ -236,6 +236,7 @@ fn issue(
         not_after: timestamp(issued.not_after),
         issued_at: Timestamp::now(),
         fingerprint: vigil_pki::fingerprint(der.as_ref()),
+        site: token.site.clone(),
     };
     let audit = enroll.audit(
         &format!("client:{client}"),
@@ -246,6 +247,7 @@ fn issue(
             "not_after": record.not_after.to_string(),
             "token": token_id,
             "client": client,
+            "site": token.site,
         }),
     );
     Ok((issued, record, audit))

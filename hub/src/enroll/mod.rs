@@ -5,7 +5,8 @@
 //!
 //! | what | where |
 //! |---|---|
-//! | `vigil-hub enroll-token --node ID --ttl 1h` — a one-time token, audited | [`token`] |
+//! | `vigil-hub enroll-token --node ID --site SITE --ttl 1h` — a one-time token binding the node to a site subtree, audited | [`token`] |
+//! | `vigil-hub nodes` — the nodes bound here, their sites and certificates | [`command`] |
 //! | `POST /api/v1/enroll` `{"token", "csr"}` → the node's certificate, the CA, the broker | [`endpoint`] |
 //! | `vigil-hub revoke --node ID [--serial S]`, `vigil-hub broker-config --out DIR` (the command lines) | [`command`] |
 //! | `vigil-hub enroll --hub URL --token -` — this hub enrolls with its parent | [`parent`] |

@@ -1,14 +1,18 @@
-//! `vigil-hub enroll-token --node ID --ttl 1h`: a one-time token for a child node.
+//! `vigil-hub enroll-token --node ID --site SITE --ttl 1h`: a one-time token for a child
+//! node, bound to a site subtree.
 //!
 //! The token is `VGL1.<id>.<secret>.<pin>`, made and looked up by its one format
-//! (`vigil_pki::enrollment::token`); the store keeps its id, the SHA-256 of its secret, the node, when it was made and when it expires, and the
+//! (`vigil_pki::enrollment::token`); the store keeps its id, the SHA-256 of its secret, the
+//! node, the site it binds the node to, when it was made and when it expires, and the
 //! audit log records who made it (actor `cli:<unix user>`, action `enroll_token.add`). The
-//! secret is printed once and never stored.
+//! secret is printed once and never stored. The site must lie inside this hub's own
+//! `[node] site` (when it has one): a hub cannot let a child speak for sites it does not
+//! speak for itself (docs/ARCHITECTURE.md#site-bindings-and-admission).
 
 use std::net::IpAddr;
 use std::time::Duration;
 
-use vigil_core::{NodeId, Timestamp};
+use vigil_core::{NodeId, SitePath, Timestamp};
 use vigil_pki::EnrollToken;
 use vigil_store::{NewEnrollmentToken, Store};
 
@@ -23,6 +27,8 @@ pub struct IssuedToken {
     pub token: EnrollToken,
     /// The node it enrolls.
     pub node: NodeId,
+    /// The site subtree the node is bound to.
+    pub site: SitePath,
     /// When it stops working.
     pub expires_at: Timestamp,
     /// The hub URL the node enrolls at.
@@ -71,15 +77,27 @@ fn bracket(host: &str) -> String {
     }
 }
 
-/// Issues a token for `node` valid for `ttl`, made by `actor`: stored (the secret as its
-/// hash) and audited in one transaction. Creates the CA if the hub has none yet (the token
-/// pins it). Refuses the hub's own id: a child enrolled under it would be trusted as the hub
-/// (its broker access, its session).
+/// Checks that `site` may be bound to a child of the hub `config` describes: inside the
+/// hub's own `[node] site`, when it has one.
+pub fn check_site(config: &HubConfig, site: &SitePath) -> Result<(), String> {
+    match &config.node.site {
+        Some(own) if !site.is_within(own) => Err(format!(
+            "--site {site} is not inside this hub's site {own} ([node] site): a child speaks only for sites inside its parent's; give a site under {own}"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Issues a token for `node`, bound to `site`, valid for `ttl`, made by `actor`: stored
+/// (the secret as its hash) and audited in one transaction. Creates the CA if the hub has
+/// none yet (the token pins it). Refuses the hub's own id (a child enrolled under it would
+/// be trusted as the hub: its broker access, its session) and a site outside the hub's own.
 pub fn issue(
     store: &mut Store,
     pki: &HubPki,
     config: &HubConfig,
     node: &NodeId,
+    site: &SitePath,
     ttl: Duration,
     actor: &str,
 ) -> Result<IssuedToken, super::command::CommandError> {
@@ -88,6 +106,7 @@ pub fn issue(
             "--node {node} is this hub's own id ([node] id): a child enrolled under it would be trusted as this hub; give the child its own id"
         )));
     }
+    check_site(config, site).map_err(super::command::CommandError::Message)?;
     let token = EnrollToken::generate(pki.ca().cert_der())
         .map_err(|e| super::command::CommandError::Message(e.to_string()))?;
     let (id, secret_hash) = token.lookup_key().ok_or_else(|| {
@@ -102,18 +121,24 @@ pub fn issue(
         created_at: now,
         expires_at,
         created_by: actor.to_owned(),
+        site: site.to_string(),
     };
     let audit = audit_entry(
         &config.node.id,
         actor,
         ACTION_TOKEN,
         node.as_str(),
-        serde_json::json!({ "token": token.id(), "expires_at": expires_at.to_string() }),
+        serde_json::json!({
+            "token": token.id(),
+            "site": site.as_str(),
+            "expires_at": expires_at.to_string(),
+        }),
     );
     store.enrollment_token_add(&row, &audit)?;
     Ok(IssuedToken {
         token,
         node: node.clone(),
+        site: site.clone(),
         expires_at,
         hub_url: hub_url(config),
     })

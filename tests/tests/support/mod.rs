@@ -419,19 +419,21 @@ pub fn hub_config(
 // (`vigil-agent enroll`), and the agent then runs with the `[tls]` files enroll wrote and
 // the `mqtts://` uplink it set.
 
-/// A one-time enrollment token for `node` from the hub whose config is `hub_cfg`, issued
-/// as `vigil-hub enroll-token` issues it (the hub's store and CA; before or while the hub
-/// runs).
-pub fn enrollment_token(hub_cfg: &Path, node: &str) -> String {
+/// A one-time enrollment token for `node`, bound to `site`, from the hub whose config is
+/// `hub_cfg`, issued as `vigil-hub enroll-token --node NODE --site SITE` issues it (the
+/// hub's store and CA; before or while the hub runs).
+pub fn enrollment_token(hub_cfg: &Path, node: &str, site: &str) -> String {
     let cfg = vigil_hub::config::HubConfig::load(hub_cfg).expect("valid hub config");
     let mut store = vigil_hub::enroll::command::open_store(&cfg).expect("the hub's store");
     let pki = vigil_hub::pki::HubPki::open(&cfg).expect("the hub's CA");
     let node = vigil_core::NodeId::new(node).expect("node id");
+    let site = vigil_core::SitePath::new(site).expect("site");
     vigil_hub::enroll::token::issue(
         &mut store,
         &pki,
         &cfg,
         &node,
+        &site,
         Duration::from_secs(600),
         "cli:e2e",
     )
@@ -466,8 +468,10 @@ pub fn enroll_agent(
 /// Enrolls the gateway `node` of `agent_cfg` with the hub of `hub_cfg` serving HTTP on
 /// `hub_addr` (which must be up): a token, then `vigil-agent enroll`. Afterwards the agent's
 /// uplink is the hub's `mqtts://` broker.
+/// The gateway is bound to its own `[node] site` (agent.toml), as an installer enrolls it.
 pub fn enroll_gateway(hub_cfg: &Path, hub_addr: &str, agent_cfg: &Path, node: &str) {
-    let token = enrollment_token(hub_cfg, node);
+    let agent = vigil_agent::config::AgentConfig::load(agent_cfg).expect("valid agent config");
+    let token = enrollment_token(hub_cfg, node, agent.node.site.as_str());
     let enrolled = enroll_agent(hub_addr, &token, agent_cfg)
         .unwrap_or_else(|e| panic!("vigil-agent enroll: {e}"));
     assert!(enrolled.broker.starts_with("mqtts://"), "{enrolled:?}");
@@ -508,10 +512,18 @@ pub fn hub_token_as(config: &Path, name: &str, role: vigil_hub::auth::Role) -> S
 
 /// `vigil-hub enroll --hub http://{parent_addr} --token … --config {child_cfg}` (its library
 /// entry point), with a token from the parent hub of `parent_cfg` for `child`. Afterwards the
-/// child's `[parent] url` is the parent's `mqtts://` broker.
+/// child's `[parent] url` is the parent's `mqtts://` broker. The child is bound to its own
+/// `[node] site`, else to the parent's, else to `ministry` (the tests' root).
 pub fn enroll_child_hub(parent_cfg: &Path, parent_addr: &str, child_cfg: &Path, child: &str) {
-    let token = enrollment_token(parent_cfg, child);
     let cfg = vigil_hub::config::HubConfig::load(child_cfg).expect("valid hub config");
+    let parent = vigil_hub::config::HubConfig::load(parent_cfg).expect("valid hub config");
+    let site = cfg
+        .node
+        .site
+        .clone()
+        .or(parent.node.site)
+        .map_or_else(|| "ministry".to_owned(), |s| s.to_string());
+    let token = enrollment_token(parent_cfg, child, &site);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

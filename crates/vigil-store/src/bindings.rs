@@ -1,0 +1,440 @@
+//! Site bindings: which site subtree each node speaks for, as this hub knows it
+//! (docs/ARCHITECTURE.md#site-bindings-and-admission; schema version 10).
+//!
+//! A node is bound to a site subtree when its enrollment token is issued
+//! (`vigil-hub enroll-token --node ID --site SITE`): the site is stored with the token and,
+//! in the transaction that issues the certificate, with the certificate and here, as an
+//! [`BindingSource::Enrolled`] binding. A child of an external broker that did not enroll
+//! here is declared in hub.toml (`[[child]]`, [`BindingSource::Config`], synced at start by
+//! [`Store::bindings_sync_config`]). The nodes enrolled further down are reported by each
+//! child hub in its status ([`BindingSource::Reported`], through the direct child `via`,
+//! enrolled with `parent`; [`Store::bindings_replace_reported`]).
+//!
+//! One binding per node: an enrolled or configured binding is never replaced by a reported
+//! one (the caller judges a child's report before it records it: `vigil_link::admission`).
+//!
+//! [`Store::alert_via`] and the `alert_via` table record, per alert, the direct child the
+//! alert came through: actions on an alert are admitted only from that child.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use vigil_core::{AlertId, NodeId, SitePath, Timestamp};
+
+use crate::error::{Result, SqlContext, StoreError};
+use crate::store::Store;
+
+/// How this hub knows a node's site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BindingSource {
+    /// The node enrolled here: the site its token and certificate were issued with.
+    Enrolled,
+    /// Declared in hub.toml (`[[child]]`): a child connecting through an external broker.
+    Config,
+    /// Reported by a child hub: a node enrolled in that child's subtree.
+    Reported,
+}
+
+impl BindingSource {
+    /// `enrolled`, `config`, `reported` (as stored and listed).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BindingSource::Enrolled => "enrolled",
+            BindingSource::Config => "config",
+            BindingSource::Reported => "reported",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        match text {
+            "enrolled" => Some(BindingSource::Enrolled),
+            "config" => Some(BindingSource::Config),
+            "reported" => Some(BindingSource::Reported),
+            _ => None,
+        }
+    }
+}
+
+/// A node's site binding.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NodeBinding {
+    /// The node.
+    pub node: NodeId,
+    /// The site subtree it speaks for.
+    pub site: SitePath,
+    /// How this hub knows it.
+    pub source: BindingSource,
+    /// For a reported binding: the direct child of this hub that reported it (the node's
+    /// events come through it). `None` for an enrolled or configured one (a direct child).
+    pub via: Option<NodeId>,
+    /// For a reported binding: the node it is enrolled with (its parent).
+    pub parent: Option<NodeId>,
+    /// When it was recorded or last confirmed.
+    pub updated_at: Timestamp,
+}
+
+impl NodeBinding {
+    /// The direct child of this hub the node's events come through: `via` for a reported
+    /// binding, the node itself otherwise.
+    pub fn direct_child(&self) -> &NodeId {
+        self.via.as_ref().unwrap_or(&self.node)
+    }
+}
+
+/// A binding a child reports for a node enrolled in its subtree.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ReportedBinding {
+    /// The node.
+    pub node: NodeId,
+    /// Its site subtree.
+    pub site: SitePath,
+    /// The node it is enrolled with.
+    pub parent: NodeId,
+}
+
+const COLUMNS: &str = "node, site, source, via, parent, updated_at";
+
+fn corrupt(row: &str, detail: String) -> StoreError {
+    StoreError::CorruptValue {
+        table: "node_bindings",
+        row: format!("node {row}"),
+        detail,
+    }
+}
+
+type RawBinding = (String, String, String, Option<String>, Option<String>, i64);
+
+fn raw_row(row: &Row<'_>) -> rusqlite::Result<RawBinding> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
+}
+
+fn binding(raw: RawBinding) -> Result<NodeBinding> {
+    let (node, site, source, via, parent, updated_at) = raw;
+    let id = |text: String| NodeId::new(text).map_err(|e| corrupt(&node, e.to_string()));
+    Ok(NodeBinding {
+        node: id(node.clone())?,
+        site: SitePath::new(site).map_err(|e| corrupt(&node, e.to_string()))?,
+        source: BindingSource::parse(&source)
+            .ok_or_else(|| corrupt(&node, format!("unknown source {source:?}")))?,
+        via: via.map(id).transpose()?,
+        parent: parent.map(id).transpose()?,
+        updated_at: Timestamp::from_millis(updated_at),
+    })
+}
+
+/// Every binding, by node, read on `conn` (inside a transaction or not).
+pub(crate) fn load_in(conn: &Connection) -> Result<Vec<NodeBinding>> {
+    let raws = conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM node_bindings ORDER BY node"
+        ))
+        .and_then(|mut stmt| {
+            stmt.query_map([], raw_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .op("list the node bindings")?;
+    raws.into_iter().map(binding).collect()
+}
+
+/// Records `node`'s enrolled binding to `site` (replacing whatever binding it had).
+pub(crate) fn set_enrolled_in(
+    conn: &Connection,
+    node: &str,
+    site: &str,
+    at: Timestamp,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO node_bindings (node, site, source, via, parent, updated_at)
+         VALUES (?1, ?2, 'enrolled', NULL, NULL, ?3)
+         ON CONFLICT (node) DO UPDATE SET site = excluded.site, source = 'enrolled',
+             via = NULL, parent = NULL, updated_at = excluded.updated_at",
+    )
+    .and_then(|mut stmt| stmt.execute(params![node, site, at.as_millis()]))
+    .op("record a node's enrolled binding")?;
+    Ok(())
+}
+
+/// The child each of `alerts` came through, where known, read on `conn`.
+pub(crate) fn alert_via_in(conn: &Connection, alert: &AlertId) -> Result<Option<NodeId>> {
+    let via: Option<String> = conn
+        .prepare_cached("SELECT via FROM alert_via WHERE alert = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row([&alert.as_bytes()[..]], |row| row.get(0))
+                .optional()
+        })
+        .op("read the child an alert came through")?;
+    via.map(|v| {
+        NodeId::new(v).map_err(|e| StoreError::CorruptValue {
+            table: "alert_via",
+            row: format!("alert {alert}"),
+            detail: e.to_string(),
+        })
+    })
+    .transpose()
+}
+
+/// Records that `alert` came through `via`, unless it is recorded already (the first
+/// child wins).
+#[allow(dead_code)] // used by the inbox admission (next change)
+pub(crate) fn tie_alert_in(conn: &Connection, alert: &AlertId, via: &NodeId) -> Result<()> {
+    conn.prepare_cached("INSERT OR IGNORE INTO alert_via (alert, via) VALUES (?1, ?2)")
+        .and_then(|mut stmt| stmt.execute(params![&alert.as_bytes()[..], via.as_str()]))
+        .op("record the child an alert came through")?;
+    Ok(())
+}
+
+/// Why [`Store::bindings_sync_config`] did not take a `[[child]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigConflict {
+    /// The node declared.
+    pub node: NodeId,
+    /// The site hub.toml declares.
+    pub declared: SitePath,
+    /// The binding the store holds, which stays.
+    pub held: NodeBinding,
+}
+
+impl Store {
+    /// Every binding this hub holds, by node.
+    pub fn node_bindings(&self) -> Result<Vec<NodeBinding>> {
+        load_in(&self.conn)
+    }
+
+    /// The binding of `node`, if this hub holds one.
+    pub fn node_binding(&self, node: &NodeId) -> Result<Option<NodeBinding>> {
+        let raw = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM node_bindings WHERE node = ?1"
+            ))
+            .and_then(|mut stmt| stmt.query_row([node.as_str()], raw_row).optional())
+            .op("read a node's binding")?;
+        raw.map(binding).transpose()
+    }
+
+    /// Makes the configured bindings exactly `declared` (hub.toml's `[[child]]` tables):
+    /// adds or updates each, removes configured ones no longer declared. A node bound here
+    /// by enrollment keeps its enrolled binding: it is returned as a conflict for the caller
+    /// to report. A reported binding is replaced by the declared one.
+    pub fn bindings_sync_config(
+        &mut self,
+        declared: &[(NodeId, SitePath)],
+        at: Timestamp,
+    ) -> Result<Vec<ConfigConflict>> {
+        let tx = self.write_tx("begin syncing the configured bindings")?;
+        let held = load_in(&tx)?;
+        let mut conflicts = Vec::new();
+        for b in held.iter().filter(|b| b.source == BindingSource::Config) {
+            if !declared.iter().any(|(n, _)| n == &b.node) {
+                tx.execute(
+                    "DELETE FROM node_bindings WHERE node = ?1",
+                    [b.node.as_str()],
+                )
+                .op("remove a configured binding")?;
+            }
+        }
+        for (node, site) in declared {
+            if let Some(b) = held
+                .iter()
+                .find(|b| &b.node == node && b.source == BindingSource::Enrolled)
+            {
+                if &b.site != site {
+                    conflicts.push(ConfigConflict {
+                        node: node.clone(),
+                        declared: site.clone(),
+                        held: b.clone(),
+                    });
+                }
+                continue;
+            }
+            tx.execute(
+                "INSERT INTO node_bindings (node, site, source, via, parent, updated_at)
+                 VALUES (?1, ?2, 'config', NULL, NULL, ?3)
+                 ON CONFLICT (node) DO UPDATE SET site = excluded.site, source = 'config',
+                     via = NULL, parent = NULL, updated_at = excluded.updated_at",
+                params![node.as_str(), site.as_str(), at.as_millis()],
+            )
+            .op("record a configured binding")?;
+        }
+        tx.commit().op("commit the configured bindings")?;
+        Ok(conflicts)
+    }
+
+    /// Makes the bindings reported through the direct child `via` exactly `reported`
+    /// (what its last status said, already judged by the caller): adds or updates each,
+    /// removes the ones `via` no longer reports. A node bound here by enrollment or
+    /// configuration, or reported through another child, is left alone (the caller refuses
+    /// such a report before it gets here). Returns whether anything changed.
+    pub fn bindings_replace_reported(
+        &mut self,
+        via: &NodeId,
+        reported: &[ReportedBinding],
+        at: Timestamp,
+    ) -> Result<bool> {
+        let tx = self.write_tx("begin recording reported bindings")?;
+        let held = load_in(&tx)?;
+        let mut changed = false;
+        for b in held
+            .iter()
+            .filter(|b| b.source == BindingSource::Reported && b.via.as_ref() == Some(via))
+        {
+            if !reported.iter().any(|r| r.node == b.node) {
+                tx.execute(
+                    "DELETE FROM node_bindings WHERE node = ?1",
+                    [b.node.as_str()],
+                )
+                .op("remove a reported binding")?;
+                changed = true;
+            }
+        }
+        for r in reported {
+            match held.iter().find(|b| b.node == r.node) {
+                Some(b) if b.source != BindingSource::Reported || b.via.as_ref() != Some(via) => {
+                    continue
+                }
+                Some(b) if b.site == r.site && b.parent.as_ref() == Some(&r.parent) => continue,
+                _ => {}
+            }
+            tx.execute(
+                "INSERT INTO node_bindings (node, site, source, via, parent, updated_at)
+                 VALUES (?1, ?2, 'reported', ?3, ?4, ?5)
+                 ON CONFLICT (node) DO UPDATE SET site = excluded.site,
+                     parent = excluded.parent, updated_at = excluded.updated_at
+                 WHERE node_bindings.source = 'reported' AND node_bindings.via = ?3",
+                params![
+                    r.node.as_str(),
+                    r.site.as_str(),
+                    via.as_str(),
+                    r.parent.as_str(),
+                    at.as_millis()
+                ],
+            )
+            .op("record a reported binding")?;
+            changed = true;
+        }
+        tx.commit().op("commit reported bindings")?;
+        Ok(changed)
+    }
+
+    /// The direct child `alert` came through, if recorded.
+    pub fn alert_via(&self, alert: &AlertId) -> Result<Option<NodeId>> {
+        alert_via_in(&self.conn, alert)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> NodeId {
+        NodeId::new(s).expect("node")
+    }
+
+    fn site(s: &str) -> SitePath {
+        SitePath::new(s).expect("site")
+    }
+
+    #[test]
+    fn configured_bindings_follow_the_config_and_never_replace_an_enrolled_one() {
+        let mut store = Store::open_in_memory().expect("store");
+        set_enrolled_in(&store.conn, "gw-1", "m/p/c/k/f1", Timestamp::from_millis(1))
+            .expect("enrolled");
+        let at = Timestamp::from_millis(2);
+        let conflicts = store
+            .bindings_sync_config(
+                &[
+                    (id("gw-1"), site("m/p/c/k/f9")),
+                    (id("gw-2"), site("m/p/c/k/f2")),
+                ],
+                at,
+            )
+            .expect("sync");
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(conflicts[0].held.site, site("m/p/c/k/f1"));
+        let b = store
+            .node_binding(&id("gw-2"))
+            .expect("read")
+            .expect("bound");
+        assert_eq!(b.source, BindingSource::Config);
+        assert_eq!(b.direct_child(), &id("gw-2"));
+        // gw-2 no longer declared: gone; gw-1 stays enrolled.
+        store.bindings_sync_config(&[], at).expect("sync");
+        assert!(store.node_binding(&id("gw-2")).expect("read").is_none());
+        let b = store
+            .node_binding(&id("gw-1"))
+            .expect("read")
+            .expect("bound");
+        assert_eq!(b.source, BindingSource::Enrolled);
+    }
+
+    #[test]
+    fn reported_bindings_are_replaced_per_child_and_leave_others_alone() {
+        let mut store = Store::open_in_memory().expect("store");
+        set_enrolled_in(&store.conn, "city-1", "m/p/c", Timestamp::from_millis(1))
+            .expect("enrolled");
+        let at = Timestamp::from_millis(2);
+        let report = |node: &str, s: &str, parent: &str| ReportedBinding {
+            node: id(node),
+            site: site(s),
+            parent: id(parent),
+        };
+        let changed = store
+            .bindings_replace_reported(
+                &id("city-1"),
+                &[
+                    report("county-1", "m/p/c/k", "city-1"),
+                    report("gw-1", "m/p/c/k/f1", "county-1"),
+                    // Enrolled here: left alone.
+                    report("city-1", "m/p", "city-1"),
+                ],
+                at,
+            )
+            .expect("report");
+        assert!(changed);
+        let gw = store
+            .node_binding(&id("gw-1"))
+            .expect("read")
+            .expect("bound");
+        assert_eq!(gw.direct_child(), &id("city-1"));
+        assert_eq!(gw.parent, Some(id("county-1")));
+        let city = store
+            .node_binding(&id("city-1"))
+            .expect("read")
+            .expect("bound");
+        assert_eq!(city.site, site("m/p/c"));
+        assert!(!store
+            .bindings_replace_reported(
+                &id("city-1"),
+                &[
+                    report("county-1", "m/p/c/k", "city-1"),
+                    report("gw-1", "m/p/c/k/f1", "county-1"),
+                ],
+                at,
+            )
+            .expect("same report"));
+        store
+            .bindings_replace_reported(
+                &id("city-1"),
+                &[report("county-1", "m/p/c/k", "city-1")],
+                at,
+            )
+            .expect("report");
+        assert!(store.node_binding(&id("gw-1")).expect("read").is_none());
+        assert_eq!(store.node_bindings().expect("all").len(), 2);
+    }
+
+    #[test]
+    fn the_first_child_an_alert_came_through_stays() {
+        let store = Store::open_in_memory().expect("store");
+        let alert = AlertId::from_bytes([7; 16]);
+        assert_eq!(alert_via_in(&store.conn, &alert).expect("read"), None);
+        tie_alert_in(&store.conn, &alert, &id("gw-1")).expect("tie");
+        tie_alert_in(&store.conn, &alert, &id("gw-2")).expect("tie");
+        assert_eq!(store.alert_via(&alert).expect("read"), Some(id("gw-1")));
+    }
+}
