@@ -147,4 +147,65 @@ impl AlertEvent {
     pub fn order_key(&self) -> (Hlc, EventId) {
         (self.hlc, self.id)
     }
+
+    /// Moves the event to `stamp`, keeping the stamp its origin gave it in
+    /// [`clamped_from`](AlertEvent::clamped_from) — the first one, if it was clamped before
+    /// (docs/ARCHITECTURE.md#clocks-and-skew).
+    pub fn clamp_to(&mut self, stamp: Hlc) {
+        self.clamped_from.get_or_insert(self.hlc);
+        self.hlc = stamp;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> AlertEvent {
+        AlertEvent {
+            id: EventId::from_bytes([1; 16]),
+            alert: AlertId::from_bytes([2; 16]),
+            origin: NodeId::new("gw-1").expect("node"),
+            hlc: Hlc::new(5_000, 1),
+            actor: Actor::System,
+            body: AlertEventBody::Reset,
+            clamped_from: None,
+        }
+    }
+
+    #[test]
+    fn clamping_keeps_the_first_original_stamp() {
+        let mut e = event();
+        e.clamp_to(Hlc::new(4_000, 0));
+        assert_eq!(
+            (e.hlc, e.clamped_from),
+            (Hlc::new(4_000, 0), Some(Hlc::new(5_000, 1)))
+        );
+        e.clamp_to(Hlc::new(3_000, 0));
+        assert_eq!(
+            (e.hlc, e.clamped_from),
+            (Hlc::new(3_000, 0), Some(Hlc::new(5_000, 1)))
+        );
+    }
+
+    #[test]
+    fn clamped_from_is_in_the_json_only_when_set() {
+        let plain = serde_json::to_string(&event()).expect("encode");
+        assert!(!plain.contains("clamped_from"), "{plain}");
+        assert_eq!(
+            serde_json::from_str::<AlertEvent>(&plain).expect("decode"),
+            event()
+        );
+        let mut clamped = event();
+        clamped.clamp_to(Hlc::new(4_000, 0));
+        let json = serde_json::to_string(&clamped).expect("encode");
+        assert!(
+            json.ends_with(r#","clamped_from":{"wall":5000,"logical":1}}"#),
+            "{json}"
+        );
+        assert_eq!(
+            serde_json::from_str::<AlertEvent>(&json).expect("decode"),
+            clamped
+        );
+    }
 }

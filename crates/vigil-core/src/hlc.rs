@@ -37,15 +37,49 @@ impl PartialOrd for Hlc {
 }
 
 impl Hlc {
+    /// The greatest stamp a node stores and issues: its packed form ([`Hlc::pack`]) must fit
+    /// a non-negative `i64` (the stores' column), so `wall` stops at 2^47 - 1 ms (the year
+    /// 6429). A stamp above it comes only from a broken or hostile clock: receivers clamp it
+    /// (docs/ARCHITECTURE.md#clocks-and-skew) and nothing is stamped after it.
+    pub const MAX: Hlc = Hlc {
+        wall: (1 << 47) - 1,
+        logical: u16::MAX,
+    };
+
     /// A stamp from its parts.
     pub const fn new(wall: u64, logical: u16) -> Self {
         Hlc { wall, logical }
     }
 
     /// The stamp packed in 64 bits (`wall << 16 | logical`), which orders like the stamp:
-    /// the form SQLite stores and indexes.
+    /// the form SQLite stores and indexes. Only for a stamp within range (`wall` below
+    /// 2^48; see [`Hlc::checked_pack`]): above it the top bits of `wall` are lost.
     pub const fn pack(self) -> u64 {
         (self.wall << 16) | self.logical as u64
+    }
+
+    /// [`Hlc::pack`], or `None` when the stamp is above [`Hlc::MAX`] (its packed form would
+    /// not fit a non-negative `i64`, or lose bits).
+    pub const fn checked_pack(self) -> Option<u64> {
+        if self.wall > Hlc::MAX.wall {
+            return None;
+        }
+        Some(self.pack())
+    }
+
+    /// Whether the stamp is within range: at most [`Hlc::MAX`].
+    pub const fn in_range(self) -> bool {
+        self.wall <= Hlc::MAX.wall
+    }
+
+    /// The smallest stamp strictly greater than `self`, or `None` when that would be above
+    /// [`Hlc::MAX`]: nothing can be stamped after `self`.
+    pub const fn checked_successor(self) -> Option<Hlc> {
+        let next = self.successor();
+        if next.wall > Hlc::MAX.wall || next.wall < self.wall {
+            return None;
+        }
+        Some(next)
     }
 
     /// The inverse of [`Hlc::pack`].
@@ -70,8 +104,10 @@ impl Hlc {
             },
             // 65,536 events in one millisecond: borrow the next millisecond. Order and
             // uniqueness hold; wall runs ahead of physical time by at most that borrow.
+            // Saturating: a clock at the very end of `u64` stays there rather than wrap
+            // (`checked_successor` says so; no clock resumes from such a stamp).
             None => Hlc {
-                wall: self.wall + 1,
+                wall: self.wall.saturating_add(1),
                 logical: 0,
             },
         }
@@ -82,6 +118,24 @@ impl fmt::Display for Hlc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{:05}", self.wall, self.logical)
     }
+}
+
+/// Where a receiver puts a stamp further ahead of its wall clock (`now_ms`) than it accepts
+/// (`max_skew_ms`): `None` when `stamp` is within the bound and stays as it is; else the
+/// receiver's clock, `now_ms`, or just after `after` (the greatest stamp of the event's
+/// alert the receiver holds) when that is later and still within the bound — so an event
+/// clamped keeps its place after what it followed (docs/ARCHITECTURE.md#clocks-and-skew).
+/// A stamp above [`Hlc::MAX`] is always ahead; the result is never above it.
+pub fn clamp_ahead(stamp: Hlc, now_ms: u64, max_skew_ms: u64, after: Option<Hlc>) -> Option<Hlc> {
+    let bound = now_ms.saturating_add(max_skew_ms).min(Hlc::MAX.wall);
+    if stamp.wall <= bound {
+        return None;
+    }
+    let base = Hlc::new(now_ms.min(Hlc::MAX.wall), 0);
+    let after = after
+        .and_then(Hlc::checked_successor)
+        .filter(|a| a.wall <= bound);
+    Some(after.map_or(base, |a| a.max(base)))
 }
 
 /// A stamp received from another node that is further ahead of our physical clock than the
@@ -204,6 +258,85 @@ mod tests {
     fn logical_overflow_borrows_a_millisecond() {
         let mut c = HlcClock::resume(Hlc::new(5, u16::MAX), 1000);
         assert_eq!(c.now(5), Hlc::new(6, 0));
+    }
+
+    #[test]
+    fn the_top_of_the_range_is_a_handled_error() {
+        assert_eq!(Hlc::MAX.checked_successor(), None);
+        assert_eq!(Hlc::new(u64::MAX, u16::MAX).checked_successor(), None);
+        assert_eq!(
+            Hlc::new(Hlc::MAX.wall, 7).checked_successor(),
+            Some(Hlc::new(Hlc::MAX.wall, 8))
+        );
+        assert_eq!(
+            Hlc::new(Hlc::MAX.wall - 1, u16::MAX).checked_successor(),
+            Some(Hlc::new(Hlc::MAX.wall, 0))
+        );
+        assert!(Hlc::MAX
+            .checked_pack()
+            .is_some_and(|p| i64::try_from(p).is_ok()));
+        assert_eq!(Hlc::new(Hlc::MAX.wall + 1, 0).checked_pack(), None);
+        assert_eq!(Hlc::new(u64::MAX, 0).checked_pack(), None);
+        assert!(!Hlc::new(u64::MAX, 0).in_range());
+        // A clock resumed at the very end neither panics nor wraps.
+        let mut c = HlcClock::resume(Hlc::new(u64::MAX, u16::MAX), 1000);
+        assert_eq!(c.now(5).wall, u64::MAX);
+    }
+
+    #[test]
+    fn clamping_keeps_stamps_within_the_bound_and_after_what_they_follow() {
+        let (now, skew) = (1_000_000, 300_000);
+        // Within the bound (ahead by the skew exactly, or behind): untouched.
+        assert_eq!(clamp_ahead(Hlc::new(now + skew, 9), now, skew, None), None);
+        assert_eq!(clamp_ahead(Hlc::new(5, 0), now, skew, None), None);
+        // An hour ahead: the receiver's clock.
+        let hour = Hlc::new(now + 3_600_000, 3);
+        assert_eq!(clamp_ahead(hour, now, skew, None), Some(Hlc::new(now, 0)));
+        // After the alert's last stamp when that is later than now (but within the bound).
+        let last = Hlc::new(now + 60_000, 4);
+        assert_eq!(
+            clamp_ahead(hour, now, skew, Some(last)),
+            Some(Hlc::new(now + 60_000, 5))
+        );
+        // An earlier last stamp does not pull it back; one beyond the bound is not followed.
+        assert_eq!(
+            clamp_ahead(hour, now, skew, Some(Hlc::new(10, 0))),
+            Some(Hlc::new(now, 0))
+        );
+        assert_eq!(
+            clamp_ahead(hour, now, skew, Some(Hlc::new(now + 2 * skew, 0))),
+            Some(Hlc::new(now, 0))
+        );
+        // The top of the range, and beyond it.
+        for top in [Hlc::MAX, Hlc::new(u64::MAX, u16::MAX)] {
+            assert_eq!(clamp_ahead(top, now, skew, None), Some(Hlc::new(now, 0)));
+        }
+        // A receiver whose own bound passes the range still clamps what is out of range.
+        assert_eq!(
+            clamp_ahead(Hlc::new(u64::MAX, 0), now, u64::MAX, None),
+            Some(Hlc::new(now, 0))
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn a_clamped_stamp_is_within_the_bound(stamp in any::<u64>(), logical in any::<u16>(), now in 0u64..(1 << 46), skew in 0u64..10_000_000, after in proptest::option::of((0u64..(1 << 47), any::<u16>()))) {
+            let after = after.map(|(w, l)| Hlc::new(w, l));
+            let stamp = Hlc::new(stamp, logical);
+            match clamp_ahead(stamp, now, skew, after) {
+                None => prop_assert!(stamp.wall <= now + skew),
+                Some(clamped) => {
+                    prop_assert!(stamp.wall > now + skew);
+                    prop_assert!(clamped < stamp);
+                    prop_assert!(clamped.wall >= now);
+                    prop_assert!(clamped.wall <= now + skew);
+                    prop_assert!(clamped.in_range());
+                    if let Some(after) = after.filter(|a| a.checked_successor().is_some_and(|s| s.wall <= now + skew)) {
+                        prop_assert!(clamped > after);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

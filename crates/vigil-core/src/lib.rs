@@ -20,7 +20,7 @@ pub mod time;
 pub use alert::{AlertKey, Condition, ConditionKind};
 pub use event::{Actor, AlertEvent, AlertEventBody};
 pub use fold::{AlertState, AlertView};
-pub use hlc::{Hlc, HlcClock};
+pub use hlc::{clamp_ahead, Hlc, HlcClock};
 pub use id::{AlertId, EventId};
 pub use node::{Level, NodeId, SitePath};
 pub use reading::{PointId, Quality, Reading, Value};
