@@ -691,6 +691,7 @@ mod tests {
             hlc: Hlc::new(u64::from(i), 0),
             actor: Actor::System,
             body: AlertEventBody::Unshelved,
+            clamped_from: None,
         }
     }
 
@@ -704,7 +705,6 @@ mod tests {
         );
         assert!(pick(events, &[]).is_empty());
     }
-            clamped_from: None,
 
     #[test]
     fn config_validation() {

@@ -410,6 +410,7 @@ mod tests {
                 body: AlertEventBody::Commented {
                     text: format!("{i}"),
                 },
+                clamped_from: None,
             })
             .collect()
     }
@@ -418,7 +419,6 @@ mod tests {
     fn a_failing_batch_leaves_events_and_cursor_untouched() {
         let mut store = Store::open_in_memory().expect("open");
         let peer = NodeId::new("gw-1").expect("valid");
-                clamped_from: None,
         let mut batch = events(3);
         batch[2].hlc = Hlc::new(u64::MAX, 0);
         store

@@ -248,24 +248,24 @@ mod tests {
                 zone: None,
                 evidence: Vec::new(),
             },
+            clamped_from: None,
         }
     }
 
     fn ack(alert: AlertId) -> AlertEvent {
         AlertEvent {
-            clamped_from: None,
             id: EventId::generate(),
             alert,
             origin: node("city-gz"),
             hlc: Hlc::new(1_795_000_000_100, 0),
             actor: Actor::User("op".into()),
             body: AlertEventBody::Acknowledged { comment: None },
+            clamped_from: None,
         }
     }
 
     #[test]
     fn the_policy_relays_what_was_raised_below() {
-            clamped_from: None,
         let this = node("county-by");
         let (below, mine, unknown) = (
             AlertId::generate(),
