@@ -399,6 +399,7 @@ fn store_groups(batches: &[InBatch], events: usize, group: usize, full: bool) {
                     events: &b.events,
                     audit: &[],
                     bodies: None,
+                    directives: Default::default(),
                 })
                 .collect();
             let outcomes = store

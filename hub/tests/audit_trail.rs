@@ -63,6 +63,7 @@ fn receive(store_path: &std::path::Path, trail: &[AuditEvent]) {
                 events: &[],
                 audit: trail,
                 bodies: None,
+                directives: Default::default(),
             }],
             None,
             |_, _| None,

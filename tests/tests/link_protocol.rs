@@ -153,7 +153,7 @@ fn lossy_link_with_restarts_delivers_every_event_exactly_once_critical_first() {
                 .iter()
                 .map(|e| match e {
                     LinkEvent::Alert(a) => a.clone(),
-                    LinkEvent::Audit(r) => panic!("only alert events are sent here: {r:?}"),
+                    other => panic!("only alert events are sent here: {other:?}"),
                 })
                 .collect();
             let outcome = hub

@@ -237,7 +237,7 @@ mod tests {
             .map(
                 |r| match serde_json::from_slice(&r.payload).expect("link event") {
                     vigil_wire::LinkEvent::Alert(e) => e,
-                    vigil_wire::LinkEvent::Audit(r) => panic!("audit record {r:?}"),
+                    other => panic!("not an alert event: {other:?}"),
                 },
             )
             .collect()

@@ -52,6 +52,7 @@
 pub mod backoff;
 pub mod broker;
 pub mod children;
+mod directives;
 pub mod downlinks;
 mod drain;
 pub mod error;

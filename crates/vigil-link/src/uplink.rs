@@ -30,14 +30,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 use vigil_core::{AlertEvent, Lane, Level, NodeId, Timestamp};
 use vigil_wire::{
-    encode, try_encode, AuditEvent, AuditHash, AuditTail, Batch, ChildStatus, LinkEvent, LinkState,
-    LinkStatus, Message, Status, Topic,
+    encode, try_encode, AuditEvent, AuditHash, AuditTail, Batch, ChildStatus, DirectiveRecord,
+    LinkEvent, LinkState, LinkStatus, Message, Status, Topic,
 };
 
 use crate::backoff::BackoffConfig;
 use crate::drain::{OutboxLink, Pumped};
 use crate::error::LinkError;
-use crate::escalation::apply_and_forward;
 use crate::escalation::Forward;
 use crate::handoff::{Delivery, OutboxPoke};
 use crate::inbound::{self, ChildInbound};
@@ -504,7 +503,7 @@ impl UplinkTask {
         let peer = batch.node().clone();
         let lane = batch.lane();
         let first_seq = batch.first_seq();
-        let (events, audit) = split_events(batch);
+        let (events, audit, directives) = split_events(batch);
         if !audit.is_empty() {
             // Audit trails travel up only: a parent has no business sending its own down.
             metrics.decode_error("unexpected_audit");
@@ -526,7 +525,15 @@ impl UplinkTask {
                 let forward = forward
                     .as_ref()
                     .map(|(link, policy)| (link.as_str(), policy));
-                let outcome = apply_and_forward(s, &apply_peer, lane, first_seq, &events, forward)?;
+                let outcome = crate::directives::apply_downlink(
+                    s,
+                    &apply_peer,
+                    lane,
+                    first_seq,
+                    &events,
+                    &directives,
+                    forward,
+                )?;
                 Ok((outcome, events))
             })
             .await;
@@ -622,17 +629,23 @@ impl UplinkTask {
     }
 }
 
-/// The alert events and the audit records a batch carries, each in batch order.
-pub(crate) fn split_events(batch: Batch) -> (Vec<AlertEvent>, Vec<AuditEvent>) {
+/// The alert events, the audit records and the directive records a batch carries, each in
+/// batch order.
+pub(crate) fn split_events(
+    batch: Batch,
+) -> (Vec<AlertEvent>, Vec<AuditEvent>, Vec<DirectiveRecord>) {
     let mut alerts = Vec::with_capacity(batch.events().len());
     let mut audit = Vec::new();
+    let mut directives = Vec::new();
     for event in batch.into_events() {
         match event {
             LinkEvent::Alert(event) => alerts.push(event),
             LinkEvent::Audit(record) => audit.push(record),
+            LinkEvent::Directive(d) => directives.push(DirectiveRecord::Directive(d)),
+            LinkEvent::DirectiveAck(a) => directives.push(DirectiveRecord::Ack(a)),
         }
     }
-    (alerts, audit)
+    (alerts, audit, directives)
 }
 
 /// The events at `indexes` (ascending), taken out of `events`.

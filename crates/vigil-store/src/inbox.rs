@@ -29,6 +29,7 @@ use vigil_wire::AuditEvent;
 use crate::audit_remote::AuditApplied;
 use crate::context::AlertContext;
 use crate::convert::{seq_to_sql, u64_from_sql};
+use crate::directives::InboundDirectives;
 use crate::error::{Result, SqlContext, StoreError};
 use crate::events::{apply_in_tracked, link_payload_from_body};
 use crate::outbox::append_in;
@@ -85,13 +86,16 @@ pub struct InboundBatch<'a> {
     /// batch): stored and forwarded as they are. `None` (or a slice of another length) and
     /// the store encodes them itself.
     pub bodies: Option<&'a [String]>,
+    /// Its directive records (directives from the parent, acknowledgements from a child;
+    /// [`crate::directives`]): they take sequence numbers like the other kinds.
+    pub directives: InboundDirectives<'a>,
 }
 
 impl InboundBatch<'_> {
     /// The sequence number of the last event as a column value, `None` for an empty batch;
     /// [`StoreError::InvalidBatch`] for one numbered from 0 or past 2^63 - 1.
     fn last_seq(&self) -> Result<Option<i64>> {
-        let len = self.events.len() + self.audit.len();
+        let len = self.events.len() + self.audit.len() + self.directives.len();
         if len == 0 {
             return Ok(None);
         }
@@ -132,6 +136,7 @@ where
         events,
         audit,
         bodies,
+        directives,
     } = *batch;
     let bodies = bodies.filter(|b| b.len() == events.len());
     let cursor = load_cursor(tx, peer, lane)?;
@@ -177,6 +182,8 @@ where
     }
     let (audit, audit_seqs) = crate::audit_remote::apply_in(tx, peer, audit, forward_link)?;
     forwarded.extend(audit_seqs.into_iter().map(|seq| (Lane::Normal, seq)));
+    let (_, directive_seqs) = crate::directives::apply_in(tx, peer, directives, forward_link)?;
+    forwarded.extend(directive_seqs.into_iter().map(|seq| (Lane::Critical, seq)));
     // `last_sql` is `last_seq` checked to fit: it converts back.
     let last_seq = u64::try_from(last_sql).unwrap_or(u64::MAX);
     let ack_upto = cursor.max(last_seq);
@@ -366,6 +373,7 @@ impl Store {
             events,
             audit: &[],
             bodies: None,
+            directives: InboundDirectives::None,
         };
         let Some(last) = batch.last_seq()? else {
             return Ok(ForwardOutcome {
@@ -410,6 +418,7 @@ mod tests {
                 body: AlertEventBody::Commented {
                     text: format!("{i}"),
                 },
+                clamped_from: None,
                 clamped_from: None,
             })
             .collect()

@@ -24,6 +24,9 @@
 //! - **Site bindings** ([`bindings`]): the site subtree each node speaks for (enrolled here,
 //!   declared in hub.toml, reported by a child hub), and the child each alert came through.
 //!
+//! - **Directives** ([`directives`]): operators' directives issued here or received from the
+//!   parent, what this node did with each, and its subtree's acknowledgements.
+//!
 //! See docs/ARCHITECTURE.md#data-path, docs/ARCHITECTURE.md#link-protocol and
 //! docs/ARCHITECTURE.md#storage.
 
@@ -38,6 +41,7 @@ pub mod bindings;
 pub mod checkpoint;
 pub mod context;
 mod convert;
+pub mod directives;
 pub mod enrollment;
 pub mod error;
 pub mod events;
@@ -58,6 +62,7 @@ pub use audit_forward::AuditForward;
 pub use audit_remote::{compare_trail, AuditApplied, AuditListCursor, TrailCheck};
 pub use bindings::{BindingSource, ConfigConflict, NodeBinding, ReportedBinding};
 pub use context::{peak_severity, AlertContext};
+pub use directives::{DirectiveView, DirectivesApplied, Handling, InboundDirectives, StoredAck};
 pub use enrollment::{
     EnrollmentToken, NewCertificate, NewEnrollmentToken, NodeCertificate, RedeemError, Redeemed,
     RevokeError, RevokedCertificate, TokenRefusal,

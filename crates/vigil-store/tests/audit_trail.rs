@@ -54,7 +54,7 @@ fn audit_of(events: &[(u64, LinkEvent)]) -> Vec<AuditEvent> {
         .iter()
         .filter_map(|(_, e)| match e {
             LinkEvent::Audit(r) => Some(r.clone()),
-            LinkEvent::Alert(_) => None,
+            _ => None,
         })
         .collect()
 }
@@ -75,6 +75,7 @@ fn deliver(
         events: &[],
         audit: records,
         bodies: None,
+        directives: Default::default(),
     };
     store
         .apply_batches_and_forward(&[batch], forward_link, |_, _| None)

@@ -231,6 +231,7 @@ fn a_group_of_batches_commits_together_what_one_by_one_would() {
             events: &events[..10],
             audit: &[],
             bodies: None,
+            directives: Default::default(),
         },
         InboundBatch {
             peer: &b,
@@ -239,6 +240,7 @@ fn a_group_of_batches_commits_together_what_one_by_one_would() {
             events: &events[10..20],
             audit: &[],
             bodies: None,
+            directives: Default::default(),
         },
         // The next batch of the first peer's lane, in the same group.
         InboundBatch {
@@ -248,6 +250,7 @@ fn a_group_of_batches_commits_together_what_one_by_one_would() {
             events: &events[20..30],
             audit: &[],
             bodies: None,
+            directives: Default::default(),
         },
         // A resend overlapping what the group already applied.
         InboundBatch {
@@ -257,6 +260,7 @@ fn a_group_of_batches_commits_together_what_one_by_one_would() {
             events: &events[5..30],
             audit: &[],
             bodies: None,
+            directives: Default::default(),
         },
         // After a gap: not applied.
         InboundBatch {
@@ -266,6 +270,7 @@ fn a_group_of_batches_commits_together_what_one_by_one_would() {
             events: &events[30..40],
             audit: &[],
             bodies: None,
+            directives: Default::default(),
         },
         InboundBatch {
             peer: &b,
@@ -274,6 +279,7 @@ fn a_group_of_batches_commits_together_what_one_by_one_would() {
             events: &[],
             audit: &[],
             bodies: None,
+            directives: Default::default(),
         },
     ];
     let mut grouped = store();
@@ -313,6 +319,7 @@ fn bodies_given_with_a_batch_are_stored_and_forwarded_as_encoded() {
         events: &events,
         audit: &[],
         bodies,
+        directives: Default::default(),
     };
     let mut given = store();
     let out_given = given
@@ -353,6 +360,7 @@ fn a_group_with_a_bad_batch_commits_nothing() {
                 events: &good,
                 audit: &[],
                 bodies: None,
+                directives: Default::default(),
             },
             InboundBatch {
                 peer: &b,
@@ -361,6 +369,7 @@ fn a_group_with_a_bad_batch_commits_nothing() {
                 events: &bad,
                 audit: &[],
                 bodies: None,
+                directives: Default::default(),
             },
         ],
         vec![
@@ -371,6 +380,7 @@ fn a_group_with_a_bad_batch_commits_nothing() {
                 events: &good,
                 audit: &[],
                 bodies: None,
+                directives: Default::default(),
             },
             InboundBatch {
                 peer: &b,
@@ -379,6 +389,7 @@ fn a_group_with_a_bad_batch_commits_nothing() {
                 events: &good,
                 audit: &[],
                 bodies: None,
+                directives: Default::default(),
             },
         ],
     ] {

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use vigil_core::{AlertEvent, EventId};
 
 use crate::audit::AuditEvent;
+use crate::directive::{Directive, DirectiveAck, DirectiveRecord};
 
 /// One record carried by a link.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +28,10 @@ pub enum LinkEvent {
     Alert(AlertEvent),
     /// One record of a node's hash-chained audit log.
     Audit(AuditEvent),
+    /// An operator's directive to a subtree (travels down only).
+    Directive(Directive),
+    /// A node's acknowledgement of a directive (travels up only).
+    DirectiveAck(DirectiveAck),
 }
 
 impl LinkEvent {
@@ -36,6 +41,8 @@ impl LinkEvent {
         match self {
             LinkEvent::Alert(event) => event.id,
             LinkEvent::Audit(record) => record.event_id(),
+            LinkEvent::Directive(directive) => directive.id,
+            LinkEvent::DirectiveAck(ack) => ack.event_id(),
         }
     }
 
@@ -44,6 +51,17 @@ impl LinkEvent {
         match self {
             LinkEvent::Alert(_) => "alert",
             LinkEvent::Audit(_) => "audit",
+            LinkEvent::Directive(_) => "directive",
+            LinkEvent::DirectiveAck(_) => "directive_ack",
+        }
+    }
+
+    /// The directive record this is, if it is one.
+    pub fn into_directive_record(self) -> Result<DirectiveRecord, LinkEvent> {
+        match self {
+            LinkEvent::Directive(directive) => Ok(DirectiveRecord::Directive(directive)),
+            LinkEvent::DirectiveAck(ack) => Ok(DirectiveRecord::Ack(ack)),
+            other => Err(other),
         }
     }
 }
@@ -51,6 +69,15 @@ impl LinkEvent {
 impl From<AlertEvent> for LinkEvent {
     fn from(event: AlertEvent) -> Self {
         LinkEvent::Alert(event)
+    }
+}
+
+impl From<DirectiveRecord> for LinkEvent {
+    fn from(record: DirectiveRecord) -> Self {
+        match record {
+            DirectiveRecord::Directive(directive) => LinkEvent::Directive(directive),
+            DirectiveRecord::Ack(ack) => LinkEvent::DirectiveAck(ack),
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 //!   parent subscribes with;
 //! - the payloads, one file each: [`batch`] (sequenced events of one outbox lane), [`ack`]
 //!   (cumulative acknowledgement), [`status`] (retained health and the last will), and
-//!   [`event`] (what a batch carries: [`LinkEvent`], an alert event or an [`audit`] record);
+//!   [`event`] (what a batch carries: [`LinkEvent`], an alert event, an [`audit`] record, or a
+//!   [`directive`] or its acknowledgement);
 //! - [`message`]: the closed set of payloads, [`Message`];
 //! - [`codec`]: bytes ↔ [`Message`], with size limit, version check and per-topic rules;
 //! - [`error`]: [`WireError`], every way a payload can be refused — never a panic.
@@ -41,6 +42,7 @@ pub mod ack;
 pub mod audit;
 pub mod batch;
 pub mod codec;
+pub mod directive;
 mod envelope;
 pub mod error;
 pub mod event;
@@ -53,6 +55,9 @@ pub use ack::Ack;
 pub use audit::{audit_event_id, AuditEvent, AuditHash};
 pub use batch::{Batch, BatchError, MAX_BATCH_EVENTS};
 pub use codec::{decode, decode_for_topic, encode, try_encode, MAX_PAYLOAD_BYTES};
+pub use directive::{
+    ack_event_id, Directive, DirectiveAck, DirectiveBody, DirectiveOutcome, DirectiveRecord,
+};
 pub use error::WireError;
 pub use event::LinkEvent;
 pub use message::{Message, MessageKind};

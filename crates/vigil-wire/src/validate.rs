@@ -12,6 +12,7 @@
 
 use vigil_core::{AlertEventBody, Timestamp};
 
+use crate::directive::DirectiveBody;
 use crate::error::WireError;
 use crate::event::LinkEvent;
 use crate::message::Message;
@@ -20,6 +21,15 @@ use crate::message::Message;
 const MIN_MILLIS: i64 = -62_167_219_200_000;
 /// 9999-12-31T23:59:59.999Z in milliseconds since the Unix epoch.
 const MAX_MILLIS: i64 = 253_402_300_799_999;
+
+/// The timestamps a directive's body holds, with their field names.
+fn directive_timestamps(body: &DirectiveBody) -> Vec<(&'static str, Timestamp)> {
+    match body {
+        DirectiveBody::Posture { until } => vec![("until", *until)],
+        DirectiveBody::Drill { start, end, .. } => vec![("start", *start), ("end", *end)],
+        DirectiveBody::Snapshot { .. } | DirectiveBody::Order { .. } => Vec::new(),
+    }
+}
 
 /// Refuses a message holding a timestamp that RFC 3339 cannot write.
 pub(crate) fn check_timestamps(message: &Message) -> Result<(), WireError> {
@@ -34,6 +44,20 @@ pub(crate) fn check_timestamps(message: &Message) -> Result<(), WireError> {
                     }
                     LinkEvent::Audit(record) => {
                         check(record.at, || format!("events[{i}].audit.at"))?
+                    }
+                    LinkEvent::Directive(directive) => {
+                        check(directive.issued_at, || {
+                            format!("events[{i}].directive.issued_at")
+                        })?;
+                        check(directive.deadline, || {
+                            format!("events[{i}].directive.deadline")
+                        })?;
+                        for (name, ts) in directive_timestamps(&directive.body) {
+                            check(ts, || format!("events[{i}].directive.body.{name}"))?;
+                        }
+                    }
+                    LinkEvent::DirectiveAck(ack) => {
+                        check(ack.at, || format!("events[{i}].directive_ack.at"))?
                     }
                 }
             }

@@ -20,6 +20,8 @@ use vigil_wire::{
 const VALID: &[(&str, &str)] = &[
     ("ack.json", "vigil/v1/down/county-baiyun"),
     ("batch-down.json", "vigil/v1/down/county-baiyun"),
+    ("batch-down-directive.json", "vigil/v1/down/county-baiyun"),
+    ("batch-up-directive-ack.json", "vigil/v1/up/county-baiyun"),
     ("batch-up-audit.json", "vigil/v1/up/county-baiyun"),
     ("batch-up-critical.json", "vigil/v1/up/county-baiyun"),
     ("batch-up-normal.json", "vigil/v1/up/gw-prison-3"),
@@ -132,7 +134,10 @@ const INVALID: &[(&str, Expectation)] = &[
         invalid_field(e, MessageKind::Batch, "unknown field `compressed`")
     }),
     ("batch-unknown-event-kind.json", |e| {
-        invalid_field(e, MessageKind::Batch, "unknown variant `directive`")
+        invalid_field(e, MessageKind::Batch, "unknown variant `health_summary`")
+    }),
+    ("batch-directive-unknown-field.json", |e| {
+        invalid_field(e, MessageKind::Batch, "unknown field `to`")
     }),
     ("batch-event-bad-origin.json", |e| {
         invalid_field(e, MessageKind::Batch, "node id \"Gw-Prison-3\"")
@@ -359,7 +364,7 @@ fn fixtures_mean_what_they_say() {
         .iter()
         .map(|e| match e {
             LinkEvent::Audit(r) => r,
-            LinkEvent::Alert(_) => panic!("audit records only"),
+            other => panic!("audit records only, not {other:?}"),
         })
         .collect();
     assert_eq!(records[0].origin, node("gw-prison-3"));

@@ -114,6 +114,14 @@ fn target(
                   "an audit record in the relay; not passed down");
             return Ok(None);
         }
+        // Directives are passed down by the hub's directives task, never through the relay.
+        Ok(other @ (LinkEvent::Directive(_) | LinkEvent::DirectiveAck(_))) => {
+            warn!(
+                kind = other.kind(),
+                "a directive record in the relay; not passed down"
+            );
+            return Ok(None);
+        }
         Err(error) => {
             warn!(%error, "a relay record is not a link event; dropped");
             return Ok(None);

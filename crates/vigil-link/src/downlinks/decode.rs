@@ -87,6 +87,8 @@ pub(super) struct Received {
     pub(super) events: Vec<AlertEvent>,
     /// The batch's audit records (its sequence numbers count both kinds).
     pub(super) audit: Vec<vigil_wire::AuditEvent>,
+    /// The batch's directive records (acknowledgements from the child's subtree).
+    pub(super) directives: Vec<vigil_wire::DirectiveRecord>,
     /// Each alert event's JSON as the store keeps it, encoded here (on the decode thread)
     /// rather than on the store's; empty if one would not encode (the store encodes them
     /// itself then, and reports what fails).
@@ -97,7 +99,7 @@ impl Received {
     pub(super) fn new(child: NodeId, batch: Batch) -> Self {
         let lane = batch.lane();
         let first_seq = batch.first_seq();
-        let (events, audit) = split_events(batch);
+        let (events, audit, directives) = split_events(batch);
         let bodies = events
             .iter()
             .map(serde_json::to_string)
@@ -109,6 +111,7 @@ impl Received {
             first_seq,
             events,
             audit,
+            directives,
             bodies,
         }
     }
@@ -116,6 +119,6 @@ impl Received {
 
 impl GroupItem for Received {
     fn link_events(&self) -> usize {
-        self.events.len() + self.audit.len()
+        self.events.len() + self.audit.len() + self.directives.len()
     }
 }

@@ -72,7 +72,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 use vigil_core::{AlertEvent, Lane, NodeId, Timestamp};
-use vigil_store::{ForwardOutcome, InboundBatch, StoreError, TrailCheck};
+use vigil_store::{ForwardOutcome, InboundBatch, InboundDirectives, StoreError, TrailCheck};
 use vigil_wire::{encode, Ack, AuditTail, ChildStatus, Message, Topic, PARENT_FILTERS};
 
 use crate::children::{ChildInfo, Children, Transition};
@@ -666,6 +666,7 @@ impl DownlinksTask {
                         events: &r.events,
                         audit: &r.audit,
                         bodies: Some(&r.bodies),
+                        directives: InboundDirectives::FromChild(&r.directives),
                     })
                     .collect();
                 let forward = forward
@@ -714,6 +715,7 @@ impl DownlinksTask {
             first_seq,
             events,
             audit: _,
+            directives: _,
             bodies: _,
         } = received;
         let link = child_link(&child);
