@@ -31,7 +31,7 @@ use vigil_link::AlertContext;
 
 /// `[escalation]`: the policy of what goes up (docs/ARCHITECTURE.md#escalation).
 /// Health summaries always go up; alerts and the actions on them go up when they pass it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EscalationSection {
     /// The least severity of an alert that the parent sees (`critical`, `major`, `minor`,
@@ -132,7 +132,7 @@ mod tests {
     fn decide(policy: &EscalationSection, events: &[AlertEvent]) -> Option<Lane> {
         let last = events.last().expect("an event");
         let ctx = AlertContext::from_events(last.alert, events);
-        super::policy(*policy)(last, &ctx)
+        super::policy(policy.clone())(last, &ctx)
     }
 
     #[test]

@@ -17,7 +17,9 @@
 //! - `pki` and `enroll`: the hub's CA, enrollment tokens, `POST /api/v1/enroll`,
 //!   revocation, an external broker's files, and this hub enrolling with its parent;
 //! - `live`: the live stream's channel and the ingest hook;
-//! - `tree` and `children`: the network under the hub and its health;
+//! - `tree` and `children`: the network under the hub and its health; `alarms`: the alerts
+//!   the hub raises itself about its nodes (offline, backlog, security, clock skew);
+//!   `node_health`: when a child is offline or its backlog too long;
 //! - `link`: the MQTT side — broker, the links to the children and to the parent
 //!   (`crates/vigil-link`);
 //! - `clock`, `metrics`: what all of them share. The store is shared as
@@ -27,6 +29,7 @@
 //! The hub never depends on the agent; what both need lives in `crates/`.
 
 pub mod action;
+pub mod alarms;
 pub mod alert_json;
 pub mod api;
 pub mod audit;
@@ -43,6 +46,7 @@ pub mod link;
 pub mod listener;
 pub mod live;
 pub mod metrics;
+pub mod node_health;
 pub mod nodes;
 pub mod pki;
 pub mod run;

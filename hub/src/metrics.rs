@@ -57,6 +57,12 @@ pub struct HubMetrics {
     /// for a request's headers: a slow client, or a kept-alive one that sent nothing more)
     /// and `idle` (no byte moved either way).
     pub http_connection_timeouts: IntCounterVec,
+    /// Alert events the hub wrote about its nodes itself (`crate::alarms`), by alarm kind
+    /// (`node_offline`, `link_backlog`, `security`, `clock_skew`) and event (`raised`,
+    /// `value_updated`, `cleared`).
+    pub alarms: IntCounterVec,
+    /// Alarm reports dropped: the alarm queue was full, or too many alarms were tracked.
+    pub alarm_reports_dropped: IntCounter,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -184,6 +190,19 @@ impl HubMetrics {
         for phase in ["tls_handshake", "header", "idle", "request"] {
             http_connection_timeouts.with_label_values(&[phase]);
         }
+        let alarms = counter(
+            "vigil_hub_alarms_total",
+            "Alert events the hub wrote about its nodes itself, by alarm kind and event",
+            &["kind", "event"],
+        );
+        let alarm_reports_dropped = register(
+            &registry,
+            IntCounter::new(
+                "vigil_hub_alarm_reports_dropped_total",
+                "Alarm reports dropped: the alarm queue was full or too many alarms were tracked",
+            )
+            .expect("valid metric"),
+        );
         HubMetrics {
             registry,
             http_requests,
@@ -202,6 +221,8 @@ impl HubMetrics {
             http_connections,
             http_connections_refused,
             http_connection_timeouts,
+            alarms,
+            alarm_reports_dropped,
         }
     }
 

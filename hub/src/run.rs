@@ -19,6 +19,7 @@ use vigil_runtime::Shutdown;
 use vigil_store::Store;
 
 use crate::action::record::ActionContext;
+use crate::alarms::{run_alarms, AlarmContext, HubAlarms};
 use crate::api::{router, AppState};
 use crate::auth::AuthContext;
 use crate::children::Children;
@@ -73,22 +74,12 @@ pub async fn run(
         origin: config.node.id.clone(),
     });
     let (store, last_hlc) = tokio::task::spawn_blocking(move || {
-    let declared: Vec<_> = config
-        .children
-        .iter()
-        .map(|c| (c.node.clone(), c.site.clone()))
-        .collect();
         let mut store = open_store(&path)?;
         let queued = store.set_audit_forward(audit_forward.as_ref())?;
         if queued > 0 {
             tracing::info!(records = queued, "audit records queued for the parent");
         }
         let last = store.max_hlc()?;
-        // hub.toml's [[child]] bindings (docs/ARCHITECTURE.md#site-bindings-and-admission).
-        for c in store.bindings_sync_config(&declared, vigil_core::Timestamp::now())? {
-            tracing::warn!(node = %c.node, declared = %c.declared, enrolled = %c.held.site,
-                "[[child]] declares a site for a node enrolled here with another: the enrolled site stays; remove the [[child]] entry or enroll the node again");
-        }
         anyhow::Ok((store, last))
     })
     .await??;
@@ -99,6 +90,18 @@ pub async fn run(
     let (live, ingest_queue) = LiveStream::new(metrics.clone());
     let children = Children::new();
     let pokes = OutboxPokes::default();
+    // The hub's own alarms about its nodes (crate::alarms), recorded like operator actions.
+    let (alarms, alarm_queue) = HubAlarms::new(metrics.clone());
+    let alarm_context = AlarmContext {
+        node: config.node.id.clone(),
+        site: config.node.site.clone(),
+        has_parent: config.parent.is_some(),
+        escalation: config.escalation.clone(),
+        clock: clock.clone(),
+        live: live.clone(),
+        pokes: pokes.clone(),
+        metrics: metrics.clone(),
+    };
 
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -120,7 +123,7 @@ pub async fn run(
         node: config.node.clone(),
         broker: config.broker(),
         parent: config.parent_url(),
-        escalation: config.escalation,
+        escalation: config.escalation.clone(),
         store: store.clone(),
         clock: clock.clone(),
         children: children.clone(),
@@ -128,6 +131,7 @@ pub async fn run(
         metrics: metrics.clone(),
         pokes: pokes.clone(),
         shutdown: shutdown.clone(),
+        alarms: alarms.clone(),
         security: crate::link::broker::LinkSecurity {
             pki: enroll.pki.clone(),
             broker_names: config
@@ -146,7 +150,7 @@ pub async fn run(
         actions: ActionContext {
             node: config.node.id.clone(),
             has_parent: config.parent.is_some(),
-            escalation: config.escalation,
+            escalation: config.escalation.clone(),
             children: children.clone(),
             clock,
         },
@@ -184,6 +188,18 @@ pub async fn run(
         live,
         ingest_queue,
         store.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(run_alarms(
+        alarm_queue,
+        store.clone(),
+        alarm_context,
+        shutdown.clone(),
+    ));
+    tasks.spawn(crate::node_health::run(
+        state.children.clone(),
+        alarms,
+        config.link,
         shutdown.clone(),
     ));
     let links = match start_links(link.clone(), &tasks).await {

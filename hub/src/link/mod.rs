@@ -123,6 +123,8 @@ pub struct LinkContext {
     pub pokes: OutboxPokes,
     /// Cancelled at shutdown.
     pub shutdown: CancellationToken,
+    /// The hub's own alarms about its nodes (gate denials, findings, node health).
+    pub alarms: crate::alarms::HubAlarms,
     /// The CA, the revocation set and the TLS files of the links.
     pub security: broker::LinkSecurity,
 }
@@ -152,6 +154,7 @@ pub async fn start_links(
             denials,
             ctx.store.clone(),
             ctx.security.enroll.clone(),
+            ctx.alarms.clone(),
             ctx.shutdown.clone(),
         ));
     }
@@ -236,8 +239,11 @@ impl Links {
                 })?;
         if let Some(uplink) = &uplink {
             downlinks = downlinks.with_forward(
-                Forward::by_alert(PARENT_LINK, crate::escalation::policy(ctx.escalation))
-                    .with_poke(uplink.poke_handle()),
+                Forward::by_alert(
+                    PARENT_LINK,
+                    crate::escalation::policy(ctx.escalation.clone()),
+                )
+                .with_poke(uplink.poke_handle()),
             );
         }
         let handle = downlinks.handle();
