@@ -117,6 +117,7 @@ mod tests {
             not_after: Timestamp::from_millis(10),
             issued_at: Timestamp::from_millis(2),
             fingerprint: "ff".into(),
+            site: None,
         }
     }
 
@@ -132,6 +133,7 @@ mod tests {
             created_at: Timestamp::from_millis(0),
             expires_at: Timestamp::from_millis(100),
             created_by: "cli:root".into(),
+            site: "m/p/c/k/f".into(),
         };
         shared
             .call(move |s| s.enrollment_token_add(&token, &audit("enroll_token.add")))
