@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
+use vigil_config::Problem;
 
 /// `[link]`: the hub's judgement of its children's links.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -52,4 +53,61 @@ const fn default_backlog_alarm() -> u64 {
 
 const fn default_max_clock_skew() -> Duration {
     Duration::from_secs(300)
+}
+
+impl LinkSection {
+    /// What is wrong with `[link]`, each problem naming its key.
+    pub fn problems(&self, out: &mut Vec<Problem>) {
+        for (key, value, what) in [
+            (
+                "link.offline_after",
+                self.offline_after,
+                "how long a silent child stays online, e.g. \"90s\"",
+            ),
+            (
+                "link.max_clock_skew",
+                self.max_clock_skew,
+                "how far ahead of this hub's clock a child may stamp events, e.g. \"5m\"",
+            ),
+        ] {
+            if value.is_zero() {
+                out.push(Problem::new(key, format!("must be more than 0: {what}")));
+            }
+        }
+        if self.backlog_alarm == 0 {
+            out.push(Problem::new(
+                "link.backlog_alarm",
+                "must be at least 1: the records a child may have waiting before link_backlog is raised, e.g. 10000",
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(link: &LinkSection) -> Vec<String> {
+        let mut out = Vec::new();
+        link.problems(&mut out);
+        out.into_iter().map(|p| p.key).collect()
+    }
+
+    #[test]
+    fn zero_durations_and_backlog_are_problems_naming_the_key() {
+        assert!(keys(&LinkSection::default()).is_empty());
+        let zero = LinkSection {
+            offline_after: Duration::ZERO,
+            backlog_alarm: 0,
+            max_clock_skew: Duration::ZERO,
+        };
+        assert_eq!(
+            keys(&zero),
+            [
+                "link.offline_after",
+                "link.max_clock_skew",
+                "link.backlog_alarm"
+            ]
+        );
+    }
 }

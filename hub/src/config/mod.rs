@@ -257,6 +257,7 @@ impl Validate for HubConfig {
             ));
         }
         self.auth.problems(&mut out);
+        self.link.problems(&mut out);
         crate::listener::validate(&self.http, &mut out);
         self.validate_tls(&mut out);
         if self.store.path.as_os_str().is_empty() {
@@ -441,6 +442,20 @@ path = "/var/lib/vigil/hub.db"
             "{with_site}\n[[child]]\nnode = \"county-baiyun\"\nsite = \"m/gd/gz/by\"\n"
         ));
         assert_eq!(key, "child[0].node");
+    }
+
+    #[test]
+    fn link_keys_are_checked() {
+        let c = parse(GOOD).expect("valid");
+        assert_eq!(c.link, LinkSection::default());
+        let (line, key, msg) = problem(&format!("{GOOD}\n[link]\noffline_after = \"0s\"\n"));
+        assert_eq!(
+            (line, key.as_str()),
+            (Some(20), "link.offline_after"),
+            "{msg}"
+        );
+        let (_, key, _) = problem(&format!("{GOOD}\n[link]\nbacklog_alarm = 0\n"));
+        assert_eq!(key, "link.backlog_alarm");
     }
 
     /// The URL syntax is tested in vigil-config; here: the hub's keys use it.
