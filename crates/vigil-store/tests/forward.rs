@@ -41,7 +41,7 @@ fn queued(s: &Store, lane: Lane) -> Vec<AlertEvent> {
         .map(
             |r| match serde_json::from_slice::<LinkEvent>(&r.payload).expect("a link event") {
                 LinkEvent::Alert(e) => e,
-                LinkEvent::Audit(r) => panic!("an audit record in the alert relay: {r:?}"),
+                other => panic!("not an alert event in the alert relay: {other:?}"),
             },
         )
         .collect()

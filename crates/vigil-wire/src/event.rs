@@ -55,15 +55,6 @@ impl LinkEvent {
             LinkEvent::DirectiveAck(_) => "directive_ack",
         }
     }
-
-    /// The directive record this is, if it is one.
-    pub fn into_directive_record(self) -> Result<DirectiveRecord, LinkEvent> {
-        match self {
-            LinkEvent::Directive(directive) => Ok(DirectiveRecord::Directive(directive)),
-            LinkEvent::DirectiveAck(ack) => Ok(DirectiveRecord::Ack(ack)),
-            other => Err(other),
-        }
-    }
 }
 
 impl From<AlertEvent> for LinkEvent {
