@@ -40,6 +40,7 @@ pub mod cli;
 pub mod cli_error;
 pub mod clock;
 pub mod config;
+pub mod directives;
 pub mod enroll;
 pub mod escalation;
 pub mod link;

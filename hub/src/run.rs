@@ -196,6 +196,15 @@ pub async fn run(
         alarm_context,
         shutdown.clone(),
     ));
+    tasks.spawn(crate::directives::run(
+        store.clone(),
+        crate::directives::HubDirectives {
+            node: config.node.id.clone(),
+            has_parent: config.parent.is_some(),
+        },
+        state.pokes.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(crate::node_health::run(
         state.children.clone(),
         alarms,

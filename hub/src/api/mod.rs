@@ -7,6 +7,7 @@
 //! | `GET /api/v1/alerts`, `GET /api/v1/alerts/{id}` | [`alerts`] |
 //! | `POST /api/v1/alerts/{id}/{ack,shelve,unshelve,comment,assign,close,reset}` | [`actions`] |
 //! | `GET /api/v1/tree` | [`tree`] |
+//! | `GET·POST /api/v1/directives`, `GET /api/v1/directives/{id}` | [`crate::directives::api`] |
 //! | `GET /api/v1/audit` (this hub's audit log and the trails it holds) | [`audit_log`] |
 //! | `GET /api/v1/stream` (Server-Sent Events) | [`stream`] |
 //! | `POST /api/v1/enroll` (no session: the token is the credential) | [`crate::enroll::endpoint`] |
@@ -205,6 +206,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/alerts/{id}/assign", post(actions::assign))
         .route("/api/v1/alerts/{id}/close", post(actions::close))
         .route("/api/v1/alerts/{id}/reset", post(actions::reset))
+        .route(
+            "/api/v1/directives",
+            get(crate::directives::api::list).post(crate::directives::api::issue),
+        )
+        .route("/api/v1/directives/{id}", get(crate::directives::api::one))
         .route("/api/v1/tree", get(tree::tree))
         .route("/api/v1/audit", get(audit_log::list))
         .route("/api/v1/stream", get(stream::stream))

@@ -1,0 +1,263 @@
+//! Directives down the tree at a hub (docs/ARCHITECTURE.md#directives): an operator's
+//! directive issued here ([`api`]) or received from the parent is passed to the children whose
+//! site binding intersects its target, and — received — acknowledged up.
+//!
+//! The link commits a received directive (pending) in the batch's transaction; [`run`] then
+//! does this hub's part for every pending one in one store transaction
+//! (`Store::directive_handle`): the directive on each chosen child's downlink outbox
+//! (`critical` lane), this hub's own acknowledgement on the `parent` outbox, the directive
+//! marked handled, an audit record. A crash before that leaves it pending: done after the
+//! restart. The children's acknowledgements come up through the link and are queued on to the
+//! parent there (`vigil_store::directives`).
+//!
+//! A hub has no detection rules or cameras of its own: it acknowledges `posture` and
+//! `snapshot` as not applicable here (its children apply them), `drill` and `order` as
+//! applied (stored and shown to its operators).
+
+pub mod api;
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use vigil_core::{NodeId, SitePath, Timestamp};
+use vigil_link::{child_link, SharedStore};
+use vigil_store::{AuditEntry, Handling, NodeBinding, Store, StoreError};
+use vigil_wire::{Directive, DirectiveAck, DirectiveBody, DirectiveOutcome};
+
+use crate::link::OutboxPokes;
+
+/// How often pending directives are looked for (a directive from the parent waits at most
+/// this long before it is passed on).
+pub const POLL: Duration = Duration::from_millis(250);
+
+/// Whether two site subtrees overlap: one lies within the other.
+pub fn intersects(a: &SitePath, b: &SitePath) -> bool {
+    a.is_within(b) || b.is_within(a)
+}
+
+/// The direct children a directive to `target` goes to: those bound (enrolled here or
+/// declared in hub.toml) to a site that intersects it. Bindings reported by a child hub for
+/// nodes below it are that hub's to pass to.
+pub fn recipients(bindings: &[NodeBinding], target: &SitePath) -> Vec<NodeId> {
+    let mut out: Vec<NodeId> = bindings
+        .iter()
+        .filter(|b| b.via.is_none() && intersects(&b.site, target))
+        .map(|b| b.node.clone())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// This hub's own acknowledgement of a directive it received.
+pub fn own_ack(
+    this: &NodeId,
+    directive: &Directive,
+    relayed_to: Vec<NodeId>,
+    now: Timestamp,
+) -> DirectiveAck {
+    let (outcome, reason) = match &directive.body {
+        DirectiveBody::Posture { .. } => (
+            DirectiveOutcome::NotApplicable,
+            Some("a hub has no detection rules: passed to its children".to_owned()),
+        ),
+        DirectiveBody::Snapshot { .. } => (
+            DirectiveOutcome::NotApplicable,
+            Some("a hub has no cameras: passed to its children".to_owned()),
+        ),
+        DirectiveBody::Drill { .. } | DirectiveBody::Order { .. } => {
+            (DirectiveOutcome::Applied, None)
+        }
+    };
+    DirectiveAck {
+        directive: directive.id,
+        node: this.clone(),
+        outcome,
+        reason,
+        at: now,
+        relayed_to,
+    }
+}
+
+/// What [`handle_pending`] needs to know about this hub.
+#[derive(Debug, Clone)]
+pub struct HubDirectives {
+    /// This hub.
+    pub node: NodeId,
+    /// Whether it has a parent (acknowledgements go up on `parent`).
+    pub has_parent: bool,
+}
+
+/// Does this hub's part for every pending directive; returns the links to poke.
+pub fn handle_pending(store: &mut Store, hub: &HubDirectives) -> Result<Vec<String>, StoreError> {
+    let pending = store.directives_pending()?;
+    if pending.is_empty() {
+        return Ok(Vec::new());
+    }
+    let bindings = store.node_bindings()?;
+    let mut pokes = Vec::new();
+    for directive in pending {
+        let children: Vec<(NodeId, String)> = recipients(&bindings, &directive.target)
+            .into_iter()
+            .map(|c| {
+                let link = child_link(&c);
+                (c, link)
+            })
+            .collect();
+        let now = Timestamp::now();
+        let issued_here = directive.origin == hub.node;
+        let ack = (!issued_here).then(|| {
+            own_ack(
+                &hub.node,
+                &directive,
+                children.iter().map(|(c, _)| c.clone()).collect(),
+                now,
+            )
+        });
+        let ack_link = (hub.has_parent && ack.is_some()).then_some(vigil_link::PARENT_LINK);
+        let audit = AuditEntry {
+            at: now,
+            node: hub.node.to_string(),
+            actor: if issued_here {
+                directive.actor.clone()
+            } else {
+                "system".to_owned()
+            },
+            action: if issued_here {
+                "directive.send".to_owned()
+            } else {
+                "directive.receive".to_owned()
+            },
+            target: directive.id.to_string(),
+            details: serde_json::json!({
+                "kind": directive.body.kind(),
+                "target": directive.target.as_str(),
+                "origin": directive.origin.as_str(),
+                "children": children.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
+                "outcome": ack.as_ref().map(|a| a.outcome.as_str()),
+            }),
+        };
+        let handling = Handling {
+            children: &children,
+            ack,
+            ack_link,
+            audit,
+        };
+        if store.directive_handle(&directive, &handling)? {
+            tracing::info!(directive = %directive.id, kind = directive.body.kind(),
+                           target = %directive.target, children = children.len(),
+                           "directive passed on");
+            pokes.extend(children.into_iter().map(|(_, link)| link));
+            if ack_link.is_some() {
+                pokes.push(vigil_link::PARENT_LINK.to_owned());
+            }
+        }
+    }
+    Ok(pokes)
+}
+
+/// Handles pending directives every [`POLL`] until `shutdown`.
+pub async fn run(
+    store: SharedStore,
+    hub: HubDirectives,
+    pokes: OutboxPokes,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let hub = hub.clone();
+        match store.call(move |s| handle_pending(s, &hub)).await {
+            Ok(links) => {
+                for link in links {
+                    pokes.poke(&link);
+                }
+            }
+            Err(error) => tracing::error!(%error, "cannot pass pending directives on"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vigil_store::BindingSource;
+
+    use super::*;
+
+    fn site(s: &str) -> SitePath {
+        SitePath::new(s).expect("valid")
+    }
+
+    fn binding(node: &str, at: &str, via: Option<&str>) -> NodeBinding {
+        NodeBinding {
+            node: NodeId::new(node).expect("valid"),
+            site: site(at),
+            source: if via.is_some() {
+                BindingSource::Reported
+            } else {
+                BindingSource::Enrolled
+            },
+            via: via.map(|v| NodeId::new(v).expect("valid")),
+            parent: None,
+            updated_at: Timestamp::from_millis(0),
+        }
+    }
+
+    #[test]
+    fn a_directive_goes_to_the_direct_children_whose_site_intersects_its_target() {
+        let bindings = [
+            binding("gw-3", "m/p/c/by/prison-3", None),
+            binding("gw-4", "m/p/c/by/prison-4", None),
+            binding("county-2", "m/p/c/hd", None),
+            binding("gw-9", "m/p/c/hd/prison-9", Some("county-2")),
+        ];
+        let names = |v: Vec<NodeId>| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            names(recipients(&bindings, &site("m/p/c/by"))),
+            ["gw-3", "gw-4"]
+        );
+        assert_eq!(
+            names(recipients(&bindings, &site("m/p/c/by/prison-4"))),
+            ["gw-4"]
+        );
+        // A target inside a child hub's subtree goes to that hub, not past it.
+        assert_eq!(
+            names(recipients(&bindings, &site("m/p/c/hd/prison-9"))),
+            ["county-2"]
+        );
+        assert_eq!(
+            names(recipients(&bindings, &site("m/p"))),
+            ["county-2", "gw-3", "gw-4"]
+        );
+        assert!(recipients(&bindings, &site("m/other")).is_empty());
+        // Whole segments: m/p/c/by does not intersect m/p/c/byx.
+        assert!(recipients(&bindings, &site("m/p/c/byx")).is_empty());
+    }
+
+    #[test]
+    fn a_hub_acknowledges_what_it_can_apply() {
+        let this = NodeId::new("county").expect("valid");
+        let mut d = Directive {
+            id: vigil_core::EventId::from_bytes([1; 16]),
+            origin: NodeId::new("city").expect("valid"),
+            target: site("m/p/c"),
+            actor: "sup".into(),
+            issued_at: Timestamp::from_millis(0),
+            deadline: Timestamp::from_millis(1),
+            body: DirectiveBody::Posture {
+                until: Timestamp::from_millis(5),
+            },
+        };
+        let ack = own_ack(&this, &d, Vec::new(), Timestamp::from_millis(2));
+        assert_eq!(ack.outcome, DirectiveOutcome::NotApplicable);
+        d.body = DirectiveBody::Order { text: "x".into() };
+        assert_eq!(
+            own_ack(&this, &d, Vec::new(), Timestamp::from_millis(2)).outcome,
+            DirectiveOutcome::Applied
+        );
+    }
+}
