@@ -24,7 +24,7 @@
 //! paths apply events identically.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use tracing::warn;
@@ -43,7 +43,8 @@ use crate::views::TxViews;
 /// What applying a set of events did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ApplyStats {
-    /// Events that were new here and are now stored and folded.
+    /// Events that were new here and are now stored and folded (or clamped copies that
+    /// took the place of the events held here: `crate::clamp`).
     pub applied: usize,
     /// Events already stored (or repeated within the call): ignored.
     pub duplicates: usize,
@@ -97,6 +98,8 @@ pub(crate) fn apply_in_tracked(
         vec![None; events.len()]
     };
     let mut fresh: BTreeMap<AlertId, Vec<&AlertEvent>> = BTreeMap::new();
+    // Alerts one of whose held events was replaced by its clamped copy: folded again.
+    let mut refold: BTreeSet<AlertId> = BTreeSet::new();
     // Sized from the previous event's JSON, so encoding one rarely grows its buffer.
     let mut body_capacity = 512;
     {
@@ -128,7 +131,15 @@ pub(crate) fn apply_in_tracked(
                     body.as_ref()
                 ])
                 .op("store an alert event")?;
-            if inserted == 0 {
+            // A clamped copy of an event held here takes its place and refolds its alert
+            // (docs/ARCHITECTURE.md#clocks-and-skew); any other copy is a duplicate.
+            let replaced = inserted == 0
+                && event.clamped_from.is_some()
+                && crate::clamp::replace_held(conn, event, hlc, body.as_ref())?;
+            if replaced {
+                refold.insert(event.alert);
+            }
+            if inserted == 0 && !replaced {
                 stats.duplicates += 1;
             } else {
                 stats.applied += 1;
@@ -173,7 +184,7 @@ pub(crate) fn apply_in_tracked(
         };
         // `new_events` is in fold order: one failure means one of them sorts before what the
         // stored view has folded, and only a refold of the whole set is right.
-        if rebuild || !new_events.iter().all(|e| view.apply(e).is_ok()) {
+        if rebuild || refold.contains(&alert) || !new_events.iter().all(|e| view.apply(e).is_ok()) {
             let all = load_events(conn, alert)?;
             view = AlertView::fold(alert, &all);
             peak = peak_severity(&all);

@@ -64,6 +64,9 @@ pub struct ForwardOutcome {
     pub forwarded: Vec<(Lane, u64)>,
     /// What the batch's audit records did ([`crate::audit_remote`]).
     pub audit: AuditApplied,
+    /// The new events this node clamped, stamped too far ahead of its clock
+    /// ([`crate::clamp`]): stored, relayed and sent back with their clamped stamps.
+    pub clamped: Vec<crate::clamp::Clamped>,
 }
 
 /// One batch a peer sent, for [`Store::apply_batches_and_forward`].
@@ -208,6 +211,7 @@ where
         fresh: applied.fresh,
         forwarded,
         audit,
+        clamped: Vec::new(),
     })
 }
 
@@ -336,14 +340,17 @@ impl Store {
                 .collect();
         }
         let (tx, mut views) = self.write_tx_views("begin applying batches")?;
+        let guard = crate::clamp::Guard::load(&tx, vigil_core::Timestamp::now())?;
         // Room for every alert the group may fold, at once rather than batch by batch.
         views.reserve(batches.iter().map(|b| b.events.len()).sum());
         let outcomes = batches
             .iter()
             .zip(checked)
             .map(|(batch, last)| {
-                apply_in_tx(&tx, &mut views, batch, last, forward_link, |e, ctx| {
-                    ctx.and_then(|ctx| policy(e, ctx))
+                crate::clamp::apply_guarded(&tx, guard.as_ref(), batch, |batch| {
+                    apply_in_tx(&tx, &mut views, batch, last, forward_link, |e, ctx| {
+                        ctx.and_then(|ctx| policy(e, ctx))
+                    })
                 })
             })
             .collect::<Result<Vec<_>>>()?;
