@@ -336,6 +336,7 @@ mod tests {
             fresh,
             forwarded: forwarded.into_iter().zip(1..).collect(),
             audit: Default::default(),
+            clamped: Vec::new(),
         }
     }
 
