@@ -180,12 +180,68 @@ pub(crate) fn alert_via_in(conn: &Connection, alert: &AlertId) -> Result<Option<
 
 /// Records that `alert` came through `via`, unless it is recorded already (the first
 /// child wins).
-#[allow(dead_code)] // used by the inbox admission (next change)
 pub(crate) fn tie_alert_in(conn: &Connection, alert: &AlertId, via: &NodeId) -> Result<()> {
     conn.prepare_cached("INSERT OR IGNORE INTO alert_via (alert, via) VALUES (?1, ?2)")
         .and_then(|mut stmt| stmt.execute(params![&alert.as_bytes()[..], via.as_str()]))
         .op("record the child an alert came through")?;
     Ok(())
+}
+
+/// Which child an alert came through, as this node holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertVia {
+    /// Recorded: it came through this child.
+    Child(NodeId),
+    /// Held here, through no child (this node's own alert, or one held from before
+    /// bindings): its key's origin, when the key reads.
+    Untied(Option<NodeId>),
+    /// Not held here.
+    Unknown,
+}
+
+/// What an admission may read and record inside the transaction that applies a batch
+/// ([`Store::apply_batches_admitted_and_forward`]).
+#[derive(Debug, Clone, Copy)]
+pub struct AdmitTx<'a> {
+    pub(crate) conn: &'a Connection,
+}
+
+impl AdmitTx<'_> {
+    /// The binding of `node`, if this node holds one.
+    pub fn binding(&self, node: &NodeId) -> Result<Option<NodeBinding>> {
+        let raw = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM node_bindings WHERE node = ?1"
+            ))
+            .and_then(|mut stmt| stmt.query_row([node.as_str()], raw_row).optional())
+            .op("read a node's binding")?;
+        raw.map(binding).transpose()
+    }
+
+    /// Which child `alert` came through.
+    pub fn alert_via(&self, alert: &AlertId) -> Result<AlertVia> {
+        if let Some(via) = alert_via_in(self.conn, alert)? {
+            return Ok(AlertVia::Child(via));
+        }
+        let origin: Option<Option<String>> = self
+            .conn
+            .prepare_cached("SELECT origin FROM alerts WHERE id = ?1")
+            .and_then(|mut stmt| {
+                stmt.query_row([&alert.as_bytes()[..]], |row| row.get(0))
+                    .optional()
+            })
+            .op("read an alert's origin")?;
+        Ok(match origin {
+            None => AlertVia::Unknown,
+            Some(origin) => AlertVia::Untied(origin.and_then(|o| NodeId::new(o).ok())),
+        })
+    }
+
+    /// Records that `alert` came through `via`, unless it is recorded already.
+    pub fn tie(&self, alert: &AlertId, via: &NodeId) -> Result<()> {
+        tie_alert_in(self.conn, alert, via)
+    }
 }
 
 /// Why [`Store::bindings_sync_config`] did not take a `[[child]]` entry.

@@ -27,6 +27,7 @@ use vigil_core::{AlertEvent, Lane, NodeId};
 use vigil_wire::AuditEvent;
 
 use crate::audit_remote::AuditApplied;
+use crate::bindings::AdmitTx;
 use crate::context::AlertContext;
 use crate::convert::{seq_to_sql, u64_from_sql};
 use crate::directives::InboundDirectives;
@@ -215,6 +216,82 @@ where
     })
 }
 
+/// Which of a batch's events and audit records an admission lets through (`true`: apply),
+/// one flag per event and per record, in the batch's order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Admitted {
+    /// One flag per alert event.
+    pub events: Vec<bool>,
+    /// One flag per audit record.
+    pub audit: Vec<bool>,
+}
+
+/// An admission ([`Store::apply_batches_admitted_and_forward`]): judges a batch inside the
+/// transaction that applies it; `true` when some of the batch is beyond the peer's cursor.
+pub type Admit<'a> =
+    dyn FnMut(&AdmitTx<'_>, &InboundBatch<'_>, bool) -> Result<Option<Admitted>> + 'a;
+
+/// Judges `batch` with `admit` (when there is one, and the batch does not follow a gap),
+/// then applies what it lets through with `apply` — the cursor still advancing over the
+/// whole batch — and gives the outcome's event indexes back in the batch's own numbering.
+fn apply_admitted<F>(
+    tx: &Connection,
+    admit: Option<&mut Admit<'_>>,
+    batch: &InboundBatch<'_>,
+    apply: F,
+) -> Result<ForwardOutcome>
+where
+    F: FnOnce(&InboundBatch<'_>) -> Result<ForwardOutcome>,
+{
+    let Some(admit) = admit else {
+        return apply(batch);
+    };
+    let len = (batch.events.len() + batch.audit.len() + batch.directives.len()) as u64;
+    let cursor = load_cursor(tx, batch.peer, batch.lane)?;
+    if len == 0 || batch.first_seq > cursor.saturating_add(1) {
+        return apply(batch);
+    }
+    let beyond = batch.first_seq.saturating_add(len - 1) > cursor;
+    let Some(admitted) = admit(&AdmitTx { conn: tx }, batch, beyond)? else {
+        return apply(batch);
+    };
+    let flag = |flags: &[bool], i: usize| flags.get(i).copied().unwrap_or(true);
+    let kept: Vec<usize> = (0..batch.events.len())
+        .filter(|&i| flag(&admitted.events, i))
+        .collect();
+    let audit_kept = (0..batch.audit.len()).all(|i| flag(&admitted.audit, i));
+    if kept.len() == batch.events.len() && audit_kept {
+        return apply(batch);
+    }
+    let events: Vec<AlertEvent> = kept.iter().map(|&i| batch.events[i].clone()).collect();
+    let bodies: Option<Vec<String>> = batch
+        .bodies
+        .filter(|b| b.len() == batch.events.len())
+        .map(|b| kept.iter().map(|&i| b[i].clone()).collect());
+    let audit: Vec<AuditEvent> = batch
+        .audit
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| flag(&admitted.audit, i))
+        .map(|(_, a)| a.clone())
+        .collect();
+    let admitted_batch = InboundBatch {
+        events: &events,
+        audit: &audit,
+        bodies: bodies.as_deref(),
+        ..*batch
+    };
+    let mut outcome = apply(&admitted_batch)?;
+    let back = |i: usize| kept.get(i).copied().unwrap_or(i);
+    for index in &mut outcome.fresh {
+        *index = back(*index);
+    }
+    for clamped in &mut outcome.clamped {
+        clamped.index = back(clamped.index);
+    }
+    Ok(outcome)
+}
+
 fn load_cursor(conn: &Connection, peer: &NodeId, lane: Lane) -> Result<u64> {
     let raw: Option<i64> = conn
         .prepare_cached("SELECT applied_upto FROM inbox_cursors WHERE peer = ?1 AND lane = ?2")
@@ -320,6 +397,28 @@ impl Store {
     where
         P: Fn(&AlertEvent, &AlertContext) -> Option<Lane>,
     {
+        self.apply_batches_admitted_and_forward(batches, forward_link, policy, None)
+    }
+
+    /// [`Store::apply_batches_and_forward`], with each batch judged first by `admit`
+    /// (docs/ARCHITECTURE.md#site-bindings-and-admission), in the same transaction: it gets
+    /// the batch, lookups on the transaction ([`AdmitTx`]: bindings, which child each alert
+    /// came through, and the ties it records), and whether any of the batch is beyond the
+    /// peer's cursor (`false` for a whole resend); it returns which events and audit records
+    /// to apply ([`Admitted`]; `None`: all). What it refuses is not applied, and the cursor
+    /// advances over it all the same: the batch is acknowledged. A batch after a gap is not
+    /// judged (nothing of it is applied). The outcome's indexes (`fresh`, `clamped`) are
+    /// into the batch's events as given.
+    pub fn apply_batches_admitted_and_forward<P>(
+        &mut self,
+        batches: &[InboundBatch<'_>],
+        forward_link: Option<&str>,
+        policy: P,
+        mut admit: Option<&mut Admit<'_>>,
+    ) -> Result<Vec<ForwardOutcome>>
+    where
+        P: Fn(&AlertEvent, &AlertContext) -> Option<Lane>,
+    {
         let checked = batches
             .iter()
             .map(InboundBatch::last_seq)
@@ -347,9 +446,11 @@ impl Store {
             .iter()
             .zip(checked)
             .map(|(batch, last)| {
-                crate::clamp::apply_guarded(&tx, guard.as_ref(), batch, |batch| {
-                    apply_in_tx(&tx, &mut views, batch, last, forward_link, |e, ctx| {
-                        ctx.and_then(|ctx| policy(e, ctx))
+                apply_admitted(&tx, admit.as_deref_mut(), batch, |batch| {
+                    crate::clamp::apply_guarded(&tx, guard.as_ref(), batch, |batch| {
+                        apply_in_tx(&tx, &mut views, batch, last, forward_link, |e, ctx| {
+                            ctx.and_then(|ctx| policy(e, ctx))
+                        })
                     })
                 })
             })
@@ -426,7 +527,6 @@ mod tests {
                     text: format!("{i}"),
                 },
                 clamped_from: None,
-                clamped_from: None,
             })
             .collect()
     }
@@ -442,6 +542,59 @@ mod tests {
             .expect_err("unstorable stamp");
         assert_eq!(store.inbox_cursor(&peer, Lane::Normal).expect("cursor"), 0);
         assert_eq!(store.event_count().expect("count"), 0);
+    }
+
+    #[test]
+    fn refused_events_are_not_applied_but_the_cursor_passes_them() {
+        let mut store = Store::open_in_memory().expect("open");
+        let peer = NodeId::new("gw-1").expect("valid");
+        let mut batch = events(3);
+        for (i, e) in batch.iter_mut().enumerate() {
+            e.alert = AlertId::from_bytes([i as u8 + 1; 16]);
+        }
+        let inbound = InboundBatch {
+            peer: &peer,
+            lane: Lane::Normal,
+            first_seq: 1,
+            events: &batch,
+            audit: &[],
+            bodies: None,
+            directives: crate::directives::InboundDirectives::None,
+        };
+        let mut calls = Vec::new();
+        let mut admit = |atx: &AdmitTx<'_>, b: &InboundBatch<'_>, beyond: bool| {
+            calls.push(beyond);
+            // The lookups work inside the transaction; a tie is seen at once.
+            atx.tie(&b.events[0].alert, b.peer)?;
+            assert_eq!(
+                atx.alert_via(&b.events[0].alert)?,
+                crate::bindings::AlertVia::Child(peer.clone())
+            );
+            assert_eq!(
+                atx.alert_via(&b.events[1].alert)?,
+                crate::bindings::AlertVia::Unknown
+            );
+            assert!(atx.binding(b.peer)?.is_none());
+            Ok(Some(Admitted {
+                events: vec![true, false, true],
+                audit: Vec::new(),
+            }))
+        };
+        let out = store
+            .apply_batches_admitted_and_forward(&[inbound], None, |_, _| None, Some(&mut admit))
+            .expect("applied");
+        assert_eq!(out[0].batch.ack_upto, 3);
+        assert_eq!(out[0].batch.applied, 2);
+        assert_eq!(out[0].fresh, [0, 2]);
+        assert_eq!(store.event_count().expect("count"), 2);
+        assert!(store.alert(batch[1].alert).expect("read").is_none());
+        // A whole resend is judged again (and refused again) but said to be no news.
+        let out = store
+            .apply_batches_admitted_and_forward(&[inbound], None, |_, _| None, Some(&mut admit))
+            .expect("applied");
+        assert_eq!((out[0].batch.ack_upto, out[0].batch.applied), (3, 0));
+        assert_eq!(calls, [true, false]);
+        assert_eq!(store.event_count().expect("count"), 2);
     }
 
     #[test]

@@ -62,7 +62,9 @@ pub use audit::{AuditEntry, AuditFault, AuditHead, AuditRecord, AuditReport};
 pub use audit_forward::AuditForward;
 pub use clamp::{ClockGuard, Clamped, ResumePoint};
 pub use audit_remote::{compare_trail, AuditApplied, AuditListCursor, TrailCheck};
-pub use bindings::{BindingSource, ConfigConflict, NodeBinding, ReportedBinding};
+pub use bindings::{
+    AdmitTx, AlertVia, BindingSource, ConfigConflict, NodeBinding, ReportedBinding,
+};
 pub use context::{peak_severity, AlertContext};
 pub use directives::{DirectiveView, DirectivesApplied, Handling, InboundDirectives, StoredAck};
 pub use enrollment::{
@@ -71,7 +73,7 @@ pub use enrollment::{
 };
 pub use error::{Result, StoreError};
 pub use events::ApplyStats;
-pub use inbox::{BatchOutcome, ForwardOutcome, InboundBatch};
+pub use inbox::{Admit, Admitted, BatchOutcome, ForwardOutcome, InboundBatch};
 pub use inspect::{inspect, Inspection};
 pub use migrate::SCHEMA_VERSION;
 pub use outbox::{AckOutcome, LaneCursors, LaneState, OutboxBatch, OutboxRecord};

@@ -61,7 +61,9 @@ pub use directive::{
 pub use error::WireError;
 pub use event::LinkEvent;
 pub use message::{Message, MessageKind};
-pub use status::{AuditTail, Backlog, ChildStatus, LinkState, LinkStatus, NodeState, Status};
+pub use status::{
+    AuditTail, Backlog, BindingStatus, ChildStatus, LinkState, LinkStatus, NodeState, Status,
+};
 pub use topic::{Topic, TopicError, PARENT_FILTERS, STATUS_FILTER, UP_FILTER};
 
 /// The protocol version this crate speaks: the `v` of every payload and the `v1` of every

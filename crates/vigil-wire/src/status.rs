@@ -25,9 +25,15 @@
 //! (it travels up as `audit` link events), so it can tell when a node's log is shorter than
 //! the copy, or differs from it: a log cut or rewritten on the node
 //! (docs/ARCHITECTURE.md#audit-log).
+//!
+//! `bindings` (a hub's) lists the nodes enrolled in its subtree, each with the site subtree
+//! it is bound to and the node it is enrolled with, so every ancestor knows which node may
+//! speak for which sites (docs/ARCHITECTURE.md#site-bindings-and-admission). A parent records
+//! them only when each lies inside the reporting child's own binding. Older parents ignore
+//! the field.
 
 use serde::{Deserialize, Serialize};
-use vigil_core::{Level, NodeId, Timestamp};
+use vigil_core::{Level, NodeId, SitePath, Timestamp};
 
 use crate::audit::AuditHash;
 use crate::error::WireError;
@@ -135,6 +141,17 @@ impl ChildStatus {
     }
 }
 
+/// A node enrolled in the reporting node's subtree, and the site subtree it is bound to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct BindingStatus {
+    /// The node.
+    pub node: NodeId,
+    /// The site subtree it speaks for.
+    pub site: SitePath,
+    /// The node it is enrolled with (the reporting node, or a hub below it).
+    pub parent: NodeId,
+}
+
 /// A node's health, as published on its status topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Status {
@@ -168,6 +185,10 @@ pub struct Status {
     /// will).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditTail>,
+    /// The nodes enrolled in the node's subtree with their site bindings (a hub's; empty on
+    /// a gateway and in the last will).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bindings: Vec<BindingStatus>,
 }
 
 impl Status {
@@ -194,6 +215,7 @@ impl Status {
             link: None,
             children: Vec::new(),
             audit: None,
+            bindings: Vec::new(),
         }
     }
 }
@@ -224,6 +246,16 @@ pub(crate) struct RawStatus {
     children: Vec<RawChildStatus>,
     #[serde(default)]
     audit: Option<AuditTail>,
+    #[serde(default)]
+    bindings: Vec<RawBindingStatus>,
+}
+
+/// A reported binding as read off the wire.
+#[derive(Deserialize)]
+pub(crate) struct RawBindingStatus {
+    node: String,
+    site: String,
+    parent: String,
 }
 
 /// A child's status as read off the wire.
@@ -272,6 +304,22 @@ impl TryFrom<RawStatus> for Status {
                 })
             })
             .collect::<Result<_, WireError>>()?;
+        let bindings = raw
+            .bindings
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| {
+                Ok(BindingStatus {
+                    node: node_id(b.node, || format!("bindings[{i}].node"))?,
+                    site: SitePath::new(b.site).map_err(|source| WireError::InvalidNodeId {
+                        kind: MessageKind::Status,
+                        field: format!("bindings[{i}].site"),
+                        source,
+                    })?,
+                    parent: node_id(b.parent, || format!("bindings[{i}].parent"))?,
+                })
+            })
+            .collect::<Result<_, WireError>>()?;
         Ok(Status {
             node,
             state: raw.state,
@@ -283,6 +331,7 @@ impl TryFrom<RawStatus> for Status {
             link: raw.link,
             children,
             audit: raw.audit,
+            bindings,
         })
     }
 }
@@ -301,5 +350,29 @@ mod tests {
         );
         assert_eq!(online.state, NodeState::Online);
         assert_eq!(Status::last_will(node).state, NodeState::Offline);
+    }
+
+    #[test]
+    fn bindings_travel_and_an_older_status_has_none() {
+        let mut status = Status::online(
+            NodeId::new("county-1").expect("valid"),
+            Some(Level::County),
+            Timestamp::from_millis(0),
+        );
+        status.bindings.push(BindingStatus {
+            node: NodeId::new("gw-1").expect("valid"),
+            site: SitePath::new("m/p/c/k/f1").expect("valid"),
+            parent: NodeId::new("county-1").expect("valid"),
+        });
+        let text = crate::encode(&crate::Message::Status(status.clone()));
+        assert!(std::str::from_utf8(&text)
+            .expect("utf-8")
+            .contains(r#""bindings":[{"node":"gw-1","site":"m/p/c/k/f1","parent":"county-1"}]"#));
+        assert_eq!(
+            crate::decode(&text).expect("decodes"),
+            crate::Message::Status(status)
+        );
+        let bad = br#"{"v":1,"type":"status","node":"c","state":"online","bindings":[{"node":"g","site":"a//b","parent":"c"}]}"#;
+        assert!(crate::decode(bad).is_err());
     }
 }

@@ -310,6 +310,7 @@ fn status() -> impl Strategy<Value = Status> {
                         seq,
                         hash: vigil_wire::AuditHash(hash),
                     }),
+                    bindings: Vec::new(),
                 }
             },
         )
