@@ -204,6 +204,47 @@ impl TlsMaterial {
     }
 }
 
+impl TlsFiles {
+    /// Checks that the certificate chains to the CA in [`ca`](TlsFiles::ca), as the parent's
+    /// broker will check it (chain, validity at `now`, clientAuth): an error naming both
+    /// files when it does not — a certificate from another hub, or a CA file that is not
+    /// its issuer's.
+    pub fn verify_issuer(&self, now: std::time::SystemTime) -> Result<()> {
+        use rustls::server::danger::ClientCertVerifier;
+        let material = self.load()?;
+        let certs =
+            crate::cert::certs_from_pem(&material.cert_pem, &self.cert.display().to_string())?;
+        let Some((leaf, intermediates)) = certs.split_first() else {
+            return Err(PkiError::Pem {
+                what: self.cert.display().to_string(),
+                reason: "no certificate".into(),
+            });
+        };
+        let since_epoch = now
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let verifier = crate::tls::NodeCertVerifier::new(
+            &material.ca_pem,
+            Revocations::new(),
+            crate::tls::provider(),
+        )?;
+        verifier
+            .verify_client_cert(
+                leaf,
+                intermediates,
+                rustls_pki_types::UnixTime::since_unix_epoch(since_epoch),
+            )
+            .map(|_| ())
+            .map_err(|err| PkiError::Certificate {
+                what: self.cert.display().to_string(),
+                reason: format!(
+                    "does not verify against the CA in {} ({err}): it was issued by another CA",
+                    self.ca.display()
+                ),
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +273,38 @@ mod tests {
         );
         // Nothing left behind but the key.
         assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 1);
+    }
+
+    #[test]
+    fn a_certificate_is_checked_against_the_ca_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ours = crate::Ca::load_or_create(&dir.path().join("ca-a"), "hub a").expect("ca a");
+        let other = crate::Ca::load_or_create(&dir.path().join("ca-b"), "hub b").expect("ca b");
+        let node = vigil_core::NodeId::new("county-1").expect("node");
+        let request = crate::ca::node_key_and_csr(&node).expect("csr");
+        let issued = ours
+            .issue_node(
+                &request.csr_pem,
+                &node,
+                std::time::Duration::from_secs(3600),
+            )
+            .expect("issued");
+        let files = TlsFiles::in_dir(&dir.path().join("parent"));
+        fs::create_dir_all(dir.path().join("parent")).expect("dir");
+        write_certificate(&files.cert, &issued.cert_pem).expect("cert");
+        write_private_key(&files.key, &request.key_pem).expect("key");
+        write_certificate(&files.ca, ours.cert_pem()).expect("ca");
+        let now = std::time::SystemTime::now();
+        files.verify_issuer(now).expect("issued by this CA");
+        write_certificate(&files.ca, other.cert_pem()).expect("another ca");
+        let text = files
+            .verify_issuer(now)
+            .expect_err("another CA")
+            .to_string();
+        assert!(
+            text.contains("node.pem") && text.contains("ca.pem") && text.contains("another CA"),
+            "{text}"
+        );
     }
 
     #[test]
