@@ -7,8 +7,11 @@
 //! (`GET /api/v1/alerts`, the live stream) and they go up by the escalation policy:
 //!
 //! - origin: this hub's node id; key `{hub}/node/{subject}/{kind}` (source `node/{subject}`);
-//! - site: the subject's bound site ([`AlarmContext::site_of`]), else this hub's own
-//!   `[node] site` (else a one-segment site named after the hub: set `[node] site`);
+//! - site: the subject's bound site (`Store::node_binding`: enrolled, declared in
+//!   `[[child]]` or reported by a child hub; [`AlarmContext::site_of`]), else this hub's own
+//!   `[node] site` (else a one-segment site named after the hub: set `[node] site`) — so
+//!   an operator scoped to a prison sees its gateway's alarms, and escalation rules by site
+//!   apply to them;
 //! - severity by kind ([`AlarmKind::severity`]): `security` and `node_offline` are `major`
 //!   (a forged event or a dead link is something a command centre acts on now, but it is not
 //!   itself an intrusion, which keeps `critical` for the field); `link_backlog` and
@@ -553,8 +556,14 @@ pub struct AlarmContext {
 impl AlarmContext {
     /// The site of an alarm about `subject`: its bound site when the store has one, else
     /// this hub's `[node] site`, else a one-segment site named after this hub.
-    pub fn site_of(&self, _store: &Store, _subject: &NodeId) -> SitePath {
-        // TODO(issue 11): the subject's binding (`Store::node_binding`) once it lands.
+    pub fn site_of(&self, store: &Store, subject: &NodeId) -> SitePath {
+        match store.node_binding(subject) {
+            Ok(Some(binding)) => return binding.site,
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%subject, %error, "cannot read a node's binding: its alarm is at this hub's site");
+            }
+        }
         self.site.clone().unwrap_or_else(|| {
             SitePath::new(self.node.as_str())
                 .unwrap_or_else(|_| unreachable!("a node id is a valid site segment"))
@@ -941,6 +950,37 @@ mod tests {
         .expect("write")
         .expect("raised");
         assert_ne!(new.event.alert, raised.event.alert);
+    }
+
+    #[test]
+    fn the_alarm_is_at_the_subjects_bound_site() {
+        let mut store = Store::open_in_memory().expect("store");
+        let prison = SitePath::new("ministry/gd/gz/baiyun/prison-3").expect("site");
+        store
+            .bindings_sync_config(&[(node("gw-1"), prison.clone())], NOW)
+            .expect("bind");
+        let ctx = ctx(false);
+        let bound = write(
+            &mut store,
+            &ctx,
+            &condition("gw-1", AlarmKind::NodeOffline, true),
+            NOW,
+        )
+        .expect("write")
+        .expect("raised");
+        assert_eq!(bound.view.site, Some(prison));
+        let unbound = write(
+            &mut store,
+            &ctx,
+            &condition("gw-2", AlarmKind::NodeOffline, true),
+            NOW,
+        )
+        .expect("write")
+        .expect("raised");
+        assert_eq!(
+            unbound.view.site, ctx.site,
+            "no binding: the hub's own site"
+        );
     }
 
     #[test]

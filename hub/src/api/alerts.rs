@@ -19,6 +19,12 @@
 //! `null` on the last page. Paging is stable while alerts arrive (keyset on the update time,
 //! see `vigil_store::query`).
 //!
+//! One alert also says whether it went up to the parent: `escalation` is
+//! `{"parent": bool, "escalated": bool, "since": time|null, "rule": "..."}` — whether this
+//! hub has a parent, whether the alert's events go up under the escalation policy in force,
+//! the stamp of its first event that did, and the rule that decided
+//! (`crate::escalation::EscalationSection::explain`).
+//!
 //! **Scope.** A list holds only the alerts in the caller's scope: `site` narrows it further
 //! (a `site` outside the scope lists nothing). One alert outside the scope is refused with
 //! 403, and the attempt is audited (see [`super::access`]).
@@ -26,7 +32,7 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use vigil_core::{AlertState, NodeId, Severity, SitePath, Timestamp};
 use vigil_store::{AlertCursor, AlertQuery, DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT};
 
@@ -34,6 +40,17 @@ use super::access::{self, check_scope};
 use super::{alert_id, ApiError, AppState};
 use crate::alert_json::{AlertJson, AlertList, AlertWithEvents};
 use crate::auth::{Permission, Principal};
+use crate::escalation::EscalationJson;
+
+/// `GET /api/v1/alerts/{id}`: the alert, its events and whether it went up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertDetail {
+    /// The alert and its events.
+    #[serde(flatten)]
+    pub alert: AlertWithEvents,
+    /// Whether it went up to the parent, and by which rule.
+    pub escalation: EscalationJson,
+}
 
 /// The list's query parameters, unparsed (each is parsed with its own error message).
 #[derive(Debug, Default, Deserialize)]
@@ -198,7 +215,7 @@ pub async fn one(
     State(state): State<AppState>,
     Extension(who): Extension<Principal>,
     Path(id): Path<String>,
-) -> Result<Json<AlertWithEvents>, ApiError> {
+) -> Result<Json<AlertDetail>, ApiError> {
     let id = alert_id(&id)?;
     access::require(&state, &who, Permission::Read, "read", &id.to_string()).await?;
     let node = state.actions.node.to_string();
@@ -222,9 +239,16 @@ pub async fn one(
         Some(Err(denied)) => return Err(access::forbidden(&state, &who, "read", &denied)),
         Some(Ok(found)) => found,
     };
-    Ok(Json(AlertWithEvents {
-        alert: AlertJson::new(&view, Timestamp::now()),
-        events,
+    let escalation = state
+        .actions
+        .escalation
+        .explain(state.actions.has_parent, &view, &events);
+    Ok(Json(AlertDetail {
+        alert: AlertWithEvents {
+            alert: AlertJson::new(&view, Timestamp::now()),
+            events,
+        },
+        escalation,
     }))
 }
 

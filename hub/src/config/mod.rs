@@ -26,7 +26,10 @@
 //! path = "/var/lib/vigil/hub.db"
 //!
 //! [escalation]
-//! min_severity = "minor"                # what goes up to the parent
+//! min_severity = "minor"                # what goes up to the parent (no rule matching)
+//! [[escalation.rule]]                   # rules by kind and site, first match wins
+//! site = "ministry/guangdong/guangzhou/baiyun/prison-3"   # (crate::escalation)
+//! escalate = false
 //!
 //! [auth]                                # console sign-in; every key optional
 //! session_idle = "30m"                  # a session unused this long ends
@@ -258,6 +261,7 @@ impl Validate for HubConfig {
         }
         self.auth.problems(&mut out);
         self.link.problems(&mut out);
+        self.escalation.problems(&mut out);
         crate::listener::validate(&self.http, &mut out);
         self.validate_tls(&mut out);
         if self.store.path.as_os_str().is_empty() {
