@@ -8,8 +8,11 @@
 //! - **CA** (`[ca] dir`): absent (created at the first start) or a CA that loads, with its
 //!   expiry;
 //! - **parent** (`[parent]` with `mqtts://`): the identity `vigil-hub enroll` wrote — the
-//!   three files, a key that goes with the certificate, a certificate for `[node] id` and
-//!   not expired;
+//!   three files, a key that goes with the certificate, a certificate for `[node] id`, not
+//!   expired, and issued by the CA in `[parent] ca` (it verifies against it as the parent's
+//!   broker will verify it). `vigil-hub run` makes this same check ([`check_parent`]) before
+//!   it starts anything: a hub whose parent would refuse it exits 2 instead of retrying
+//!   forever;
 //! - **HTTPS** (`[http] tls` with the operator's `cert` and `key`): they load as a server
 //!   identity.
 //!
@@ -62,6 +65,13 @@ pub fn check(config: &HubConfig, config_path: &Path, now: SystemTime) -> Report 
     ca(config, now, &mut report);
     parent(config, config_path, now, &mut report);
     https(config, &mut report);
+    report
+}
+
+/// The parent part of [`check`] alone: what `vigil-hub run` checks before it starts.
+pub fn check_parent(config: &HubConfig, config_path: &Path, now: SystemTime) -> Report {
+    let mut report = Report::default();
+    parent(config, config_path, now, &mut report);
     report
 }
 
@@ -237,11 +247,23 @@ fn parent(config: &HubConfig, config_path: &Path, now: SystemTime, report: &mut 
                 ),
             )),
             Ok(identity) => {
-                report.lines.push(format!(
-                    "parent    {url}: certificate for {} (matches [node] id), expires {}",
-                    identity.node,
-                    date(identity.not_after)
-                ));
+                match expiry(identity.not_after, now).map(|_| files.verify_issuer(now)) {
+                    Some(Err(e)) => report.problems.push(Problem::new(
+                        "parent.ca",
+                        format!(
+                            "{e}; the parent's broker will refuse this hub: put the parent's CA \
+                             certificate at [parent] ca ({}), or {hint}",
+                            files.ca.display()
+                        ),
+                    )),
+                    _ => report.lines.push(format!(
+                        "parent    {url}: certificate for {} (matches [node] id, issued by the CA \
+                         in {}), expires {}",
+                        identity.node,
+                        files.ca.display(),
+                        date(identity.not_after)
+                    )),
+                }
                 match expiry(identity.not_after, now) {
                     None => report.problems.push(Problem::new(
                         "parent.cert",

@@ -66,12 +66,8 @@ fn main() -> ExitCode {
         Command::Check { config } => match load_config(&config) {
             Ok(cfg) => {
                 let report = vigil_hub::check::check(&cfg, &config, std::time::SystemTime::now());
-                if !report.problems.is_empty() {
-                    let text = std::fs::read_to_string(&config).unwrap_or_default();
-                    for e in report.errors(&config, &text).0 {
-                        eprintln!("error: {e}");
-                    }
-                    return ExitCode::from(vigil_config::EXIT_CONFIG);
+                if let Err(code) = problems(&report, &config) {
+                    return code;
                 }
                 println!("{}: ok", config.display());
                 for line in &report.lines {
@@ -104,6 +100,12 @@ fn main() -> ExitCode {
                 Ok(cfg) => cfg,
                 Err(code) => return code,
             };
+            // The parent part of `check`: a hub its parent would refuse does not start.
+            let parent =
+                vigil_hub::check::check_parent(&cfg, &config, std::time::SystemTime::now());
+            if let Err(code) = problems(&parent, &config) {
+                return code;
+            }
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -131,6 +133,19 @@ fn main() -> ExitCode {
             })
         }
     }
+}
+
+/// Prints the problems `report` found in the config at `path` (file, line, key, what to do)
+/// and returns exit code 2, if it found any.
+fn problems(report: &vigil_hub::check::Report, path: &std::path::Path) -> Result<(), ExitCode> {
+    if report.problems.is_empty() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    for e in report.errors(path, &text).0 {
+        eprintln!("error: {e}");
+    }
+    Err(ExitCode::from(vigil_config::EXIT_CONFIG))
 }
 
 /// Loads and validates the config; on errors, prints each and returns exit code 2.
