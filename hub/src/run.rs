@@ -1,8 +1,9 @@
 //! `vigil-hub run`: opens the store, starts the HTTP API, the live stream and the MQTT side,
 //! and runs until shutdown.
 //!
-//! Start-up order: the store (its directory created if missing; the schema migrated), the
-//! clock resumed after the store's greatest stamp, the HTTP listener (so a port already taken
+//! Start-up order: the store (its directory created if missing; the schema migrated; the
+//! guard on the children's clocks set from `[link] max_clock_skew`), the clock resumed after
+//! the store's greatest stamp within that skew, the HTTP listener (so a port already taken
 //! fails the start with a message naming `[http] listen`), the live stream's task, then the MQTT side
 //! through [`crate::link::start_links`] (the broker, the children's links, the uplink; a
 //! broker address already taken fails the start too). On shutdown the listener stops
@@ -73,18 +74,25 @@ pub async fn run(
         link: vigil_link::PARENT_LINK.to_owned(),
         origin: config.node.id.clone(),
     });
+    let max_skew = config.link.max_clock_skew;
     let (store, last_hlc) = tokio::task::spawn_blocking(move || {
         let mut store = open_store(&path)?;
         let queued = store.set_audit_forward(audit_forward.as_ref())?;
         if queued > 0 {
             tracing::info!(records = queued, "audit records queued for the parent");
         }
-        let last = store.max_hlc()?;
+        // docs/ARCHITECTURE.md#clocks-and-skew: children's stamps too far ahead are clamped,
+        // and the clock resumes from no stamp beyond the bound.
+        store.set_clock_guard(Some(&vigil_store::ClockGuard {
+            max_skew,
+            echo_prefix: vigil_link::CHILD_LINK_PREFIX.to_owned(),
+        }))?;
+        let last = crate::clock::resume_point(&store, max_skew, vigil_core::Timestamp::now())?;
         anyhow::Ok((store, last))
     })
     .await??;
     let store = SharedStore::new(store);
-    let clock = HubClock::resume(last_hlc);
+    let clock = HubClock::resume_with(last_hlc, max_skew);
     let metrics = HubMetrics::new();
     let (enroll, https) = crate::enroll::start::prepare(&config, &store, &metrics).await?;
     let (live, ingest_queue) = LiveStream::new(metrics.clone());

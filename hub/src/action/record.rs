@@ -26,7 +26,7 @@ use vigil_store::{AuditEntry, Store, StoreError};
 
 use crate::action::{Action, Refused};
 use crate::children::{Children, PARENT_LINK};
-use crate::clock::HubClock;
+use crate::clock::{HubClock, StampError};
 use crate::escalation::EscalationSection;
 
 /// What recording an action needs to know of the hub.
@@ -64,6 +64,15 @@ pub enum ActionError {
     /// The alert's state does not allow the action.
     #[error(transparent)]
     Refused(#[from] Refused),
+    /// Nothing can be stamped after the alert's last event (at the top of the clock's
+    /// range).
+    #[error("alert {alert}: {source}")]
+    Unstampable {
+        /// The alert.
+        alert: AlertId,
+        /// Why.
+        source: StampError,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -96,7 +105,10 @@ pub fn record(
         id: EventId::generate(),
         alert,
         origin: ctx.node.clone(),
-        hlc: ctx.clock.stamp_after(view.last.map(|(hlc, _)| hlc), now),
+        hlc: ctx
+            .clock
+            .try_stamp_after(view.last.map(|(hlc, _)| hlc), now)
+            .map_err(|source| ActionError::Unstampable { alert, source })?,
         actor: Actor::User(user.to_owned()),
         body,
         clamped_from: None,
@@ -229,6 +241,33 @@ mod tests {
             "{:?}",
             recorded.links
         );
+    }
+
+    #[test]
+    fn an_alert_stamped_at_the_top_of_the_range_refuses_actions_and_stores_nothing() {
+        let mut store = Store::open_in_memory().expect("store");
+        let hub = NodeId::new("county-1").expect("node");
+        let ctx = context(&hub);
+        let top = alert(&mut store, Severity::Critical, Severity::Critical);
+        let mut last = store.alert_events(top).expect("events").remove(1);
+        last.id = EventId::generate();
+        last.hlc = Hlc::MAX;
+        store.apply_events(&[last]).expect("stored");
+        let events = store.event_count().expect("count");
+        let now = Timestamp::from_millis(AT.as_millis() + 10);
+        let err = record(&mut store, &ctx, top, &ack(), "op", now).expect_err("no stamp after it");
+        assert!(
+            matches!(err, ActionError::Unstampable { alert, .. } if alert == top),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("top of the clock's range"),
+            "{err}"
+        );
+        assert_eq!(store.event_count().expect("count"), events);
+        // Other alerts are not affected.
+        let other = alert(&mut store, Severity::Critical, Severity::Critical);
+        record(&mut store, &ctx, other, &ack(), "op", now).expect("ack");
     }
 
     #[test]

@@ -162,6 +162,10 @@ async fn act(
             refused("conflict");
             Err(ApiError::conflict(r.to_string()))
         }
+        Err(e @ ActionError::Unstampable { .. }) => {
+            refused("conflict");
+            Err(ApiError::conflict(e.to_string()))
+        }
         Err(ActionError::Store(e)) => Err(ApiError::from(e)),
     }
 }
