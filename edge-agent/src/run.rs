@@ -302,7 +302,7 @@ pub async fn run(
                 .filter(|id| online.with_label_values(&[id.as_str()]).get() > 0)
                 .count() as u64,
             devices_total,
-            children: Vec::new(),
+            ..Default::default()
         });
     pipeline.set_uplink_poke(uplink.poke_handle());
     let deliveries = uplink.take_deliveries();

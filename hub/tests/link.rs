@@ -131,7 +131,7 @@ impl Gw {
             .with_health(|| Health {
                 devices_online: 19,
                 devices_total: 20,
-                children: Vec::new(),
+                ..Health::default()
             });
         let poke = uplink.poke_handle();
         let deliveries = uplink.take_deliveries().expect("deliveries");

@@ -35,7 +35,7 @@ pub(crate) fn apply_downlink(
         bodies: None,
         directives: InboundDirectives::FromParent(directives),
     };
-    let mut outcomes = apply_group(store, &[batch], forward)?;
+    let mut outcomes = apply_group(store, &[batch], forward, None)?;
     Ok(outcomes.pop().unwrap_or_default())
 }
 

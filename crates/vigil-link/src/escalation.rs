@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use vigil_core::{AlertEvent, Lane, NodeId};
-use vigil_store::{ForwardOutcome, InboundBatch, Store, StoreError};
+use vigil_store::{Admit, ForwardOutcome, InboundBatch, Store, StoreError};
 
 use crate::handoff::OutboxPoke;
 
@@ -133,21 +133,26 @@ pub(crate) fn apply_and_forward(
 }
 
 /// Applies `batches` (from any peers) and — with `forward` — queues what its policy
-/// selects, all in one transaction (`Store::apply_batches_and_forward`): the group commit
-/// of a parent that finds several children's batches waiting. All or nothing.
+/// selects, all in one transaction (`Store::apply_batches_admitted_and_forward`): the group
+/// commit of a parent that finds several children's batches waiting, each batch judged by
+/// `admit` first ([`crate::admission`]). All or nothing.
 pub(crate) fn apply_group(
     store: &mut Store,
     batches: &[InboundBatch<'_>],
     forward: Option<(&str, &ForwardPolicy)>,
+    admit: Option<&mut Admit<'_>>,
 ) -> Result<Vec<ForwardOutcome>, StoreError> {
     match forward {
-        None => store.apply_batches_and_forward(batches, None, |_, _| None),
+        None => store.apply_batches_admitted_and_forward(batches, None, |_, _| None, admit),
         Some((link, ForwardPolicy::Event(policy))) => {
-            store.apply_batches_and_forward(batches, Some(link), |e, _| policy(e))
+            store.apply_batches_admitted_and_forward(batches, Some(link), |e, _| policy(e), admit)
         }
-        Some((link, ForwardPolicy::Alert(policy))) => {
-            store.apply_batches_and_forward(batches, Some(link), |e, ctx| policy(e, ctx))
-        }
+        Some((link, ForwardPolicy::Alert(policy))) => store.apply_batches_admitted_and_forward(
+            batches,
+            Some(link),
+            |e, ctx| policy(e, ctx),
+            admit,
+        ),
     }
 }
 

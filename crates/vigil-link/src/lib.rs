@@ -49,6 +49,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod admission;
 pub mod backoff;
 pub mod broker;
 pub mod children;
@@ -57,6 +58,7 @@ pub mod downlinks;
 mod drain;
 pub mod error;
 pub mod escalation;
+pub mod findings;
 pub mod gate;
 pub mod handoff;
 pub mod inbound;
@@ -74,6 +76,7 @@ pub use downlinks::{
     child_link, Downlinks, DownlinksConfig, DownlinksHandle, Forward, CHILD_LINK_PREFIX,
 };
 pub use error::LinkError;
+pub use findings::{Finding, FindingReason};
 pub use escalation::{AlertContext, AlertPolicy, EscalationPolicy, ForwardPolicy};
 pub use gate::{Denial, GateError, GateMetrics, SecureBroker, SecureBrokerConfig};
 pub use handoff::{Delivery, OutboxPoke};

@@ -30,6 +30,7 @@
 //! | `vigil_link_audit_chain_breaks_total` | link | audit records received that do not chain to the trail held here |
 //! | `vigil_link_audit_trail_mismatches_total` | kind (`behind`, `forked`) | children found with an audit log behind, or different from, the copy held here (counted when found, not at every status) |
 //! | `vigil_link_audit_trail_mismatched_children` | | children whose last reported audit tail disagrees with the copy held here |
+//! | `vigil_link_refused_events_total` | reason | events, audit records and reported bindings a child sent that were refused, by [`FindingReason`](crate::FindingReason) (`unbound`, `site_outside_binding`, `foreign_origin`, `alert_not_through_child`, `foreign_audit`, `foreign_binding`) |
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 use vigil_core::Lane;
@@ -83,6 +84,8 @@ pub mod names {
     pub const AUDIT_TRAIL_MISMATCHES: &str = "vigil_link_audit_trail_mismatches_total";
     /// Children whose last reported audit tail disagrees with the copy held here.
     pub const AUDIT_TRAIL_MISMATCHED_CHILDREN: &str = "vigil_link_audit_trail_mismatched_children";
+    /// What children sent that was refused, by reason.
+    pub const REFUSED_EVENTS: &str = "vigil_link_refused_events_total";
 }
 
 /// Every metric of the link engine. Cheap to clone (the metrics are shared).
@@ -111,6 +114,7 @@ pub struct LinkMetrics {
     pub(crate) audit_chain_breaks: IntCounterVec,
     pub(crate) audit_trail_mismatches: IntCounterVec,
     pub(crate) audit_trail_mismatched_children: IntGaugeVec,
+    pub(crate) refused_events: IntCounterVec,
 }
 
 fn counter(
@@ -281,6 +285,12 @@ impl LinkMetrics {
                 &[],
             )?,
             children: gauge(registry, CHILDREN, "Children by state.", &["state"])?,
+            refused_events: counter(
+                registry,
+                REFUSED_EVENTS,
+                "Events, audit records and reported bindings children sent that were refused, by reason.",
+                &["reason"],
+            )?,
         })
     }
 
@@ -393,6 +403,7 @@ mod tests {
         m.audit_trail_mismatched_children
             .with_label_values(&[] as &[&str])
             .set(1);
+        m.refused_events.with_label_values(&["unbound"]).inc();
         let gathered: Vec<String> = registry
             .gather()
             .iter()
@@ -419,6 +430,7 @@ mod tests {
             names::CHILDREN,
             names::AUDIT_TRAIL_MISMATCHES,
             names::AUDIT_TRAIL_MISMATCHED_CHILDREN,
+            names::REFUSED_EVENTS,
         ] {
             assert!(gathered.iter().any(|g| g == name), "{name} missing");
         }

@@ -207,6 +207,10 @@ pub struct Health {
     pub devices_total: u64,
     /// The node's children and their health (a hub's; empty on an agent).
     pub children: Vec<ChildStatus>,
+    /// The site bindings of the nodes enrolled in the node's subtree (a hub's:
+    /// `DownlinksHandle::subtree_bindings`; empty on an agent), so the parent knows who may
+    /// speak for which sites (docs/ARCHITECTURE.md#site-bindings-and-admission).
+    pub bindings: Vec<vigil_wire::BindingStatus>,
 }
 
 /// The owner's health callback, asked before every status publish.
@@ -609,6 +613,7 @@ impl UplinkTask {
         status.devices_online = health.devices_online;
         status.devices_total = health.devices_total;
         status.children = health.children;
+        status.bindings = health.bindings;
         status.backlog = backlog;
         status.link = Some(LinkStatus {
             state: if self.connected {

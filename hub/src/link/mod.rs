@@ -34,6 +34,7 @@
 
 pub mod broker;
 pub mod denials;
+pub mod findings;
 pub mod ingest;
 pub mod mosquitto;
 pub mod pass_down;
@@ -195,6 +196,8 @@ impl Links {
     ) -> anyhow::Result<Links> {
         let url = broker.url();
         let node = ctx.node.id.clone();
+        // The downlinks' handle, for the uplink's health (built before them).
+        let downlinks_slot: Arc<std::sync::OnceLock<DownlinksHandle>> = Arc::default();
         let uplink = match &ctx.parent {
             None => None,
             Some(parent) => {
@@ -213,6 +216,7 @@ impl Links {
                     })?);
                 }
                 let children = ctx.children.clone();
+                let subtree = Arc::clone(&downlinks_slot);
                 let uplink = Uplink::new(config, ctx.store.clone(), metrics.clone())
                     .with_context(|| {
                         format!("cannot link to the parent at {parent} ([parent] url)")
@@ -223,6 +227,12 @@ impl Links {
                             devices_online,
                             devices_total,
                             children: children.statuses(),
+                            // The subtree's site bindings travel up with the status
+                            // (docs/ARCHITECTURE.md#site-bindings-and-admission).
+                            bindings: subtree
+                                .get()
+                                .map(DownlinksHandle::subtree_bindings)
+                                .unwrap_or_default(),
                         }
                     })
                     .with_forward(Forward::by_alert(
@@ -247,6 +257,7 @@ impl Links {
             );
         }
         let handle = downlinks.handle();
+        let _ = downlinks_slot.set(handle.clone());
         ctx.children.follow(handle.watch_children());
         let wake = handle.clone();
         let up = uplink.as_ref().map(Uplink::poke_handle);
@@ -265,6 +276,19 @@ impl Links {
         let shutdown = ctx.shutdown.clone();
         let mut set = JoinSet::new();
         let child_events = self.downlinks.take_deliveries();
+        if let Some(found) = self.downlinks.take_findings() {
+            let run = findings::run(
+                found,
+                ctx.node.id.clone(),
+                ctx.store.clone(),
+                ctx.alarms.clone(),
+                shutdown.clone(),
+            );
+            set.spawn(async move {
+                run.await;
+                "findings"
+            });
+        }
         let parent_events = self.uplink.as_mut().and_then(Uplink::take_deliveries);
         let stop = shutdown.clone();
         set.spawn(async move {

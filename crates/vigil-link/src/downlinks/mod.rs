@@ -62,7 +62,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -72,13 +72,19 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 use vigil_core::{AlertEvent, Lane, NodeId, Timestamp};
-use vigil_store::{ForwardOutcome, InboundBatch, InboundDirectives, StoreError, TrailCheck};
-use vigil_wire::{encode, Ack, AuditTail, ChildStatus, Message, Topic, PARENT_FILTERS};
+use vigil_store::{
+    AdmitTx, ForwardOutcome, InboundBatch, InboundDirectives, NodeBinding, StoreError, TrailCheck,
+};
+use vigil_wire::{
+    encode, Ack, AuditTail, BindingStatus, ChildStatus, Message, NodeState, Topic, PARENT_FILTERS,
+};
 
+use crate::admission::GroupAdmission;
 use crate::children::{ChildInfo, Children, Transition};
 use crate::drain::{OutboxLink, Pumped};
 use crate::error::LinkError;
 use crate::escalation::apply_group;
+use crate::findings::{Finding, FindingReason};
 use crate::handoff::Delivery;
 use crate::metrics::LinkMetrics;
 use crate::mqtt::{self, Connection, MqttSettings};
@@ -119,6 +125,8 @@ struct Shared {
     pokes: Mutex<BTreeSet<NodeId>>,
     notify: Notify,
     children: watch::Sender<Children>,
+    /// The bindings of this node's subtree, as its own status reports them up.
+    bindings: watch::Sender<Vec<BindingStatus>>,
 }
 
 /// The owner's handle on a running [`Downlinks`]: queue downlink events, read the children.
@@ -171,6 +179,14 @@ impl DownlinksHandle {
     pub fn watch_children(&self) -> watch::Receiver<Children> {
         self.shared.children.subscribe()
     }
+
+    /// The site bindings of every node in this node's subtree, for its own status (its
+    /// uplink's health): the nodes enrolled or declared here, and those its children
+    /// reported (docs/ARCHITECTURE.md#site-bindings-and-admission). Re-read from the store
+    /// at every poll.
+    pub fn subtree_bindings(&self) -> Vec<BindingStatus> {
+        self.shared.bindings.borrow().clone()
+    }
 }
 
 /// A parent's end of its children's links. Build it, take its handles, then
@@ -184,7 +200,12 @@ pub struct Downlinks {
     shared: Arc<Shared>,
     deliveries_tx: mpsc::Sender<Delivery>,
     deliveries_rx: Option<mpsc::Receiver<Delivery>>,
+    findings_tx: mpsc::Sender<Finding>,
+    findings_rx: Option<mpsc::Receiver<Finding>>,
 }
+
+/// How many findings may wait for the owner; more are logged and dropped (still counted).
+const FINDINGS_CAPACITY: usize = 1024;
 
 impl Downlinks {
     /// The children's links of this node over `store`, with metrics in `metrics`. Checks
@@ -197,6 +218,8 @@ impl Downlinks {
         config.validate()?;
         let (deliveries_tx, deliveries_rx) = mpsc::channel(config.delivery_capacity);
         let (children, _) = watch::channel(Children::new());
+        let (bindings, _) = watch::channel(Vec::new());
+        let (findings_tx, findings_rx) = mpsc::channel(FINDINGS_CAPACITY);
         Ok(Downlinks {
             config,
             store,
@@ -206,9 +229,12 @@ impl Downlinks {
                 pokes: Mutex::new(BTreeSet::new()),
                 notify: Notify::new(),
                 children,
+                bindings,
             }),
             deliveries_tx,
             deliveries_rx: Some(deliveries_rx),
+            findings_tx,
+            findings_rx: Some(findings_rx),
         })
     }
 
@@ -233,11 +259,20 @@ impl Downlinks {
         self.deliveries_rx.take()
     }
 
+    /// What this node refuses or flags about its children ([`Finding`]): events, audit
+    /// records and reported bindings refused by the admission, audit logs found behind or
+    /// forked. Take it before [`run`](Downlinks::run) (once); if nobody takes it, findings
+    /// are only counted and logged.
+    pub fn take_findings(&mut self) -> Option<mpsc::Receiver<Finding>> {
+        self.findings_rx.take()
+    }
+
     /// Runs until `shutdown` is cancelled, then disconnects cleanly.
     ///
     /// Fails only at the start: when the store cannot list the downlink outboxes.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), LinkError> {
         drop(self.deliveries_rx.take());
+        drop(self.findings_rx.take());
         let mut conn = Connection::start(MqttSettings {
             client_id: self
                 .config
@@ -263,8 +298,10 @@ impl Downlinks {
             links: BTreeMap::new(),
             pending: None,
             audit_mismatched: BTreeSet::new(),
+            held: HashMap::new(),
         };
         task.discover().await?;
+        task.reload_bindings().await;
         task.dl
             .metrics
             .set_state(DOWNLINKS_LABEL, vigil_wire::LinkState::Connecting);
@@ -287,6 +324,8 @@ struct DownlinksTask {
     pending: Option<Incoming>,
     /// The children whose last reported audit tail disagrees with the copy held here.
     audit_mismatched: BTreeSet<NodeId>,
+    /// Every site binding held here, as last read from the store.
+    held: HashMap<NodeId, NodeBinding>,
 }
 
 impl DownlinksTask {
@@ -415,6 +454,7 @@ impl DownlinksTask {
         if let Err(err) = self.discover().await {
             warn!(error = %err, "cannot list the downlink outboxes");
         }
+        self.reload_bindings().await;
         for link in self.links.values_mut() {
             link.sender.poke();
             if let Err(err) = link.backlog(&self.dl.store, &self.dl.metrics).await {
@@ -507,6 +547,9 @@ impl DownlinksTask {
                 warn!(%topic, label = error.label(), %error, "dropped an incoming publish");
             }
             Incoming::Status { child, status } => {
+                if status.state == NodeState::Online {
+                    self.on_reported_bindings(&child, &status.bindings).await;
+                }
                 let audit = status.audit.zip(status.at);
                 let transition = self.children.on_status(status, Timestamp::now());
                 self.on_transition(&child, transition).await;
@@ -526,6 +569,111 @@ impl DownlinksTask {
                     self.on_transition(&received.child, transition).await;
                 }
                 self.on_uplinks(group).await;
+            }
+        }
+    }
+
+    /// Re-reads every binding held here (enrolled, configured, reported) and publishes the
+    /// subtree's bindings for this node's own status.
+    async fn reload_bindings(&mut self) {
+        let held = match self.dl.store.call(|s| s.node_bindings()).await {
+            Ok(held) => held,
+            Err(err) => {
+                warn!(error = %err, "cannot read the site bindings");
+                return;
+            }
+        };
+        let report = crate::admission::report(&self.dl.config.node, &held);
+        self.held = held.into_iter().map(|b| (b.node.clone(), b)).collect();
+        self.dl.shared.bindings.send_if_modified(|current| {
+            if *current == report {
+                false
+            } else {
+                *current = report;
+                true
+            }
+        });
+    }
+
+    /// Records the bindings `child` reports in its status, those that lie inside its own
+    /// binding and name no node bound elsewhere here; the others are findings
+    /// (docs/ARCHITECTURE.md#site-bindings-and-admission).
+    async fn on_reported_bindings(&mut self, child: &NodeId, reported: &[BindingStatus]) {
+        let through_child = |held: &HashMap<NodeId, NodeBinding>| {
+            held.values()
+                .filter(|b| b.via.as_ref() == Some(child))
+                .count()
+        };
+        if reported.is_empty() && through_child(&self.held) == 0 {
+            return;
+        }
+        if !self.held.contains_key(child) {
+            // Enrolled since the last poll?
+            self.reload_bindings().await;
+        }
+        let child_site = self
+            .held
+            .get(child)
+            .filter(|b| b.via.is_none())
+            .map(|b| b.site.clone());
+        let (accepted, refused) = crate::admission::judge_reported(
+            &self.dl.config.node,
+            child,
+            child_site.as_ref(),
+            &self.held,
+            reported,
+        );
+        for finding in crate::findings::aggregate(child, refused) {
+            self.report(finding);
+        }
+        let unchanged = accepted.len() == through_child(&self.held)
+            && accepted.iter().all(|r| {
+                self.held.get(&r.node).is_some_and(|b| {
+                    b.via.as_ref() == Some(child)
+                        && b.site == r.site
+                        && b.parent.as_ref() == Some(&r.parent)
+                })
+            });
+        if unchanged {
+            return;
+        }
+        let via = child.clone();
+        let count = accepted.len();
+        match self
+            .dl
+            .store
+            .call(move |s| s.bindings_replace_reported(&via, &accepted, Timestamp::now()))
+            .await
+        {
+            Ok(_) => {
+                debug!(%child, bindings = count, "bindings reported by the child recorded");
+                self.reload_bindings().await;
+            }
+            Err(err) => warn!(%child, error = %err, "cannot record the bindings the child reports"),
+        }
+    }
+
+    /// Counts, logs and hands over a finding about a child.
+    fn report(&self, finding: Finding) {
+        if !matches!(
+            finding.reason,
+            FindingReason::AuditBehind | FindingReason::AuditForked | FindingReason::ClockSkew
+        ) {
+            self.dl
+                .metrics
+                .refused_events
+                .with_label_values(&[finding.reason.as_str()])
+                .inc_by(finding.count);
+        }
+        warn!(child = %finding.child, reason = finding.reason.as_str(), count = finding.count,
+              detail = %finding.detail, "refused or flagged what a child sent");
+        if let Err(err) = self.dl.findings_tx.try_send(finding) {
+            match err {
+                mpsc::error::TrySendError::Full(f) => {
+                    warn!(child = %f.child, reason = f.reason.as_str(),
+                    "the owner is not taking findings fast enough: one dropped (counted and logged)")
+                }
+                mpsc::error::TrySendError::Closed(_) => {}
             }
         }
     }
@@ -577,6 +725,23 @@ impl DownlinksTask {
                     .audit_trail_mismatches
                     .with_label_values(&[kind])
                     .inc();
+                let (reason, detail) = match check {
+                    TrailCheck::Behind { held, reported } => (
+                        FindingReason::AuditBehind,
+                        format!("its audit log ends at record {reported}; the copy held here has {held}: records it wrote are gone from it"),
+                    ),
+                    TrailCheck::Forked { seq } => (
+                        FindingReason::AuditForked,
+                        format!("its audit record {seq} is not the one it sent here"),
+                    ),
+                    TrailCheck::Consistent => (FindingReason::AuditForked, String::new()),
+                };
+                self.report(Finding {
+                    child: child.clone(),
+                    reason,
+                    detail,
+                    count: 1,
+                });
             }
         }
         self.dl
@@ -617,9 +782,14 @@ impl DownlinksTask {
     async fn on_uplinks(&mut self, group: Vec<Received>) {
         let mut commit = GroupCommit::new(group);
         while let Some(attempt) = commit.next_attempt() {
-            let Some((result, attempt)) = self.commit(attempt).await else {
+            let Some((result, attempt, findings)) = self.commit(attempt).await else {
                 continue;
             };
+            if result.is_ok() {
+                for finding in findings {
+                    self.report(finding);
+                }
+            }
             match commit.on_result(attempt, result) {
                 CommitStep::Committed(done) => {
                     if done.len() > 1 {
@@ -646,7 +816,12 @@ impl DownlinksTask {
     async fn commit(
         &mut self,
         group: Vec<Received>,
-    ) -> Option<(Result<Vec<ForwardOutcome>, StoreError>, Vec<Received>)> {
+    ) -> Option<(
+        Result<Vec<ForwardOutcome>, StoreError>,
+        Vec<Received>,
+        Vec<Finding>,
+    )> {
+        let this = self.dl.config.node.clone();
         let forward = self
             .dl
             .forward
@@ -672,9 +847,13 @@ impl DownlinksTask {
                 let forward = forward
                     .as_ref()
                     .map(|(link, policy)| (link.as_str(), policy));
-                let outcome = apply_group(s, &batches, forward);
+                let mut admission = GroupAdmission::new(this);
+                let mut admit = |atx: &AdmitTx<'_>, b: &InboundBatch<'_>, news: bool| {
+                    admission.admit(atx, b, news)
+                };
+                let outcome = apply_group(s, &batches, forward, Some(&mut admit));
                 drop(batches);
-                Ok((outcome, group))
+                Ok((outcome, group, admission.findings))
             })
             .await;
         match result {

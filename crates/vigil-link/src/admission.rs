@@ -1,0 +1,697 @@
+//! What a parent accepts from a child: the site binding is the rule
+//! (docs/ARCHITECTURE.md#site-bindings-and-admission).
+//!
+//! A child speaks only for its subtree. From child `C`, a hub admits:
+//!
+//! - a **raise** whose `site` lies inside `C`'s binding (and inside its origin's, when the
+//!   origin is a node reported below `C`), whose event origin and alert-key origin are each
+//!   `C` or a node below it, on an alert that did not come through another child;
+//! - **any other event** (ack, clear, shelve, out of service, …) whose origin is `C` or below
+//!   it, on an alert that came through `C` — an alert not held here is tied to `C` by it; one
+//!   held here that came through no child (this hub's own, or held from before bindings) only
+//!   when its key's origin is `C` or below it;
+//! - an **audit record** whose origin is `C` or below it, never this hub's own id;
+//! - a **reported binding** (in `C`'s status) inside `C`'s own binding, naming a node not
+//!   bound elsewhere here, enrolled with `C` or a node `C` reports.
+//!
+//! "Below `C`": a node whose binding here was reported through `C`, or a node not bound here
+//! at all (its binding travels up with its parent's next status; until then it is taken as
+//! below the child that sent it — still confined to that child's sites). A node bound
+//! elsewhere here — a direct child of this hub, a node reported through another child, this
+//! hub itself — is never below `C`. A child with no binding here gets nothing admitted.
+//!
+//! The decisions are pure ([`Judge`]); the store's transaction supplies the bindings and
+//! each alert's child ([`AlertVia`]) and records the ties
+//! (`vigil_store::Store::apply_batches_admitted_and_forward`).
+
+use std::collections::{HashMap, HashSet};
+
+use vigil_core::{AlertEvent, AlertEventBody, AlertId, AlertKey, NodeId, SitePath};
+pub use vigil_store::AlertVia;
+use vigil_store::{AdmitTx, Admitted, InboundBatch, NodeBinding, ReportedBinding, StoreError};
+use vigil_wire::{AuditEvent, BindingStatus};
+
+use crate::findings::{aggregate, Finding, FindingReason};
+
+/// What to do with one event or record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Apply it; `tie`: record that its alert came through the child.
+    Admit {
+        /// Record the alert's child (it has none yet).
+        tie: bool,
+    },
+    /// Do not apply it: why, and what (for the finding).
+    Refuse(FindingReason, String),
+}
+
+impl Verdict {
+    /// Whether it is admitted.
+    pub fn admitted(&self) -> bool {
+        matches!(self, Verdict::Admit { .. })
+    }
+}
+
+/// One child's batch judged against this hub's bindings: `this` hub, the sending `child`,
+/// its binding (`None`: unbound) and the bindings of the nodes the batch names (absent from
+/// the map: not bound here).
+#[derive(Debug, Clone, Copy)]
+pub struct Judge<'a> {
+    /// This hub.
+    pub this: &'a NodeId,
+    /// The direct child that sent the batch.
+    pub child: &'a NodeId,
+    /// The child's site binding; `None` when it has none.
+    pub child_site: Option<&'a SitePath>,
+    /// The bindings held here of the nodes the batch names.
+    pub bindings: &'a HashMap<NodeId, NodeBinding>,
+}
+
+impl Judge<'_> {
+    /// Whether `origin` may speak through the child: `Ok(Some(site))` with the origin's own
+    /// binding when it was reported through the child, `Ok(None)` for the child itself or a
+    /// node not bound here; the reason otherwise.
+    fn origin(&self, origin: &NodeId) -> Result<Option<&SitePath>, String> {
+        if origin == self.this {
+            return Err(format!("origin {origin} is this hub"));
+        }
+        if origin == self.child {
+            return Ok(None);
+        }
+        match self.bindings.get(origin) {
+            None => Ok(None),
+            Some(b) if b.direct_child() == self.child => Ok(Some(&b.site)),
+            Some(b) if b.via.is_none() => {
+                Err(format!("origin {origin} is a direct child of this hub"))
+            }
+            Some(b) => Err(format!(
+                "origin {origin} is bound through {}",
+                b.direct_child()
+            )),
+        }
+    }
+
+    /// The verdict on `event`, whose alert came through `through`.
+    pub fn event(&self, event: &AlertEvent, through: &AlertVia) -> Verdict {
+        let Some(child_site) = self.child_site else {
+            return Verdict::Refuse(
+                FindingReason::Unbound,
+                format!("{} has no site binding here", self.child),
+            );
+        };
+        let what = || {
+            format!(
+                "event {} ({}) on alert {}",
+                event.id,
+                event.body.name(),
+                event.alert
+            )
+        };
+        let origin_site = match self.origin(&event.origin) {
+            Ok(site) => site,
+            Err(why) => {
+                return Verdict::Refuse(FindingReason::ForeignOrigin, format!("{}: {why}", what()))
+            }
+        };
+        if let AlertEventBody::Raised { key, site, .. } = &event.body {
+            if let Err(why) = self.origin(&key.origin) {
+                return Verdict::Refuse(
+                    FindingReason::ForeignOrigin,
+                    format!("{}: key {key}: {why}", what()),
+                );
+            }
+            if !site.is_within(child_site) {
+                return Verdict::Refuse(
+                    FindingReason::SiteOutsideBinding,
+                    format!("{}: site {site} is outside {child_site}", what()),
+                );
+            }
+            if let Some(own) = origin_site.filter(|own| !site.is_within(own)) {
+                return Verdict::Refuse(
+                    FindingReason::SiteOutsideBinding,
+                    format!(
+                        "{}: site {site} is outside {own}, {}'s binding",
+                        what(),
+                        event.origin
+                    ),
+                );
+            }
+        }
+        match through {
+            AlertVia::Child(via) if via == self.child => Verdict::Admit { tie: false },
+            AlertVia::Child(via) => Verdict::Refuse(
+                FindingReason::AlertNotThroughChild,
+                format!("{}: the alert came through {via}", what()),
+            ),
+            AlertVia::Untied(key_origin) => match key_origin {
+                Some(o) if self.origin(o).is_ok() => Verdict::Admit { tie: true },
+                Some(o) => Verdict::Refuse(
+                    FindingReason::AlertNotThroughChild,
+                    format!("{}: the alert is {o}'s, held here", what()),
+                ),
+                None => Verdict::Refuse(
+                    FindingReason::AlertNotThroughChild,
+                    format!(
+                        "{}: the alert is held here and came through no child",
+                        what()
+                    ),
+                ),
+            },
+            AlertVia::Unknown => Verdict::Admit { tie: true },
+        }
+    }
+
+    /// The verdict on an audit record.
+    pub fn audit(&self, record: &AuditEvent) -> Verdict {
+        if self.child_site.is_none() {
+            return Verdict::Refuse(
+                FindingReason::Unbound,
+                format!("{} has no site binding here", self.child),
+            );
+        }
+        match self.origin(&record.origin) {
+            Ok(_) => Verdict::Admit { tie: false },
+            Err(why) => Verdict::Refuse(
+                FindingReason::ForeignAudit,
+                format!("audit record {}#{}: {why}", record.origin, record.seq),
+            ),
+        }
+    }
+}
+
+/// The nodes a batch names, whose bindings a [`Judge`] needs: the events' origins
+/// and raises' key origins, the audit records' origins.
+pub fn named_nodes<'a>(
+    events: &'a [AlertEvent],
+    audit: &'a [AuditEvent],
+) -> impl Iterator<Item = &'a NodeId> + 'a {
+    events
+        .iter()
+        .flat_map(|e| {
+            let key: Option<&AlertKey> = match &e.body {
+                AlertEventBody::Raised { key, .. } => Some(key),
+                _ => None,
+            };
+            std::iter::once(&e.origin).chain(key.map(|k| &k.origin))
+        })
+        .chain(audit.iter().map(|a| &a.origin))
+}
+
+/// Judges the bindings `child` reports in its status against those held here (`held`,
+/// every binding of this hub) and `child`'s own (`child_site`; `None`: unbound, all
+/// refused): the ones to record, and the refusals.
+pub fn judge_reported(
+    this: &NodeId,
+    child: &NodeId,
+    child_site: Option<&SitePath>,
+    held: &HashMap<NodeId, NodeBinding>,
+    reported: &[BindingStatus],
+) -> (Vec<ReportedBinding>, Vec<(FindingReason, String)>) {
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
+    let Some(child_site) = child_site else {
+        if !reported.is_empty() {
+            refused.push((
+                FindingReason::Unbound,
+                format!(
+                    "{child} reports {} binding(s) but has no site binding here",
+                    reported.len()
+                ),
+            ));
+        }
+        return (accepted, refused);
+    };
+    for r in reported {
+        let what = || {
+            format!(
+                "binding of {} to {} (enrolled with {})",
+                r.node, r.site, r.parent
+            )
+        };
+        let why = if &r.node == this || &r.node == child {
+            Some(format!("{}: names {}", what(), r.node))
+        } else if !r.site.is_within(child_site) {
+            Some(format!(
+                "{}: outside {child}'s binding {child_site}",
+                what()
+            ))
+        } else if let Some(b) = held.get(&r.node).filter(|b| b.direct_child() != child) {
+            Some(format!(
+                "{}: {} is bound here {}",
+                what(),
+                r.node,
+                match &b.via {
+                    None => "as a direct child".to_owned(),
+                    Some(via) => format!("through {via}"),
+                }
+            ))
+        } else if &r.parent != child && !reported.iter().any(|o| o.node == r.parent) {
+            Some(format!(
+                "{}: {} is not in {child}'s subtree",
+                what(),
+                r.parent
+            ))
+        } else {
+            None
+        };
+        match why {
+            Some(why) => refused.push((FindingReason::ForeignBinding, why)),
+            None => accepted.push(ReportedBinding {
+                node: r.node.clone(),
+                site: r.site.clone(),
+                parent: r.parent.clone(),
+            }),
+        }
+    }
+    (accepted, refused)
+}
+
+/// Every binding held here as this hub reports it up, for its own status: a node enrolled
+/// or configured here is enrolled with `this`.
+pub fn report(this: &NodeId, held: &[NodeBinding]) -> Vec<BindingStatus> {
+    held.iter()
+        .map(|b| BindingStatus {
+            node: b.node.clone(),
+            site: b.site.clone(),
+            parent: b.parent.clone().unwrap_or_else(|| this.clone()),
+        })
+        .collect()
+}
+
+/// The admission of one group commit at a parent (the thin I/O shell around [`Judge`]):
+/// looks up, on the transaction, the bindings of the nodes each batch names and the child
+/// each event's alert came through (remembered for the group), records the ties, and
+/// collects the refusals of the batches that bring news as [`Finding`]s (a whole resend is
+/// judged alike, and not reported again).
+#[derive(Debug)]
+pub struct GroupAdmission {
+    this: NodeId,
+    bound: HashMap<NodeId, NodeBinding>,
+    looked: HashSet<NodeId>,
+    vias: HashMap<AlertId, AlertVia>,
+    /// The findings so far: hand them over only once the group is committed.
+    pub findings: Vec<Finding>,
+}
+
+impl GroupAdmission {
+    /// The admission of a group at hub `this`.
+    pub fn new(this: NodeId) -> Self {
+        GroupAdmission {
+            this,
+            bound: HashMap::new(),
+            looked: HashSet::new(),
+            vias: HashMap::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    fn look_up(&mut self, atx: &AdmitTx<'_>, node: &NodeId) -> Result<(), StoreError> {
+        if self.looked.insert(node.clone()) {
+            if let Some(b) = atx.binding(node)? {
+                self.bound.insert(node.clone(), b);
+            }
+        }
+        Ok(())
+    }
+
+    /// Judges `batch` (the store's [`Admit`](vigil_store::Admit) hook): `None` when all of
+    /// it is admitted.
+    pub fn admit(
+        &mut self,
+        atx: &AdmitTx<'_>,
+        batch: &InboundBatch<'_>,
+        news: bool,
+    ) -> Result<Option<Admitted>, StoreError> {
+        let child = batch.peer;
+        self.look_up(atx, child)?;
+        let named: Vec<NodeId> = named_nodes(batch.events, batch.audit).cloned().collect();
+        for node in &named {
+            self.look_up(atx, node)?;
+        }
+        let GroupAdmission {
+            this,
+            bound,
+            vias,
+            findings,
+            ..
+        } = self;
+        // A direct child speaks under its own binding here (enrolled or configured); a node
+        // bound through another child that connects here directly has none.
+        let child_site = bound
+            .get(child)
+            .filter(|b| b.via.is_none())
+            .map(|b| &b.site);
+        let judge = Judge {
+            this,
+            child,
+            child_site,
+            bindings: bound,
+        };
+        let mut refusals = Vec::new();
+        let mut events = Vec::with_capacity(batch.events.len());
+        for event in batch.events {
+            let via = match vias.get(&event.alert) {
+                Some(via) => via.clone(),
+                None if child_site.is_none() => AlertVia::Unknown,
+                None => atx.alert_via(&event.alert)?,
+            };
+            match judge.event(event, &via) {
+                Verdict::Admit { tie } => {
+                    if tie {
+                        atx.tie(&event.alert, child)?;
+                        vias.insert(event.alert, AlertVia::Child(child.clone()));
+                    } else {
+                        vias.insert(event.alert, via);
+                    }
+                    events.push(true);
+                }
+                Verdict::Refuse(reason, detail) => {
+                    vias.insert(event.alert, via);
+                    refusals.push((reason, detail));
+                    events.push(false);
+                }
+            }
+        }
+        let mut audit = Vec::with_capacity(batch.audit.len());
+        for record in batch.audit {
+            match judge.audit(record) {
+                Verdict::Admit { .. } => audit.push(true),
+                Verdict::Refuse(reason, detail) => {
+                    refusals.push((reason, detail));
+                    audit.push(false);
+                }
+            }
+        }
+        if refusals.is_empty() {
+            return Ok(None);
+        }
+        if news {
+            findings.extend(aggregate(child, refusals));
+        }
+        Ok(Some(Admitted { events, audit }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use vigil_core::{Actor, AlertId, ConditionKind, EventId, Hlc, Severity, Timestamp};
+    use vigil_store::BindingSource;
+
+    use super::*;
+
+    fn id(s: &str) -> NodeId {
+        NodeId::new(s).expect("node")
+    }
+
+    fn site(s: &str) -> SitePath {
+        SitePath::new(s).expect("site")
+    }
+
+    fn bound(node: &str, s: &str, via: Option<&str>) -> (NodeId, NodeBinding) {
+        (
+            id(node),
+            NodeBinding {
+                node: id(node),
+                site: site(s),
+                source: if via.is_some() {
+                    BindingSource::Reported
+                } else {
+                    BindingSource::Enrolled
+                },
+                via: via.map(id),
+                parent: via.map(id),
+                updated_at: Timestamp::from_millis(0),
+            },
+        )
+    }
+
+    /// This county hub: gateways X and Y enrolled here; city-like child H with gw-h1 below.
+    fn held() -> HashMap<NodeId, NodeBinding> {
+        [
+            bound("gw-x", "m/p/fx", None),
+            bound("gw-y", "m/p/fy", None),
+            bound("hub-h", "m/p/h", None),
+            bound("gw-h1", "m/p/h/f1", Some("hub-h")),
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    fn raise(origin: &str, key_origin: &str, at: &str) -> AlertEvent {
+        AlertEvent {
+            id: EventId::from_bytes([1; 16]),
+            alert: AlertId::from_bytes([2; 16]),
+            origin: id(origin),
+            hlc: Hlc::new(1, 0),
+            actor: Actor::System,
+            body: AlertEventBody::Raised {
+                key: AlertKey::new(
+                    id(key_origin),
+                    "fence",
+                    ConditionKind::new("alarm").expect("kind"),
+                )
+                .expect("key"),
+                site: site(at),
+                severity: Severity::Critical,
+                message: "m".into(),
+                value: None,
+                at: Timestamp::from_millis(1),
+                latching: false,
+                zone: None,
+                evidence: Vec::new(),
+            },
+            clamped_from: None,
+        }
+    }
+
+    fn ack(origin: &str) -> AlertEvent {
+        AlertEvent {
+            body: AlertEventBody::Acknowledged { comment: None },
+            ..raise(origin, origin, "m")
+        }
+    }
+
+    fn reason(v: Verdict) -> FindingReason {
+        match v {
+            Verdict::Refuse(reason, _) => reason,
+            Verdict::Admit { .. } => panic!("admitted"),
+        }
+    }
+
+    #[test]
+    fn a_child_raises_only_at_its_sites_as_itself_or_below() {
+        let held = held();
+        let this = id("county");
+        let x = id("gw-x");
+        let judge = Judge {
+            this: &this,
+            child: &x,
+            child_site: Some(&site("m/p/fx")),
+            bindings: &held,
+        };
+        let new = AlertVia::Unknown;
+        assert_eq!(
+            judge.event(&raise("gw-x", "gw-x", "m/p/fx/zone"), &new),
+            Verdict::Admit { tie: true }
+        );
+        assert_eq!(
+            reason(judge.event(&raise("gw-x", "gw-x", "m/p/fy"), &new)),
+            FindingReason::SiteOutsideBinding
+        );
+        assert_eq!(
+            reason(judge.event(&raise("gw-x", "gw-x", "m/p"), &new)),
+            FindingReason::SiteOutsideBinding
+        );
+        // Another direct child's id, this hub's own, a node bound through another child.
+        for other in ["gw-y", "county", "gw-h1"] {
+            assert_eq!(
+                reason(judge.event(&raise(other, other, "m/p/fx"), &new)),
+                FindingReason::ForeignOrigin,
+                "{other}"
+            );
+            assert_eq!(
+                reason(judge.event(&raise("gw-x", other, "m/p/fx"), &new)),
+                FindingReason::ForeignOrigin,
+                "{other}"
+            );
+        }
+        // A node not bound here: below the child, within its sites.
+        assert!(judge
+            .event(&raise("gw-new", "gw-new", "m/p/fx"), &new)
+            .admitted());
+        // An alert that came through another child.
+        let ys = AlertVia::Child(id("gw-y"));
+        assert_eq!(
+            reason(judge.event(&raise("gw-x", "gw-x", "m/p/fx"), &ys)),
+            FindingReason::AlertNotThroughChild
+        );
+    }
+
+    #[test]
+    fn a_hub_child_speaks_for_the_nodes_reported_through_it_within_their_sites() {
+        let held = held();
+        let this = id("county");
+        let h = id("hub-h");
+        let judge = Judge {
+            this: &this,
+            child: &h,
+            child_site: Some(&site("m/p/h")),
+            bindings: &held,
+        };
+        let new = AlertVia::Unknown;
+        assert!(judge
+            .event(&raise("gw-h1", "gw-h1", "m/p/h/f1"), &new)
+            .admitted());
+        // Inside the child's binding but outside the origin's own.
+        assert_eq!(
+            reason(judge.event(&raise("gw-h1", "gw-h1", "m/p/h/f2"), &new)),
+            FindingReason::SiteOutsideBinding
+        );
+        assert!(judge
+            .event(&raise("hub-h", "hub-h", "m/p/h/f2"), &new)
+            .admitted());
+    }
+
+    #[test]
+    fn actions_only_on_alerts_that_came_through_the_child() {
+        let held = held();
+        let this = id("county");
+        let x = id("gw-x");
+        let judge = Judge {
+            this: &this,
+            child: &x,
+            child_site: Some(&site("m/p/fx")),
+            bindings: &held,
+        };
+        let mine = AlertVia::Child(id("gw-x"));
+        assert_eq!(
+            judge.event(&ack("gw-x"), &mine),
+            Verdict::Admit { tie: false }
+        );
+        assert_eq!(
+            reason(judge.event(&ack("gw-x"), &AlertVia::Child(id("gw-y")))),
+            FindingReason::AlertNotThroughChild
+        );
+        assert_eq!(
+            reason(judge.event(&ack("gw-y"), &mine)),
+            FindingReason::ForeignOrigin
+        );
+        // Not held here: accepted and tied to the child.
+        assert_eq!(
+            judge.event(&ack("gw-x"), &AlertVia::Unknown),
+            Verdict::Admit { tie: true }
+        );
+        // Held here through no child: only when its key's origin is the child's.
+        assert_eq!(
+            judge.event(&ack("gw-x"), &AlertVia::Untied(Some(id("gw-x")))),
+            Verdict::Admit { tie: true }
+        );
+        for untied in [
+            AlertVia::Untied(Some(id("county"))),
+            AlertVia::Untied(Some(id("gw-y"))),
+            AlertVia::Untied(None),
+        ] {
+            assert_eq!(
+                reason(judge.event(&ack("gw-x"), &untied)),
+                FindingReason::AlertNotThroughChild
+            );
+        }
+    }
+
+    #[test]
+    fn an_unbound_child_gets_nothing_admitted() {
+        let held = held();
+        let this = id("county");
+        let z = id("gw-z");
+        let judge = Judge {
+            this: &this,
+            child: &z,
+            child_site: None,
+            bindings: &held,
+        };
+        assert_eq!(
+            reason(judge.event(&raise("gw-z", "gw-z", "m"), &AlertVia::Unknown)),
+            FindingReason::Unbound
+        );
+        let (ok, refused) = judge_reported(
+            &this,
+            &z,
+            None,
+            &held,
+            &[BindingStatus {
+                node: id("a"),
+                site: site("m"),
+                parent: id("gw-z"),
+            }],
+        );
+        assert!(ok.is_empty());
+        assert_eq!(refused[0].0, FindingReason::Unbound);
+    }
+
+    #[test]
+    fn reported_bindings_must_lie_inside_the_childs_and_name_no_node_bound_elsewhere() {
+        let held = held();
+        let this = id("county");
+        let h = id("hub-h");
+        let b = |node: &str, s: &str, parent: &str| BindingStatus {
+            node: id(node),
+            site: site(s),
+            parent: id(parent),
+        };
+        let (ok, refused) = judge_reported(
+            &this,
+            &h,
+            Some(&site("m/p/h")),
+            &held,
+            &[
+                b("gw-h1", "m/p/h/f1", "hub-h"),
+                b("sub", "m/p/h/s", "hub-h"),
+                b("gw-s1", "m/p/h/s/f", "sub"),
+                b("gw-out", "m/p/fz", "hub-h"),
+                b("gw-x", "m/p/h/f9", "hub-h"),
+                b("county", "m/p/h/f8", "hub-h"),
+                b("gw-orphan", "m/p/h/f7", "nobody"),
+            ],
+        );
+        let names: Vec<&str> = ok.iter().map(|r| r.node.as_str()).collect();
+        assert_eq!(names, ["gw-h1", "sub", "gw-s1"]);
+        assert_eq!(refused.len(), 4);
+        assert!(refused
+            .iter()
+            .all(|(r, _)| *r == FindingReason::ForeignBinding));
+    }
+
+    #[test]
+    fn audit_records_only_of_the_child_and_below_never_this_hubs() {
+        let held = held();
+        let this = id("county");
+        let x = id("gw-x");
+        let judge = Judge {
+            this: &this,
+            child: &x,
+            child_site: Some(&site("m/p/fx")),
+            bindings: &held,
+        };
+        let record = |origin: &str| AuditEvent {
+            origin: id(origin),
+            seq: 1,
+            at: Timestamp::from_millis(0),
+            node: origin.into(),
+            actor: "a".into(),
+            action: "x".into(),
+            target: "t".into(),
+            details: "{}".into(),
+            prev_hash: vigil_wire::AuditHash([0; 32]),
+            hash: vigil_wire::AuditHash([0; 32]),
+        };
+        assert!(judge.audit(&record("gw-x")).admitted());
+        assert_eq!(
+            reason(judge.audit(&record("gw-y"))),
+            FindingReason::ForeignAudit
+        );
+        assert_eq!(
+            reason(judge.audit(&record("county"))),
+            FindingReason::ForeignAudit
+        );
+    }
+}
