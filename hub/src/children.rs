@@ -10,8 +10,10 @@
 //! side is not running) the table is empty.
 //!
 //! What the hub adds is the **routes**: the link side notes, for each origin node whose
-//! events a child's batch carried, the child it came through ([`Children::note_route`]);
-//! an origin below a grandchild is reached through the child. Operator actions use
+//! admitted events a child's batch carried, the child it came through
+//! ([`Children::note_route`]); an origin below a grandchild is reached through the child. A
+//! direct child always wins over a learned route: it is never reached through another
+//! child (docs/ARCHITECTURE.md#site-bindings-and-admission). Operator actions use
 //! [`Children::downlink_for`] to pick the outbox (`child:{id}`) through which an action on
 //! an alert flows back down to the node that raised it. Routes are memory only: after a
 //! restart they refill as batches come in, and meanwhile a child whose status lists the
@@ -63,26 +65,33 @@ impl Children {
         self.0.write().unwrap_or_else(PoisonError::into_inner).table = table;
     }
 
-    /// Notes that events raised by `origin` arrive through the direct child `via`.
+    /// Notes that events raised by `origin` arrive through the direct child `via` (only
+    /// admitted events' origins are noted: docs/ARCHITECTURE.md#site-bindings-and-admission).
+    /// A direct child of this hub is never routed through another child: such a route is
+    /// not noted.
     pub fn note_route(&self, origin: &NodeId, via: &NodeId) {
         let mut inner = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if origin != via && inner.table.borrow().get(origin).is_some() {
+            tracing::debug!(%origin, %via, "no route through another child to a direct child");
+            return;
+        }
         if inner.routes.get(origin) != Some(via) {
             tracing::debug!(%origin, %via, "route noted");
             inner.routes.insert(origin.clone(), via.clone());
         }
     }
 
-    /// The direct child through which `origin` is reached: a noted route, else a child
-    /// known by that id, else the child whose last status lists `origin` among its own
-    /// children; `None` when unknown.
+    /// The direct child through which `origin` is reached: a direct child itself (it
+    /// always wins over a learned route), else a noted route, else the child whose last
+    /// status lists `origin` among its own children; `None` when unknown.
     pub fn route(&self, origin: &NodeId) -> Option<NodeId> {
         let inner = self.0.read().unwrap_or_else(PoisonError::into_inner);
-        if let Some(via) = inner.routes.get(origin) {
-            return Some(via.clone());
-        }
         let table = inner.table.borrow();
         if table.get(origin).is_some() {
             return Some(origin.clone());
+        }
+        if let Some(via) = inner.routes.get(origin) {
+            return Some(via.clone());
         }
         let via = table
             .iter()
@@ -189,6 +198,27 @@ mod tests {
         children.note_route(&node("gw-9"), &node("county-b"));
         assert_eq!(children.downlink_for(&node("gw-9")), "child:county-b");
         assert_eq!(children.downlink_child(&node("gw-9")), node("county-b"));
+    }
+
+    #[test]
+    fn a_direct_child_always_wins_over_a_learned_route() {
+        let (children, table) = followed();
+        let t = Timestamp::from_millis(1_000);
+        table.send_modify(|c| {
+            c.on_status(Status::online(node("gw-y"), None, t), t);
+            c.on_status(Status::online(node("gw-x"), None, t), t);
+        });
+        // gw-x's events claimed gw-y as origin: no route to gw-y through gw-x.
+        children.note_route(&node("gw-y"), &node("gw-x"));
+        assert_eq!(children.downlink_for(&node("gw-y")), "child:gw-y");
+        assert!(!children.routes().contains_key(&node("gw-y")));
+        // A route noted before gw-z was heard of as a child gives way once it is.
+        children.note_route(&node("gw-z"), &node("gw-x"));
+        assert_eq!(children.downlink_for(&node("gw-z")), "child:gw-x");
+        table.send_modify(|c| {
+            c.on_status(Status::online(node("gw-z"), None, t), t);
+        });
+        assert_eq!(children.downlink_for(&node("gw-z")), "child:gw-z");
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! stream hears of them ([`LiveStream::ingest_notify`]), and the routes are noted — each
 //! origin node the events name is reached through the child that sent them
 //! ([`Children::note_route`]), so an action on one of its alerts flows back down that way.
+//! A delivery holds only events the link admitted (their origins are the child or nodes
+//! below it: docs/ARCHITECTURE.md#site-bindings-and-admission), so a child cannot claim a
+//! route to a node bound elsewhere; a direct child is never routed through another.
 //!
 //! The children's health needs nothing here: the link engine's table already counts their
 //! traffic, statuses and last wills, and the hub follows it.
