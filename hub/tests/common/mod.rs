@@ -180,7 +180,9 @@ impl Hub {
             .filter_map(
                 |r| match serde_json::from_slice(&r.payload).expect("link event") {
                     vigil_wire::LinkEvent::Alert(e) => Some(e),
-                    vigil_wire::LinkEvent::Audit(_) => None,
+                    vigil_wire::LinkEvent::Audit(_)
+                    | vigil_wire::LinkEvent::Directive(_)
+                    | vigil_wire::LinkEvent::DirectiveAck(_) => None,
                 },
             )
             .collect()
