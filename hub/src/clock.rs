@@ -26,7 +26,10 @@ use vigil_store::{Store, StoreError};
 
 /// The hub's clock, shared.
 #[derive(Debug, Clone)]
-pub struct HubClock(Arc<Mutex<HlcClock>>);
+pub struct HubClock {
+    clock: Arc<Mutex<HlcClock>>,
+    max_skew: Duration,
+}
 
 /// Nothing can be stamped after an event: it is stamped at the top of the clock's range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -51,10 +54,19 @@ impl HubClock {
     /// `max_skew` ahead of the wall clock (`[link] max_clock_skew`).
     pub fn resume_with(last: Option<Hlc>, max_skew: Duration) -> Self {
         let max_skew_ms = u64::try_from(max_skew.as_millis()).unwrap_or(u64::MAX);
-        HubClock(Arc::new(Mutex::new(HlcClock::resume(
-            last.unwrap_or_default(),
-            max_skew_ms,
-        ))))
+        HubClock {
+            clock: Arc::new(Mutex::new(HlcClock::resume(
+                last.unwrap_or_default(),
+                max_skew_ms,
+            ))),
+            max_skew,
+        }
+    }
+
+    /// How far ahead of the wall clock a stamp may be (`[link] max_clock_skew`): further
+    /// ahead, a child's event is clamped and the clock does not follow it.
+    pub fn max_skew(&self) -> Duration {
+        self.max_skew
     }
 
     /// A stamp for a local event at `now`, greater than `after` (the last stamp of what the
@@ -62,7 +74,7 @@ impl HubClock {
     /// is at the top of the range.
     pub fn try_stamp_after(&self, after: Option<Hlc>, now: Timestamp) -> Result<Hlc, StampError> {
         let now_ms = u64::try_from(now.as_millis()).unwrap_or(0);
-        let mut clock = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut clock = self.clock.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(after) = after else {
             return Ok(clock.now(now_ms));
         };
@@ -89,7 +101,10 @@ impl HubClock {
 
     /// The last stamp issued or observed.
     pub fn last(&self) -> Hlc {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).last()
+        self.clock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .last()
     }
 }
 

@@ -126,6 +126,8 @@ pub struct LinkContext {
     pub shutdown: CancellationToken,
     /// The hub's own alarms about its nodes (gate denials, findings, node health).
     pub alarms: crate::alarms::HubAlarms,
+    /// `[link]`: how the children's links are judged (offline, backlog), for node health.
+    pub judge: crate::config::LinkSection,
     /// The CA, the revocation set and the TLS files of the links.
     pub security: broker::LinkSecurity,
 }
@@ -311,9 +313,21 @@ impl Links {
                 this: ctx.node.id.clone(),
                 children: ctx.children.clone(),
                 live: ctx.live.clone(),
+                clock: ctx.clock.clone(),
+                alarms: ctx.alarms.clone(),
             };
             set.spawn(ingest.run(deliveries, shutdown.clone()));
         }
+        let health = crate::node_health::run(
+            self.handle.watch_children(),
+            ctx.alarms.clone(),
+            ctx.judge,
+            shutdown.clone(),
+        );
+        set.spawn(async move {
+            health.await;
+            "node health"
+        });
         let pass_down = pass_down::PassDown {
             store: ctx.store.clone(),
             this: ctx.node.id.clone(),
