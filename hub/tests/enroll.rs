@@ -40,12 +40,15 @@ async fn county() -> Hub {
 }
 
 /// A token for `node`, issued as `vigil-hub enroll-token` does, valid for `ttl`, bound to
-/// the facility `ministry/gd/gz/baiyun/{node}` (inside the county's site).
+/// its facility inside the county's site: `gw-prison-3` to `ministry/gd/gz/baiyun/prison-3`
+/// (where the test gateways raise), `gw-1` to `ministry/gd/gz/baiyun/1`.
 async fn token(hub: &Hub, node_id: &str, ttl: Duration) -> EnrollToken {
     let pki = hub.link.security.pki.clone();
     let config = hub.config.clone();
     let node = node(node_id);
-    let site = vigil_core::SitePath::new(format!("ministry/gd/gz/baiyun/{node_id}")).expect("site");
+    let facility = node_id.strip_prefix("gw-").unwrap_or(node_id);
+    let site =
+        vigil_core::SitePath::new(format!("ministry/gd/gz/baiyun/{facility}")).expect("site");
     hub.link
         .store
         .call(move |s| {
@@ -409,6 +412,45 @@ async fn an_enrolled_gateway_delivers_through_the_gate_until_it_is_revoked() {
             committed(&hub, first).await.then_some(())
         })
         .await;
+
+        // The node is in scope where it is bound: an installer of prison-4 neither lists
+        // nor revokes it (403, audited), one of prison-3 lists it.
+        for (name, scope, want) in [
+            (
+                "inst-4",
+                "ministry/gd/gz/baiyun/prison-4",
+                StatusCode::FORBIDDEN,
+            ),
+            ("inst-3", "ministry/gd/gz/baiyun/prison-3", StatusCode::OK),
+        ] {
+            let token = hub.add_token(name, vigil_hub::auth::Role::Installer, scope);
+            let bearer = format!("Bearer {token}");
+            let (status, body) = hub
+                .call_as(
+                    "GET",
+                    "/api/v1/nodes/gw-prison-3/certificates",
+                    &[("authorization", &bearer)],
+                    "",
+                )
+                .await;
+            assert_eq!(status, want, "{name}: {body}");
+        }
+        let inst4 = hub.add_token(
+            "inst-4b",
+            vigil_hub::auth::Role::Installer,
+            "ministry/gd/gz/baiyun/prison-4",
+        );
+        let bearer = format!("Bearer {inst4}");
+        let (status, _) = hub
+            .call_as(
+                "POST",
+                "/api/v1/nodes/gw-prison-3/revoke",
+                &[("authorization", &bearer)],
+                "",
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(!audited(&hub, "access_denied").await.is_empty());
 
         let (status, body) = hub
             .post(

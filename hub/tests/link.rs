@@ -35,7 +35,9 @@ use vigil_link::{
 use vigil_store::Store;
 
 /// A hub's config: `id` at `level`, HTTP and the embedded broker on free ports (or
-/// `mqtt`, a whole `[mqtt]` section), `parent` (a broker URL) if any, `extra` appended.
+/// `mqtt`, a whole `[mqtt]` section), `parent` (a broker URL) if any, `extra` appended. Its
+/// child is bound to its site (docs/ARCHITECTURE.md#site-bindings-and-admission): the city's
+/// `county-baiyun` to the county, any other hub's `gw-prison-3` to prison 3.
 fn hub_toml(
     store: &Path,
     id: &str,
@@ -48,10 +50,14 @@ fn hub_toml(
     let parent = parent
         .map(|url| format!("[parent]\nurl = \"{url}\"\n"))
         .unwrap_or_default();
+    let (child, site) = match id {
+        "city-guangzhou" => ("county-baiyun", "ministry/gd/gz/baiyun"),
+        _ => ("gw-prison-3", PRISON_3),
+    };
     format!(
         "[node]\nid = \"{id}\"\nlevel = \"{level}\"\nname = \"{id} command centre\"\n\n\
          [http]\nlisten = \"127.0.0.1:0\"\n\n[mqtt]\n{mqtt}\n\n{parent}\n\
-         [store]\npath = {:?}\n{extra}",
+         [store]\npath = {:?}\n\n[[child]]\nnode = \"{child}\"\nsite = \"{site}\"\n{extra}",
         store.display().to_string()
     )
 }

@@ -3,18 +3,24 @@
 //! | endpoint | what |
 //! |---|---|
 //! | `POST /api/v1/nodes/{id}/revoke` (body optional: `{"serial": "3fa1…"}`) | revokes every certificate of the node, or the one serial; **live**: the node's connections through the broker gate close at once and it cannot reconnect. 200 `{"node", "revoked": [serials newly revoked]}`; 404 when the node has no such certificate |
-//! | `GET /api/v1/nodes/{id}/certificates` | `{"node", "certificates": [{"serial", "not_before", "not_after", "issued_at", "fingerprint", "status", "revoked_at", "revoked_by"}]}`, `status` being `valid`, `expired` or `revoked` |
+//! | `GET /api/v1/nodes/{id}/certificates` | `{"node", "certificates": [{"serial", "not_before", "not_after", "issued_at", "fingerprint", "status", "revoked_at", "revoked_by", "site"}]}`, `status` being `valid`, `expired` or `revoked`, `site` the site the certificate's token bound the node to |
 //!
 //! A revocation is recorded and audited (action `node.revoke`) in one transaction.
+//!
+//! Both are in scope like alerts: the node's site is its binding here
+//! (docs/ARCHITECTURE.md#site-bindings-and-admission), or this hub's own site for a node
+//! bound nowhere here (one certified before bindings); a node outside the caller's scope is
+//! a 403, counted and audited (`access_denied`, reason `scope`). Without a site at all only
+//! a caller whose scope is a whole tree (one segment) may.
 
 use axum::extract::{Path, Request, State};
 use axum::{Extension, Json};
 use serde::Deserialize;
-use vigil_core::{NodeId, Timestamp};
+use vigil_core::{NodeId, SitePath, Timestamp};
 use vigil_store::{NodeCertificate, RevokeError};
 
 use super::revocation::revoke_in_store;
-use crate::api::access::require;
+use crate::api::access::{refuse, require, Denied};
 use crate::api::{ApiError, AppState};
 use crate::auth::{Permission, Principal};
 
@@ -30,6 +36,44 @@ fn node_id(text: &str) -> Result<NodeId, ApiError> {
     NodeId::new(text).map_err(|e| ApiError::not_found(format!("no node {text:?}: {e}")))
 }
 
+/// The site `node` is judged at: its binding here, else this hub's own site.
+async fn node_site(state: &AppState, node: &NodeId) -> Result<Option<SitePath>, ApiError> {
+    let lookup = node.clone();
+    let bound = state.store.call(move |s| s.node_binding(&lookup)).await?;
+    Ok(bound.map(|b| b.site).or_else(|| state.this.site.clone()))
+}
+
+/// `Ok` when `node` lies inside `who`'s scope; the audited 403 otherwise.
+async fn require_node_in_scope(
+    state: &AppState,
+    who: &Principal,
+    request: &str,
+    node: &NodeId,
+) -> Result<(), ApiError> {
+    let site = node_site(state, node).await?;
+    let in_scope = match &site {
+        Some(site) => site.is_within(&who.scope),
+        None => who.scope.depth() == 1,
+    };
+    if in_scope {
+        return Ok(());
+    }
+    let mut error = refuse(
+        state,
+        who,
+        request,
+        node.as_str(),
+        Denied::Scope(site.clone()),
+    )
+    .await;
+    error.message = format!(
+        "node {node} ({}) is outside your scope ({}): you cannot see or act on it",
+        site.as_ref().map_or("no site", SitePath::as_str),
+        who.scope
+    );
+    Err(error)
+}
+
 /// `POST /api/v1/nodes/{id}/revoke`.
 pub async fn revoke(
     State(state): State<AppState>,
@@ -39,6 +83,7 @@ pub async fn revoke(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require(&state, &who, Permission::ManageNodes, "revoke", &id).await?;
     let node = node_id(&id)?;
+    require_node_in_scope(&state, &who, "revoke", &node).await?;
     let bytes = axum::body::to_bytes(request.into_body(), 64 * 1024)
         .await
         .map_err(|_| ApiError::bad_request("the body is too large"))?;
@@ -96,6 +141,7 @@ pub async fn certificates(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require(&state, &who, Permission::ManageNodes, "certificates", &id).await?;
     let node = node_id(&id)?;
+    require_node_in_scope(&state, &who, "certificates", &node).await?;
     let lookup = node.to_string();
     let certs = state
         .store
@@ -126,5 +172,6 @@ pub fn certificate_json(c: &NodeCertificate, now: Timestamp) -> serde_json::Valu
         "status": status,
         "revoked_at": c.revoked_at,
         "revoked_by": c.revoked_by,
+        "site": c.site,
     })
 }
