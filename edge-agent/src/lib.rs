@@ -16,6 +16,7 @@ pub mod detect;
 pub mod enroll;
 pub mod metrics;
 pub mod modbus_cmd;
+pub mod posture;
 pub mod profile_cmd;
 pub mod profiles;
 pub mod run;

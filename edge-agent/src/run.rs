@@ -294,6 +294,13 @@ pub async fn run(
     let devices_total = config.modbus.device.len() as u64;
     let online = metrics.modbus.online.clone();
     let device_ids: Vec<String> = config.modbus.device.iter().map(|d| d.id.clone()).collect();
+    // Directives from the hub: a posture raises the window the posture detectors read.
+    let posture_window = crate::posture::PostureWindow::default();
+    pipeline.set_posture(crate::posture::PostureBook::new(
+        &config.posture,
+        posture_window.clone(),
+    ));
+    let directive_store = store.clone();
     let mut uplink = vigil_link::Uplink::new(uplink_config, store, link_metrics)
         .map_err(|e| anyhow::anyhow!("[uplink] url: {e}"))?
         .with_health(move || vigil_link::Health {
@@ -374,6 +381,14 @@ pub async fn run(
             }
         });
     }
+    tasks.spawn(crate::posture::run(
+        directive_store,
+        config.node.id.clone(),
+        !config.posture.is_empty(),
+        posture_window,
+        uplink.poke_handle(),
+        shutdown.clone(),
+    ));
     let link_shutdown = shutdown.clone();
     tasks.spawn(async move {
         if let Err(e) = uplink.run(link_shutdown).await {

@@ -104,6 +104,12 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// Adds the `[[posture]]` detectors ([`crate::posture`]); before the first reading.
+    pub fn set_posture(&mut self, posture: crate::posture::PostureBook) {
+        let detectors = std::mem::replace(&mut self.detectors, Detectors::new(RuleBook::default()));
+        self.detectors = detectors.with_posture(posture);
+    }
+
     /// Builds the detectors from `profiles` (the Modbus devices' profiles in config order)
     /// and the `[[rule]]` overrides, and the alert manager from the store: its clock resumes
     /// after the store's greatest stamp and its open alerts are rebuilt by key. Records what

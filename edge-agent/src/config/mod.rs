@@ -4,6 +4,7 @@
 
 pub mod modbus;
 pub mod mqtt;
+pub mod posture;
 pub mod rule;
 pub mod tls;
 pub mod update;
@@ -49,6 +50,10 @@ pub struct AgentConfig {
     /// `[[rule]]`: per-point overrides of the profiles' detection rules (see [`rule`]).
     #[serde(default)]
     pub rule: Vec<RuleOverride>,
+    /// `[[posture]]`: the limits a `posture` directive from the hub arms for a while (see
+    /// [`posture`]).
+    #[serde(default)]
+    pub posture: Vec<posture::PostureEntry>,
     /// `[update]`: trusted keys, versions directory and trial period of signed updates.
     #[serde(default)]
     pub update: UpdateSection,
@@ -225,6 +230,7 @@ impl Validate for AgentConfig {
             }
         }
         out.extend(rule::validate_rules(self));
+        out.extend(posture::validate_posture(&self.posture));
         out.extend(self.update.validate());
         out
     }

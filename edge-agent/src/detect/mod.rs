@@ -212,6 +212,8 @@ pub struct Detectors {
     /// Devices whose communication state is known since start (a reading or a source
     /// condition arrived).
     devices_known: HashSet<String>,
+    /// The `[[posture]]` limits each point also runs ([`crate::posture`]).
+    posture: crate::posture::PostureBook,
 }
 
 impl Detectors {
@@ -227,7 +229,23 @@ impl Detectors {
             book,
             points,
             devices_known: HashSet::new(),
+            posture: crate::posture::PostureBook::default(),
         }
+    }
+
+    /// Adds the `[[posture]]` detectors of `posture` to every point it matches (the known
+    /// points now, the others on their first reading).
+    pub fn with_posture(mut self, posture: crate::posture::PostureBook) -> Self {
+        for rules in self.book.known_points() {
+            if let (Some(d), Some(detectors)) = (
+                posture.detector_for(&rules.point),
+                self.points.get_mut(&rules.point.id),
+            ) {
+                detectors.push(Box::new(d));
+            }
+        }
+        self.posture = posture;
+        self
     }
 
     /// How many points have at least one detector.
@@ -264,11 +282,12 @@ impl Detectors {
             });
         }
         if !self.points.contains_key(&r.point) {
-            let detectors = self
-                .book
-                .resolve(&r.point)
-                .map(|rules| rules.build())
-                .unwrap_or_default();
+            let rules = self.book.resolve(&r.point);
+            let mut detectors = rules.as_ref().map(PointRules::build).unwrap_or_default();
+            let info = rules.map_or_else(|| PointInfo::new(r.point.clone()), |r| r.point);
+            if let Some(d) = self.posture.detector_for(&info) {
+                detectors.push(Box::new(d));
+            }
             self.points.insert(r.point.clone(), detectors);
         }
         if let Some(detectors) = self.points.get_mut(&r.point) {
