@@ -1,0 +1,421 @@
+//! A node speaks only for its subtree (docs/ARCHITECTURE.md#site-bindings-and-admission),
+//! against a running hub: gateway X holds a real certificate, enrolled with
+//! `--site` for its own facility, and sends — in the batches a compromised gateway would —
+//! its genuine alarms mixed with every forgery: an alert at another facility, alerts naming
+//! gateway Y and the hub itself as their origin, actions on Y's real alert (acknowledge,
+//! close, shelve, out of service), audit records under Y's id and the hub's. Each forgery
+//! is refused — not in the API — counted, audited and raised as a security alarm about X;
+//! X's genuine events in the same batches are applied and its link does not stall; Y's
+//! alert, its route (an ack at the hub goes down to Y, not to X) and its audit trail are
+//! untouched.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{bounded, eventually, Gateway, Hub, PRISON_3, PRISON_4};
+use hyper::StatusCode;
+use tokio_util::sync::CancellationToken;
+use vigil_core::{AlertEvent, AlertEventBody, AlertId, Lane, NodeId, Severity, Timestamp};
+use vigil_hub::auth::Role;
+use vigil_link::{
+    BackoffConfig, LinkMetrics, OutboxPoke, SenderConfig, SharedStore, Uplink, UplinkConfig,
+};
+use vigil_pki::rustls::ClientConfig;
+use vigil_store::Store;
+use vigil_wire::{AuditEvent, AuditHash, LinkEvent};
+
+const HUB: &str = "county-baiyun";
+const X: &str = "gw-prison-3";
+const Y: &str = "gw-prison-4";
+
+fn node(id: &str) -> NodeId {
+    NodeId::new(id).expect("node id")
+}
+
+/// Enrolls `id` at `hub` bound to `site`, as `vigil-hub enroll-token --node ID --site SITE`
+/// and `vigil-agent enroll` do: a token, a key made here, the certificate.
+async fn enroll(hub: &Hub, id: &str, site: &str) -> Arc<ClientConfig> {
+    let pki = hub.link.security.pki.clone();
+    let config = hub.config.clone();
+    let (n, s) = (node(id), vigil_core::SitePath::new(site).expect("site"));
+    let token = hub
+        .link
+        .store
+        .call(move |store| {
+            Ok(vigil_hub::enroll::token::issue(
+                store,
+                &pki,
+                &config,
+                &n,
+                &s,
+                Duration::from_secs(600),
+                "cli:test",
+            )
+            .expect("token")
+            .token)
+        })
+        .await
+        .expect("store");
+    let request = vigil_pki::node_key_and_csr(&node(id)).expect("csr");
+    let enrolled = vigil_pki::enroll(
+        &format!("http://{}", hub.addr),
+        &token,
+        &request.csr_pem,
+        &node(id),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("enrolled");
+    vigil_pki::client_config(
+        &enrolled.ca_pem,
+        Some((&enrolled.certificate_pem, &request.key_pem)),
+    )
+    .expect("client config")
+}
+
+/// A gateway's link: its own store, its uplink to the hub with its certificate. What it
+/// sends is whatever is put on its `parent` outbox — a forger's too.
+struct Gw {
+    events: Gateway,
+    store: SharedStore,
+    poke: OutboxPoke,
+    shutdown: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Gw {
+    fn start(id: &str, site: &str, url: &str, tls: Arc<ClientConfig>) -> Gw {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SharedStore::new(Store::open(dir.path().join("agent.db")).expect("store"));
+        let events = Gateway::new(id, site);
+        let mut config = UplinkConfig::new(events.node.clone(), url);
+        config.tls = Some(tls);
+        config.backoff = BackoffConfig {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(300),
+        };
+        config.sender = SenderConfig {
+            ack_timeout: Duration::from_secs(1),
+            ..SenderConfig::default()
+        };
+        config.poll_interval = Duration::from_millis(100);
+        let metrics = LinkMetrics::new(&prometheus::Registry::new()).expect("metrics");
+        let uplink = Uplink::new(config, store.clone(), metrics).expect("uplink");
+        let poke = uplink.poke_handle();
+        let shutdown = CancellationToken::new();
+        tokio::spawn(uplink.run(shutdown.clone()));
+        Gw {
+            events,
+            store,
+            poke,
+            shutdown,
+            _dir: dir,
+        }
+    }
+
+    /// Puts `items` on the `parent` outbox, in this order, as one append (one batch when
+    /// the link is idle), and wakes the link.
+    async fn send(&self, items: Vec<LinkEvent>) {
+        self.store
+            .call(move |s| {
+                let payloads: Vec<(Lane, Vec<u8>)> = items
+                    .iter()
+                    .map(|e| (Lane::Critical, serde_json::to_vec(e).expect("encode")))
+                    .collect();
+                s.outbox_append_many("parent", payloads)?;
+                Ok(())
+            })
+            .await
+            .expect("append");
+        self.poke.poke();
+    }
+
+    /// A raise of `source` by this gateway at its own site.
+    fn raise(&mut self, source: &str) -> (AlertId, AlertEvent) {
+        let alert = AlertId::generate();
+        let event = self
+            .events
+            .raise(alert, source, "state", Severity::Critical, false);
+        (alert, event)
+    }
+
+    /// Whether everything on the outbox was acknowledged by the hub.
+    async fn drained(&self) -> bool {
+        self.store
+            .call(|s| {
+                Ok(s.outbox_lane_state("parent", Lane::Critical)?
+                    .backlog_records
+                    + s.outbox_lane_state("parent", Lane::Normal)?.backlog_records)
+            })
+            .await
+            .expect("backlog")
+            == 0
+    }
+
+    async fn alert(&self, alert: AlertId) -> Option<vigil_core::AlertView> {
+        self.store
+            .call(move |s| s.alert(alert))
+            .await
+            .expect("read")
+    }
+}
+
+impl Drop for Gw {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// An audit record under `origin`'s name, as X would forge it.
+fn audit_record(origin: &str, seq: u64) -> LinkEvent {
+    LinkEvent::Audit(AuditEvent {
+        origin: node(origin),
+        seq,
+        at: Timestamp::now(),
+        node: origin.to_owned(),
+        actor: "li.na".to_owned(),
+        action: "alert.ack".to_owned(),
+        target: "forged".to_owned(),
+        details: "{}".to_owned(),
+        prev_hash: AuditHash([0; 32]),
+        hash: AuditHash([7; 32]),
+    })
+}
+
+async fn held(hub: &Hub, alert: AlertId) -> Option<vigil_core::AlertView> {
+    hub.link
+        .store
+        .call(move |s| s.alert(alert))
+        .await
+        .expect("read")
+}
+
+/// `vigil_link_refused_events_total{reason="…"}` as the hub's `/metrics` shows it.
+async fn refused(hub: &Hub, reason: &str) -> u64 {
+    let resp = hub.send("GET", "/metrics", &[], "").await;
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    let prefix = format!("vigil_link_refused_events_total{{reason=\"{reason}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |v| v.trim().parse().expect("a count"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_cannot_speak_for_another_facility_node_or_the_hub() {
+    bounded(async {
+        let hub = Hub::start_config(|store| common::county_toml(store, None, ""), &[]).await;
+        let x_tls = enroll(&hub, X, PRISON_3).await;
+        let y_tls = enroll(&hub, Y, PRISON_4).await;
+        let mut y = Gw::start(Y, PRISON_4, &hub.broker, y_tls);
+        let mut x = Gw::start(X, PRISON_3, &hub.broker, x_tls);
+
+        // Y's genuine alarm.
+        let (y_alert, y_raise) = y.raise("fence-east/zone2");
+        y.send(vec![LinkEvent::Alert(y_raise)]).await;
+        eventually("Y's alarm at the hub", || async {
+            held(&hub, y_alert).await.map(|_| ())
+        })
+        .await;
+
+        // X: genuine alarms around every forgery, in one append.
+        let (x_first, first) = x.raise("door-1/forced");
+        let (x_last, last) = x.raise("door-2/forced");
+        // An alert at Y's facility, under X's own name.
+        let (other_site, mut at_y) = x.raise("door-3/forced");
+        if let AlertEventBody::Raised { site, .. } = &mut at_y.body {
+            *site = vigil_core::SitePath::new(PRISON_4).expect("site");
+        }
+        // Alerts naming Y, and the hub, as their origin (event and key).
+        let as_other = |origin: &str| {
+            let mut g = Gateway::new(origin, PRISON_3);
+            let alert = AlertId::generate();
+            (
+                alert,
+                g.raise(alert, "gate/forced", "state", Severity::Critical, false),
+            )
+        };
+        let (as_y, as_y_raise) = as_other(Y);
+        let (as_hub, as_hub_raise) = as_other(HUB);
+        // X's name on the event, Y's on the alert's key.
+        let (y_key, mut y_key_raise) = as_other(Y);
+        y_key_raise.origin = node(X);
+        // Actions on Y's real alert: by X, and in Y's name.
+        let on_y = |x: &mut Gw, body| x.events.event(y_alert, body);
+        let actions = vec![
+            on_y(&mut x, AlertEventBody::Acknowledged { comment: None }),
+            on_y(
+                &mut x,
+                AlertEventBody::Closed {
+                    reason: Some("forged".into()),
+                },
+            ),
+            on_y(
+                &mut x,
+                AlertEventBody::Shelved {
+                    until: Timestamp::now().plus_millis(86_400_000),
+                    reason: None,
+                },
+            ),
+            on_y(&mut x, AlertEventBody::OutOfService { active: true }),
+        ];
+        let mut ack_as_y = on_y(&mut x, AlertEventBody::Acknowledged { comment: None });
+        ack_as_y.origin = node(Y);
+        let mut items = vec![LinkEvent::Alert(first)];
+        items.extend(
+            [at_y, as_y_raise, as_hub_raise, y_key_raise, ack_as_y]
+                .into_iter()
+                .chain(actions)
+                .map(LinkEvent::Alert),
+        );
+        items.extend([audit_record(Y, 1), audit_record(HUB, 1), audit_record(X, 1)]);
+        items.push(LinkEvent::Alert(last));
+        x.send(items).await;
+
+        // X's genuine alarms arrive, and its link drains: nothing holds it up.
+        for alert in [x_first, x_last] {
+            eventually("X's genuine alarm at the hub", || async {
+                held(&hub, alert).await.map(|_| ())
+            })
+            .await;
+        }
+        eventually("X's outbox acknowledged", || async {
+            x.drained().await.then_some(())
+        })
+        .await;
+
+        // The forgeries are not in the API.
+        for forged in [other_site, as_y, as_hub, y_key] {
+            let (status, _) = hub.get(&format!("/api/v1/alerts/{forged}")).await;
+            assert_eq!(
+                status,
+                StatusCode::NOT_FOUND,
+                "forged alert {forged} listed"
+            );
+        }
+        // Y's alert is as Y left it.
+        let view = held(&hub, y_alert).await.expect("Y's alert");
+        assert!(
+            view.active && !view.acknowledged && !view.closed,
+            "{view:?}"
+        );
+        assert!(
+            view.shelved_until.is_none() && !view.out_of_service,
+            "{view:?}"
+        );
+        assert_eq!(view.event_count, 1, "{view:?}");
+
+        // Counted, by reason.
+        assert_eq!(refused(&hub, "site_outside_binding").await, 1);
+        assert_eq!(refused(&hub, "foreign_origin").await, 4);
+        assert_eq!(refused(&hub, "alert_not_through_child").await, 4);
+        assert_eq!(refused(&hub, "foreign_audit").await, 2);
+
+        // Audited, per reason, with X as the actor.
+        let audited = eventually("the refusals in the audit log", || async {
+            let records = hub
+                .link
+                .store
+                .call(|s| s.audit_records(0, 10_000))
+                .await
+                .expect("audit");
+            let refused: Vec<_> = records
+                .into_iter()
+                .filter(|r| r.entry.action == "link.refused")
+                .collect();
+            (refused.len() >= 4).then_some(refused)
+        })
+        .await;
+        for reason in [
+            "site_outside_binding",
+            "foreign_origin",
+            "alert_not_through_child",
+            "foreign_audit",
+        ] {
+            assert!(
+                audited
+                    .iter()
+                    .any(|r| r.entry.actor == X && r.entry.target == reason),
+                "{reason} not audited: {audited:?}"
+            );
+        }
+
+        // A security alarm about X, raised by the hub itself.
+        let key = format!("{HUB}/node/{X}/security");
+        eventually("the security alarm about X", || async {
+            let (status, body) = hub.get("/api/v1/alerts?limit=1000").await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["alerts"]
+                .as_array()
+                .expect("alerts")
+                .iter()
+                .find(|a| a["key"] == key.as_str())
+                .map(|_| ())
+        })
+        .await;
+
+        // The audit trails held: X's own record, none under Y's name or the hub's.
+        let origins = hub
+            .link
+            .store
+            .call(|s| s.audit_remote_origins())
+            .await
+            .expect("origins");
+        assert_eq!(origins, [X.to_owned()]);
+
+        // Y's route is Y: an ack at the hub goes down to Y, not to X.
+        let session = hub.session("li.na", Role::Operator, "ministry").await;
+        let (status, body) = hub
+            .post(
+                &format!("/api/v1/alerts/{y_alert}/ack"),
+                &session.headers(),
+                "",
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        eventually("the hub's ack at Y", || async {
+            y.alert(y_alert)
+                .await
+                .filter(|v| v.acknowledged)
+                .map(|_| ())
+        })
+        .await;
+        assert!(x.alert(y_alert).await.is_none(), "Y's ack went to X");
+        hub.stop().await;
+    })
+    .await;
+}
+
+/// A child with no binding here (certified, but not enrolled with a site nor declared in
+/// hub.toml) gets nothing applied, and is alarmed about; its link still drains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unbound_child_gets_nothing_applied() {
+    bounded(async {
+        let hub = Hub::start_config(|store| common::county_toml(store, None, ""), &[]).await;
+        // A certificate from the hub's CA without a token: no site.
+        let id = node("gw-stray");
+        let request = vigil_pki::node_key_and_csr(&id).expect("csr");
+        let ca = hub.link.security.pki.ca();
+        let cert = ca
+            .issue_node(&request.csr_pem, &id, Duration::from_secs(3600))
+            .expect("issue");
+        let tls = vigil_pki::client_config(ca.cert_pem(), Some((&cert.cert_pem, &request.key_pem)))
+            .expect("client config");
+        let mut stray = Gw::start("gw-stray", PRISON_3, &hub.broker, tls);
+        let (alert, raise) = stray.raise("door-1/forced");
+        stray.send(vec![LinkEvent::Alert(raise)]).await;
+        eventually("the stray's outbox acknowledged", || async {
+            stray.drained().await.then_some(())
+        })
+        .await;
+        assert!(held(&hub, alert).await.is_none());
+        assert_eq!(refused(&hub, "unbound").await, 1);
+        hub.stop().await;
+    })
+    .await;
+}
