@@ -45,6 +45,7 @@ fn gateway_trail() -> Vec<AuditEvent> {
             |r| match serde_json::from_slice(&r.payload).expect("link event") {
                 LinkEvent::Audit(r) => r,
                 LinkEvent::Alert(e) => panic!("an alert event {e:?}"),
+                other => panic!("not an audit record: {other:?}"),
             },
         )
         .collect()
