@@ -75,6 +75,7 @@ async fn downlink_events_are_relayed_in_the_commit() {
                 |r| match serde_json::from_slice(&r.payload).expect("link event") {
                     vigil_wire::LinkEvent::Alert(e) => e.id,
                     vigil_wire::LinkEvent::Audit(r) => r.event_id(),
+                    other => panic!("not an alert event or audit record: {other:?}"),
                 },
             )
             .collect();
