@@ -1,0 +1,208 @@
+//! Directives down the tree (docs/ARCHITECTURE.md#directives), as separate processes on
+//! loopback over mTLS: a city hub, a county hub enrolled with it, a gateway enrolled with the
+//! county and running, and a second gateway enrolled but down.
+//!
+//! A supervisor at the city posts a `posture` directive to the county's subtree; the county
+//! passes it to both gateways' downlinks; the running gateway raises its posture and
+//! acknowledges; the acknowledgements travel up hop by hop; `GET /api/v1/directives/{id}` at
+//! the city shows each node's acknowledgement and, after the deadline, the gateway that is
+//! down as missing. A viewer cannot post; a supervisor whose scope does not hold the target is
+//! refused (403); both ends audit it.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::*;
+use vigil_hub::auth::Role;
+
+#[test]
+fn node_process() {
+    node_entry();
+}
+
+/// A gateway at `site` with a `[[posture]]` entry, uplink on plain mqtt:// (enrollment
+/// changes it), no devices.
+fn gateway(root: &Path, node: &str, site: &str, broker: u16) -> std::path::PathBuf {
+    let dir = root.join(node);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let text = format!(
+        "[node]\nid = \"{node}\"\nsite = \"{site}\"\n\n[uplink]\nurl = \"mqtt://127.0.0.1:{broker}\"\n\n[store]\npath = \"agent.db\"\n\n[metrics]\nlisten = \"127.0.0.1:{http}\"\n\n[[posture]]\npoints = [\"env-1/*\"]\nlimits = {{ h = 26.0, delay = \"1s\" }}\n",
+        http = free_port(),
+    );
+    let cfg = dir.join("agent.toml");
+    std::fs::write(&cfg, text).expect("write agent config");
+    cfg
+}
+
+fn post(addr: &str, token: &str, body: &str) -> (u16, String) {
+    let bearer = format!("Bearer {token}");
+    http(
+        "POST",
+        addr,
+        "/api/v1/directives",
+        Some(body),
+        &[("Authorization", bearer.as_str())],
+    )
+    .expect("an answer")
+}
+
+/// A token with `role` and `scope` in the hub of `config`.
+fn token(config: &Path, name: &str, role: Role, scope: &str) -> String {
+    let cfg = vigil_hub::config::HubConfig::load(config).expect("valid hub config");
+    vigil_hub::auth::admin::Admin::open_or_create(&cfg, "cli:e2e".to_owned())
+        .expect("open the hub's store")
+        .add_token(
+            name,
+            role,
+            &vigil_core::SitePath::new(scope).expect("site"),
+            None,
+        )
+        .expect("add a token")
+}
+
+fn ack_of<'a>(view: &'a serde_json::Value, node: &str) -> Option<&'a serde_json::Value> {
+    view["acks"].as_array()?.iter().find(|a| a["node"] == node)
+}
+
+fn listed(view: &serde_json::Value, field: &str, node: &str) -> bool {
+    view[field]
+        .as_array()
+        .is_some_and(|v| v.iter().any(|n| n == node))
+}
+
+#[test]
+fn a_posture_directive_reaches_the_gateway_and_its_acknowledgement_the_city() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The city hub.
+    let city_dir = dir.path().join("city");
+    std::fs::create_dir_all(&city_dir).expect("mkdir");
+    let (city_http, city_broker) = (free_port(), free_port());
+    let city_cfg = hub_config(
+        &city_dir,
+        "city-1",
+        "city",
+        city_http,
+        &format!("listen = \"127.0.0.1:{city_broker}\""),
+        None,
+    );
+    let city_addr = format!("127.0.0.1:{city_http}");
+    let city = spawn_node("hub", &city_cfg, &city_dir.join("hub.log"));
+    wait_healthy(&city_addr, &city);
+    // The county hub, enrolled with the city.
+    let county_dir = dir.path().join("county");
+    std::fs::create_dir_all(&county_dir).expect("mkdir");
+    let (county_http, county_broker) = (free_port(), free_port());
+    let county_cfg = hub_config(
+        &county_dir,
+        "county-1",
+        "county",
+        county_http,
+        &format!("listen = \"127.0.0.1:{county_broker}\""),
+        Some(&format!("mqtt://127.0.0.1:{city_broker}")),
+    );
+    enroll_child_hub(&city_cfg, &city_addr, &county_cfg, "county-1");
+    let county_addr = format!("127.0.0.1:{county_http}");
+    let county = spawn_node("hub", &county_cfg, &county_dir.join("hub.log"));
+    wait_healthy(&county_addr, &county);
+    // Two gateways enrolled with the county; only gw-1 runs.
+    let gw1_cfg = gateway(
+        dir.path(),
+        "gw-1",
+        "ministry/p/c/county-1/prison-1",
+        county_broker,
+    );
+    enroll_gateway(&county_cfg, &county_addr, &gw1_cfg, "gw-1");
+    let gw2_cfg = gateway(
+        dir.path(),
+        "gw-2",
+        "ministry/p/c/county-1/prison-2",
+        county_broker,
+    );
+    enroll_gateway(&county_cfg, &county_addr, &gw2_cfg, "gw-2");
+    let gw1 = spawn_node("agent", &gw1_cfg, &dir.path().join("gw-1.log"));
+
+    let supervisor = hub_token_as(&city_cfg, "sup", Role::Supervisor);
+    let viewer = hub_token_as(&city_cfg, "watch", Role::Viewer);
+    let elsewhere = token(
+        &city_cfg,
+        "sup-9",
+        Role::Supervisor,
+        "ministry/p/c/county-9",
+    );
+    let body = r#"{"target": "ministry/p/c/county-1", "deadline": "5s",
+                   "body": {"type": "posture", "until": "2099-01-01T00:00:00Z"}}"#;
+
+    // A viewer cannot post; a supervisor of another county cannot target this one.
+    let (status, text) = post(&city_addr, &viewer, body);
+    assert_eq!(status, 403, "{text}");
+    let (status, text) = post(&city_addr, &elsewhere, body);
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("scope"), "{text}");
+
+    let (status, text) = post(&city_addr, &supervisor, body);
+    assert_eq!(status, 201, "{text}");
+    let issued: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let id = issued["id"].as_str().expect("id").to_owned();
+    assert_eq!(issued["kind"], "posture");
+    let path = format!("/api/v1/directives/{id}");
+
+    // gw-1's acknowledgement arrives at the city through the county.
+    let acked = wait_for(Duration::from_secs(60), || {
+        let view = hub_json(&city_addr, &path, &supervisor)?;
+        ack_of(&view, "gw-1").is_some().then_some(view)
+    });
+    let view = acked.unwrap_or_else(|| {
+        panic!(
+            "gw-1's acknowledgement at the city\ngw-1 log:\n{}\ncounty log:\n{}\ncity log:\n{}",
+            gw1.log(),
+            county.log(),
+            city.log()
+        )
+    });
+    let gw1_ack = ack_of(&view, "gw-1").expect("gw-1");
+    assert_eq!(gw1_ack["outcome"], "applied", "{view}");
+    assert_eq!(gw1_ack["via"], "county-1", "{view}");
+    let county_ack = ack_of(&view, "county-1").expect("the county's own");
+    assert_eq!(county_ack["outcome"], "not_applicable", "{view}");
+    assert!(listed(county_ack, "relayed_to", "gw-2"), "{view}");
+
+    // gw-2 is down: pending until the deadline, then missing.
+    let overdue = wait_for(Duration::from_secs(30), || {
+        let view = hub_json(&city_addr, &path, &supervisor)?;
+        (view["overdue"] == true).then_some(view)
+    })
+    .expect("past the deadline");
+    assert!(listed(&overdue, "missing", "gw-2"), "{overdue}");
+    assert!(!listed(&overdue, "missing", "gw-1"), "{overdue}");
+
+    // The county shows the same for its own subtree; the other county's supervisor sees
+    // nothing of it.
+    let county_token = hub_token_as(&county_cfg, "sup", Role::Supervisor);
+    let at_county = hub_json(&county_addr, &path, &county_token).expect("at the county");
+    assert_eq!(at_county["issued_here"], false);
+    assert_eq!(at_county["received_from"], "city-1");
+    let list = hub_json(&city_addr, "/api/v1/directives", &elsewhere).expect("list");
+    assert_eq!(
+        list["directives"].as_array().map(Vec::len),
+        Some(0),
+        "{list}"
+    );
+
+    // Audited at both ends: issued at the city, applied at the gateway.
+    let audit = hub_json(&city_addr, "/api/v1/audit", &hub_token(&city_cfg)).expect("audit");
+    assert!(audit.to_string().contains("directive.issue"), "{audit}");
+    let gw1_store =
+        vigil_store::Store::open(gw1_cfg.parent().expect("dir").join("agent.db")).expect("store");
+    let records = gw1_store.audit_records(0, 1000).expect("audit records");
+    assert!(
+        records
+            .iter()
+            .any(|r| r.entry.action == "directive.apply" && r.entry.target == id),
+        "{records:?}"
+    );
+    drop(gw1);
+    drop(county);
+    drop(city);
+}
