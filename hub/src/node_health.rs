@@ -17,9 +17,10 @@
 //! flap.
 //!
 //! [`NodeHealth`] is the pure decision: table snapshots and the time in, raise/clear
-//! actions out, tested without I/O. [`run`] feeds it the children's table
-//! ([`Children::snapshot`], the link engine's table as the hub follows it) on a timer —
-//! every second, or `offline_after / 2` when shorter — and hands its actions to
+//! actions out, tested without I/O. [`run`] feeds it the link engine's table of the
+//! children (`DownlinksHandle::watch_children`, which the hub's `Children` follows too) at
+//! every change — every status, last will or first traffic — and on a timer for silence
+//! (every second, or `offline_after / 2` when shorter), and hands its actions to
 //! [`HubAlarms::condition`] (which waits for room: a change is never dropped). After a
 //! restart every child is judged afresh; the alarm writer finds the open alerts in the
 //! store, so an offline child that is still offline is not raised twice, and one that came
@@ -28,13 +29,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use vigil_core::{NodeId, Timestamp};
-use vigil_link::ChildInfo;
+use vigil_link::{ChildInfo, Children as ChildTable};
 use vigil_wire::NodeState;
 
 use crate::alarms::{AlarmKind, HubAlarms};
-use crate::children::Children;
 use crate::config::LinkSection;
 
 /// One raise or clear decided by [`NodeHealth`].
@@ -145,10 +146,11 @@ pub fn tick(link: &LinkSection) -> Duration {
     (link.offline_after / 2).clamp(Duration::from_millis(50), Duration::from_secs(1))
 }
 
-/// Until `shutdown`: judges the children's table every [`tick`] and raises or clears the
-/// alarms it calls for.
+/// Until `shutdown`: judges the children's table (the link engine's,
+/// `DownlinksHandle::watch_children`) at every change and every [`tick`] (silence is
+/// judged by the clock), and raises or clears the alarms it calls for.
 pub async fn run(
-    children: Children,
+    mut table: watch::Receiver<ChildTable>,
     alarms: HubAlarms,
     link: LinkSection,
     shutdown: CancellationToken,
@@ -156,12 +158,18 @@ pub async fn run(
     let mut health = NodeHealth::new(&link);
     let mut every = tokio::time::interval(tick(&link));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut watching = true;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
+            changed = table.changed(), if watching => {
+                // The links stopped: judge silence on the last table until shutdown.
+                watching = changed.is_ok();
+            }
             _ = every.tick() => {}
         }
-        for action in health.observe(&children.snapshot(), Timestamp::now()) {
+        let snapshot: Vec<ChildInfo> = table.borrow_and_update().iter().cloned().collect();
+        for action in health.observe(&snapshot, Timestamp::now()) {
             tracing::info!(
                 node = %action.node, kind = %action.kind, active = action.active,
                 "{}", action.message

@@ -139,7 +139,8 @@ pub async fn run(
         metrics: metrics.clone(),
         pokes: pokes.clone(),
         shutdown: shutdown.clone(),
-        alarms: alarms.clone(),
+        alarms,
+        judge: config.link,
         security: crate::link::broker::LinkSecurity {
             pki: enroll.pki.clone(),
             broker_names: config
@@ -211,12 +212,6 @@ pub async fn run(
             has_parent: config.parent.is_some(),
         },
         state.pokes.clone(),
-        shutdown.clone(),
-    ));
-    tasks.spawn(crate::node_health::run(
-        state.children.clone(),
-        alarms,
-        config.link,
         shutdown.clone(),
     ));
     let links = match start_links(link.clone(), &tasks).await {
