@@ -3,9 +3,11 @@
 //!
 //! Where the event goes (docs/ARCHITECTURE.md#downlink):
 //!
-//! - **down**, to the outbox of the child through which the alert's origin is reached
-//!   (`child:{id}`, [`Children::downlink_for`]), so the action reaches the gateway that
-//!   raised the alert; not when this hub raised the alert itself;
+//! - **down**, to the outbox of the child the alert came through (`child:{id}`: the child
+//!   admission tied the alert to, `Store::alert_via`, kept across restarts; for an alert
+//!   held from before bindings, the child its origin is reached through,
+//!   [`Children::downlink_child`]), so the action reaches the gateway that raised the
+//!   alert; not when this hub raised the alert itself;
 //! - **up**, to the `parent` outbox, when the hub has a parent and the alert passes the
 //!   escalation policy (an alert the parent never received gets no actions from below
 //!   either). The policy is the one the link side relays the children's events by
@@ -25,7 +27,7 @@ use vigil_core::{Actor, AlertEvent, AlertId, AlertView, EventId, NodeId, Timesta
 use vigil_store::{AuditEntry, Store, StoreError};
 
 use crate::action::{Action, Refused};
-use crate::children::{Children, PARENT_LINK};
+use crate::children::{child_link, Children, PARENT_LINK};
 use crate::clock::{HubClock, StampError};
 use crate::escalation::EscalationSection;
 
@@ -116,7 +118,13 @@ pub fn record(
     let lane = view.severity.lane();
     let mut links = Vec::with_capacity(2);
     if origin != ctx.node {
-        links.push(ctx.children.downlink_for(&origin));
+        // The child the alert came through, as admission recorded it (it survives a
+        // restart, unlike the routes learnt from traffic); else the route to its origin.
+        let child = match store.alert_via(&alert)? {
+            Some(via) => via,
+            None => ctx.children.downlink_child(&origin),
+        };
+        links.push(child_link(&child));
     }
     if ctx.has_parent && ctx.escalation.escalates_history(&view, peak_severity) {
         links.push(PARENT_LINK.to_owned());

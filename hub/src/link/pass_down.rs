@@ -132,7 +132,13 @@ fn target(
         .and_then(|view| view.key)
         .map(|key| key.origin);
     match origin {
-        Some(origin) if &origin != this => Ok(Some(children.downlink_child(&origin))),
+        // The child the alert came through, as admission recorded it: it survives a
+        // restart, whereas the routes learnt from traffic are empty until the children
+        // send again (a parked record for a node that is no child would never leave).
+        Some(origin) if &origin != this => Ok(Some(match store.alert_via(&event.alert)? {
+            Some(via) => via,
+            None => children.downlink_child(&origin),
+        })),
         Some(_) => Ok(None),
         None => {
             warn!(alert = %event.alert, event = %event.id,
