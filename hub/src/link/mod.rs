@@ -128,8 +128,6 @@ pub struct LinkContext {
     pub alarms: crate::alarms::HubAlarms,
     /// `[link]`: how the children's links are judged (offline, backlog), for node health.
     pub judge: crate::config::LinkSection,
-    /// `[link]`: how the children's links are judged (offline, backlog), for node health.
-    pub judge: crate::config::LinkSection,
     /// The CA, the revocation set and the TLS files of the links.
     pub security: broker::LinkSecurity,
 }
@@ -320,16 +318,6 @@ impl Links {
             };
             set.spawn(ingest.run(deliveries, shutdown.clone()));
         }
-        let health = crate::node_health::run(
-            self.handle.watch_children(),
-            ctx.alarms.clone(),
-            ctx.judge,
-            shutdown.clone(),
-        );
-        set.spawn(async move {
-            health.await;
-            "node health"
-        });
         let health = crate::node_health::run(
             self.handle.watch_children(),
             ctx.alarms.clone(),
