@@ -139,6 +139,27 @@ fn insert_ack(
     Ok(n == 1)
 }
 
+/// Whether a node below `peer` was passed the directive `ack` acknowledges: named in the
+/// `relayed_to` of an acknowledgement that came through `peer` (a child speaks only for the
+/// nodes it passed the directive to, and theirs, hop by hop).
+fn relayed_by(tx: &Connection, ack: &DirectiveAck, peer: &NodeId) -> Result<bool> {
+    let lists: Vec<String> = tx
+        .prepare_cached(
+            "SELECT relayed_to FROM directive_acks
+             WHERE directive = ?1 AND via = ?2 AND relayed_to != '[]'",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map(params![ack.directive.as_bytes(), peer.as_str()], |r| {
+                r.get(0)
+            })?
+            .collect()
+        })
+        .op("read the nodes a directive was passed to")?;
+    Ok(lists.iter().any(|list| {
+        serde_json::from_str::<Vec<NodeId>>(list).is_ok_and(|nodes| nodes.contains(&ack.node))
+    }))
+}
+
 /// Applies a batch's directive records from `peer` inside the inbox's transaction (see the
 /// module docs). `forward_link` is where acknowledgements from the subtree go up (`parent`),
 /// when this node has one; returns the sequence numbers they got there (`critical` lane).
@@ -184,6 +205,12 @@ pub(crate) fn apply_in(
                     out.refused += 1;
                     continue;
                 };
+                if ack.node != *peer && !relayed_by(tx, ack, peer)? {
+                    warn!(%peer, directive = %ack.directive, node = %ack.node,
+                          "acknowledgement for a node the child did not pass the directive to; refused");
+                    out.refused += 1;
+                    continue;
+                }
                 if !insert_ack(tx, ack, Some(peer), now)? {
                     out.duplicates += 1;
                     continue;
@@ -617,6 +644,18 @@ mod tests {
             .expect("read")
             .is_empty());
 
+        // A node the child did not pass it to cannot be acknowledged through it.
+        let forged = [DirectiveRecord::Ack(ack(
+            "gw-9",
+            DirectiveOutcome::Applied,
+            &[],
+        ))];
+        let out = apply(
+            &mut store,
+            "city-hub",
+            InboundDirectives::FromChild(&forged),
+        );
+        assert_eq!(out.refused, 1);
         let records = [DirectiveRecord::Ack(ack(
             "gw-1",
             DirectiveOutcome::NotApplicable,
