@@ -31,6 +31,10 @@ pub struct HubMetrics {
     /// Operator actions refused, by action and reason (`not_found`, `conflict`,
     /// `bad_request`).
     pub actions_refused: IntCounterVec,
+    /// Directives (docs/ARCHITECTURE.md#directives) by event: `issued` here by an operator,
+    /// `sent` (an issued one passed to the children), `received` from the parent (passed on
+    /// and acknowledged up).
+    pub directives: IntCounterVec,
     /// Sign-ins by outcome: `success`, `failure`, `rate_limited` (a name or address
     /// waiting), `in_progress` (refused: another attempt from the address was being
     /// checked), `overloaded` (refused: `[auth] sign_in_concurrency` checks were running).
@@ -129,6 +133,11 @@ impl HubMetrics {
             "Operator actions refused, by action and reason",
             &["action", "reason"],
         );
+        let directives = counter(
+            "vigil_hub_directives_total",
+            "Directives issued here, sent to the children, received from the parent",
+            &["event"],
+        );
         let sign_ins = counter(
             "vigil_hub_sign_ins_total",
             "Console sign-ins by outcome",
@@ -211,6 +220,7 @@ impl HubMetrics {
             events_ingested,
             actions,
             actions_refused,
+            directives,
             sign_ins,
             auth_refusals,
             sse_clients,

@@ -212,6 +212,7 @@ pub async fn run(
             has_parent: config.parent.is_some(),
         },
         state.pokes.clone(),
+        state.metrics.clone(),
         shutdown.clone(),
     ));
     let links = match start_links(link.clone(), &tasks).await {

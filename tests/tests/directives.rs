@@ -190,6 +190,30 @@ fn a_posture_directive_reaches_the_gateway_and_its_acknowledgement_the_city() {
         "{list}"
     );
 
+    // Counted: issued (and sent) at the city, received at the county.
+    let metrics = |addr: &str, token: &str| {
+        let bearer = format!("Bearer {token}");
+        http(
+            "GET",
+            addr,
+            "/metrics",
+            None,
+            &[("Authorization", bearer.as_str())],
+        )
+        .map(|(_, body)| body)
+        .unwrap_or_default()
+    };
+    let city_metrics = metrics(&city_addr, &supervisor);
+    assert!(
+        city_metrics.contains("vigil_hub_directives_total{event=\"issued\"} 1"),
+        "{city_metrics}"
+    );
+    let county_metrics = metrics(&county_addr, &county_token);
+    assert!(
+        county_metrics.contains("vigil_hub_directives_total{event=\"received\"} 1"),
+        "{county_metrics}"
+    );
+
     // Audited at both ends: issued at the city, applied at the gateway.
     let audit = hub_json(&city_addr, "/api/v1/audit", &hub_token(&city_cfg)).expect("audit");
     assert!(audit.to_string().contains("directive.issue"), "{audit}");

@@ -238,18 +238,21 @@ pub async fn issue(
         node: state.this.id.clone(),
         has_parent: state.actions.has_parent,
     };
-    let (view, links) = state
+    let (view, handled) = state
         .store
         .call(move |s| {
             s.directive_issue(&directive, &audit)?;
             // Passed on now rather than at the task's next poll.
-            let links = super::handle_pending(s, &hub)?;
-            Ok((s.directive(&id)?, links))
+            let handled = super::handle_pending(s, &hub)?;
+            Ok((s.directive(&id)?, handled))
         })
         .await?;
-    for link in links {
-        state.pokes.poke(&link);
-    }
+    state
+        .metrics
+        .directives
+        .with_label_values(&["issued"])
+        .inc();
+    handled.report(&state.metrics, &state.pokes);
     let view = view.ok_or_else(|| ApiError::internal(&"the directive was not stored"))?;
     tracing::info!(directive = %id, user = %who.name, kind = view.directive.body.kind(),
                    target = %view.directive.target, "directive issued");

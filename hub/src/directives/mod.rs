@@ -88,14 +88,39 @@ pub struct HubDirectives {
     pub has_parent: bool,
 }
 
-/// Does this hub's part for every pending directive; returns the links to poke.
-pub fn handle_pending(store: &mut Store, hub: &HubDirectives) -> Result<Vec<String>, StoreError> {
+/// What [`handle_pending`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Handled {
+    /// The outboxes it queued on: to poke.
+    pub links: Vec<String>,
+    /// Directives issued here, sent to the children.
+    pub sent: u64,
+    /// Directives from the parent, passed on and acknowledged.
+    pub received: u64,
+}
+
+impl Handled {
+    /// Counts it in `metrics` and pokes its outboxes.
+    pub fn report(self, metrics: &crate::metrics::HubMetrics, pokes: &OutboxPokes) {
+        for (event, n) in [("sent", self.sent), ("received", self.received)] {
+            if n > 0 {
+                metrics.directives.with_label_values(&[event]).inc_by(n);
+            }
+        }
+        for link in self.links {
+            pokes.poke(&link);
+        }
+    }
+}
+
+/// Does this hub's part for every pending directive.
+pub fn handle_pending(store: &mut Store, hub: &HubDirectives) -> Result<Handled, StoreError> {
     let pending = store.directives_pending()?;
     if pending.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Handled::default());
     }
     let bindings = store.node_bindings()?;
-    let mut pokes = Vec::new();
+    let mut done = Handled::default();
     for directive in pending {
         let children: Vec<(NodeId, String)> = recipients(&bindings, &directive.target)
             .into_iter()
@@ -147,13 +172,19 @@ pub fn handle_pending(store: &mut Store, hub: &HubDirectives) -> Result<Vec<Stri
             tracing::info!(directive = %directive.id, kind = directive.body.kind(),
                            target = %directive.target, children = children.len(),
                            "directive passed on");
-            pokes.extend(children.into_iter().map(|(_, link)| link));
+            if issued_here {
+                done.sent += 1;
+            } else {
+                done.received += 1;
+            }
+            done.links
+                .extend(children.into_iter().map(|(_, link)| link));
             if ack_link.is_some() {
-                pokes.push(vigil_link::PARENT_LINK.to_owned());
+                done.links.push(vigil_link::PARENT_LINK.to_owned());
             }
         }
     }
-    Ok(pokes)
+    Ok(done)
 }
 
 /// Handles pending directives every [`POLL`] until `shutdown`.
@@ -161,6 +192,7 @@ pub async fn run(
     store: SharedStore,
     hub: HubDirectives,
     pokes: OutboxPokes,
+    metrics: crate::metrics::HubMetrics,
     shutdown: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(POLL);
@@ -172,11 +204,7 @@ pub async fn run(
         }
         let hub = hub.clone();
         match store.call(move |s| handle_pending(s, &hub)).await {
-            Ok(links) => {
-                for link in links {
-                    pokes.poke(&link);
-                }
-            }
+            Ok(handled) => handled.report(&metrics, &pokes),
             Err(error) => tracing::error!(%error, "cannot pass pending directives on"),
         }
     }
