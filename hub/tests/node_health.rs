@@ -10,7 +10,9 @@
 //!   false`) keeps it at the county; each alert's detail says whether it went up; the
 //!   county's live stream shows the alarms;
 //! - a gateway reporting a backlog past `[link] backlog_alarm` raises `link_backlog`,
-//!   cleared once it has drained below half.
+//!   cleared once it has drained below half;
+//! - a node whose publish the broker gate refuses raises a `security` alarm about it
+//!   (docs/ARCHITECTURE.md#the-mtls-gate), which goes up by the built-in rule.
 //!
 //! Every test is bounded ([`common::LIMIT`]); every wait gives up after
 //! [`common::PATIENCE`].
@@ -23,6 +25,7 @@ use std::time::Duration;
 use common::{bounded, eventually, Gateway, Hub, SseReader, PRISON_3, PRISON_4};
 use hyper::StatusCode;
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use vigil_core::{AlertId, Severity};
@@ -440,6 +443,92 @@ async fn a_child_with_a_long_backlog_raises_link_backlog_until_it_drains() {
         assert_eq!(detail["escalation"]["parent"], false, "{detail}");
         assert_eq!(detail["escalation"]["escalated"], false);
         gw.stop().await;
+        county.stop().await;
+    })
+    .await;
+}
+
+/// An MQTT 3.1.1 CONNECT with a clean session and `client_id`.
+fn connect_packet(client_id: &str) -> Vec<u8> {
+    let mut variable = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x0A];
+    variable.extend_from_slice(&u16::try_from(client_id.len()).expect("short").to_be_bytes());
+    variable.extend_from_slice(client_id.as_bytes());
+    let mut packet = vec![0x10, u8::try_from(variable.len()).expect("short")];
+    packet.extend_from_slice(&variable);
+    packet
+}
+
+/// An MQTT 3.1.1 PUBLISH at QoS 0 (a short one: one byte of remaining length).
+fn publish_packet(topic: &str, payload: &[u8]) -> Vec<u8> {
+    let mut variable = u16::try_from(topic.len())
+        .expect("short")
+        .to_be_bytes()
+        .to_vec();
+    variable.extend_from_slice(topic.as_bytes());
+    variable.extend_from_slice(payload);
+    let mut packet = vec![0x30, u8::try_from(variable.len()).expect("short")];
+    packet.extend_from_slice(&variable);
+    packet
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_the_gate_refuses_is_a_security_alarm_about_the_node() {
+    bounded(async {
+        let county = Hub::start_config(
+            |store| {
+                hub_toml(
+                    store,
+                    "county-baiyun",
+                    "county",
+                    COUNTY_SITE,
+                    None,
+                    &format!("\n[[child]]\nnode = \"gw-prison-3\"\nsite = \"{PRISON_3}\"\n"),
+                )
+            },
+            &[],
+        )
+        .await;
+        // gw-prison-3, with a certificate from the county's CA, publishes on another
+        // gateway's topic.
+        let addr = county.broker.trim_start_matches("mqtts://").to_owned();
+        let tcp = tokio::net::TcpStream::connect(&addr).await.expect("tcp");
+        let name = vigil_pki::rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+        let mut tls = tokio_rustls::TlsConnector::from(node_tls(&county, "gw-prison-3"))
+            .connect(name, tcp)
+            .await
+            .expect("tls");
+        tls.write_all(&connect_packet("gw-prison-3"))
+            .await
+            .expect("connect");
+        let mut connack = [0u8; 4];
+        tls.read_exact(&mut connack).await.expect("connack");
+        tls.write_all(&publish_packet("vigil/v1/up/gw-prison-4/critical", b"{}"))
+            .await
+            .expect("publish");
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut rest)).await;
+
+        let alarm = alarm_in_state(&county, "gw-prison-3", "security", true).await;
+        assert_eq!(alarm["severity"], "major");
+        assert_eq!(alarm["site"], PRISON_3, "at the node's bound site");
+        assert_eq!(alarm["value"], 1, "one denial");
+        let message = alarm["message"].as_str().expect("message");
+        assert!(
+            message.contains("mqtt_denied") && message.contains("gw-prison-4"),
+            "{message}"
+        );
+        let (_, detail) = county
+            .get(&format!(
+                "/api/v1/alerts/{}",
+                alarm["id"].as_str().expect("id")
+            ))
+            .await;
+        assert!(
+            detail["escalation"]["rule"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("built-in")),
+            "{detail}"
+        );
         county.stop().await;
     })
     .await;
