@@ -121,7 +121,9 @@ fn enroll_agent(dir: &Path) {
 }
 
 fn hub_toml(dir: &Path) -> std::path::PathBuf {
-    let text = "[node]\nid = \"county-baiyun\"\nlevel = \"county\"\nname = \"bench hub\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[mqtt]\nlisten = \"127.0.0.1:0\"\n\n[store]\npath = \"hub.db\"\n";
+    // The gateway is bound to its facility, as its enrollment would bind it: the hub admits
+    // only what a bound child sends.
+    let text = "[node]\nid = \"county-baiyun\"\nlevel = \"county\"\nname = \"bench hub\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[mqtt]\nlisten = \"127.0.0.1:0\"\n\n[store]\npath = \"hub.db\"\n\n[[child]]\nnode = \"gw-prison-3\"\nsite = \"ministry/guangdong/guangzhou/baiyun/prison-3\"\n";
     let path = dir.join("hub.toml");
     std::fs::write(&path, text).expect("write hub.toml");
     path

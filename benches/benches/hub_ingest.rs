@@ -282,6 +282,7 @@ fn store_part(total: usize, full: bool) {
     );
     let escalation = vigil_hub::escalation::EscalationSection {
         min_severity: Severity::Minor,
+        ..Default::default()
     };
     let alert_policy = vigil_hub::escalation::policy(escalation);
     for (name, forwarding) in [
@@ -379,14 +380,35 @@ fn store_part(total: usize, full: bool) {
 fn store_groups(batches: &[InBatch], events: usize, group: usize, full: bool) {
     let escalation = vigil_hub::escalation::EscalationSection {
         min_severity: Severity::Minor,
+        ..Default::default()
     };
     let alert_policy = vigil_hub::escalation::policy(escalation);
-    for (name, forward) in [
-        (format!("groups of {group}, no forward link"), false),
-        (format!("groups of {group}, per-alert policy"), true),
-    ] {
+    // The admitted variants judge every batch as the hub's downlinks do (the gateways bound
+    // to their facility): the cost of the site-binding checks, interleaved with the same
+    // runs without them, `HUB_INGEST_ROUNDS` times (1 by default).
+    let rounds = if full {
+        env_usize("HUB_INGEST_ROUNDS", 1)
+    } else {
+        1
+    };
+    let variants = [
+        (format!("groups of {group}, no forward link"), false, false),
+        ("  same, admitted".to_owned(), false, true),
+        (format!("groups of {group}, per-alert policy"), true, false),
+        ("  same, admitted".to_owned(), true, true),
+    ];
+    for (name, forward, admitted) in (0..rounds).flat_map(|_| variants.iter().cloned()) {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut store = Store::open(dir.path().join("hub.db")).expect("store");
+        if admitted {
+            let bound: Vec<(NodeId, SitePath)> = (0..8)
+                .map(|g| (NodeId::new(format!("gw-{g}")).expect("node"), site()))
+                .collect();
+            store
+                .bindings_sync_config(&bound, Timestamp::now())
+                .expect("bind the gateways");
+        }
+        let hub = NodeId::new("county-baiyun").expect("node");
         let cpu = thread_cpu();
         let start = Instant::now();
         for chunk in batches.chunks(group) {
@@ -402,8 +424,17 @@ fn store_groups(batches: &[InBatch], events: usize, group: usize, full: bool) {
                     directives: Default::default(),
                 })
                 .collect();
+            let mut admission = vigil_link::admission::GroupAdmission::new(hub.clone());
+            let mut admit = |atx: &vigil_store::AdmitTx<'_>, b: &InboundBatch<'_>, news: bool| {
+                admission.admit(atx, b, news)
+            };
             let outcomes = store
-                .apply_batches_and_forward(&inbound, forward.then_some("parent"), &alert_policy)
+                .apply_batches_admitted_and_forward(
+                    &inbound,
+                    forward.then_some("parent"),
+                    &alert_policy,
+                    admitted.then_some(&mut admit as &mut vigil_store::Admit<'_>),
+                )
                 .expect("apply");
             for (outcome, batch) in outcomes.iter().zip(chunk) {
                 assert_eq!(outcome.batch.applied, batch.events.len(), "all new");
@@ -423,13 +454,24 @@ fn store_groups(batches: &[InBatch], events: usize, group: usize, full: bool) {
     }
 }
 
-/// A hub's `hub.toml` in `dir`, on ephemeral ports, with a `[parent]` when `parent` is set.
-fn hub_toml(dir: &Path, id: &str, level: &str, parent: Option<u16>) -> std::path::PathBuf {
+/// A hub's `hub.toml` in `dir`, on ephemeral ports, with a `[parent]` when `parent` is set,
+/// its `gateways` children `gw-0` … bound to their facility (`[[child]]`: the hub admits
+/// only what a bound child sends).
+fn hub_toml(
+    dir: &Path,
+    id: &str,
+    level: &str,
+    parent: Option<u16>,
+    gateways: usize,
+) -> std::path::PathBuf {
     let parent = parent
         .map(|port| format!("\n[parent]\nurl = \"mqtt://127.0.0.1:{port}\"\n"))
         .unwrap_or_default();
+    let children: String = (0..gateways)
+        .map(|g| format!("\n[[child]]\nnode = \"gw-{g}\"\nsite = \"{}\"\n", site()))
+        .collect();
     let text = format!(
-        "[node]\nid = \"{id}\"\nlevel = \"{level}\"\nname = \"{id} bench hub\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[mqtt]\nlisten = \"127.0.0.1:0\"\n{parent}\n[store]\npath = \"{id}.db\"\n\n[escalation]\nmin_severity = \"minor\"\n"
+        "[node]\nid = \"{id}\"\nlevel = \"{level}\"\nname = \"{id} bench hub\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[mqtt]\nlisten = \"127.0.0.1:0\"\n{parent}\n[store]\npath = \"{id}.db\"\n\n[escalation]\nmin_severity = \"minor\"\n{children}"
     );
     let path = dir.join(format!("{id}.toml"));
     std::fs::write(&path, text).expect("write hub.toml");
@@ -510,7 +552,7 @@ async fn e2e_run(gateways: usize, backlog: usize, parent: bool) -> E2e {
     } else {
         ("ministry", "ministry")
     };
-    let config_path = hub_toml(dir.path(), id, level, parent.then_some(dead_port));
+    let config_path = hub_toml(dir.path(), id, level, parent.then_some(dead_port), gateways);
     let config = vigil_hub::config::HubConfig::load(&config_path).expect("hub config");
     let shutdown = CancellationToken::new();
     let (started_tx, started_rx) = tokio::sync::oneshot::channel();

@@ -222,7 +222,19 @@ async fn drain(kind: &str, sender: SenderConfig, events: usize) -> Drained {
     let dir = tempfile::tempdir().expect("tempdir");
     let gw = NodeId::new("gw-prison-3").expect("node");
     let child_store = SharedStore::new(Store::open(dir.path().join("child.db")).expect("child"));
-    let parent_store = SharedStore::new(Store::open(dir.path().join("parent.db")).expect("parent"));
+    let mut parent = Store::open(dir.path().join("parent.db")).expect("parent");
+    // The child bound to its facility (`[[child]]`): the parent admits only what a bound
+    // child sends.
+    parent
+        .bindings_sync_config(
+            &[(
+                gw.clone(),
+                SitePath::new("ministry/guangdong/guangzhou/baiyun/prison-3").expect("site"),
+            )],
+            Timestamp::now(),
+        )
+        .expect("bind the child");
+    let parent_store = SharedStore::new(parent);
     let queued = backlog(&gw, events);
     child_store
         .call(move |s| s.record_events("parent", &queued))

@@ -7,7 +7,8 @@
 //! is refused — not in the API — counted, audited and raised as a security alarm about X;
 //! X's genuine events in the same batches are applied and its link does not stall; Y's
 //! alert, its route (an ack at the hub goes down to Y, not to X) and its audit trail are
-//! untouched.
+//! untouched. One level up, a city records the bindings its county reports only inside the
+//! county's own, and refuses what the county relays from outside it.
 
 mod common;
 
@@ -416,6 +417,121 @@ async fn an_unbound_child_gets_nothing_applied() {
         assert!(held(&hub, alert).await.is_none());
         assert_eq!(refused(&hub, "unbound").await, 1);
         hub.stop().await;
+    })
+    .await;
+}
+
+/// Writes `node`'s identity from `parent`'s CA where a hub whose store is `store` looks
+/// for it (`parent/` next to the store), as `vigil-hub enroll` does.
+fn write_parent_identity(parent: &Hub, store: &std::path::Path, node_id: &str) {
+    let id = node(node_id);
+    let request = vigil_pki::node_key_and_csr(&id).expect("csr");
+    let ca = parent.link.security.pki.ca();
+    let cert = ca
+        .issue_node(&request.csr_pem, &id, Duration::from_secs(3600))
+        .expect("issue");
+    let dir = store.parent().expect("dir").join("parent");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    vigil_pki::write_private_key(&dir.join("node.key"), &request.key_pem).expect("key");
+    vigil_pki::write_certificate(&dir.join("node.pem"), &cert.cert_pem).expect("cert");
+    vigil_pki::write_certificate(&dir.join("ca.pem"), ca.cert_pem()).expect("ca");
+}
+
+/// Bindings travel up with the county's status; the city, which bound the county to prison
+/// 3 only, records gateway X's (inside) and refuses Y's (outside) as a finding, and refuses
+/// Y's alarm the county relays, while X's reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_takes_the_bindings_a_child_reports_only_inside_its_own() {
+    bounded(async {
+        let city = Hub::start_config(
+            |store| {
+                format!(
+                    "[node]\nid = \"city-guangzhou\"\nlevel = \"city\"\nname = \"City\"\n\
+                     site = \"ministry/gd/gz\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
+                     [mqtt]\nlisten = \"127.0.0.1:0\"\n\n[store]\npath = {:?}\n\n\
+                     [[child]]\nnode = \"{HUB}\"\nsite = \"{PRISON_3}\"\n",
+                    store.display().to_string()
+                )
+            },
+            &[],
+        )
+        .await;
+        let county = Hub::start_config(
+            |store| {
+                write_parent_identity(&city, store, HUB);
+                common::county_toml(store, Some(&city.broker), "")
+            },
+            &[],
+        )
+        .await;
+        let x_tls = enroll(&county, X, PRISON_3).await;
+        let y_tls = enroll(&county, Y, PRISON_4).await;
+
+        // X's binding is recorded at the city, through the county; Y's is refused.
+        eventually("X's binding at the city", || async {
+            let bindings = city
+                .link
+                .store
+                .call(|s| s.node_bindings())
+                .await
+                .expect("bindings");
+            bindings
+                .into_iter()
+                .find(|b| b.node.as_str() == X)
+                .filter(|b| b.via.as_ref().map(NodeId::as_str) == Some(HUB))
+        })
+        .await;
+        eventually("Y's binding refused at the city", || async {
+            (refused(&city, "foreign_binding").await >= 1).then_some(())
+        })
+        .await;
+        let y_bound = city
+            .link
+            .store
+            .call(|s| s.node_binding(&node(Y)))
+            .await
+            .expect("binding");
+        assert!(y_bound.is_none(), "{y_bound:?}");
+
+        let mut x = Gw::start(X, PRISON_3, &county.broker, x_tls);
+        let mut y = Gw::start(Y, PRISON_4, &county.broker, y_tls);
+        let (y_alert, y_raise) = y.raise("fence-east/zone2");
+        y.send(vec![LinkEvent::Alert(y_raise)]).await;
+        let (x_alert, x_raise) = x.raise("door-1/forced");
+        x.send(vec![LinkEvent::Alert(x_raise)]).await;
+        // Both at the county (each inside its own binding there) ...
+        for alert in [y_alert, x_alert] {
+            eventually("the alarm at the county", || async {
+                held(&county, alert).await.map(|_| ())
+            })
+            .await;
+        }
+        // ... X's at the city, Y's refused there as outside the county's binding.
+        eventually("X's alarm at the city", || async {
+            held(&city, x_alert).await.map(|_| ())
+        })
+        .await;
+        eventually("Y's alarm refused at the city", || async {
+            (refused(&city, "site_outside_binding").await >= 1).then_some(())
+        })
+        .await;
+        assert!(held(&city, y_alert).await.is_none());
+        // A security alarm at the city about its child, the county.
+        let key = format!("city-guangzhou/node/{HUB}/security");
+        eventually("the security alarm about the county", || async {
+            let (status, body) = city.get("/api/v1/alerts?limit=1000").await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["alerts"]
+                .as_array()
+                .expect("alerts")
+                .iter()
+                .find(|a| a["key"] == key.as_str())
+                .map(|_| ())
+        })
+        .await;
+        drop((x, y));
+        county.stop().await;
+        city.stop().await;
     })
     .await;
 }

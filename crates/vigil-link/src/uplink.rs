@@ -223,6 +223,8 @@ pub struct Uplink {
     metrics: LinkMetrics,
     health: HealthSource,
     poke: OutboxPoke,
+    /// Publishes the status now (its health changed: e.g. the subtree's bindings).
+    status_poke: OutboxPoke,
     deliveries_tx: mpsc::Sender<Delivery>,
     deliveries_rx: Option<mpsc::Receiver<Delivery>>,
     status_tx: watch::Sender<LinkStatus>,
@@ -258,6 +260,7 @@ impl Uplink {
             metrics,
             health: Arc::new(Health::default),
             poke: OutboxPoke::new(),
+            status_poke: OutboxPoke::new(),
             deliveries_tx,
             deliveries_rx: Some(deliveries_rx),
             status_tx,
@@ -282,6 +285,13 @@ impl Uplink {
     /// The handle to wake the link after appending to its outbox.
     pub fn poke_handle(&self) -> OutboxPoke {
         self.poke.clone()
+    }
+
+    /// A handle that makes the link publish its status now, when connected (the owner's
+    /// health changed in a way the parent should hear before the next interval: a hub's
+    /// subtree bindings, docs/ARCHITECTURE.md#site-bindings-and-admission).
+    pub fn status_poke_handle(&self) -> OutboxPoke {
+        self.status_poke.clone()
     }
 
     /// The committed downlink events, for the owner to react to. Take it before
@@ -399,6 +409,11 @@ impl UplinkTask {
                     retry_at = None;
                 }
                 _ = status_tick.tick() => {
+                    if self.connected {
+                        self.publish_status().await;
+                    }
+                }
+                _ = self.uplink.status_poke.notified() => {
                     if self.connected {
                         self.publish_status().await;
                     }

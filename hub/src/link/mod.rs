@@ -300,6 +300,23 @@ impl Links {
             "downlinks"
         });
         if let Some(uplink) = self.uplink {
+            // The subtree's bindings travel up at once when they change, not at the next
+            // status interval (docs/ARCHITECTURE.md#site-bindings-and-admission).
+            let status = uplink.status_poke_handle();
+            let mut bindings = self.handle.watch_bindings();
+            let stop = shutdown.clone();
+            set.spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        changed = bindings.changed() => match changed {
+                            Ok(()) => status.poke(),
+                            Err(_) => break,
+                        },
+                    }
+                }
+                "bindings"
+            });
             let stop = shutdown.clone();
             set.spawn(async move {
                 if let Err(error) = uplink.run(stop).await {

@@ -187,6 +187,11 @@ impl DownlinksHandle {
     pub fn subtree_bindings(&self) -> Vec<BindingStatus> {
         self.shared.bindings.borrow().clone()
     }
+
+    /// The subtree's bindings as they change (to publish this node's status at once).
+    pub fn watch_bindings(&self) -> watch::Receiver<Vec<BindingStatus>> {
+        self.shared.bindings.subscribe()
+    }
 }
 
 /// A parent's end of its children's links. Build it, take its handles, then

@@ -295,7 +295,10 @@ pub struct Parent {
 }
 
 impl Parent {
-    /// Starts parent `county-a` on the broker at `url` over the store at `db`.
+    /// Starts parent `county-a` on the broker at `url` over the store at `db`. Its
+    /// children `gw-0` … `gw-3` are bound to the site `ministry` (as `[[child]]` in
+    /// hub.toml binds them; docs/ARCHITECTURE.md#site-bindings-and-admission): a child
+    /// with no binding gets nothing applied.
     pub fn start(url: &str, db: &Path) -> Parent {
         Parent::start_with(url, db, |_| {})
     }
@@ -303,6 +306,15 @@ impl Parent {
     /// [`Parent::start`], with `adjust` applied to its config (TLS, credentials, …).
     pub fn start_with(url: &str, db: &Path, adjust: impl FnOnce(&mut DownlinksConfig)) -> Parent {
         let id = node("county-a");
+        let mut bound = Store::open(db).expect("open store");
+        let ministry = vigil_core::SitePath::new("ministry").expect("site");
+        let children: Vec<_> = (0..4)
+            .map(|i| (node(&format!("gw-{i}")), ministry.clone()))
+            .collect();
+        bound
+            .bindings_sync_config(&children, vigil_core::Timestamp::now())
+            .expect("bind the children");
+        drop(bound);
         let store = open(db);
         let registry = Registry::new();
         let metrics = LinkMetrics::new(&registry).expect("metrics");
