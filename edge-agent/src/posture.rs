@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use vigil_core::{Condition, ConditionKind, NodeId, PointId, Reading, Timestamp};
+use vigil_core::{Condition, ConditionKind, NodeId, PointId, Reading, SitePath, Timestamp};
 use vigil_link::{OutboxPoke, SharedStore};
 use vigil_store::{AuditEntry, Handling, Store, StoreError};
 use vigil_wire::{Directive, DirectiveAck, DirectiveBody, DirectiveOutcome};
@@ -162,16 +162,25 @@ impl PostureBook {
     }
 }
 
-/// What this agent does with `directive` at `now`: its acknowledgement. A posture raises
-/// `window` when `has_posture`.
+/// What this agent at `site` does with `directive` at `now`: its acknowledgement. A posture
+/// raises `window` when `has_posture`; a directive whose target does not hold `site` (the
+/// hub should not have sent it) is not applicable.
 pub fn apply(
-    node: &NodeId,
+    (node, site): (&NodeId, &SitePath),
     directive: &Directive,
     has_posture: bool,
     window: &PostureWindow,
     now: Timestamp,
 ) -> DirectiveAck {
+    let outside = !site.is_within(&directive.target) && !directive.target.is_within(site);
     let (outcome, reason) = match &directive.body {
+        _ if outside => (
+            DirectiveOutcome::NotApplicable,
+            Some(format!(
+                "the target {} does not hold this gateway's site {site}",
+                directive.target
+            )),
+        ),
         DirectiveBody::Posture { until } if !has_posture => (
             DirectiveOutcome::NotApplicable,
             Some(format!(
@@ -223,14 +232,14 @@ pub fn restore(store: &Store, window: &PostureWindow) -> Result<(), StoreError> 
 /// Handles every pending directive; returns how many.
 pub fn handle_pending(
     store: &mut Store,
-    node: &NodeId,
+    (node, site): (&NodeId, &SitePath),
     has_posture: bool,
     window: &PostureWindow,
 ) -> Result<usize, StoreError> {
     let mut done = 0;
     for directive in store.directives_pending()? {
         let now = Timestamp::now();
-        let ack = apply(node, &directive, has_posture, window, now);
+        let ack = apply((node, site), &directive, has_posture, window, now);
         let audit = AuditEntry {
             at: now,
             node: node.to_string(),
@@ -267,7 +276,7 @@ pub const POLL: Duration = Duration::from_millis(250);
 /// Handles the hub's directives every [`POLL`] until `shutdown`, poking the uplink after.
 pub async fn run(
     store: SharedStore,
-    node: NodeId,
+    (node, site): (NodeId, SitePath),
     has_posture: bool,
     window: PostureWindow,
     poke: OutboxPoke,
@@ -284,9 +293,9 @@ pub async fn run(
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let (node, window) = (node.clone(), window.clone());
+        let (node, site, window) = (node.clone(), site.clone(), window.clone());
         match store
-            .call(move |s| handle_pending(s, &node, has_posture, &window))
+            .call(move |s| handle_pending(s, (&node, &site), has_posture, &window))
             .await
         {
             Ok(0) => {}
@@ -298,7 +307,7 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
-    use vigil_core::{EventId, Quality, SitePath, Value};
+    use vigil_core::{EventId, Quality, Value};
 
     use super::*;
 
@@ -392,6 +401,8 @@ mod tests {
     #[test]
     fn what_an_agent_acknowledges() {
         let node = NodeId::new("gw-1").expect("valid");
+        let site = SitePath::new("m/p/c/by/prison-3").expect("valid");
+        let node = (&node, &site);
         let window = PostureWindow::default();
         let now = Timestamp::from_millis(1_000);
         let mut d = Directive {
@@ -405,16 +416,16 @@ mod tests {
                 until: Timestamp::from_millis(5_000),
             },
         };
-        let ack = apply(&node, &d, false, &window, now);
+        let ack = apply(node, &d, false, &window, now);
         assert_eq!(ack.outcome, DirectiveOutcome::NotApplicable);
         assert_eq!(window.until(), None);
-        let ack = apply(&node, &d, true, &window, now);
+        let ack = apply(node, &d, true, &window, now);
         assert_eq!(ack.outcome, DirectiveOutcome::Applied);
         assert_eq!(window.until(), Some(Timestamp::from_millis(5_000)));
         d.body = DirectiveBody::Snapshot {
             zone: "east".into(),
         };
-        let ack = apply(&node, &d, true, &window, now);
+        let ack = apply(node, &d, true, &window, now);
         assert_eq!(ack.outcome, DirectiveOutcome::NotApplicable);
         assert!(ack.reason.expect("reason").contains("no cameras"));
         d.body = DirectiveBody::Drill {
@@ -423,8 +434,13 @@ mod tests {
             note: None,
         };
         assert_eq!(
-            apply(&node, &d, true, &window, now).outcome,
+            apply(node, &d, true, &window, now).outcome,
             DirectiveOutcome::Applied
+        );
+        d.target = SitePath::new("m/p/c/other").expect("valid");
+        assert_eq!(
+            apply(node, &d, true, &window, now).outcome,
+            DirectiveOutcome::NotApplicable
         );
     }
 }

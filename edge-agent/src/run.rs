@@ -383,7 +383,7 @@ pub async fn run(
     }
     tasks.spawn(crate::posture::run(
         directive_store,
-        config.node.id.clone(),
+        (config.node.id.clone(), config.node.site.clone()),
         !config.posture.is_empty(),
         posture_window,
         uplink.poke_handle(),

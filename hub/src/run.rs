@@ -210,6 +210,7 @@ pub async fn run(
         crate::directives::HubDirectives {
             node: config.node.id.clone(),
             has_parent: config.parent.is_some(),
+            site: config.node.site.clone(),
         },
         state.pokes.clone(),
         state.metrics.clone(),

@@ -226,6 +226,24 @@ fn a_posture_directive_reaches_the_gateway_and_its_acknowledgement_the_city() {
             .any(|r| r.entry.action == "directive.apply" && r.entry.target == id),
         "{records:?}"
     );
+
+    // gw-2 comes back: the directive waited in its downlink, and its acknowledgement arrives
+    // late, shown with the others.
+    let gw2 = spawn_node("agent", &gw2_cfg, &dir.path().join("gw-2.log"));
+    let late = wait_for(Duration::from_secs(60), || {
+        let view = hub_json(&city_addr, &path, &supervisor)?;
+        ack_of(&view, "gw-2").is_some().then_some(view)
+    });
+    let late = late.unwrap_or_else(|| {
+        panic!(
+            "gw-2's late acknowledgement
+{}",
+            gw2.log()
+        )
+    });
+    assert_eq!(ack_of(&late, "gw-2").expect("gw-2")["outcome"], "applied");
+    assert_eq!(late["missing"].as_array().map(Vec::len), Some(0), "{late}");
+    drop(gw2);
     drop(gw1);
     drop(county);
     drop(city);

@@ -237,6 +237,7 @@ pub async fn issue(
     let hub = super::HubDirectives {
         node: state.this.id.clone(),
         has_parent: state.actions.has_parent,
+        site: state.this.site.clone(),
     };
     let (view, handled) = state
         .store

@@ -86,6 +86,9 @@ pub struct HubDirectives {
     pub node: NodeId,
     /// Whether it has a parent (acknowledgements go up on `parent`).
     pub has_parent: bool,
+    /// Its `[node] site`, when configured: a directive from the parent whose target lies
+    /// outside it is acknowledged as not applicable and passed to nobody.
+    pub site: Option<SitePath>,
 }
 
 /// What [`handle_pending`] did.
@@ -122,22 +125,39 @@ pub fn handle_pending(store: &mut Store, hub: &HubDirectives) -> Result<Handled,
     let bindings = store.node_bindings()?;
     let mut done = Handled::default();
     for directive in pending {
-        let children: Vec<(NodeId, String)> = recipients(&bindings, &directive.target)
-            .into_iter()
-            .map(|c| {
-                let link = child_link(&c);
-                (c, link)
-            })
-            .collect();
+        let issued_here = store.directive(&directive.id)?.is_some_and(|v| v.local);
+        let outside = !issued_here
+            && hub
+                .site
+                .as_ref()
+                .is_some_and(|site| !intersects(site, &directive.target));
+        let children: Vec<(NodeId, String)> = if outside {
+            Vec::new()
+        } else {
+            recipients(&bindings, &directive.target)
+                .into_iter()
+                .map(|c| {
+                    let link = child_link(&c);
+                    (c, link)
+                })
+                .collect()
+        };
         let now = Timestamp::now();
-        let issued_here = directive.origin == hub.node;
         let ack = (!issued_here).then(|| {
-            own_ack(
+            let mut ack = own_ack(
                 &hub.node,
                 &directive,
                 children.iter().map(|(c, _)| c.clone()).collect(),
                 now,
-            )
+            );
+            if outside {
+                ack.outcome = DirectiveOutcome::NotApplicable;
+                ack.reason = Some(format!(
+                    "the target {} is outside this hub's site: passed to nobody",
+                    directive.target
+                ));
+            }
+            ack
         });
         let ack_link = (hub.has_parent && ack.is_some()).then_some(vigil_link::PARENT_LINK);
         let audit = AuditEntry {
@@ -264,6 +284,48 @@ mod tests {
         assert!(recipients(&bindings, &site("m/other")).is_empty());
         // Whole segments: m/p/c/by does not intersect m/p/c/byx.
         assert!(recipients(&bindings, &site("m/p/c/byx")).is_empty());
+    }
+
+    #[test]
+    fn a_directive_from_the_parent_outside_this_hubs_site_goes_nowhere() {
+        let mut store = Store::open_in_memory().expect("store");
+        let parent = NodeId::new("city").expect("valid");
+        let directive = Directive {
+            id: vigil_core::EventId::from_bytes([2; 16]),
+            // A parent naming this hub as the origin does not make it issued here.
+            origin: NodeId::new("county").expect("valid"),
+            target: site("m/p/c/other"),
+            actor: "sup".into(),
+            issued_at: Timestamp::from_millis(0),
+            deadline: Timestamp::from_millis(1),
+            body: DirectiveBody::Order { text: "x".into() },
+        };
+        let records = [vigil_wire::DirectiveRecord::Directive(directive.clone())];
+        let batch = vigil_store::InboundBatch {
+            peer: &parent,
+            lane: vigil_core::Lane::Critical,
+            first_seq: 1,
+            events: &[],
+            audit: &[],
+            bodies: None,
+            directives: vigil_store::InboundDirectives::FromParent(&records),
+        };
+        store
+            .apply_batches_and_forward(&[batch], None, |_, _| None)
+            .expect("applied");
+        let hub = HubDirectives {
+            node: NodeId::new("county").expect("valid"),
+            has_parent: true,
+            site: Some(site("m/p/c/by")),
+        };
+        let done = handle_pending(&mut store, &hub).expect("handled");
+        assert_eq!((done.sent, done.received), (0, 1));
+        assert_eq!(done.links, [vigil_link::PARENT_LINK]);
+        let view = store.directive(&directive.id).expect("read").expect("held");
+        assert!(view.delivered_to.is_empty());
+        assert_eq!(view.acks.len(), 1);
+        assert_eq!(view.acks[0].ack.outcome, DirectiveOutcome::NotApplicable);
+        assert!(store.directives_pending().expect("pending").is_empty());
     }
 
     #[test]
