@@ -20,6 +20,9 @@ use vigil_wire::{
 const VALID: &[(&str, &str)] = &[
     ("ack.json", "vigil/v1/down/county-baiyun"),
     ("batch-down.json", "vigil/v1/down/county-baiyun"),
+    // A gateway's raise stamped an hour ahead, clamped by its hub and sent back down to it
+    // (docs/ARCHITECTURE.md#clocks-and-skew).
+    ("batch-down-clamped.json", "vigil/v1/down/gw-prison-3"),
     ("batch-down-directive.json", "vigil/v1/down/county-baiyun"),
     ("batch-up-directive-ack.json", "vigil/v1/up/county-baiyun"),
     ("batch-up-audit.json", "vigil/v1/up/county-baiyun"),
