@@ -535,3 +535,91 @@ async fn a_parent_takes_the_bindings_a_child_reports_only_inside_its_own() {
     })
     .await;
 }
+
+/// Directives travel down only, and a child acknowledges only for itself and the nodes it
+/// passed one to (docs/ARCHITECTURE.md#directives): X sends a directive up and an
+/// acknowledgement in Y's name; neither is stored, both are counted as `forged_directive`,
+/// audited and raised as a security alarm about X, and X's link does not stall.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_can_neither_send_a_directive_up_nor_acknowledge_for_another_node() {
+    use vigil_wire::{Directive, DirectiveAck, DirectiveBody, DirectiveOutcome};
+    bounded(async {
+        let hub = Hub::start_config(|store| common::county_toml(store, None, ""), &[]).await;
+        let x_tls = enroll(&hub, X, PRISON_3).await;
+        let mut x = Gw::start(X, PRISON_3, &hub.broker, x_tls);
+        let directive = Directive {
+            id: vigil_core::EventId::generate(),
+            origin: node(X),
+            target: vigil_core::SitePath::new(PRISON_4).expect("site"),
+            actor: "forger".to_owned(),
+            issued_at: Timestamp::now(),
+            deadline: Timestamp::now(),
+            body: DirectiveBody::Order {
+                text: "stand down".to_owned(),
+            },
+        };
+        let forged_ack = DirectiveAck {
+            directive: vigil_core::EventId::generate(),
+            node: node(Y),
+            outcome: DirectiveOutcome::Applied,
+            reason: None,
+            at: Timestamp::now(),
+            relayed_to: Vec::new(),
+        };
+        let (alert, raise) = x.raise("door-1/forced");
+        x.send(vec![
+            LinkEvent::Directive(directive.clone()),
+            LinkEvent::DirectiveAck(forged_ack),
+            LinkEvent::Alert(raise),
+        ])
+        .await;
+        eventually("X's outbox acknowledged", || async {
+            x.drained().await.then_some(())
+        })
+        .await;
+        assert!(
+            held(&hub, alert).await.is_some(),
+            "X's genuine alarm applied"
+        );
+        let id = directive.id;
+        let stored = hub
+            .link
+            .store
+            .call(move |s| s.directive(&id))
+            .await
+            .expect("read");
+        assert!(stored.is_none(), "a directive from below is not stored");
+        assert_eq!(refused(&hub, "forged_directive").await, 2);
+        eventually("the refusal in the audit log", || async {
+            let records = hub
+                .link
+                .store
+                .call(|s| s.audit_records(0, 10_000))
+                .await
+                .expect("audit");
+            records
+                .iter()
+                .any(|r| {
+                    r.entry.action == "link.refused"
+                        && r.entry.actor == X
+                        && r.entry.target == "forged_directive"
+                })
+                .then_some(())
+        })
+        .await;
+        let key = format!("{HUB}/node/{X}/security");
+        eventually("the security alarm about X", || async {
+            let (status, body) = hub.get("/api/v1/alerts?limit=1000").await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["alerts"]
+                .as_array()
+                .expect("alerts")
+                .iter()
+                .find(|a| a["key"] == key.as_str())
+                .map(|_| ())
+        })
+        .await;
+        hub.stop().await;
+    })
+    .await;
+}

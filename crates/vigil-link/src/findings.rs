@@ -35,11 +35,16 @@ pub enum FindingReason {
     AuditBehind,
     /// The child's audit log differs from the copy held here.
     AuditForked,
+    /// A directive record a child may not send: a directive (they travel down only), or an
+    /// acknowledgement of a directive not passed to it or for a node it did not pass it to
+    /// (docs/ARCHITECTURE.md#directives).
+    ForgedDirective,
 }
 
 impl FindingReason {
     /// `unbound`, `site_outside_binding`, `foreign_origin`, `alert_not_through_child`,
-    /// `foreign_audit`, `foreign_binding`, `clock_skew`, `audit_behind`, `audit_forked`.
+    /// `foreign_audit`, `foreign_binding`, `clock_skew`, `audit_behind`, `audit_forked`,
+    /// `forged_directive`.
     pub const fn as_str(&self) -> &'static str {
         match self {
             FindingReason::Unbound => "unbound",
@@ -51,11 +56,12 @@ impl FindingReason {
             FindingReason::ClockSkew => "clock_skew",
             FindingReason::AuditBehind => "audit_behind",
             FindingReason::AuditForked => "audit_forked",
+            FindingReason::ForgedDirective => "forged_directive",
         }
     }
 
     /// Every reason, for the metric's labels.
-    pub const ALL: [FindingReason; 9] = [
+    pub const ALL: [FindingReason; 10] = [
         FindingReason::Unbound,
         FindingReason::SiteOutsideBinding,
         FindingReason::ForeignOrigin,
@@ -65,6 +71,7 @@ impl FindingReason {
         FindingReason::ClockSkew,
         FindingReason::AuditBehind,
         FindingReason::AuditForked,
+        FindingReason::ForgedDirective,
     ];
 }
 

@@ -337,6 +337,7 @@ mod tests {
             forwarded: forwarded.into_iter().zip(1..).collect(),
             audit: Default::default(),
             clamped: Vec::new(),
+            directives: Default::default(),
         }
     }
 

@@ -56,15 +56,26 @@ impl InboundDirectives<'_> {
 }
 
 /// What [`apply_in`] did with a batch's directive records.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct DirectivesApplied {
     /// Records new here.
     pub stored: usize,
     /// Records already here (a resend).
     pub duplicates: usize,
     /// Records refused: the wrong way, or an acknowledgement of a directive not passed to
-    /// that child.
+    /// that child (or for a node it did not pass it to).
     pub refused: usize,
+    /// What the first refused record was and why, in words.
+    pub refused_detail: Option<String>,
+}
+
+impl DirectivesApplied {
+    fn refuse(&mut self, detail: impl FnOnce() -> String) {
+        if self.refused_detail.is_none() {
+            self.refused_detail = Some(detail());
+        }
+        self.refused += 1;
+    }
 }
 
 fn encode<T: serde::Serialize>(value: &T, what: &'static str) -> Result<String> {
@@ -202,13 +213,23 @@ pub(crate) fn apply_in(
                 let Some(local) = row else {
                     warn!(%peer, directive = %ack.directive, node = %ack.node,
                           "acknowledgement of a directive not passed to this child; refused");
-                    out.refused += 1;
+                    out.refuse(|| {
+                        format!(
+                            "an acknowledgement (node {}) of directive {}, which was not passed to this child",
+                            ack.node, ack.directive
+                        )
+                    });
                     continue;
                 };
                 if ack.node != *peer && !relayed_by(tx, ack, peer)? {
                     warn!(%peer, directive = %ack.directive, node = %ack.node,
                           "acknowledgement for a node the child did not pass the directive to; refused");
-                    out.refused += 1;
+                    out.refuse(|| {
+                        format!(
+                            "an acknowledgement of directive {} for node {}, which the child did not pass it to",
+                            ack.directive, ack.node
+                        )
+                    });
                     continue;
                 }
                 if !insert_ack(tx, ack, Some(peer), now)? {
@@ -230,7 +251,10 @@ pub(crate) fn apply_in(
                 };
                 warn!(%peer, kind, from_parent,
                       "a directive record travelling the wrong way on the link; refused");
-                out.refused += 1;
+                out.refuse(|| {
+                    let way = if from_parent { "down" } else { "up" };
+                    format!("a {kind} record sent {way} (it travels the other way)")
+                });
             }
         }
     }

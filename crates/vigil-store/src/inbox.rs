@@ -67,7 +67,9 @@ pub struct ForwardOutcome {
     pub audit: AuditApplied,
     /// The new events this node clamped, stamped too far ahead of its clock
     /// ([`crate::clamp`]): stored, relayed and sent back with their clamped stamps.
-    pub clamped: Vec<crate::clamp::Clamped>,
+    pub clamped: Vec<crate::clamp::Clamped>,    /// What the batch's directive records did ([`crate::directives`]); refused ones are a
+    /// finding about the sender.
+    pub directives: crate::directives::DirectivesApplied,
 }
 
 /// One batch a peer sent, for [`Store::apply_batches_and_forward`].
@@ -186,7 +188,8 @@ where
     }
     let (audit, audit_seqs) = crate::audit_remote::apply_in(tx, peer, audit, forward_link)?;
     forwarded.extend(audit_seqs.into_iter().map(|seq| (Lane::Normal, seq)));
-    let (_, directive_seqs) = crate::directives::apply_in(tx, peer, directives, forward_link)?;
+    let (directives, directive_seqs) =
+        crate::directives::apply_in(tx, peer, directives, forward_link)?;
     forwarded.extend(directive_seqs.into_iter().map(|seq| (Lane::Critical, seq)));
     // `last_sql` is `last_seq` checked to fit: it converts back.
     let last_seq = u64::try_from(last_sql).unwrap_or(u64::MAX);
@@ -213,6 +216,7 @@ where
         forwarded,
         audit,
         clamped: Vec::new(),
+        directives,
     })
 }
 

@@ -906,6 +906,14 @@ impl DownlinksTask {
         let metrics = &self.dl.metrics;
         record_received(metrics, &link, lane, &outcome.batch);
         metrics.audit_received(&link, &outcome.audit);
+        if outcome.directives.refused > 0 {
+            self.report(Finding {
+                child: child.clone(),
+                reason: FindingReason::ForgedDirective,
+                detail: outcome.directives.refused_detail.clone().unwrap_or_default(),
+                count: outcome.directives.refused as u64,
+            });
+        }
         let receipt = Receipt::of(lane, &outcome);
         let down = Topic::Down(child.clone()).to_string();
         if !mqtt::try_publish(
