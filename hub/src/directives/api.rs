@@ -182,14 +182,19 @@ pub async fn issue(
         ApiError::bad_request(format!("target {:?} is not a site path: {e}", req.target))
     })?;
     if !target.is_within(&who.scope) {
-        return Err(access::refuse(
+        let mut refused = access::refuse(
             &state,
             &who,
             "directive.send",
             target.as_str(),
             Denied::Scope(Some(target.clone())),
         )
-        .await);
+        .await;
+        refused.message = format!(
+            "the target {target} is outside your scope ({}): you can direct only your own subtree",
+            who.scope
+        );
+        return Err(refused);
     }
     if let Some(site) = &state.this.site {
         if !super::intersects(&target, site) {
