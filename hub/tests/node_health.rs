@@ -334,6 +334,7 @@ async fn a_dead_or_silent_child_is_an_alarm_that_goes_up_by_the_policy_and_clear
             dead["source"]["node"], "county-baiyun",
             "raised by the county"
         );
+        assert_eq!(dead["source"]["subject"], "gw-prison-3", "{dead}");
         let id3 = dead["id"].as_str().expect("id").to_owned();
 
         // It goes up to the city (the built-in rule), after the silent one would have: both

@@ -13,7 +13,8 @@
 //!
 //! `source` is derived from the key's source: `device/point` for a field point (Modbus,
 //! MQTT), a bare name for a camera (`motion`, `tamper`), a zone (`incident`) or a whole
-//! device (`comm_loss`, …).
+//! device (`comm_loss`, …), and `node/{id}` for a hub's own alarm about one of its nodes
+//! (`node_offline`, `link_backlog`, `security`, `clock_skew`: `subject`).
 
 use serde::Serialize;
 use vigil_core::alert::Evidence;
@@ -39,7 +40,15 @@ pub struct SourceJson {
     /// The zone (for a fused incident).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
+    /// The node a hub's own alarm is about (`node_offline`, `link_backlog`, `security`,
+    /// `clock_skew`; key source `node/{id}`); `node` is then the hub that raised it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
+
+/// The condition kinds of a hub's own alarms about its nodes, whose key source is
+/// `node/{id}`.
+pub const NODE_ALARM_KINDS: [&str; 4] = ["node_offline", "link_backlog", "security", "clock_skew"];
 
 impl SourceJson {
     /// The source named by `key`.
@@ -50,8 +59,12 @@ impl SourceJson {
             point: None,
             camera: None,
             zone: None,
+            subject: None,
         };
         match (key.kind.as_str(), key.source.split_once('/')) {
+            (kind, Some(("node", subject))) if NODE_ALARM_KINDS.contains(&kind) => {
+                source.subject = Some(subject.to_owned());
+            }
             (_, Some((device, point))) => {
                 source.device = Some(device.to_owned());
                 source.point = Some(point.to_owned());
@@ -189,6 +202,15 @@ mod tests {
         assert_eq!(
             source("gw-3/fence-north/comm_loss"),
             serde_json::json!({"node": "gw-3", "device": "fence-north"})
+        );
+        assert_eq!(
+            source("county-1/node/gw-3/node_offline"),
+            serde_json::json!({"node": "county-1", "subject": "gw-3"})
+        );
+        assert_eq!(
+            source("gw-3/node/temp/limit_hh"),
+            serde_json::json!({"node": "gw-3", "device": "node", "point": "temp"}),
+            "a field device named node is a device"
         );
     }
 
