@@ -19,156 +19,20 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
+use common::child::{enroll, Child};
 use common::{bounded, eventually, Gateway, Hub, PRISON_3};
 use hyper::StatusCode;
-use tokio_util::sync::CancellationToken;
-use vigil_core::{AlertEvent, AlertId, AlertKey, AlertView, Hlc, Lane, NodeId, Timestamp};
-use vigil_link::{
-    BackoffConfig, LinkMetrics, OutboxPoke, SenderConfig, SharedStore, Uplink, UplinkConfig,
-};
-use vigil_pki::rustls::ClientConfig;
+use vigil_core::{AlertEvent, AlertId, AlertKey, AlertView, Hlc, Timestamp};
 use vigil_store::Store;
+use vigil_wire::LinkEvent;
 
 const HUB: &str = "county-baiyun";
 const X: &str = "gw-prison-3";
 const HOUR_MS: u64 = 3_600_000;
 
-fn node(id: &str) -> NodeId {
-    NodeId::new(id).expect("node id")
-}
-
 fn now_ms() -> u64 {
     u64::try_from(Timestamp::now().as_millis()).expect("after 1970")
-}
-
-/// Enrolls `id` at `hub` bound to `site`, as `vigil-hub enroll-token --node ID --site SITE`
-/// and `vigil-agent enroll` do: a token, a key made here, the certificate.
-async fn enroll(hub: &Hub, id: &str, site: &str) -> Arc<ClientConfig> {
-    let pki = hub.link.security.pki.clone();
-    let config = hub.config.clone();
-    let (n, s) = (node(id), vigil_core::SitePath::new(site).expect("site"));
-    let token = hub
-        .link
-        .store
-        .call(move |store| {
-            Ok(vigil_hub::enroll::token::issue(
-                store,
-                &pki,
-                &config,
-                &n,
-                &s,
-                Duration::from_secs(600),
-                "cli:test",
-            )
-            .expect("token")
-            .token)
-        })
-        .await
-        .expect("store");
-    let request = vigil_pki::node_key_and_csr(&node(id)).expect("csr");
-    let enrolled = vigil_pki::enroll(
-        &format!("http://{}", hub.addr),
-        &token,
-        &request.csr_pem,
-        &node(id),
-        Duration::from_secs(10),
-    )
-    .await
-    .expect("enrolled");
-    vigil_pki::client_config(
-        &enrolled.ca_pem,
-        Some((&enrolled.certificate_pem, &request.key_pem)),
-    )
-    .expect("client config")
-}
-
-/// The gateway's link: its own store and its uplink to the hub with its certificate.
-struct Gw {
-    events: Gateway,
-    store: SharedStore,
-    poke: OutboxPoke,
-    shutdown: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-impl Gw {
-    fn start(id: &str, site: &str, url: &str, tls: Arc<ClientConfig>) -> Gw {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = SharedStore::new(Store::open(dir.path().join("agent.db")).expect("store"));
-        let events = Gateway::new(id, site);
-        let mut config = UplinkConfig::new(events.node.clone(), url);
-        config.tls = Some(tls);
-        config.backoff = BackoffConfig {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(300),
-        };
-        config.sender = SenderConfig {
-            ack_timeout: Duration::from_secs(1),
-            ..SenderConfig::default()
-        };
-        config.poll_interval = Duration::from_millis(100);
-        let metrics = LinkMetrics::new(&prometheus::Registry::new()).expect("metrics");
-        let uplink = Uplink::new(config, store.clone(), metrics).expect("uplink");
-        let poke = uplink.poke_handle();
-        let shutdown = CancellationToken::new();
-        tokio::spawn(uplink.run(shutdown.clone()));
-        Gw {
-            events,
-            store,
-            poke,
-            shutdown,
-            _dir: dir,
-        }
-    }
-
-    /// Records `events` as the agent does (stored here and queued for the hub), or — for a
-    /// stamp this store cannot hold — only queues them, and wakes the link.
-    async fn send(&self, events: Vec<AlertEvent>, store_them: bool) {
-        self.store
-            .call(move |s| {
-                let items: Vec<(Lane, AlertEvent)> =
-                    events.into_iter().map(|e| (Lane::Critical, e)).collect();
-                if store_them {
-                    s.record_events("parent", &items)?;
-                } else {
-                    let payloads: Vec<(Lane, Vec<u8>)> = items
-                        .iter()
-                        .map(|(lane, e)| {
-                            let link = vigil_wire::LinkEvent::Alert(e.clone());
-                            (*lane, serde_json::to_vec(&link).expect("encode"))
-                        })
-                        .collect();
-                    s.outbox_append_many("parent", payloads)?;
-                }
-                Ok(())
-            })
-            .await
-            .expect("queued");
-        self.poke.poke();
-    }
-
-    async fn events_of(&self, alert: AlertId) -> Vec<AlertEvent> {
-        self.store
-            .call(move |s| s.alert_events(alert))
-            .await
-            .expect("read")
-    }
-
-    async fn alert(&self, alert: AlertId) -> Option<AlertView> {
-        self.store
-            .call(move |s| s.alert(alert))
-            .await
-            .expect("read")
-    }
-}
-
-impl Drop for Gw {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
 }
 
 /// The hub's view of `alert` and its events.
@@ -217,7 +81,7 @@ async fn a_child_an_hour_ahead_is_clamped_alarmed_and_converges() {
         let dir = tempfile::tempdir().expect("tempdir");
         let hub = county(dir.path()).await;
         let tls = enroll(&hub, X, PRISON_3).await;
-        let mut x = Gw::start(X, PRISON_3, &hub.broker, tls);
+        let mut x = Child::start(X, PRISON_3, &hub.broker, tls);
 
         // X's clock runs an hour fast: an alarm and its clear, stamped an hour ahead.
         let sent_at = now_ms();
@@ -232,7 +96,7 @@ async fn a_child_an_hour_ahead_is_clamped_alarmed_and_converges() {
         raise.hlc = Hlc::new(sent_at + HOUR_MS, 0);
         let mut clear = x.events.clear(alert);
         clear.hlc = Hlc::new(sent_at + HOUR_MS + 10, 0);
-        x.send(vec![raise.clone(), clear.clone()], true).await;
+        x.record(vec![raise.clone(), clear.clone()]).await;
         // And an alarm stamped at the very top of the range (X cannot even store it).
         let top_alert = AlertId::generate();
         let mut top = x.events.raise(
@@ -243,7 +107,7 @@ async fn a_child_an_hour_ahead_is_clamped_alarmed_and_converges() {
             false,
         );
         top.hlc = Hlc::new(u64::MAX, u16::MAX);
-        x.send(vec![top.clone()], false).await;
+        x.send(vec![LinkEvent::Alert(top.clone())]).await;
 
         // The hub holds them stamped by its own clock, the originals kept, in their order.
         let (view, events) = eventually("X's alarm and its clear at the hub", || async {

@@ -15,6 +15,8 @@
 
 #![allow(dead_code)]
 
+pub mod child;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
