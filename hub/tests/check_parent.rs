@@ -120,27 +120,33 @@ fn serves(port: u16) -> bool {
     false
 }
 
-#[test]
-fn a_certificate_for_another_node_refuses_the_start() {
+/// A hub with a certificate for `node` from the parent's CA, and the parent's CA file or
+/// another CA's (`other_ca`) at `[parent] ca`: `run` and `check` both exit 2, and what they
+/// print has each of `needles` (`{ca}` and `{cert}` stand for the files' paths), the config
+/// file's name and nothing started.
+fn refused(node: &str, other_ca: bool, needles: &[&str]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let parent_ca = Ca::load_or_create(&dir.path().join("parent-ca"), "city CA").expect("ca");
-    let files = parent_files(
-        &dir.path().join("data/parent"),
-        "county-other",
-        &parent_ca,
-        &parent_ca,
-    );
+    let other = Ca::load_or_create(&dir.path().join("other-ca"), "another CA").expect("ca");
+    let trusted = if other_ca { &other } else { &parent_ca };
+    let files = parent_files(&dir.path().join("data/parent"), node, &parent_ca, trusted);
     let path = config(dir.path(), &files, free_port());
+    let needles: Vec<String> = needles
+        .iter()
+        .map(|n| {
+            n.replace("{ca}", &files[0].display().to_string())
+                .replace("{cert}", &files[1].display().to_string())
+        })
+        .chain([format!("error: {}:", path.display())])
+        .collect();
     for (what, (code, stderr)) in [("run", exit_of(run(&path))), ("check", check(&path))] {
         assert_eq!(code, Some(2), "{what}: {stderr}");
-        assert!(
-            stderr.contains(&format!("error: {}:", path.display()))
-                && stderr.contains("node.id")
-                && stderr.contains("\"county-other\"")
-                && stderr.contains(&files[1].display().to_string())
-                && stderr.contains("enroll again"),
-            "{what}: {stderr}"
-        );
+        for needle in &needles {
+            assert!(
+                stderr.contains(needle.as_str()),
+                "{what}: {needle} in {stderr}"
+            );
+        }
     }
     assert!(
         !dir.path().join("data/hub.db").exists(),
@@ -149,29 +155,27 @@ fn a_certificate_for_another_node_refuses_the_start() {
 }
 
 #[test]
-fn a_ca_file_that_did_not_issue_the_certificate_refuses_the_start() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let parent_ca = Ca::load_or_create(&dir.path().join("parent-ca"), "city CA").expect("ca");
-    let other_ca = Ca::load_or_create(&dir.path().join("other-ca"), "another CA").expect("ca");
-    let files = parent_files(
-        &dir.path().join("data/parent"),
-        "county-baiyun",
-        &parent_ca,
-        &other_ca,
+fn a_certificate_for_another_node_refuses_the_start() {
+    refused(
+        "county-other",
+        false,
+        &["node.id", "\"county-other\"", "{cert}", "enroll again"],
     );
-    let path = config(dir.path(), &files, free_port());
-    for (what, (code, stderr)) in [("run", exit_of(run(&path))), ("check", check(&path))] {
-        assert_eq!(code, Some(2), "{what}: {stderr}");
-        assert!(
-            stderr.contains(&format!("error: {}:", path.display()))
-                && stderr.contains("parent.ca")
-                && stderr.contains(&files[0].display().to_string())
-                && stderr.contains(&files[1].display().to_string())
-                && stderr.contains("another CA")
-                && stderr.contains("vigil-hub enroll"),
-            "{what}: {stderr}"
-        );
-    }
+}
+
+#[test]
+fn a_ca_file_that_did_not_issue_the_certificate_refuses_the_start() {
+    refused(
+        "county-baiyun",
+        true,
+        &[
+            "parent.ca",
+            "{ca}",
+            "{cert}",
+            "another CA",
+            "vigil-hub enroll",
+        ],
+    );
 }
 
 #[test]
