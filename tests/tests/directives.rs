@@ -248,3 +248,125 @@ fn a_posture_directive_reaches_the_gateway_and_its_acknowledgement_the_city() {
     drop(county);
     drop(city);
 }
+
+/// One message on the sensor broker (`mosquitto_pub`).
+fn publish(port: u16, topic: &str, message: &str) {
+    let status = std::process::Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1"])
+        .args(["-t", topic, "-m", message])
+        .status()
+        .expect("mosquitto_pub is needed for this test: run `make deps` (mosquitto-clients)");
+    assert!(status.success(), "mosquitto_pub {topic} {message}");
+}
+
+/// The latest value of `point` at the agent whose `[metrics] listen` is `addr`.
+fn point_value(addr: &str, point: &str) -> Option<f64> {
+    let points = get_json(addr, "/api/v1/points")?;
+    points["points"]
+        .as_array()?
+        .iter()
+        .find(|p| p["point"] == point)?["value"]
+        .as_f64()
+}
+
+/// Publishes `{"temp": temp, "seq": n}` and then `{"seq": n + 1}`, and waits until the agent
+/// shows seq n + 1: the agent takes readings in order, so the temperature has then been
+/// through its detectors.
+fn reading_through(sensors: u16, agent: &str, temp: f64, n: u32) {
+    publish(
+        sensors,
+        "gw-p/env",
+        &format!(r#"{{"temp": {temp}, "seq": {n}}}"#),
+    );
+    publish(sensors, "gw-p/env", &format!(r#"{{"seq": {}}}"#, n + 1));
+    let seen = wait_for(Duration::from_secs(30), || {
+        (point_value(agent, "env/seq")? == f64::from(n + 1)).then_some(())
+    });
+    assert!(seen.is_some(), "the agent took reading {n}");
+}
+
+/// A reading between the normal limit (H 30) and the posture limit (H 26) alarms only once
+/// a posture directive is in force: 27 raises nothing before; after the supervisor's
+/// directive (acknowledged `applied`), it raises `posture_h`, which reaches the hub.
+#[test]
+fn a_reading_between_the_normal_and_the_posture_limit_alarms_only_under_the_posture() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sensors = Mosquitto::start();
+    let (http_port, broker) = (free_port(), free_port());
+    let hub_cfg = hub_config(
+        dir.path(),
+        "county-1",
+        "county",
+        http_port,
+        &format!("listen = \"127.0.0.1:{broker}\""),
+        None,
+    );
+    let hub_addr = format!("127.0.0.1:{http_port}");
+    let hub = spawn_node("hub", &hub_cfg, &dir.path().join("hub.log"));
+    wait_healthy(&hub_addr, &hub);
+    let gw_dir = dir.path().join("gw-p");
+    std::fs::create_dir_all(&gw_dir).expect("mkdir");
+    let agent_addr = format!("127.0.0.1:{}", free_port());
+    let gw_cfg = gw_dir.join("agent.toml");
+    std::fs::write(
+        &gw_cfg,
+        format!(
+            "[node]\nid = \"gw-p\"\nsite = \"ministry/p/c/county-1/prison-1\"\n\n[uplink]\nurl = \"mqtt://127.0.0.1:{broker}\"\n\n[store]\npath = \"agent.db\"\n\n[metrics]\nlisten = \"{agent_addr}\"\n\n[[mqtt.subscription]]\nurl = \"mqtt://127.0.0.1:{port}\"\ntopic = \"gw-p/env\"\ndecoder = \"json\"\ndevice = \"env\"\n\n[[rule]]\npoints = [\"env/temp\"]\nlimits = {{ h = 30.0 }}\n\n[[posture]]\npoints = [\"env/temp\"]\nlimits = {{ h = 26.0 }}\n",
+            port = sensors.port,
+        ),
+    )
+    .expect("agent.toml");
+    enroll_gateway(&hub_cfg, &hub_addr, &gw_cfg, "gw-p");
+    let gw = spawn_node("agent", &gw_cfg, &gw_dir.join("agent.log"));
+    let live = wait_for(Duration::from_secs(30), || {
+        publish(sensors.port, "gw-p/env", r#"{"seq": 0}"#);
+        point_value(&agent_addr, "env/seq")
+    });
+    assert!(
+        live.is_some(),
+        "the sensor subscription is live\n{}",
+        gw.log()
+    );
+
+    // Normal posture: 27 is below H 30 and the posture limits are not armed.
+    reading_through(sensors.port, &agent_addr, 27.0, 1);
+    let alerts = get_json(&agent_addr, "/api/v1/alerts").expect("agent alerts");
+    assert!(
+        !alerts.to_string().contains("env/temp"),
+        "no alarm before the posture: {alerts}"
+    );
+
+    // The supervisor raises the posture; the gateway applies it.
+    let supervisor = hub_token_as(&hub_cfg, "sup", Role::Supervisor);
+    let body = r#"{"target": "ministry/p/c/county-1/prison-1", "deadline": "1m",
+                   "body": {"type": "posture", "until": "2099-01-01T00:00:00Z"}}"#;
+    let (status, text) = post(&hub_addr, &supervisor, body);
+    assert_eq!(status, 201, "{text}");
+    let id = serde_json::from_str::<serde_json::Value>(&text).expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let applied = wait_for(Duration::from_secs(30), || {
+        let view = hub_json(&hub_addr, &format!("/api/v1/directives/{id}"), &supervisor)?;
+        (ack_of(&view, "gw-p")?["outcome"] == "applied").then_some(())
+    });
+    assert!(applied.is_some(), "gw-p applied the posture\n{}", gw.log());
+
+    // Now 27 alarms, as posture_h, and the alarm reaches the hub; H 30 still has not.
+    reading_through(sensors.port, &agent_addr, 27.5, 3);
+    let api = hub_token(&hub_cfg);
+    let raised = wait_for(Duration::from_secs(30), || {
+        all_alerts(&hub_addr, &api)?
+            .into_iter()
+            .find(|a| a["key"] == "gw-p/env/temp/posture_h")
+    });
+    let raised = raised.unwrap_or_else(|| panic!("posture_h at the hub\n{}", gw.log()));
+    assert_eq!(raised["severity"], "minor", "{raised}");
+    let alerts = all_alerts(&hub_addr, &api).expect("alerts");
+    assert!(
+        !alerts.iter().any(|a| a["key"] == "gw-p/env/temp/limit_h"),
+        "{alerts:?}"
+    );
+    drop(gw);
+    drop(hub);
+}
