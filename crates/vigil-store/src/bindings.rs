@@ -219,22 +219,33 @@ impl AdmitTx<'_> {
         raw.map(binding).transpose()
     }
 
-    /// Which child `alert` came through.
+    /// Which child `alert` came through (one statement: the recorded child, else whether
+    /// the alert is held here and its key's origin).
     pub fn alert_via(&self, alert: &AlertId) -> Result<AlertVia> {
-        if let Some(via) = alert_via_in(self.conn, alert)? {
-            return Ok(AlertVia::Child(via));
-        }
-        let origin: Option<Option<String>> = self
+        let row: (Option<String>, Option<String>, bool) = self
             .conn
-            .prepare_cached("SELECT origin FROM alerts WHERE id = ?1")
+            .prepare_cached(
+                "SELECT v.via, a.origin, a.id IS NOT NULL
+                 FROM (SELECT ?1 AS id) AS q
+                 LEFT JOIN alert_via AS v ON v.alert = q.id
+                 LEFT JOIN alerts AS a ON a.id = q.id",
+            )
             .and_then(|mut stmt| {
-                stmt.query_row([&alert.as_bytes()[..]], |row| row.get(0))
-                    .optional()
+                stmt.query_row([&alert.as_bytes()[..]], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
             })
-            .op("read an alert's origin")?;
-        Ok(match origin {
-            None => AlertVia::Unknown,
-            Some(origin) => AlertVia::Untied(origin.and_then(|o| NodeId::new(o).ok())),
+            .op("read the child an alert came through")?;
+        Ok(match row {
+            (Some(via), _, _) => {
+                AlertVia::Child(NodeId::new(via).map_err(|e| StoreError::CorruptValue {
+                    table: "alert_via",
+                    row: format!("alert {alert}"),
+                    detail: e.to_string(),
+                })?)
+            }
+            (None, origin, true) => AlertVia::Untied(origin.and_then(|o| NodeId::new(o).ok())),
+            (None, _, false) => AlertVia::Unknown,
         })
     }
 

@@ -592,6 +592,13 @@ mod tests {
         assert_eq!(out[0].fresh, [0, 2]);
         assert_eq!(store.event_count().expect("count"), 2);
         assert!(store.alert(batch[1].alert).expect("read").is_none());
+        // Held here through no child (a comment: no key, so no origin either).
+        assert_eq!(
+            AdmitTx { conn: &store.conn }
+                .alert_via(&batch[2].alert)
+                .expect("read"),
+            crate::bindings::AlertVia::Untied(None)
+        );
         // A whole resend is judged again (and refused again) but said to be no news.
         let out = store
             .apply_batches_admitted_and_forward(&[inbound], None, |_, _| None, Some(&mut admit))
