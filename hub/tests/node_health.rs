@@ -534,3 +534,62 @@ async fn a_publish_the_gate_refuses_is_a_security_alarm_about_the_node() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_with_a_foreign_certificate_are_a_security_alarm_about_the_broker() {
+    bounded(async {
+        let county = Hub::start_config(
+            |store| hub_toml(store, "county-baiyun", "county", COUNTY_SITE, None, ""),
+            &[],
+        )
+        .await;
+        // A client whose certificate comes from another CA, naming a node the county knows
+        // nothing of: refused at the handshake, so no node to blame — the alarm is about
+        // the county's own broker.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let foreign = vigil_pki::Ca::load_or_create(dir.path(), "elsewhere").expect("foreign CA");
+        let node = vigil_core::NodeId::new("gw-intruder").expect("node");
+        let request = vigil_pki::node_key_and_csr(&node).expect("csr");
+        let cert = foreign
+            .issue_node(&request.csr_pem, &node, Duration::from_secs(3600))
+            .expect("issue");
+        let ca_pem = county.link.security.pki.ca().cert_pem().to_owned();
+        let tls = vigil_pki::client_config(&ca_pem, Some((&cert.cert_pem, &request.key_pem)))
+            .expect("client config");
+        let addr = county.broker.trim_start_matches("mqtts://").to_owned();
+        for _ in 0..3 {
+            let tcp = tokio::net::TcpStream::connect(&addr).await.expect("tcp");
+            let name =
+                vigil_pki::rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+            let result = tokio::time::timeout(
+                Duration::from_secs(5),
+                tokio_rustls::TlsConnector::from(tls.clone()).connect(name, tcp),
+            )
+            .await;
+            if let Ok(Ok(mut stream)) = result {
+                // TLS 1.3: the client may finish before the server refuses its
+                // certificate; the refusal shows as the connection closing.
+                let _ = stream.write_all(&connect_packet("gw-intruder")).await;
+                let mut rest = Vec::new();
+                let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest))
+                    .await;
+            }
+        }
+        alarm_in_state(&county, "county-baiyun", "security", true).await;
+        // The counters are sampled every 10 s: the three may be reported in two samples.
+        let alarm = eventually("the alarm to count the three refusals", || async {
+            alarm(&county, "county-baiyun", "security")
+                .await
+                .filter(|a| a["value"] == 3)
+        })
+        .await;
+        assert_eq!(alarm["severity"], "major");
+        let message = alarm["message"].as_str().expect("message");
+        assert!(
+            message.contains("handshake_refused") && message.contains("unknown_ca"),
+            "{message}"
+        );
+        county.stop().await;
+    })
+    .await;
+}

@@ -50,6 +50,7 @@ pub struct BrokerHandle {
     credentials: Option<MqttCredentials>,
     tls: Option<Arc<ClientConfig>>,
     gate: Option<SecureBroker>,
+    gate_metrics: Option<GateMetrics>,
 }
 
 impl BrokerHandle {
@@ -72,7 +73,7 @@ impl BrokerHandle {
                     GateMetrics::new(registry).context("cannot register the gate's metrics")?;
                 let config =
                     SecureBrokerConfig::new(listen, tls, security.pki.revocations().clone());
-                let gate = SecureBroker::start(config, metrics)
+                let gate = SecureBroker::start(config, metrics.clone())
                     .await
                     .with_context(|| {
                         format!("cannot run the embedded broker ([mqtt] listen = \"{listen}\")")
@@ -84,6 +85,7 @@ impl BrokerHandle {
                     credentials: Some(gate.internal_credentials()),
                     tls: None,
                     gate: Some(gate),
+                    gate_metrics: Some(metrics),
                 })
             }
             Broker::External { url } => {
@@ -102,6 +104,7 @@ impl BrokerHandle {
                     credentials: None,
                     tls,
                     gate: None,
+                    gate_metrics: None,
                 })
             }
         }
@@ -118,6 +121,12 @@ impl BrokerHandle {
         config.credentials = self.credentials.clone();
         config.tls = self.tls.clone();
         config
+    }
+
+    /// The gate's metrics (its handshake failures are watched for alarms); `None` for an
+    /// external broker.
+    pub fn gate_metrics(&self) -> Option<GateMetrics> {
+        self.gate_metrics.clone()
     }
 
     /// The gate's denials (once), for the audit log; `None` for an external broker.

@@ -35,6 +35,7 @@
 pub mod broker;
 pub mod denials;
 pub mod findings;
+pub mod handshakes;
 pub mod ingest;
 pub mod mosquitto;
 pub mod pass_down;
@@ -152,6 +153,14 @@ pub async fn start_links(
         LinkMetrics::new(ctx.metrics.registry()).context("cannot register the link metrics")?;
     let mut broker =
         BrokerHandle::start(&ctx.broker, &ctx.security, ctx.metrics.registry()).await?;
+    if let Some(gate) = broker.gate_metrics() {
+        tasks.spawn(handshakes::watch(
+            gate,
+            ctx.node.id.clone(),
+            ctx.alarms.clone(),
+            ctx.shutdown.clone(),
+        ));
+    }
     if let Some(denials) = broker.take_denials() {
         tasks.spawn(denials::audit_denials(
             denials,

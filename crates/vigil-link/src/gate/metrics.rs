@@ -64,6 +64,20 @@ pub struct GateMetrics {
 }
 
 impl GateMetrics {
+
+    /// The TLS handshakes refused or failed so far, by reason
+    /// ([`HANDSHAKE_FAILURE_REASONS`]): what the owner watches to raise an alarm.
+    pub fn handshake_failures(&self) -> Vec<(&'static str, u64)> {
+        HANDSHAKE_FAILURE_REASONS
+            .iter()
+            .map(|&reason| {
+                (
+                    reason,
+                    self.handshake_failures.with_label_values(&[reason]).get(),
+                )
+            })
+            .collect()
+    }
     /// Creates the metrics and registers them in `registry` (every label of every reason
     /// starts at zero, so dashboards see them before the first failure). Fails if they are
     /// already registered there.
