@@ -64,7 +64,6 @@ pub struct GateMetrics {
 }
 
 impl GateMetrics {
-
     /// The TLS handshakes refused or failed so far, by reason
     /// ([`HANDSHAKE_FAILURE_REASONS`]): what the owner watches to raise an alarm.
     pub fn handshake_failures(&self) -> Vec<(&'static str, u64)> {
