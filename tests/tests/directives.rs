@@ -48,20 +48,6 @@ fn post(addr: &str, token: &str, body: &str) -> (u16, String) {
     .expect("an answer")
 }
 
-/// A token with `role` and `scope` in the hub of `config`.
-fn token(config: &Path, name: &str, role: Role, scope: &str) -> String {
-    let cfg = vigil_hub::config::HubConfig::load(config).expect("valid hub config");
-    vigil_hub::auth::admin::Admin::open_or_create(&cfg, "cli:e2e".to_owned())
-        .expect("open the hub's store")
-        .add_token(
-            name,
-            role,
-            &vigil_core::SitePath::new(scope).expect("site"),
-            None,
-        )
-        .expect("add a token")
-}
-
 fn ack_of<'a>(view: &'a serde_json::Value, node: &str) -> Option<&'a serde_json::Value> {
     view["acks"].as_array()?.iter().find(|a| a["node"] == node)
 }
@@ -125,7 +111,7 @@ fn a_posture_directive_reaches_the_gateway_and_its_acknowledgement_the_city() {
 
     let supervisor = hub_token_as(&city_cfg, "sup", Role::Supervisor);
     let viewer = hub_token_as(&city_cfg, "watch", Role::Viewer);
-    let elsewhere = token(
+    let elsewhere = hub_token_scoped(
         &city_cfg,
         "sup-9",
         Role::Supervisor,

@@ -148,6 +148,12 @@ pub fn audit_event_id(origin: &NodeId, seq: u64) -> EventId {
     h.update((origin.as_str().len() as u64).to_be_bytes());
     h.update(origin.as_str().as_bytes());
     h.update(seq.to_be_bytes());
+    derived_event_id(h)
+}
+
+/// A derived idempotency key: the first 16 bytes of the hash `h` has taken in, as a UUID
+/// of version 8 ("custom") with the RFC 4122 variant — never equal to a UUIDv7.
+pub(crate) fn derived_event_id(h: Sha256) -> EventId {
     let digest: [u8; 32] = h.finalize().into();
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);

@@ -168,12 +168,7 @@ pub fn ack_event_id(directive: &EventId, node: &NodeId) -> EventId {
     h.update(ACK_ID_DOMAIN);
     h.update(directive.as_bytes());
     h.update(node.as_str().as_bytes());
-    let digest: [u8; 32] = h.finalize().into();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    bytes[6] = (bytes[6] & 0x0f) | 0x80; // version 8
-    bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
-    EventId::from_bytes(bytes)
+    crate::audit::derived_event_id(h)
 }
 
 #[cfg(test)]

@@ -498,13 +498,23 @@ pub fn secure_broker_config(hub_cfg: &Path, out: &Path) -> PathBuf {
 /// An API token `name` with `role` (scope `ministry`) for the hub whose config is `config`,
 /// made in its store as `vigil-hub token add` makes one (before or while the hub runs).
 pub fn hub_token_as(config: &Path, name: &str, role: vigil_hub::auth::Role) -> String {
+    hub_token_scoped(config, name, role, "ministry")
+}
+
+/// [`hub_token_as`] with the scope `scope`.
+pub fn hub_token_scoped(
+    config: &Path,
+    name: &str,
+    role: vigil_hub::auth::Role,
+    scope: &str,
+) -> String {
     let cfg = vigil_hub::config::HubConfig::load(config).expect("valid hub config");
     vigil_hub::auth::admin::Admin::open_or_create(&cfg, "cli:e2e".to_owned())
         .expect("open the hub's store")
         .add_token(
             name,
             role,
-            &vigil_core::SitePath::new("ministry").expect("site"),
+            &vigil_core::SitePath::new(scope).expect("site"),
             None,
         )
         .expect("add a token")
