@@ -649,3 +649,144 @@ fn a_four_level_network_converges_after_partitions_and_kills() {
     println!("done in {:.1} s", started.elapsed().as_secs_f64());
     drop(agents);
 }
+
+/// The step of the scenario above that found a bug, alone and quickly: ministry ← province
+/// ← city ← fac-1 (in the code: `city` is the middle hub, the province, and `county` the
+/// lower one, the city). A ministry supervisor acknowledges an alert of fac-1 while the
+/// middle hub is down; it restarts while the hub below it is still cut off, so the
+/// acknowledgement reaches it before its child does. Once the county is back the acknowledgement
+/// must reach fac-1, which then closes the alert, and the closure must come back up to the
+/// ministry. (Before the hubs routed actions by the child each alert came through, kept in
+/// the store, a restarted hub knew no route yet and parked the acknowledgement on an outbox
+/// for `fac-1` as if it were its own child, where nobody ever took it.)
+#[test]
+fn an_acknowledgement_that_reaches_a_restarted_hub_before_its_child_still_reaches_the_gateway() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    let sensors = Mosquitto::start();
+    let [(m_http, m_mqtt), (c_http, c_mqtt), (k_http, k_mqtt)] =
+        [0, 1, 2].map(|_| (free_port(), free_port()));
+    let city_down = Proxy::start(&rt, SocketAddr::from(([127, 0, 0, 1], c_mqtt)));
+
+    let m_dir = root.join("ministry");
+    let m_cfg = hub_toml(
+        &m_dir, "ministry", "ministry", "ministry", m_http, m_mqtt, None, None,
+    );
+    hub_user(
+        &m_cfg,
+        SUPERVISOR,
+        vigil_hub::auth::Role::Supervisor,
+        "ministry",
+        PASSWORD,
+    );
+    let ministry = start_hub("ministry", &m_dir, m_cfg, m_http);
+    let c_dir = root.join("city");
+    let c_cfg = hub_toml(
+        &c_dir,
+        "prov-gd",
+        "province",
+        "ministry/gd",
+        c_http,
+        c_mqtt,
+        Some(city_down.port),
+        Some(m_mqtt),
+    );
+    let token = cli_enroll_token(&ministry.cfg, "prov-gd", Some("ministry/gd"));
+    cli_enroll_hub(&ministry.addr, &token, &c_cfg);
+    let mut city = start_hub("prov-gd", &c_dir, c_cfg, c_http);
+    let k_dir = root.join("county");
+    let k_cfg = hub_toml(
+        &k_dir,
+        "city-gz",
+        "city",
+        "ministry/gd/gz",
+        k_http,
+        k_mqtt,
+        None,
+        Some(city_down.port),
+    );
+    let token = cli_enroll_token(&city.cfg, "city-gz", Some("ministry/gd/gz"));
+    cli_enroll_hub(&city.addr, &token, &k_cfg);
+    let county = start_hub("city-gz", &k_dir, k_cfg, k_http);
+    let fac_site = "ministry/gd/gz/by/prison-1";
+    let agent_cfg = agent_toml(&root.join("fac-1"), "fac-1", fac_site, k_mqtt, sensors.port);
+    let token = cli_enroll_token(&county.cfg, "fac-1", Some(fac_site));
+    cli_enroll_agent(&county.addr, &token, &agent_cfg);
+    let agent = spawn_node("agent", &agent_cfg, &root.join("fac-1").join("agent.log"));
+    let logs = |hubs: &[&Hub]| -> String {
+        hubs.iter()
+            .map(|h| h.log_tail())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+
+    // One point above its H limit and back: fac-1/bank/p0000/limit_h, cleared, unacknowledged.
+    let key = "fac-1/bank/p0000/limit_h";
+    let alert = wait_for(Duration::from_secs(40), || {
+        publish_lines(
+            sensors.port,
+            "fac-1/bank",
+            &[readings(0, 1, 100.0), readings(0, 1, 0.0)],
+        );
+        let alerts = all_alerts(&ministry.addr, &ministry.token)?;
+        alerts
+            .iter()
+            .find(|a| a["key"] == key && a["state"] == "rtn_unack")
+            .and_then(|a| Some(a["id"].as_str()?.to_owned()))
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the alert reached the ministry\n{}\n{}",
+            agent.log(),
+            logs(&[&ministry, &city, &county])
+        )
+    });
+
+    // The middle hub goes down; the ministry acknowledges; it comes back with its child
+    // still cut off, and takes the acknowledgement from the ministry.
+    city.node.kill();
+    city_down.set(Cut::Drop);
+    acknowledge(&ministry, std::slice::from_ref(&alert));
+    city.restart();
+    let at_city = wait_for(Duration::from_secs(30), || {
+        hub_view(&city)?
+            .get(&alert)
+            .is_some_and(|r| r.acknowledged)
+            .then_some(())
+    });
+    assert!(
+        at_city.is_some(),
+        "the acknowledgement reached the restarted city\n{}",
+        logs(&[&ministry, &city])
+    );
+    city_down.set(Cut::Open);
+
+    // fac-1 closes the acknowledged, cleared alert; the closure comes back to the ministry.
+    let closed = wait_for(Duration::from_secs(40), || {
+        hub_view(&ministry)?
+            .get(&alert)
+            .is_some_and(|r| r.closed)
+            .then_some(())
+    });
+    if closed.is_none() {
+        let outboxes: Vec<String> = http("GET", &city.addr, "/metrics", None, &[])
+            .map(|(_, body)| {
+                body.lines()
+                    .filter(|l| l.starts_with("vigil_hub_outbox_backlog_records"))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        panic!(
+            "the acknowledgement did not reach fac-1 (the alert is not closed at the ministry); the city's outboxes:\n{}\n{}\n{}",
+            outboxes.join("\n"),
+            agent.log().lines().rev().take(20).collect::<Vec<_>>().join("\n"),
+            logs(&[&ministry, &city, &county])
+        );
+    }
+}
