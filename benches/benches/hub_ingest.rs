@@ -409,6 +409,8 @@ fn store_groups(batches: &[InBatch], events: usize, group: usize, full: bool) {
                 .expect("bind the gateways");
         }
         let hub = NodeId::new("county-baiyun").expect("node");
+        // The alerts' children remembered across groups, as the downlinks remember them.
+        let known = vigil_link::admission::KnownVias::default();
         let cpu = thread_cpu();
         let start = Instant::now();
         for chunk in batches.chunks(group) {
@@ -424,7 +426,8 @@ fn store_groups(batches: &[InBatch], events: usize, group: usize, full: bool) {
                     directives: Default::default(),
                 })
                 .collect();
-            let mut admission = vigil_link::admission::GroupAdmission::new(hub.clone());
+            let mut admission =
+                vigil_link::admission::GroupAdmission::new(hub.clone(), known.clone());
             let mut admit = |atx: &vigil_store::AdmitTx<'_>, b: &InboundBatch<'_>, news: bool| {
                 admission.admit(atx, b, news)
             };
@@ -436,6 +439,7 @@ fn store_groups(batches: &[InBatch], events: usize, group: usize, full: bool) {
                     admitted.then_some(&mut admit as &mut vigil_store::Admit<'_>),
                 )
                 .expect("apply");
+            known.commit(std::mem::take(&mut admission.learned));
             for (outcome, batch) in outcomes.iter().zip(chunk) {
                 assert_eq!(outcome.batch.applied, batch.events.len(), "all new");
             }

@@ -25,6 +25,7 @@
 //! (`vigil_store::Store::apply_batches_admitted_and_forward`).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use vigil_core::{AlertEvent, AlertEventBody, AlertId, AlertKey, NodeId, SitePath};
 pub use vigil_store::AlertVia;
@@ -278,6 +279,37 @@ pub fn report(this: &NodeId, held: &[NodeBinding]) -> Vec<BindingStatus> {
         .collect()
 }
 
+/// The most alerts [`KnownVias`] remembers; past it, it starts over (the store has them).
+pub const MAX_KNOWN_VIAS: usize = 200_000;
+
+/// The child each alert came through, as committed, remembered across group commits so an
+/// alert's later events are judged without reading it again. Only committed ties go in (a
+/// tie never changes once made: the first child wins). Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct KnownVias(Arc<Mutex<HashMap<AlertId, NodeId>>>);
+
+impl KnownVias {
+    fn get(&self, alert: &AlertId) -> Option<NodeId> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(alert)
+            .cloned()
+    }
+
+    /// Remembers what a group that committed learned ([`GroupAdmission::learned`]).
+    pub fn commit(&self, learned: Vec<(AlertId, NodeId)>) {
+        if learned.is_empty() {
+            return;
+        }
+        let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if known.len() + learned.len() > MAX_KNOWN_VIAS {
+            known.clear();
+        }
+        known.extend(learned);
+    }
+}
+
 /// The admission of one group commit at a parent (the thin I/O shell around [`Judge`]):
 /// looks up, on the transaction, the bindings of the nodes each batch names and the child
 /// each event's alert came through (remembered for the group), records the ties, and
@@ -286,27 +318,35 @@ pub fn report(this: &NodeId, held: &[NodeBinding]) -> Vec<BindingStatus> {
 #[derive(Debug)]
 pub struct GroupAdmission {
     this: NodeId,
+    known: KnownVias,
     bound: HashMap<NodeId, NodeBinding>,
     looked: HashSet<NodeId>,
     vias: HashMap<AlertId, AlertVia>,
     /// The findings so far: hand them over only once the group is committed.
     pub findings: Vec<Finding>,
+    /// The alerts' children read or tied in this group: for [`KnownVias::commit`] once the
+    /// group is committed.
+    pub learned: Vec<(AlertId, NodeId)>,
 }
 
 impl GroupAdmission {
-    /// The admission of a group at hub `this`.
-    pub fn new(this: NodeId) -> Self {
+    /// The admission of a group at hub `this`, with the alerts' children committed before
+    /// (`known`).
+    pub fn new(this: NodeId, known: KnownVias) -> Self {
         GroupAdmission {
             this,
+            known,
             bound: HashMap::new(),
             looked: HashSet::new(),
             vias: HashMap::new(),
             findings: Vec::new(),
+            learned: Vec::new(),
         }
     }
 
     fn look_up(&mut self, atx: &AdmitTx<'_>, node: &NodeId) -> Result<(), StoreError> {
-        if self.looked.insert(node.clone()) {
+        if !self.looked.contains(node) {
+            self.looked.insert(node.clone());
             if let Some(b) = atx.binding(node)? {
                 self.bound.insert(node.clone(), b);
             }
@@ -324,15 +364,16 @@ impl GroupAdmission {
     ) -> Result<Option<Admitted>, StoreError> {
         let child = batch.peer;
         self.look_up(atx, child)?;
-        let named: Vec<NodeId> = named_nodes(batch.events, batch.audit).cloned().collect();
-        for node in &named {
+        for node in named_nodes(batch.events, batch.audit) {
             self.look_up(atx, node)?;
         }
         let GroupAdmission {
             this,
+            known,
             bound,
             vias,
             findings,
+            learned,
             ..
         } = self;
         // A direct child speaks under its own binding here (enrolled or configured); a node
@@ -350,23 +391,35 @@ impl GroupAdmission {
         let mut refusals = Vec::new();
         let mut events = Vec::with_capacity(batch.events.len());
         for event in batch.events {
-            let via = match vias.get(&event.alert) {
-                Some(via) => via.clone(),
-                None if child_site.is_none() => AlertVia::Unknown,
-                None => atx.alert_via(&event.alert)?,
+            // An unbound child's events are all refused whatever their alert: nothing is
+            // looked up (nor remembered for the group's other batches).
+            if child_site.is_some() && !vias.contains_key(&event.alert) {
+                let via = match known.get(&event.alert) {
+                    Some(via) => AlertVia::Child(via),
+                    None => {
+                        let via = atx.alert_via(&event.alert)?;
+                        if let AlertVia::Child(c) = &via {
+                            learned.push((event.alert, c.clone()));
+                        }
+                        via
+                    }
+                };
+                vias.insert(event.alert, via);
+            }
+            let verdict = match vias.get(&event.alert) {
+                Some(via) => judge.event(event, via),
+                None => judge.event(event, &AlertVia::Unknown),
             };
-            match judge.event(event, &via) {
+            match verdict {
                 Verdict::Admit { tie } => {
                     if tie {
                         atx.tie(&event.alert, child)?;
                         vias.insert(event.alert, AlertVia::Child(child.clone()));
-                    } else {
-                        vias.insert(event.alert, via);
+                        learned.push((event.alert, child.clone()));
                     }
                     events.push(true);
                 }
                 Verdict::Refuse(reason, detail) => {
-                    vias.insert(event.alert, via);
                     refusals.push((reason, detail));
                     events.push(false);
                 }
@@ -659,6 +712,56 @@ mod tests {
         assert!(refused
             .iter()
             .all(|(r, _)| *r == FindingReason::ForeignBinding));
+    }
+
+    /// The shell on a real store: a group with an unbound child's raise and a bound child's
+    /// raise of the same alert; the next group, another child's ack of it.
+    #[test]
+    fn a_group_ties_each_alert_to_the_child_it_came_through() {
+        let mut store = vigil_store::Store::open_in_memory().expect("store");
+        store
+            .bindings_sync_config(
+                &[(id("gw-x"), site("m/p/fx")), (id("gw-y"), site("m/p/fy"))],
+                Timestamp::from_millis(0),
+            )
+            .expect("bind");
+        let (z, x, y) = (id("gw-z"), id("gw-x"), id("gw-y"));
+        let from_z = [raise("gw-z", "gw-z", "m/p/fx")];
+        let mut from_x = [raise("gw-x", "gw-x", "m/p/fx")];
+        from_x[0].id = EventId::from_bytes([9; 16]);
+        let batch = |peer, events| vigil_store::InboundBatch {
+            peer,
+            lane: vigil_core::Lane::Critical,
+            first_seq: 1,
+            events,
+            audit: &[],
+            bodies: None,
+            directives: vigil_store::InboundDirectives::None,
+        };
+        let mut run = |batches: &[vigil_store::InboundBatch<'_>]| {
+            let mut admission = GroupAdmission::new(id("county"), KnownVias::default());
+            let mut admit =
+                |atx: &AdmitTx<'_>, b: &InboundBatch<'_>, news: bool| admission.admit(atx, b, news);
+            let out = store
+                .apply_batches_admitted_and_forward(batches, None, |_, _| None, Some(&mut admit))
+                .expect("applied");
+            (out, admission.findings)
+        };
+        let (out, findings) = run(&[batch(&z, &from_z[..]), batch(&x, &from_x[..])]);
+        assert_eq!(out[0].batch.applied, 0);
+        assert_eq!(out[1].batch.applied, 1);
+        assert_eq!(findings.len(), 1);
+        assert_eq!(findings[0].reason, FindingReason::Unbound);
+        let mut ack = ack("gw-y");
+        ack.id = EventId::from_bytes([8; 16]);
+        let from_y = [ack];
+        let (out, findings) = run(&[batch(&y, &from_y[..])]);
+        assert_eq!((out[0].batch.applied, out[0].batch.ack_upto), (0, 1));
+        assert_eq!(findings[0].reason, FindingReason::AlertNotThroughChild);
+        assert_eq!(
+            store.alert_via(&from_x[0].alert).expect("read"),
+            Some(id("gw-x"))
+        );
     }
 
     #[test]

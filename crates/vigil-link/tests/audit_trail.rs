@@ -217,6 +217,13 @@ async fn a_child_whose_log_was_cut_behind_the_parents_copy_is_found_from_its_sta
         // Counted once when found, not at every status that follows.
         tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
         assert_eq!(mismatches(&parent, "behind"), 1.0);
+        // A finding about the child, once (docs/ARCHITECTURE.md#site-bindings-and-admission).
+        let mut parent = parent;
+        let finding = parent.findings.try_recv().expect("a finding");
+        assert_eq!(finding.child.as_str(), "gw-1");
+        assert_eq!(finding.reason, vigil_link::FindingReason::AuditBehind);
+        assert!(finding.detail.contains("ends at record 3"), "{finding:?}");
+        assert!(parent.findings.try_recv().is_err(), "found once");
         child.stop().await;
         parent.stop().await;
     })

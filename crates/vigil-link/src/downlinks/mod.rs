@@ -79,7 +79,7 @@ use vigil_wire::{
     encode, Ack, AuditTail, BindingStatus, ChildStatus, Message, NodeState, Topic, PARENT_FILTERS,
 };
 
-use crate::admission::GroupAdmission;
+use crate::admission::{GroupAdmission, KnownVias};
 use crate::children::{ChildInfo, Children, Transition};
 use crate::drain::{OutboxLink, Pumped};
 use crate::error::LinkError;
@@ -304,6 +304,7 @@ impl Downlinks {
             pending: None,
             audit_mismatched: BTreeSet::new(),
             held: HashMap::new(),
+            known_vias: KnownVias::default(),
         };
         task.discover().await?;
         task.reload_bindings().await;
@@ -331,6 +332,8 @@ struct DownlinksTask {
     audit_mismatched: BTreeSet<NodeId>,
     /// Every site binding held here, as last read from the store.
     held: HashMap<NodeId, NodeBinding>,
+    /// The child each alert came through, as committed ([`KnownVias`]).
+    known_vias: KnownVias,
 }
 
 impl DownlinksTask {
@@ -827,6 +830,7 @@ impl DownlinksTask {
         Vec<Finding>,
     )> {
         let this = self.dl.config.node.clone();
+        let known = self.known_vias.clone();
         let forward = self
             .dl
             .forward
@@ -852,12 +856,15 @@ impl DownlinksTask {
                 let forward = forward
                     .as_ref()
                     .map(|(link, policy)| (link.as_str(), policy));
-                let mut admission = GroupAdmission::new(this);
+                let mut admission = GroupAdmission::new(this, known.clone());
                 let mut admit = |atx: &AdmitTx<'_>, b: &InboundBatch<'_>, news: bool| {
                     admission.admit(atx, b, news)
                 };
                 let outcome = apply_group(s, &batches, forward, Some(&mut admit));
                 drop(batches);
+                if outcome.is_ok() {
+                    known.commit(admission.learned);
+                }
                 Ok((outcome, group, admission.findings))
             })
             .await;
@@ -910,7 +917,11 @@ impl DownlinksTask {
             self.report(Finding {
                 child: child.clone(),
                 reason: FindingReason::ForgedDirective,
-                detail: outcome.directives.refused_detail.clone().unwrap_or_default(),
+                detail: outcome
+                    .directives
+                    .refused_detail
+                    .clone()
+                    .unwrap_or_default(),
                 count: outcome.directives.refused as u64,
             });
         }

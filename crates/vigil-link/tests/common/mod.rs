@@ -290,6 +290,8 @@ pub struct Parent {
     pub registry: Registry,
     pub handle: DownlinksHandle,
     pub deliveries: mpsc::Receiver<Delivery>,
+    /// What it refused or flagged about its children.
+    pub findings: mpsc::Receiver<vigil_link::Finding>,
     shutdown: CancellationToken,
     task: JoinHandle<()>,
 }
@@ -326,6 +328,7 @@ impl Parent {
         let mut downlinks = Downlinks::new(config, store.clone(), metrics).expect("downlinks");
         let handle = downlinks.handle();
         let deliveries = downlinks.take_deliveries().expect("deliveries");
+        let findings = downlinks.take_findings().expect("findings");
         let shutdown = CancellationToken::new();
         let run = downlinks.run(shutdown.clone());
         let task = tokio::spawn(async move {
@@ -337,6 +340,7 @@ impl Parent {
             registry,
             handle,
             deliveries,
+            findings,
             shutdown,
             task,
         }
