@@ -943,6 +943,7 @@ async fn latency_part(n: usize, full: bool, load: usize) {
             }
         })
     };
+    let (cpu_start, wall_start) = (process_cpu(), Instant::now());
     while arrivals[3].len() < n && Instant::now() < deadline {
         for (hop, rx) in receivers.iter_mut().enumerate() {
             while let Ok(a) = rx.try_recv() {
@@ -967,6 +968,7 @@ async fn latency_part(n: usize, full: bool, load: usize) {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let cores_used = (process_cpu() - cpu_start).as_secs_f64() / wall_start.elapsed().as_secs_f64();
     poller.abort();
     shutdown.cancel();
     let _ = agent.await;
@@ -1005,7 +1007,10 @@ async fn latency_part(n: usize, full: bool, load: usize) {
         println!("  smoke: {seen}/{n} transitions reached the ministry; not a measurement");
         return;
     }
-    println!("  transitions at the ministry: {seen}/{n}");
+    println!(
+        "  transitions at the ministry: {seen}/{n}; this process used {cores_used:.2} cores meanwhile (load average {})",
+        load_average()
+    );
     for (hop, values) in committed.iter().enumerate() {
         println!(
             "  stamp → committed at the {:<8} {} (store polled every 2 ms)",
