@@ -645,6 +645,31 @@ fn a_token_binds_its_node_to_a_site_inside_the_hubs_and_nodes_lists_it() {
         stdout.contains("gw-ext  site ministry/gd/gz/baiyun/prison-9  config"),
         "{stdout}"
     );
+    // A node certified here before bindings (no site) is listed as unbound.
+    {
+        let mut db = vigil_store::Store::open(&store).expect("store");
+        db.certificate_record(
+            &vigil_store::NewCertificate {
+                serial: "1f".into(),
+                node: "gw-old".into(),
+                not_before: vigil_core::Timestamp::from_millis(0),
+                not_after: vigil_core::Timestamp::from_millis(4_102_444_800_000),
+                issued_at: vigil_core::Timestamp::from_millis(0),
+                fingerprint: "ff".into(),
+                site: None,
+            },
+            None,
+        )
+        .expect("record");
+    }
+    let out = hub()
+        .args(["nodes", "--config"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("gw-old  no site  unbound"), "{stdout}");
+    assert!(stdout.contains("  certificate 1f  until"), "{stdout}");
 }
 
 #[test]

@@ -400,6 +400,17 @@ impl Store {
             .op("list a node's certificates")
     }
 
+    /// Every node this hub issued a certificate to, by id.
+    pub fn certified_nodes(&self) -> Result<Vec<String>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT DISTINCT node FROM node_certificates ORDER BY node")
+            .and_then(|mut stmt| {
+                stmt.query_map([], |row| row.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .op("list the certified nodes")
+    }
+
     /// Revokes `node`'s certificate `serial`, or every certificate of `node` without one,
     /// at `at` by `by`, with the audit record `audit` makes from the serials newly revoked,
     /// in one transaction. Returns those serials (empty when all were revoked already; the

@@ -93,8 +93,9 @@ pub fn revoke(args: &RevokeArgs, config: &HubConfig) -> Result<(), CommandError>
 
 /// `vigil-hub nodes`: every node bound here — enrolled, declared in hub.toml, or reported
 /// by a child hub — with its site, how it is known, and its certificates (serial, expiry,
-/// revoked). One line per node, then one indented line per certificate, on standard
-/// output.
+/// revoked); nodes with a token not used yet (pending), and nodes certified here but bound
+/// to no site (unbound: everything they send is refused). One line per node, then one
+/// indented line per certificate, on standard output.
 pub fn nodes(_args: &NodesArgs, config: &HubConfig) -> Result<(), CommandError> {
     let store = open_store(config)?;
     let now = vigil_core::Timestamp::now();
@@ -111,7 +112,15 @@ pub fn nodes(_args: &NodesArgs, config: &HubConfig) -> Result<(), CommandError> 
         .iter()
         .filter(|c| !bindings.iter().any(|b| b.node == c.node))
         .collect();
-    if bindings.is_empty() && pending.is_empty() && declared.is_empty() {
+    // Certified here but bound to no site (enrolled before bindings): everything they send
+    // is refused until they are enrolled again with --site or declared in [[child]].
+    let unbound: Vec<String> = store
+        .certified_nodes()?
+        .into_iter()
+        .filter(|n| n != config.node.id.as_str())
+        .filter(|n| !bindings.iter().any(|b| b.node.as_str() == n))
+        .collect();
+    if bindings.is_empty() && pending.is_empty() && declared.is_empty() && unbound.is_empty() {
         eprintln!(
             "no node is bound to this hub yet: `vigil-hub enroll-token --node ID --site SITE` \
              enrolls one; [[child]] in hub.toml declares one of an external broker"
@@ -131,6 +140,12 @@ pub fn nodes(_args: &NodesArgs, config: &HubConfig) -> Result<(), CommandError> 
             t.expires_at
         );
     }
+    for node in &unbound {
+        println!(
+            "{node}  no site  unbound (enroll it again with --site, or declare it in [[child]])"
+        );
+        print_certificates(&store, node, now)?;
+    }
     for b in &bindings {
         let mut line = format!("{}  site {}  {}", b.node, b.site, b.source.as_str());
         if let Some(via) = &b.via {
@@ -140,24 +155,34 @@ pub fn nodes(_args: &NodesArgs, config: &HubConfig) -> Result<(), CommandError> 
             line.push_str(&format!(" (enrolled with {parent})"));
         }
         println!("{line}");
-        for c in store.node_certificates(b.node.as_str())? {
-            let status = if let Some(at) = c.revoked_at {
-                format!("revoked {at}")
-            } else if c.not_after <= now {
-                "expired".to_owned()
-            } else {
-                "valid".to_owned()
-            };
-            println!(
-                "  certificate {}  until {}  {status}{}",
-                c.serial,
-                c.not_after,
-                c.site
-                    .as_deref()
-                    .map(|s| format!("  site {s}"))
-                    .unwrap_or_default()
-            );
-        }
+        print_certificates(&store, b.node.as_str(), now)?;
+    }
+    Ok(())
+}
+
+/// One indented line per certificate of `node`: serial, expiry, status, site.
+fn print_certificates(
+    store: &Store,
+    node: &str,
+    now: vigil_core::Timestamp,
+) -> Result<(), CommandError> {
+    for c in store.node_certificates(node)? {
+        let status = if let Some(at) = c.revoked_at {
+            format!("revoked {at}")
+        } else if c.not_after <= now {
+            "expired".to_owned()
+        } else {
+            "valid".to_owned()
+        };
+        let site = c
+            .site
+            .as_deref()
+            .map(|s| format!("  site {s}"))
+            .unwrap_or_default();
+        println!(
+            "  certificate {}  until {}  {status}{site}",
+            c.serial, c.not_after
+        );
     }
     Ok(())
 }
