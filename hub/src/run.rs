@@ -74,12 +74,22 @@ pub async fn run(
         link: vigil_link::PARENT_LINK.to_owned(),
         origin: config.node.id.clone(),
     });
+    let declared: Vec<_> = config
+        .children
+        .iter()
+        .map(|c| (c.node.clone(), c.site.clone()))
+        .collect();
     let max_skew = config.link.max_clock_skew;
     let (store, last_hlc) = tokio::task::spawn_blocking(move || {
         let mut store = open_store(&path)?;
         let queued = store.set_audit_forward(audit_forward.as_ref())?;
         if queued > 0 {
             tracing::info!(records = queued, "audit records queued for the parent");
+        }
+        // hub.toml's [[child]] bindings (docs/ARCHITECTURE.md#site-bindings-and-admission).
+        for c in store.bindings_sync_config(&declared, vigil_core::Timestamp::now())? {
+            tracing::warn!(node = %c.node, declared = %c.declared, enrolled = %c.held.site,
+                "[[child]] declares a site for a node enrolled here with another: the enrolled site stays; remove the [[child]] entry or enroll the node again");
         }
         // docs/ARCHITECTURE.md#clocks-and-skew: children's stamps too far ahead are clamped,
         // and the clock resumes from no stamp beyond the bound.
