@@ -790,9 +790,11 @@ async fn normal_lane_load(
         )
         .await;
         let store = SharedStore::new(Store::open(link_dir.join("gw.db")).expect("store"));
-        let uplink = uplink(&node, None, &broker, &tls, store.clone()).run(shutdown.clone());
+        let link = uplink(&node, None, &broker, &tls, store.clone());
+        let poke = link.poke_handle();
+        let run = link.run(shutdown.clone());
         tasks.push(tokio::spawn(async move {
-            let _ = uplink.await;
+            let _ = run.await;
         }));
         let stop = shutdown.clone();
         tasks.push(tokio::spawn(async move {
@@ -817,6 +819,7 @@ async fn normal_lane_load(
                 {
                     return;
                 }
+                poke.poke();
             }
         }));
     }
@@ -1299,10 +1302,11 @@ async fn fanin_part(links: usize, rate: usize, secs: usize, full: bool) {
         )
         .await;
         let store = SharedStore::new(Store::open(link_dir.join("prov.db")).expect("store"));
-        tasks.push(tokio::spawn(
-            uplink(&node, Some(Level::Province), &broker, &tls, store.clone())
-                .run(shutdown.clone()),
-        ));
+        let link = uplink(&node, Some(Level::Province), &broker, &tls, store.clone());
+        // As a hub pokes its uplink when it queues events up: sent at once, not at the next
+        // outbox poll.
+        let poke = link.poke_handle();
+        tasks.push(tokio::spawn(link.run(shutdown.clone())));
         let pending: Pending = Arc::default();
         // The producer: a transaction of `per_tick` events every 100 ms.
         let (store2, pending2, stop, recorded) = (
@@ -1341,6 +1345,7 @@ async fn fanin_part(links: usize, rate: usize, secs: usize, full: bool) {
                     .call(move |s| s.outbox_append_many("parent", items))
                     .await
                     .expect("record");
+                poke.poke();
                 let mut q = pending2.lock().expect("pending");
                 for lane in Lane::ALL {
                     if let Some(seq) = lanes
