@@ -19,7 +19,7 @@
 //!   store, polled every 2 ms for the alert's last event, the time of each commit apart
 //!   from the live stream (from the second transition: the alert's id is learnt from the
 //!   first). Run twice: with
-//!   no other traffic, and while 4 other gateways enrolled with the county send 5,000 minor
+//!   no other traffic, and while 4 other gateways enrolled with the county send 2,000 minor
 //!   events/s (the normal lane) up the same four hops — batching must never hold the
 //!   critical lane. Goal: p99 under 100 ms.
 //! - **drain** — a 100,000-event backlog at the county drained to the ministry after a
@@ -48,7 +48,7 @@
 //!
 //! `cargo bench -p vigil-benches --bench command_tree` runs all three (about 6 minutes); a
 //! filter argument (`latency`, `drain`, `fanin`) runs one. Environment:
-//! `COMMAND_TREE_TRANSITIONS` and `COMMAND_TREE_LOAD` (latency, defaults 100 and 5000
+//! `COMMAND_TREE_TRANSITIONS` and `COMMAND_TREE_LOAD` (latency, defaults 100 and 2000
 //! events/s; 0: no loaded run), `COMMAND_TREE_BACKLOG` (drain, default
 //! 100000), `COMMAND_TREE_LINKS`, `COMMAND_TREE_RATE` (events/s in all) and
 //! `COMMAND_TREE_SECONDS` (fanin, defaults 30, 30000, 60). Under `cargo test` (no `--bench`)
@@ -142,7 +142,7 @@ fn main() {
         };
         runtime.block_on(latency_part(n, full, 0));
         if full {
-            let load = env_usize("COMMAND_TREE_LOAD", 5_000);
+            let load = env_usize("COMMAND_TREE_LOAD", 2_000);
             if load > 0 {
                 runtime.block_on(latency_part(n, full, load));
             }
