@@ -198,7 +198,9 @@ fn broker_config(dir: &Path, port: u16) -> (vigil_hub::config::HubConfig, std::p
         format!(
             "[node]\nid = \"county-baiyun\"\nlevel = \"county\"\nname = \"Baiyun\"\n\n\
              [http]\nlisten = \"127.0.0.1:0\"\n\n[mqtt]\nurl = \"mqtts://127.0.0.1:{port}\"\n\n\
-             [store]\npath = \"var/hub.db\"\n"
+             [store]\npath = \"var/hub.db\"\n\n\
+             [[child]]\nnode = \"gw-1\"\nsite = \"{}\"\n",
+            common::PRISON_3
         ),
     )
     .expect("write");
