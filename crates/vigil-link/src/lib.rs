@@ -76,8 +76,8 @@ pub use downlinks::{
     child_link, Downlinks, DownlinksConfig, DownlinksHandle, Forward, CHILD_LINK_PREFIX,
 };
 pub use error::LinkError;
-pub use findings::{Finding, FindingReason};
 pub use escalation::{AlertContext, AlertPolicy, EscalationPolicy, ForwardPolicy};
+pub use findings::{Finding, FindingReason};
 pub use gate::{Denial, GateError, GateMetrics, SecureBroker, SecureBrokerConfig};
 pub use handoff::{Delivery, OutboxPoke};
 pub use inbound::InboundError;

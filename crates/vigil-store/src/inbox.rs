@@ -67,7 +67,8 @@ pub struct ForwardOutcome {
     pub audit: AuditApplied,
     /// The new events this node clamped, stamped too far ahead of its clock
     /// ([`crate::clamp`]): stored, relayed and sent back with their clamped stamps.
-    pub clamped: Vec<crate::clamp::Clamped>,    /// What the batch's directive records did ([`crate::directives`]); refused ones are a
+    pub clamped: Vec<crate::clamp::Clamped>,
+    /// What the batch's directive records did ([`crate::directives`]); refused ones are a
     /// finding about the sender.
     pub directives: crate::directives::DirectivesApplied,
 }

@@ -60,11 +60,11 @@ mod views;
 pub use alert_json::{AlertJson, AlertList, AlertWithEvents, SourceJson};
 pub use audit::{AuditEntry, AuditFault, AuditHead, AuditRecord, AuditReport};
 pub use audit_forward::AuditForward;
-pub use clamp::{ClockGuard, Clamped, ResumePoint};
 pub use audit_remote::{compare_trail, AuditApplied, AuditListCursor, TrailCheck};
 pub use bindings::{
     AdmitTx, AlertVia, BindingSource, ConfigConflict, NodeBinding, ReportedBinding,
 };
+pub use clamp::{Clamped, ClockGuard, ResumePoint};
 pub use context::{peak_severity, AlertContext};
 pub use directives::{DirectiveView, DirectivesApplied, Handling, InboundDirectives, StoredAck};
 pub use enrollment::{
