@@ -198,9 +198,14 @@ pub fn named_nodes<'a>(
         .chain(audit.iter().map(|a| &a.origin))
 }
 
+/// The most bindings one status may report. A status is at most 4 MiB, some 60,000
+/// entries; a subtree larger than this is refused whole as one finding rather than judged
+/// entry by entry on the link's loop.
+pub const MAX_REPORTED_BINDINGS: usize = 20_000;
+
 /// Judges the bindings `child` reports in its status against those held here (`held`,
 /// every binding of this hub) and `child`'s own (`child_site`; `None`: unbound, all
-/// refused): the ones to record, and the refusals.
+/// refused): the ones to record, and the refusals. Linear in the report's length.
 pub fn judge_reported(
     this: &NodeId,
     child: &NodeId,
@@ -222,6 +227,17 @@ pub fn judge_reported(
         }
         return (accepted, refused);
     };
+    if reported.len() > MAX_REPORTED_BINDINGS {
+        refused.push((
+            FindingReason::ForeignBinding,
+            format!(
+                "{child} reports {} bindings, more than {MAX_REPORTED_BINDINGS}: none taken",
+                reported.len()
+            ),
+        ));
+        return (accepted, refused);
+    }
+    let in_report: std::collections::HashSet<&NodeId> = reported.iter().map(|r| &r.node).collect();
     for r in reported {
         let what = || {
             format!(
@@ -246,7 +262,7 @@ pub fn judge_reported(
                     Some(via) => format!("through {via}"),
                 }
             ))
-        } else if &r.parent != child && !reported.iter().any(|o| o.node == r.parent) {
+        } else if &r.parent != child && !in_report.contains(&r.parent) {
             Some(format!(
                 "{}: {} is not in {child}'s subtree",
                 what(),
@@ -712,6 +728,45 @@ mod tests {
         assert!(refused
             .iter()
             .all(|(r, _)| *r == FindingReason::ForeignBinding));
+    }
+
+    #[test]
+    fn a_report_past_the_cap_is_refused_whole_and_a_large_one_is_judged_linearly() {
+        let held = held();
+        let (this, h) = (id("county"), id("hub-h"));
+        let entries = |n: usize| -> Vec<BindingStatus> {
+            (0..n)
+                .map(|i| BindingStatus {
+                    node: id(&format!("gw-{i}")),
+                    site: site(&format!("m/p/h/f{i}")),
+                    // Each enrolled with the one before it: every parent lookup is a hit
+                    // in the report itself (quadratic before the set).
+                    parent: if i == 0 {
+                        h.clone()
+                    } else {
+                        id(&format!("gw-{}", i - 1))
+                    },
+                })
+                .collect()
+        };
+        let (ok, refused) = judge_reported(
+            &this,
+            &h,
+            Some(&site("m/p/h")),
+            &held,
+            &entries(MAX_REPORTED_BINDINGS),
+        );
+        assert_eq!((ok.len(), refused.len()), (MAX_REPORTED_BINDINGS, 0));
+        let (ok, refused) = judge_reported(
+            &this,
+            &h,
+            Some(&site("m/p/h")),
+            &held,
+            &entries(MAX_REPORTED_BINDINGS + 1),
+        );
+        assert!(ok.is_empty());
+        assert_eq!(refused.len(), 1, "one finding, not one per entry");
+        assert_eq!(refused[0].0, FindingReason::ForeignBinding);
     }
 
     /// The shell on a real store: a group with an unbound child's raise and a bound child's
