@@ -206,6 +206,17 @@ fn parent(config: &HubConfig, config_path: &Path, now: SystemTime, report: &mut 
         "run `vigil-hub enroll --hub URL --token - --config {}` with a token from the parent's operator",
         config_path.display()
     );
+    if config.node.site.is_none() {
+        // docs/ARCHITECTURE.md#site-bindings-and-admission: the parent applies from this hub
+        // only what lies inside the site it bound it to.
+        report.warnings.push(
+            "[node] site is not set: the parent takes from this hub only what lies inside the \
+             site it bound it to (enroll-token --site), and this hub's own alarms about nodes \
+             it holds no binding for (its broker's refused handshakes) are raised at a site \
+             named after the hub; set [node] site to that binding"
+                .to_owned(),
+        );
+    }
     if !url.tls {
         report.lines.push(format!(
             "parent    {url}: plain mqtt://, no certificate; to link up over mTLS, {hint}"

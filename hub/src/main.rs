@@ -106,6 +106,9 @@ fn main() -> ExitCode {
             if let Err(code) = problems(&parent, &config) {
                 return code;
             }
+            for warning in &parent.warnings {
+                eprintln!("warning: {}: {warning}", config.display());
+            }
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
