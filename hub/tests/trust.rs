@@ -393,9 +393,10 @@ async fn a_gateway_cannot_speak_for_another_facility_node_or_the_hub() {
 }
 
 /// A child with no binding here (certified, but not enrolled with a site nor declared in
-/// hub.toml) gets nothing applied, and is alarmed about; its link still drains.
+/// hub.toml) gets nothing applied and is alarmed about; its batches are not acknowledged, so
+/// once an operator binds it they are resent and applied: nothing is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unbound_child_gets_nothing_applied() {
+async fn an_unbound_childs_batches_are_held_back_until_it_is_bound() {
     bounded(async {
         let hub = Hub::start_config(|store| common::county_toml(store, None, ""), &[]).await;
         // A certificate from the hub's CA without a token: no site.
@@ -410,12 +411,38 @@ async fn an_unbound_child_gets_nothing_applied() {
         let mut stray = Gw::start("gw-stray", PRISON_3, &hub.broker, tls);
         let (alert, raise) = stray.raise("door-1/forced");
         stray.send(vec![LinkEvent::Alert(raise)]).await;
-        eventually("the stray's outbox acknowledged", || async {
+        // Refused, and held back: not applied, not acknowledged — the child keeps it.
+        eventually("the stray's batch refused as unbound", || async {
+            (refused(&hub, "unbound").await >= 1).then_some(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(held(&hub, alert).await.is_none());
+        assert!(
+            !stray.drained().await,
+            "an unbound child's batch is not acknowledged"
+        );
+        // Once an operator binds it, its resend is applied: nothing was lost.
+        let path = hub.config.store.path.clone();
+        tokio::task::spawn_blocking(move || {
+            vigil_store::Store::open(&path)
+                .expect("store")
+                .bindings_sync_config(
+                    &[(
+                        node("gw-stray"),
+                        vigil_core::SitePath::new(PRISON_3).expect("site"),
+                    )],
+                    vigil_core::Timestamp::now(),
+                )
+                .expect("bind")
+        })
+        .await
+        .expect("join");
+        eventually("the stray's outbox acknowledged once bound", || async {
             stray.drained().await.then_some(())
         })
         .await;
-        assert!(held(&hub, alert).await.is_none());
-        assert_eq!(refused(&hub, "unbound").await, 1);
+        assert!(held(&hub, alert).await.is_some(), "applied once bound");
         hub.stop().await;
     })
     .await;

@@ -109,6 +109,9 @@ pub const DOWNLINKS_LABEL: &str = "downlinks";
 /// How long a stopping parent waits for its DISCONNECT to go out.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
+/// How often, at most, the bindings are re-read for a batch from a child not bound here.
+const UNBOUND_RELOAD: Duration = Duration::from_secs(1);
+
 /// How long to wait before publishing again when the MQTT client's queue was full.
 const BLOCKED_RETRY: Duration = Duration::from_millis(20);
 
@@ -304,6 +307,7 @@ impl Downlinks {
             pending: None,
             audit_mismatched: BTreeSet::new(),
             held: HashMap::new(),
+            unbound_reload_at: None,
             known_vias: KnownVias::default(),
         };
         task.discover().await?;
@@ -332,6 +336,8 @@ struct DownlinksTask {
     audit_mismatched: BTreeSet<NodeId>,
     /// Every site binding held here, as last read from the store.
     held: HashMap<NodeId, NodeBinding>,
+    /// When the bindings were last re-read for a batch from a child not bound here.
+    unbound_reload_at: Option<Instant>,
     /// The child each alert came through, as committed ([`KnownVias`]).
     known_vias: KnownVias,
 }
@@ -788,6 +794,10 @@ impl DownlinksTask {
     /// hands its new events over. If the group fails, each batch is tried alone, so one bad
     /// batch holds up no other child ([`GroupCommit`]).
     async fn on_uplinks(&mut self, group: Vec<Received>) {
+        let group = self.hold_unbound(group).await;
+        if group.is_empty() {
+            return;
+        }
         let mut commit = GroupCommit::new(group);
         while let Some(attempt) = commit.next_attempt() {
             let Some((result, attempt, findings)) = self.commit(attempt).await else {
@@ -817,6 +827,42 @@ impl DownlinksTask {
                 CommitStep::Failed { batch, error } => self.on_failed(&batch, &error),
             }
         }
+    }
+
+    /// The batches of `group` from children bound here; those of a child with no site
+    /// binding here are neither applied nor acknowledged — its outbox keeps them and it
+    /// resends them until an operator binds it (`vigil-hub enroll-token --site`, `[[child]]`):
+    /// a gateway enrolled before bindings, or declared nowhere, loses nothing meanwhile
+    /// (docs/ARCHITECTURE.md#site-bindings-and-admission). Each held batch is an `unbound`
+    /// finding (a security alarm about the child says what to do).
+    async fn hold_unbound(&mut self, group: Vec<Received>) -> Vec<Received> {
+        let bound = |held: &HashMap<NodeId, NodeBinding>, child: &NodeId| {
+            held.get(child).is_some_and(|b| b.via.is_none())
+        };
+        if group.iter().any(|r| !bound(&self.held, &r.child))
+            && self
+                .unbound_reload_at
+                .is_none_or(|at| at.elapsed() >= UNBOUND_RELOAD)
+        {
+            // Bound since the last poll? At most once per UNBOUND_RELOAD.
+            self.unbound_reload_at = Some(Instant::now());
+            self.reload_bindings().await;
+        }
+        let (keep, held_back): (Vec<Received>, Vec<Received>) =
+            group.into_iter().partition(|r| bound(&self.held, &r.child));
+        for r in held_back {
+            let records = r.events.len() + r.audit.len() + r.directives.len();
+            self.report(Finding {
+                child: r.child.clone(),
+                reason: FindingReason::Unbound,
+                detail: format!(
+                    "{} has no site binding here: its batch of {records} record(s) ({} lane, from seq {}) is held back, not applied and not acknowledged; bind it with vigil-hub enroll-token --site (or [[child]] for an external broker's child) and it is resent",
+                    r.child, r.lane, r.first_seq
+                ),
+                count: u64::try_from(records).unwrap_or(u64::MAX),
+            });
+        }
+        keep
     }
 
     /// Applies `group` in one transaction on the store's thread. Returns the outcome with the
