@@ -328,6 +328,7 @@ async fn enroll_link(
         files: files.clone(),
         timeout: Duration::from_secs(30),
         force: false,
+        kind: vigil_pki::EnrollKind::Gateway,
     };
     vigil_pki::enroll_node(&enrollment, &mut std::io::sink())
         .await

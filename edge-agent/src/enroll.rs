@@ -77,6 +77,7 @@ pub async fn enroll(args: &EnrollArgs, out: &mut dyn Write) -> Result<Enrolled, 
         files: config.tls.files(&config_dir(&args.config)),
         timeout: args.timeout,
         force: args.force,
+        kind: vigil_pki::EnrollKind::Gateway,
     };
     Ok(vigil_pki::enroll_node(&enrollment, out).await?)
 }

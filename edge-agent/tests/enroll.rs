@@ -140,6 +140,7 @@ impl Hub {
                     ca: ca.cert_pem().to_owned(),
                     broker: "mqtts://127.0.0.1:8883".into(),
                     expires_at: "2030-01-01T00:00:00Z".into(),
+                    site: None,
                 };
                 (200, serde_json::to_string(&answer).expect("json"))
             }

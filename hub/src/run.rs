@@ -77,7 +77,7 @@ pub async fn run(
     let declared: Vec<_> = config
         .children
         .iter()
-        .map(|c| (c.node.clone(), c.site.clone()))
+        .map(|c| (c.node.clone(), c.site.clone(), c.kind.into()))
         .collect();
     let max_skew = config.link.max_clock_skew;
     let (store, last_hlc) = tokio::task::spawn_blocking(move || {
@@ -87,7 +87,7 @@ pub async fn run(
             tracing::info!(records = queued, "audit records queued for the parent");
         }
         // hub.toml's [[child]] bindings (docs/ARCHITECTURE.md#site-bindings-and-admission).
-        for c in store.bindings_sync_config(&declared, vigil_core::Timestamp::now())? {
+        for c in store.bindings_sync_config_kinds(&declared, vigil_core::Timestamp::now())? {
             tracing::warn!(node = %c.node, declared = %c.declared, enrolled = %c.held.site,
                 "[[child]] declares a site for a node enrolled here with another: the enrolled site stays; remove the [[child]] entry or enroll the node again");
         }

@@ -657,6 +657,7 @@ fn a_token_binds_its_node_to_a_site_inside_the_hubs_and_nodes_lists_it() {
                 issued_at: vigil_core::Timestamp::from_millis(0),
                 fingerprint: "ff".into(),
                 site: None,
+                kind: vigil_store::NodeKind::Gateway,
             },
             None,
         )

@@ -50,14 +50,14 @@ fn hub_toml(
     let parent = parent
         .map(|url| format!("[parent]\nurl = \"{url}\"\n"))
         .unwrap_or_default();
-    let (child, site) = match id {
-        "city-guangzhou" => ("county-baiyun", "ministry/gd/gz/baiyun"),
-        _ => ("gw-prison-3", PRISON_3),
+    let (child, site, kind) = match id {
+        "city-guangzhou" => ("county-baiyun", "ministry/gd/gz/baiyun", "hub"),
+        _ => ("gw-prison-3", PRISON_3, "gateway"),
     };
     format!(
         "[node]\nid = \"{id}\"\nlevel = \"{level}\"\nname = \"{id} command centre\"\n\n\
          [http]\nlisten = \"127.0.0.1:0\"\n\n[mqtt]\n{mqtt}\n\n{parent}\n\
-         [store]\npath = {:?}\n\n[[child]]\nnode = \"{child}\"\nsite = \"{site}\"\n{extra}",
+         [store]\npath = {:?}\n\n[[child]]\nnode = \"{child}\"\nsite = \"{site}\"\nkind = \"{kind}\"\n{extra}",
         store.display().to_string()
     )
 }

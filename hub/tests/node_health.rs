@@ -274,7 +274,7 @@ async fn a_dead_or_silent_child_is_an_alarm_that_goes_up_by_the_policy_and_clear
                     "city",
                     "ministry/gd/gz",
                     None,
-                    &format!("\n[[child]]\nnode = \"county-baiyun\"\nsite = \"{COUNTY_SITE}\"\n"),
+                    &format!("\n[[child]]\nnode = \"county-baiyun\"\nsite = \"{COUNTY_SITE}\"\nkind = \"hub\"\n"),
                 )
             },
             &[],

@@ -476,7 +476,7 @@ async fn a_parent_takes_the_bindings_a_child_reports_only_inside_its_own() {
                     "[node]\nid = \"city-guangzhou\"\nlevel = \"city\"\nname = \"City\"\n\
                      site = \"ministry/gd/gz\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
                      [mqtt]\nlisten = \"127.0.0.1:0\"\n\n[store]\npath = {:?}\n\n\
-                     [[child]]\nnode = \"{HUB}\"\nsite = \"{PRISON_3}\"\n",
+                     [[child]]\nnode = \"{HUB}\"\nsite = \"{PRISON_3}\"\nkind = \"hub\"\n",
                     store.display().to_string()
                 )
             },

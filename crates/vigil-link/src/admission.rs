@@ -1,7 +1,10 @@
 //! What a parent accepts from a child: the site binding is the rule
 //! (docs/ARCHITECTURE.md#site-bindings-and-admission).
 //!
-//! A child speaks only for its subtree. From child `C`, a hub admits:
+//! A child speaks only for its subtree. A **gateway** child (enrolled by `vigil-agent
+//! enroll`, or `[[child]]` without `kind = "hub"`) has no subtree: every event's origin and
+//! raise key origin and every audit record's origin must be `C` itself, and it reports no
+//! bindings. From a **hub** child `C`, a hub admits:
 //!
 //! - a **raise** whose `site` lies inside `C`'s binding (and inside its origin's, when the
 //!   origin is a node reported below `C`), whose event origin and alert-key origin are each
@@ -10,7 +13,8 @@
 //!   it, on an alert that came through `C` — an alert not held here is tied to `C` by it; one
 //!   held here that came through no child (this hub's own, or held from before bindings) only
 //!   when its key's origin is `C` or below it;
-//! - an **audit record** whose origin is `C` or below it, never this hub's own id;
+//! - an **audit record** whose origin is `C` or a node reported through `C` (not a node
+//!   unknown here), never this hub's own id;
 //! - a **reported binding** (in `C`'s status) inside `C`'s own binding, naming a node not
 //!   bound elsewhere here, enrolled with `C` or a node `C` reports.
 //!
@@ -29,7 +33,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use vigil_core::{AlertEvent, AlertEventBody, AlertId, AlertKey, NodeId, SitePath};
 pub use vigil_store::AlertVia;
-use vigil_store::{AdmitTx, Admitted, InboundBatch, NodeBinding, ReportedBinding, StoreError};
+use vigil_store::{
+    AdmitTx, Admitted, InboundBatch, NodeBinding, NodeKind, ReportedBinding, StoreError,
+};
 use vigil_wire::{AuditEvent, BindingStatus};
 
 use crate::findings::{aggregate, Finding, FindingReason};
@@ -68,16 +74,31 @@ pub struct Judge<'a> {
     pub bindings: &'a HashMap<NodeId, NodeBinding>,
 }
 
+/// The kind of the direct child `child` as `held` binds it: a gateway unless it is bound
+/// here directly as a hub.
+fn kind_of(held: &HashMap<NodeId, NodeBinding>, child: &NodeId) -> NodeKind {
+    held.get(child)
+        .filter(|b| b.via.is_none())
+        .and_then(|b| b.kind)
+        .unwrap_or(NodeKind::Gateway)
+}
+
 impl Judge<'_> {
     /// Whether `origin` may speak through the child: `Ok(Some(site))` with the origin's own
     /// binding when it was reported through the child, `Ok(None)` for the child itself or a
-    /// node not bound here; the reason otherwise.
+    /// node not bound here; the reason otherwise. A gateway child speaks only as itself.
     fn origin(&self, origin: &NodeId) -> Result<Option<&SitePath>, String> {
         if origin == self.this {
             return Err(format!("origin {origin} is this hub"));
         }
         if origin == self.child {
             return Ok(None);
+        }
+        if kind_of(self.bindings, self.child) == NodeKind::Gateway {
+            return Err(format!(
+                "origin {origin}: {} is a gateway and speaks only as itself",
+                self.child
+            ));
         }
         match self.bindings.get(origin) {
             None => Ok(None),
@@ -170,8 +191,24 @@ impl Judge<'_> {
                 format!("{} has no site binding here", self.child),
             );
         }
-        match self.origin(&record.origin) {
-            Ok(_) => Verdict::Admit { tie: false },
+        // No "unknown here means below": an audit record names a node reported through
+        // the child, or the child itself.
+        let known = &record.origin == self.child
+            || self
+                .bindings
+                .get(&record.origin)
+                .is_some_and(|b| b.via.as_ref() == Some(self.child));
+        match self.origin(&record.origin).and_then(|_| {
+            if known {
+                Ok(())
+            } else {
+                Err(format!(
+                    "origin {} is not bound here through {}",
+                    record.origin, self.child
+                ))
+            }
+        }) {
+            Ok(()) => Verdict::Admit { tie: false },
             Err(why) => Verdict::Refuse(
                 FindingReason::ForeignAudit,
                 format!("audit record {}#{}: {why}", record.origin, record.seq),
@@ -227,6 +264,19 @@ pub fn judge_reported(
         }
         return (accepted, refused);
     };
+    if !reported.is_empty() && kind_of(held, child) == NodeKind::Gateway {
+        refused.push((
+            FindingReason::ForeignBinding,
+            format!(
+                "{child} is a gateway and reports {} binding(s) (first: {} at {}): none taken; \
+                 only a hub child reports the nodes enrolled below it",
+                reported.len(),
+                reported[0].node,
+                reported[0].site
+            ),
+        ));
+        return (accepted, refused);
+    }
     if reported.len() > MAX_REPORTED_BINDINGS {
         refused.push((
             FindingReason::ForeignBinding,
@@ -489,6 +539,11 @@ mod tests {
                 },
                 via: via.map(id),
                 parent: via.map(id),
+                kind: match via {
+                    Some(_) => None,
+                    None if node.starts_with("hub") => Some(NodeKind::Hub),
+                    None => Some(NodeKind::Gateway),
+                },
                 updated_at: Timestamp::from_millis(0),
             },
         )
@@ -584,10 +639,24 @@ mod tests {
                 "{other}"
             );
         }
-        // A node not bound here: below the child, within its sites.
-        assert!(judge
-            .event(&raise("gw-new", "gw-new", "m/p/fx"), &new)
-            .admitted());
+        // A node not bound here, an ancestor of this hub: a gateway speaks only as itself.
+        for other in ["gw-new", "ministry"] {
+            assert_eq!(
+                reason(judge.event(&raise(other, other, "m/p/fx"), &new)),
+                FindingReason::ForeignOrigin,
+                "{other}"
+            );
+            assert_eq!(
+                reason(judge.event(&raise("gw-x", other, "m/p/fx"), &new)),
+                FindingReason::ForeignOrigin,
+                "{other}"
+            );
+            assert_eq!(
+                reason(judge.event(&ack(other), &AlertVia::Child(x.clone()))),
+                FindingReason::ForeignOrigin,
+                "{other}"
+            );
+        }
         // An alert that came through another child.
         let ys = AlertVia::Child(id("gw-y"));
         assert_eq!(
@@ -619,6 +688,86 @@ mod tests {
         assert!(judge
             .event(&raise("hub-h", "hub-h", "m/p/h/f2"), &new)
             .admitted());
+        // A node not bound here yet: below the hub child, within its sites.
+        assert!(judge
+            .event(&raise("gw-new", "gw-new", "m/p/h/f3"), &new)
+            .admitted());
+    }
+
+    fn audit(origin: &str) -> AuditEvent {
+        AuditEvent {
+            origin: id(origin),
+            seq: 1,
+            at: Timestamp::from_millis(1),
+            node: origin.into(),
+            actor: "cli:root".into(),
+            action: "user.add".into(),
+            target: "u".into(),
+            details: "{}".into(),
+            prev_hash: vigil_wire::AuditHash([0; 32]),
+            hash: vigil_wire::AuditHash([1; 32]),
+        }
+    }
+
+    #[test]
+    fn audit_records_only_of_the_child_or_nodes_reported_through_it() {
+        let held = held();
+        let this = id("county");
+        let (x, h) = (id("gw-x"), id("hub-h"));
+        let gateway = Judge {
+            this: &this,
+            child: &x,
+            child_site: Some(&site("m/p/fx")),
+            bindings: &held,
+        };
+        assert!(gateway.audit(&audit("gw-x")).admitted());
+        for other in ["gw-z", "ministry", "city", "county", "gw-y", "gw-h1"] {
+            assert_eq!(
+                reason(gateway.audit(&audit(other))),
+                FindingReason::ForeignAudit,
+                "{other}"
+            );
+        }
+        let hub = Judge {
+            this: &this,
+            child: &h,
+            child_site: Some(&site("m/p/h")),
+            bindings: &held,
+        };
+        assert!(hub.audit(&audit("hub-h")).admitted());
+        assert!(hub.audit(&audit("gw-h1")).admitted());
+        // Unknown here (an ancestor's id, an invented node): refused even from a hub.
+        for other in ["ministry", "gw-new", "county", "gw-x"] {
+            assert_eq!(
+                reason(hub.audit(&audit(other))),
+                FindingReason::ForeignAudit,
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_gateway_child_reports_no_bindings() {
+        let held = held();
+        let this = id("county");
+        let x = id("gw-x");
+        let (ok, refused) = judge_reported(
+            &this,
+            &x,
+            Some(&site("m/p/fx")),
+            &held,
+            &[BindingStatus {
+                node: id("gw-z"),
+                site: site("m/p/fx/z"),
+                parent: id("gw-x"),
+            }],
+        );
+        assert!(ok.is_empty());
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].0, FindingReason::ForeignBinding);
+        // An empty report from a gateway is no finding.
+        let (ok, refused) = judge_reported(&this, &x, Some(&site("m/p/fx")), &held, &[]);
+        assert!(ok.is_empty() && refused.is_empty());
     }
 
     #[test]

@@ -118,6 +118,7 @@ mod tests {
             issued_at: Timestamp::from_millis(2),
             fingerprint: "ff".into(),
             site: None,
+            kind: vigil_store::NodeKind::Gateway,
         }
     }
 

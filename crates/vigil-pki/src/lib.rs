@@ -67,7 +67,9 @@ pub use cert::{
     validity_of_certificate,
 };
 pub use crl::RevokedSerial;
-pub use enrollment::client::{enroll, EnrollError, EnrollRequest, EnrollResponse, Enrolled};
+pub use enrollment::client::{
+    enroll, enroll_as, EnrollError, EnrollKind, EnrollRequest, EnrollResponse, Enrolled,
+};
 pub use enrollment::flow::{enroll_node, EnrolledNode, FlowError, NodeEnrollment};
 pub use enrollment::token::{pin_of, EnrollToken, TokenError};
 pub use error::{PkiError, Result};

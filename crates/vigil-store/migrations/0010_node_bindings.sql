@@ -7,6 +7,9 @@
 -- hub.toml (`[[child]]`).
 ALTER TABLE enrollment_tokens ADD COLUMN site TEXT;
 ALTER TABLE node_certificates ADD COLUMN site TEXT;
+-- What the node said it is when it enrolled (`"kind"` of the request): a hub may report
+-- the nodes enrolled below it; a gateway speaks only as itself. NULL: issued before kinds.
+ALTER TABLE node_certificates ADD COLUMN kind TEXT CHECK (kind IS NULL OR kind IN ('hub', 'gateway'));
 
 -- Every node this hub knows the site of, and how it knows it:
 --   enrolled  the node enrolled here (its certificate's site); `via` and `parent` NULL;
@@ -14,13 +17,17 @@ ALTER TABLE node_certificates ADD COLUMN site TEXT;
 --   reported  a node enrolled further down, reported in the status of the direct child
 --             `via`, enrolled with `parent`.
 -- A node has one binding here: the one it speaks under to this hub.
+-- `kind` ('hub' or 'gateway') is known for a direct child (enrolled or config) and NULL
+-- for a reported node: a gateway child speaks only as itself.
 CREATE TABLE node_bindings (
     node       TEXT    PRIMARY KEY NOT NULL,
     site       TEXT    NOT NULL,
     source     TEXT    NOT NULL CHECK (source IN ('enrolled', 'config', 'reported')),
     via        TEXT,
     parent     TEXT,
-    updated_at INTEGER NOT NULL
+    kind       TEXT CHECK (kind IN ('hub', 'gateway')),
+    updated_at INTEGER NOT NULL,
+    CHECK ((source = 'reported') = (kind IS NULL))
 ) WITHOUT ROWID;
 
 CREATE INDEX node_bindings_by_via ON node_bindings (via) WHERE via IS NOT NULL;

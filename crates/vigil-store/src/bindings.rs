@@ -53,6 +53,37 @@ impl BindingSource {
     }
 }
 
+/// What a directly connected node is: a hub may report the nodes enrolled below it and
+/// relay their events; a gateway speaks only as itself
+/// (docs/ARCHITECTURE.md#site-bindings-and-admission).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum NodeKind {
+    /// A hub (`vigil-hub enroll`, or `kind = "hub"` in `[[child]]`).
+    Hub,
+    /// A gateway (`vigil-agent enroll`; the default).
+    #[default]
+    Gateway,
+}
+
+impl NodeKind {
+    /// `hub`, `gateway` (as stored, sent and listed).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Hub => "hub",
+            NodeKind::Gateway => "gateway",
+        }
+    }
+
+    /// The kind named `text` (`hub`, `gateway`).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "hub" => Some(NodeKind::Hub),
+            "gateway" => Some(NodeKind::Gateway),
+            _ => None,
+        }
+    }
+}
+
 /// A node's site binding.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NodeBinding {
@@ -67,6 +98,9 @@ pub struct NodeBinding {
     pub via: Option<NodeId>,
     /// For a reported binding: the node it is enrolled with (its parent).
     pub parent: Option<NodeId>,
+    /// For a direct child (enrolled or configured): whether it is a hub or a gateway.
+    /// `None` for a reported binding.
+    pub kind: Option<NodeKind>,
     /// When it was recorded or last confirmed.
     pub updated_at: Timestamp,
 }
@@ -90,7 +124,7 @@ pub struct ReportedBinding {
     pub parent: NodeId,
 }
 
-const COLUMNS: &str = "node, site, source, via, parent, updated_at";
+const COLUMNS: &str = "node, site, source, via, parent, updated_at, kind";
 
 fn corrupt(row: &str, detail: String) -> StoreError {
     StoreError::CorruptValue {
@@ -100,7 +134,15 @@ fn corrupt(row: &str, detail: String) -> StoreError {
     }
 }
 
-type RawBinding = (String, String, String, Option<String>, Option<String>, i64);
+type RawBinding = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<String>,
+);
 
 fn raw_row(row: &Row<'_>) -> rusqlite::Result<RawBinding> {
     Ok((
@@ -110,11 +152,18 @@ fn raw_row(row: &Row<'_>) -> rusqlite::Result<RawBinding> {
         row.get(3)?,
         row.get(4)?,
         row.get(5)?,
+        row.get(6)?,
     ))
 }
 
 fn binding(raw: RawBinding) -> Result<NodeBinding> {
-    let (node, site, source, via, parent, updated_at) = raw;
+    let (node, site, source, via, parent, updated_at, kind) = raw;
+    let kind = match kind {
+        None => None,
+        Some(k) => {
+            Some(NodeKind::parse(&k).ok_or_else(|| corrupt(&node, format!("unknown kind {k:?}")))?)
+        }
+    };
     let id = |text: String| NodeId::new(text).map_err(|e| corrupt(&node, e.to_string()));
     Ok(NodeBinding {
         node: id(node.clone())?,
@@ -123,6 +172,7 @@ fn binding(raw: RawBinding) -> Result<NodeBinding> {
             .ok_or_else(|| corrupt(&node, format!("unknown source {source:?}")))?,
         via: via.map(id).transpose()?,
         parent: parent.map(id).transpose()?,
+        kind,
         updated_at: Timestamp::from_millis(updated_at),
     })
 }
@@ -141,20 +191,23 @@ pub(crate) fn load_in(conn: &Connection) -> Result<Vec<NodeBinding>> {
     raws.into_iter().map(binding).collect()
 }
 
-/// Records `node`'s enrolled binding to `site` (replacing whatever binding it had).
+/// Records `node`'s enrolled binding to `site` as a `kind` (replacing whatever binding it
+/// had).
 pub(crate) fn set_enrolled_in(
     conn: &Connection,
     node: &str,
     site: &str,
+    kind: NodeKind,
     at: Timestamp,
 ) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO node_bindings (node, site, source, via, parent, updated_at)
-         VALUES (?1, ?2, 'enrolled', NULL, NULL, ?3)
+        "INSERT INTO node_bindings (node, site, source, via, parent, updated_at, kind)
+         VALUES (?1, ?2, 'enrolled', NULL, NULL, ?3, ?4)
          ON CONFLICT (node) DO UPDATE SET site = excluded.site, source = 'enrolled',
-             via = NULL, parent = NULL, updated_at = excluded.updated_at",
+             via = NULL, parent = NULL, updated_at = excluded.updated_at,
+             kind = excluded.kind",
     )
-    .and_then(|mut stmt| stmt.execute(params![node, site, at.as_millis()]))
+    .and_then(|mut stmt| stmt.execute(params![node, site, at.as_millis(), kind.as_str()]))
     .op("record a node's enrolled binding")?;
     Ok(())
 }
@@ -288,16 +341,32 @@ impl Store {
     /// adds or updates each, removes configured ones no longer declared. A node bound here
     /// by enrollment keeps its enrolled binding: it is returned as a conflict for the caller
     /// to report. A reported binding is replaced by the declared one.
+    ///
+    /// Every node declared here is a gateway: [`Store::bindings_sync_config_kinds`] says
+    /// which are hubs.
     pub fn bindings_sync_config(
         &mut self,
         declared: &[(NodeId, SitePath)],
+        at: Timestamp,
+    ) -> Result<Vec<ConfigConflict>> {
+        let declared: Vec<(NodeId, SitePath, NodeKind)> = declared
+            .iter()
+            .map(|(n, s)| (n.clone(), s.clone(), NodeKind::Gateway))
+            .collect();
+        self.bindings_sync_config_kinds(&declared, at)
+    }
+
+    /// [`Store::bindings_sync_config`] with each declared node's kind.
+    pub fn bindings_sync_config_kinds(
+        &mut self,
+        declared: &[(NodeId, SitePath, NodeKind)],
         at: Timestamp,
     ) -> Result<Vec<ConfigConflict>> {
         let tx = self.write_tx("begin syncing the configured bindings")?;
         let held = load_in(&tx)?;
         let mut conflicts = Vec::new();
         for b in held.iter().filter(|b| b.source == BindingSource::Config) {
-            if !declared.iter().any(|(n, _)| n == &b.node) {
+            if !declared.iter().any(|(n, _, _)| n == &b.node) {
                 tx.execute(
                     "DELETE FROM node_bindings WHERE node = ?1",
                     [b.node.as_str()],
@@ -305,7 +374,7 @@ impl Store {
                 .op("remove a configured binding")?;
             }
         }
-        for (node, site) in declared {
+        for (node, site, kind) in declared {
             if let Some(b) = held
                 .iter()
                 .find(|b| &b.node == node && b.source == BindingSource::Enrolled)
@@ -320,11 +389,12 @@ impl Store {
                 continue;
             }
             tx.execute(
-                "INSERT INTO node_bindings (node, site, source, via, parent, updated_at)
-                 VALUES (?1, ?2, 'config', NULL, NULL, ?3)
+                "INSERT INTO node_bindings (node, site, source, via, parent, updated_at, kind)
+                 VALUES (?1, ?2, 'config', NULL, NULL, ?3, ?4)
                  ON CONFLICT (node) DO UPDATE SET site = excluded.site, source = 'config',
-                     via = NULL, parent = NULL, updated_at = excluded.updated_at",
-                params![node.as_str(), site.as_str(), at.as_millis()],
+                     via = NULL, parent = NULL, updated_at = excluded.updated_at,
+                     kind = excluded.kind",
+                params![node.as_str(), site.as_str(), at.as_millis(), kind.as_str()],
             )
             .op("record a configured binding")?;
         }
@@ -409,8 +479,14 @@ mod tests {
     #[test]
     fn configured_bindings_follow_the_config_and_never_replace_an_enrolled_one() {
         let mut store = Store::open_in_memory().expect("store");
-        set_enrolled_in(&store.conn, "gw-1", "m/p/c/k/f1", Timestamp::from_millis(1))
-            .expect("enrolled");
+        set_enrolled_in(
+            &store.conn,
+            "gw-1",
+            "m/p/c/k/f1",
+            NodeKind::Gateway,
+            Timestamp::from_millis(1),
+        )
+        .expect("enrolled");
         let at = Timestamp::from_millis(2);
         let conflicts = store
             .bindings_sync_config(
@@ -442,8 +518,14 @@ mod tests {
     #[test]
     fn reported_bindings_are_replaced_per_child_and_leave_others_alone() {
         let mut store = Store::open_in_memory().expect("store");
-        set_enrolled_in(&store.conn, "city-1", "m/p/c", Timestamp::from_millis(1))
-            .expect("enrolled");
+        set_enrolled_in(
+            &store.conn,
+            "city-1",
+            "m/p/c",
+            NodeKind::Hub,
+            Timestamp::from_millis(1),
+        )
+        .expect("enrolled");
         let at = Timestamp::from_millis(2);
         let report = |node: &str, s: &str, parent: &str| ReportedBinding {
             node: id(node),

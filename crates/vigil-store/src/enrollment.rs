@@ -82,6 +82,8 @@ pub struct NewCertificate {
     /// The site subtree its node is bound to (the token's `--site`); `None` for a
     /// certificate issued without a token.
     pub site: Option<String>,
+    /// What the node said it is when it enrolled (`"kind"` of the request).
+    pub kind: crate::NodeKind,
 }
 
 /// A recorded certificate.
@@ -107,6 +109,8 @@ pub struct NodeCertificate {
     pub revoked_by: Option<String>,
     /// The site subtree its node was bound to when it was issued.
     pub site: Option<String>,
+    /// What the node said it is when it enrolled (`None`: issued before kinds).
+    pub kind: Option<crate::NodeKind>,
 }
 
 /// A revoked serial and when.
@@ -192,7 +196,7 @@ pub enum RevokeError {
 
 const TOKEN_COLUMNS: &str = "id, node, created_at, expires_at, created_by, used_at, used_by, site";
 const CERT_COLUMNS: &str = "serial, node, not_before, not_after, issued_at, fingerprint, \
-     token_id, revoked_at, revoked_by, site";
+     token_id, revoked_at, revoked_by, site, kind";
 
 fn time(row: &Row<'_>, i: usize) -> rusqlite::Result<Option<Timestamp>> {
     Ok(row.get::<_, Option<i64>>(i)?.map(Timestamp::from_millis))
@@ -231,6 +235,9 @@ fn cert_row(row: &Row<'_>) -> rusqlite::Result<NodeCertificate> {
         revoked_at: time(row, 7)?,
         revoked_by: row.get(8)?,
         site: row.get(9)?,
+        kind: row
+            .get::<_, Option<String>>(10)?
+            .and_then(|k| crate::NodeKind::parse(&k)),
     })
 }
 
@@ -246,8 +253,8 @@ fn insert_certificate(
 ) -> Result<(), StoreError> {
     tx.execute(
         "INSERT INTO node_certificates
-             (serial, node, not_before, not_after, issued_at, fingerprint, token_id, site)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             (serial, node, not_before, not_after, issued_at, fingerprint, token_id, site, kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             cert.serial,
             cert.node,
@@ -257,11 +264,12 @@ fn insert_certificate(
             cert.fingerprint,
             token_id,
             cert.site,
+            cert.kind.as_str(),
         ],
     )
     .op("record a node certificate")?;
     if let Some(site) = &cert.site {
-        crate::bindings::set_enrolled_in(tx, &cert.node, site, cert.issued_at)?;
+        crate::bindings::set_enrolled_in(tx, &cert.node, site, cert.kind, cert.issued_at)?;
     }
     Ok(())
 }
@@ -514,6 +522,7 @@ mod tests {
             issued_at: Timestamp::from_millis(5),
             fingerprint: "ff".into(),
             site: None,
+            kind: crate::NodeKind::Gateway,
         }
     }
 

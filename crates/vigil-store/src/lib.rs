@@ -62,7 +62,7 @@ pub use audit::{AuditEntry, AuditFault, AuditHead, AuditRecord, AuditReport};
 pub use audit_forward::AuditForward;
 pub use audit_remote::{compare_trail, AuditApplied, AuditListCursor, TrailCheck};
 pub use bindings::{
-    AdmitTx, AlertVia, BindingSource, ConfigConflict, NodeBinding, ReportedBinding,
+    AdmitTx, AlertVia, BindingSource, ConfigConflict, NodeBinding, NodeKind, ReportedBinding,
 };
 pub use clamp::{Clamped, ClockGuard, ResumePoint};
 pub use context::{peak_severity, AlertContext};

@@ -44,6 +44,7 @@
 //! [[child]]                             # a child of an external broker, not enrolled here:
 //! node = "gw-prison-3"                  # its site binding (an enrolled child's comes from
 //! site = "ministry/guangdong/guangzhou/baiyun/prison-3"   # `enroll-token --site`)
+//! kind = "gateway"                      # or "hub": only a hub may report nodes below it
 //! ```
 
 use std::path::PathBuf;
@@ -111,6 +112,30 @@ pub struct ChildSection {
     /// The site subtree it speaks for: this hub accepts from it only alerts at sites inside
     /// it. Inside this hub's own `[node] site`, when it has one.
     pub site: SitePath,
+    /// `"gateway"` (the default: it speaks only as itself) or `"hub"` (it may report and
+    /// relay the nodes enrolled below it).
+    #[serde(default)]
+    pub kind: ChildKind,
+}
+
+/// `[[child]] kind`: what a declared child is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChildKind {
+    /// A hub: may report the nodes enrolled below it.
+    Hub,
+    /// A gateway: speaks only as itself.
+    #[default]
+    Gateway,
+}
+
+impl From<ChildKind> for vigil_store::NodeKind {
+    fn from(kind: ChildKind) -> Self {
+        match kind {
+            ChildKind::Hub => vigil_store::NodeKind::Hub,
+            ChildKind::Gateway => vigil_store::NodeKind::Gateway,
+        }
+    }
 }
 
 /// `[node]`: the hub's identity and place in the network.

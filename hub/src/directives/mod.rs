@@ -251,6 +251,7 @@ mod tests {
             },
             via: via.map(|v| NodeId::new(v).expect("valid")),
             parent: None,
+            kind: via.is_none().then_some(vigil_store::NodeKind::Gateway),
             updated_at: Timestamp::from_millis(0),
         }
     }

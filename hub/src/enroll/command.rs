@@ -148,6 +148,9 @@ pub fn nodes(_args: &NodesArgs, config: &HubConfig) -> Result<(), CommandError> 
     }
     for b in &bindings {
         let mut line = format!("{}  site {}  {}", b.node, b.site, b.source.as_str());
+        if let Some(kind) = b.kind {
+            line.push_str(&format!("  {}", kind.as_str()));
+        }
         if let Some(via) = &b.via {
             line.push_str(&format!(" via {via}"));
         }

@@ -143,6 +143,10 @@ async fn attempt(
     let used_by = format!("client:{client}");
     let issuer = enroll.clone();
     let csr = body.csr;
+    let kind = match body.kind {
+        vigil_pki::EnrollKind::Hub => vigil_store::NodeKind::Hub,
+        vigil_pki::EnrollKind::Gateway => vigil_store::NodeKind::Gateway,
+    };
     let token_id = token.id().to_owned();
     let audit_token = token_id.clone();
     let client_text = client.to_string();
@@ -150,7 +154,7 @@ async fn attempt(
         .store
         .call(move |s| {
             let result = s.enrollment_redeem(&id, &secret_hash, now, &used_by, |t| {
-                issue(&issuer, t, &csr, &audit_token, &client_text)
+                issue(&issuer, t, &csr, kind, &audit_token, &client_text)
             });
             match result {
                 Err(RedeemError::Store(e)) => Err(e),
@@ -177,6 +181,7 @@ async fn attempt(
                 ca: enroll.pki.ca().cert_pem().to_owned(),
                 broker,
                 expires_at: timestamp(cert.not_after).to_string(),
+                site: redeemed.token.site.clone(),
             })
         }
         Err(RedeemError::Refused { reason, node }) => {
@@ -217,6 +222,7 @@ fn issue(
     enroll: &EnrollState,
     token: &vigil_store::EnrollmentToken,
     csr: &str,
+    kind: vigil_store::NodeKind,
     token_id: &str,
     client: &str,
 ) -> Result<(IssuedCert, NewCertificate, vigil_store::AuditEntry), PkiError> {
@@ -237,6 +243,7 @@ fn issue(
         issued_at: Timestamp::now(),
         fingerprint: vigil_pki::fingerprint(der.as_ref()),
         site: token.site.clone(),
+        kind,
     };
     let audit = enroll.audit(
         &format!("client:{client}"),
@@ -248,6 +255,7 @@ fn issue(
             "token": token_id,
             "client": client,
             "site": token.site,
+            "kind": kind.as_str(),
         }),
     );
     Ok((issued, record, audit))

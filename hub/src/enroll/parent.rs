@@ -74,6 +74,7 @@ pub async fn enroll_parent(
             .unwrap_or_else(|| vigil_pki::TlsFiles::in_dir(&config.parent_dir())),
         timeout,
         force,
+        kind: vigil_pki::EnrollKind::Hub,
     };
     Ok(vigil_pki::enroll_node(&enrollment, out).await?)
 }

@@ -60,6 +60,21 @@ pub struct EnrollRequest {
     pub token: String,
     /// The node's CSR, PEM.
     pub csr: String,
+    /// What the node is: a hub may report the nodes enrolled below it, a gateway speaks
+    /// only as itself. Absent: a gateway.
+    #[serde(default)]
+    pub kind: EnrollKind,
+}
+
+/// What an enrolling node is (`"kind"` of the request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnrollKind {
+    /// A hub (`vigil-hub enroll`).
+    Hub,
+    /// A gateway (`vigil-agent enroll`; the default).
+    #[default]
+    Gateway,
 }
 
 impl std::fmt::Debug for EnrollRequest {
@@ -67,6 +82,7 @@ impl std::fmt::Debug for EnrollRequest {
         f.debug_struct("EnrollRequest")
             .field("token", &"<redacted>")
             .field("csr", &self.csr)
+            .field("kind", &self.kind)
             .finish()
     }
 }
@@ -84,6 +100,10 @@ pub struct EnrollResponse {
     pub broker: String,
     /// When the certificate expires (RFC 3339).
     pub expires_at: String,
+    /// The site subtree the node is bound to (the token's `--site`); absent from a hub
+    /// that predates bindings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
 }
 
 /// An enrollment whose answer passed every check: the CA is the pinned one, the certificate
@@ -102,6 +122,8 @@ pub struct Enrolled {
     pub expires_at: String,
     /// The CA's SHA-256 fingerprint, lowercase hex (the pin).
     pub ca_fingerprint: String,
+    /// The site subtree the hub bound the node to, as it said (`None`: it did not say).
+    pub site: Option<String>,
 }
 
 /// Why an enrollment failed. Every message names the hub's URL and says what to do.
@@ -292,9 +314,21 @@ pub async fn enroll(
     expected: &NodeId,
     timeout: Duration,
 ) -> Result<Enrolled, EnrollError> {
+    enroll_as(hub, token, csr_pem, expected, EnrollKind::Gateway, timeout).await
+}
+
+/// [`enroll`] as a `kind` of node.
+pub async fn enroll_as(
+    hub: &str,
+    token: &EnrollToken,
+    csr_pem: &str,
+    expected: &NodeId,
+    kind: EnrollKind,
+    timeout: Duration,
+) -> Result<Enrolled, EnrollError> {
     let target = target(hub)?;
     let url = target.url.clone();
-    let answer = tokio::time::timeout(timeout, post(&target, token, csr_pem))
+    let answer = tokio::time::timeout(timeout, post(&target, token, csr_pem, kind))
         .await
         .map_err(|_| EnrollError::Timeout {
             url: url.clone(),
@@ -359,6 +393,7 @@ pub fn verify_answer(
         broker: answer.broker,
         expires_at: answer.expires_at,
         ca_fingerprint: token.pin_hex(),
+        site: answer.site,
     })
 }
 
@@ -366,6 +401,7 @@ async fn post(
     target: &Target,
     token: &EnrollToken,
     csr_pem: &str,
+    kind: EnrollKind,
 ) -> Result<EnrollResponse, EnrollError> {
     let url = &target.url;
     let tcp = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
@@ -376,7 +412,7 @@ async fn post(
         })?;
     let _ = tcp.set_nodelay(true);
     if !target.https {
-        return exchange(tcp, target, token, csr_pem).await;
+        return exchange(tcp, target, token, csr_pem, kind).await;
     }
     let verifier = Arc::new(PinnedCaVerifier::new(*token.pin()));
     let config = ClientConfig::builder_with_provider(provider())
@@ -399,7 +435,7 @@ async fn post(
             url: url.clone(),
             reason: verifier.failure().unwrap_or_else(|| e.to_string()),
         })?;
-    exchange(tls, target, token, csr_pem).await
+    exchange(tls, target, token, csr_pem, kind).await
 }
 
 async fn exchange<S>(
@@ -407,6 +443,7 @@ async fn exchange<S>(
     target: &Target,
     token: &EnrollToken,
     csr_pem: &str,
+    kind: EnrollKind,
 ) -> Result<EnrollResponse, EnrollError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -425,6 +462,7 @@ where
     let body = serde_json::to_vec(&EnrollRequest {
         token: token.to_string(),
         csr: csr_pem.to_owned(),
+        kind,
     })
     .map_err(|e| http(e.to_string()))?;
     let request = Request::builder()
@@ -525,6 +563,7 @@ mod tests {
             ca: ca.cert_pem().to_owned(),
             broker: "mqtts://127.0.0.1:8883".into(),
             expires_at: "2030-01-01T00:00:00Z".into(),
+            site: None,
         }
     }
 

@@ -64,6 +64,8 @@ pub struct NodeEnrollment {
     pub timeout: Duration,
     /// Enroll even when the node already holds a valid certificate from this hub.
     pub force: bool,
+    /// What the node is (`vigil-hub enroll`: a hub; `vigil-agent enroll`: a gateway).
+    pub kind: super::client::EnrollKind,
 }
 
 /// What an enrollment wrote.
@@ -177,7 +179,8 @@ async fn steps(
 
     // 3. The one request that spends the token.
     step(out, &format!("[2/4] sending the request to {url}"));
-    let enrolled = client::enroll(&e.hub, &e.token, &request.csr_pem, node, e.timeout).await?;
+    let enrolled =
+        client::enroll_as(&e.hub, &e.token, &request.csr_pem, node, e.kind, e.timeout).await?;
 
     // 4. The certificate goes with the key.
     step(out, &format!("[3/4] checking the answer: the CA is the one the token pins (SHA-256 {}), the certificate chains to it and names {node}", enrolled.ca_fingerprint));
@@ -353,6 +356,7 @@ mod tests {
             files: TlsFiles::in_dir(&dir.path().join("tls")),
             timeout: Duration::from_secs(5),
             force: false,
+            kind: crate::EnrollKind::Gateway,
         };
         (dir, ca, e)
     }
