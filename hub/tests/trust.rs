@@ -88,6 +88,18 @@ struct Gw {
 
 impl Gw {
     fn start(id: &str, site: &str, url: &str, tls: Arc<ClientConfig>) -> Gw {
+        Gw::start_with(id, site, url, tls, Vec::new())
+    }
+
+    /// [`Gw::start`] with `bindings` in every status it publishes (as a forger would put
+    /// them: a gateway has no subtree).
+    fn start_with(
+        id: &str,
+        site: &str,
+        url: &str,
+        tls: Arc<ClientConfig>,
+        bindings: Vec<vigil_wire::BindingStatus>,
+    ) -> Gw {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SharedStore::new(Store::open(dir.path().join("agent.db")).expect("store"));
         let events = Gateway::new(id, site);
@@ -103,7 +115,12 @@ impl Gw {
         };
         config.poll_interval = Duration::from_millis(100);
         let metrics = LinkMetrics::new(&prometheus::Registry::new()).expect("metrics");
-        let uplink = Uplink::new(config, store.clone(), metrics).expect("uplink");
+        let uplink = Uplink::new(config, store.clone(), metrics)
+            .expect("uplink")
+            .with_health(move || vigil_link::Health {
+                bindings: bindings.clone(),
+                ..vigil_link::Health::default()
+            });
         let poke = uplink.poke_handle();
         let shutdown = CancellationToken::new();
         tokio::spawn(uplink.run(shutdown.clone()));
@@ -647,6 +664,141 @@ async fn a_gateway_can_neither_send_a_directive_up_nor_acknowledge_for_another_n
         })
         .await;
         hub.stop().await;
+    })
+    .await;
+}
+
+/// A gateway speaks only as itself (docs/ARCHITECTURE.md#site-bindings-and-admission): X,
+/// enrolled at the county by `vigil-agent enroll` (a gateway), reports in its status a
+/// binding for `gw-z`, a node it invents at its own site, raises an alarm at its own site
+/// under the id of the ministry (an ancestor the county has no binding for) and sends an
+/// audit record under an unknown node's id. The county refuses all three (foreign_binding,
+/// foreign_origin, foreign_audit) and reports nothing of gw-z up; when gw-z really enrolls
+/// at another county, the city takes its binding through that county.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_reports_no_bindings_and_speaks_for_no_node_unknown_here() {
+    bounded(async {
+        const TIANHE: &str = "county-tianhe";
+        const TIANHE_SITE: &str = "ministry/gd/gz/tianhe";
+        const Z: &str = "gw-z";
+        let city = Hub::start_config(
+            |store| {
+                format!(
+                    "[node]\nid = \"city-guangzhou\"\nlevel = \"city\"\nname = \"City\"\n\
+                     site = \"ministry/gd/gz\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
+                     [mqtt]\nlisten = \"127.0.0.1:0\"\n\n[store]\npath = {:?}\n\n\
+                     [[child]]\nnode = \"{HUB}\"\nsite = \"ministry/gd/gz/baiyun\"\nkind = \"hub\"\n\n\
+                     [[child]]\nnode = \"{TIANHE}\"\nsite = \"{TIANHE_SITE}\"\nkind = \"hub\"\n",
+                    store.display().to_string()
+                )
+            },
+            &[],
+        )
+        .await;
+        let county = Hub::start_config(
+            |store| {
+                write_parent_identity(&city, store, HUB);
+                common::county_toml(store, Some(&city.broker), "")
+            },
+            &[],
+        )
+        .await;
+        let x_tls = enroll(&county, X, PRISON_3).await;
+        let forged = vec![vigil_wire::BindingStatus {
+            node: node(Z),
+            site: vigil_core::SitePath::new(PRISON_3).expect("site"),
+            parent: node(X),
+        }];
+        let mut x = Gw::start_with(X, PRISON_3, &county.broker, x_tls, forged);
+
+        // X's genuine alarm around the forgeries: an alarm at its own site under the
+        // ministry's id (event and key), and an audit record of a node unknown here.
+        let (x_first, first) = x.raise("door-1/forced");
+        let (x_last, last) = x.raise("door-2/forced");
+        let mut as_ministry = Gateway::new("ministry", PRISON_3);
+        let ministry_alert = AlertId::generate();
+        let ministry_raise =
+            as_ministry.raise(ministry_alert, "gate/forced", "state", Severity::Critical, false);
+        x.send(vec![
+            LinkEvent::Alert(first),
+            LinkEvent::Alert(ministry_raise),
+            audit_record("gw-unknown", 1),
+            LinkEvent::Alert(last),
+        ])
+        .await;
+        for alert in [x_first, x_last] {
+            eventually("X's genuine alarm at the county", || async {
+                held(&county, alert).await.map(|_| ())
+            })
+            .await;
+        }
+        eventually("X's outbox acknowledged", || async {
+            x.drained().await.then_some(())
+        })
+        .await;
+        eventually("X's reported binding refused", || async {
+            (refused(&county, "foreign_binding").await >= 1).then_some(())
+        })
+        .await;
+        assert_eq!(refused(&county, "foreign_origin").await, 1);
+        assert_eq!(refused(&county, "foreign_audit").await, 1);
+        assert!(held(&county, ministry_alert).await.is_none());
+        let origins = county
+            .link
+            .store
+            .call(|s| s.audit_remote_origins())
+            .await
+            .expect("origins");
+        assert!(!origins.iter().any(|o| o == "gw-unknown"), "{origins:?}");
+        let z_here = county
+            .link
+            .store
+            .call(|s| s.node_binding(&node(Z)))
+            .await
+            .expect("binding");
+        assert!(z_here.is_none(), "{z_here:?}");
+        // The county's bindings have reached the city (X's, through the county).
+        eventually("X's binding at the city", || async {
+            city.link
+                .store
+                .call(|s| s.node_binding(&node(X)))
+                .await
+                .expect("binding")
+                .filter(|b| b.via.as_ref().map(NodeId::as_str) == Some(HUB))
+        })
+        .await;
+
+        // gw-z's genuine enrollment at another county: its binding reaches the city.
+        let tianhe = Hub::start_config(
+            |store| {
+                write_parent_identity(&city, store, TIANHE);
+                format!(
+                    "[node]\nid = \"{TIANHE}\"\nlevel = \"county\"\nname = \"Tianhe\"\n\
+                     site = \"{TIANHE_SITE}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
+                     [mqtt]\nlisten = \"127.0.0.1:0\"\n\n[parent]\nurl = \"{}\"\n\n\
+                     [store]\npath = {:?}\n",
+                    city.broker,
+                    store.display().to_string()
+                )
+            },
+            &[],
+        )
+        .await;
+        let _z_tls = enroll(&tianhe, Z, &format!("{TIANHE_SITE}/prison-9")).await;
+        let z_at_city = eventually("gw-z's binding at the city, through Tianhe", || async {
+            city.link
+                .store
+                .call(|s| s.node_binding(&node(Z)))
+                .await
+                .expect("binding")
+                .filter(|b| b.via.as_ref().map(NodeId::as_str) == Some(TIANHE))
+        })
+        .await;
+        assert_eq!(z_at_city.site.as_str(), format!("{TIANHE_SITE}/prison-9"));
+        drop(x);
+        tianhe.stop().await;
+        county.stop().await;
+        city.stop().await;
     })
     .await;
 }
