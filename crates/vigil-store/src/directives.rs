@@ -150,6 +150,23 @@ fn insert_ack(
     Ok(n == 1)
 }
 
+/// The most nodes one acknowledgement may say it passed a directive to; a longer list is
+/// refused whole.
+pub const MAX_RELAYED_TO: usize = 10_000;
+
+/// Whether `node`'s binding here was reported through the direct child `peer` (a node in
+/// `peer`'s subtree, docs/ARCHITECTURE.md#site-bindings-and-admission). A gateway child
+/// reports none, so it passes a directive to no one.
+fn reported_through(tx: &Connection, node: &NodeId, peer: &NodeId) -> Result<bool> {
+    tx.prepare_cached("SELECT 1 FROM node_bindings WHERE node = ?1 AND via = ?2")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![node.as_str(), peer.as_str()], |_| Ok(()))
+                .optional()
+        })
+        .op("look up a node's binding through a child")
+        .map(|found| found.is_some())
+}
+
 /// Whether a node below `peer` was passed the directive `ack` acknowledges: named in the
 /// `relayed_to` of an acknowledgement that came through `peer` (a child speaks only for the
 /// nodes it passed the directive to, and theirs, hop by hop).
@@ -232,6 +249,47 @@ pub(crate) fn apply_in(
                     });
                     continue;
                 }
+                // The nodes it says it passed the directive to: only nodes of its own subtree
+                // (reported through it here); the others are dropped from the list.
+                if ack.relayed_to.len() > MAX_RELAYED_TO {
+                    warn!(%peer, directive = %ack.directive, node = %ack.node,
+                          relayed_to = ack.relayed_to.len(),
+                          "acknowledgement naming too many nodes it passed the directive to; refused");
+                    out.refuse(|| {
+                        format!(
+                            "an acknowledgement of directive {} for node {} naming {} nodes it passed it to (at most {MAX_RELAYED_TO})",
+                            ack.directive, ack.node, ack.relayed_to.len()
+                        )
+                    });
+                    continue;
+                }
+                let (mut inside, mut foreign) = (Vec::new(), Vec::new());
+                for n in &ack.relayed_to {
+                    if reported_through(tx, n, peer)? {
+                        inside.push(n.clone());
+                    } else {
+                        foreign.push(n);
+                    }
+                }
+                let kept;
+                let ack = if foreign.is_empty() {
+                    ack
+                } else {
+                    warn!(%peer, directive = %ack.directive, node = %ack.node,
+                          foreign = foreign.len(),
+                          "acknowledgement naming nodes outside the child's subtree as passed the directive; those refused");
+                    out.refuse(|| {
+                        format!(
+                            "an acknowledgement of directive {} for node {} says it was passed to {} node(s) not bound here through this child (first: {})",
+                            ack.directive, ack.node, foreign.len(), foreign[0]
+                        )
+                    });
+                    kept = DirectiveAck {
+                        relayed_to: inside,
+                        ..ack.clone()
+                    };
+                    &kept
+                };
                 if !insert_ack(tx, ack, Some(peer), now)? {
                     out.duplicates += 1;
                     continue;
@@ -617,6 +675,26 @@ mod tests {
     #[test]
     fn issue_hand_down_and_collect_acknowledgements() {
         let mut store = Store::open_in_memory().expect("open");
+        // city-hub, a hub child, reports gw-1 below it: it may say it passed gw-1 the
+        // directive.
+        let site = |s: &str| SitePath::new(s).expect("valid");
+        store
+            .bindings_sync_config_kinds(
+                &[(node("city-hub"), site("m/p/c"), crate::NodeKind::Hub)],
+                Timestamp::from_millis(1),
+            )
+            .expect("config");
+        store
+            .bindings_replace_reported(
+                &node("city-hub"),
+                &[crate::ReportedBinding {
+                    node: node("gw-1"),
+                    site: site("m/p/c/k"),
+                    parent: node("city-hub"),
+                }],
+                Timestamp::from_millis(1),
+            )
+            .expect("reported");
         let d = directive();
         assert!(store
             .directive_issue(&d, &audit("directive.issue"))

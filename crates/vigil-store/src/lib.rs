@@ -66,7 +66,9 @@ pub use bindings::{
 };
 pub use clamp::{Clamped, ClockGuard, ResumePoint};
 pub use context::{peak_severity, AlertContext};
-pub use directives::{DirectiveView, DirectivesApplied, Handling, InboundDirectives, StoredAck};
+pub use directives::{
+    DirectiveView, DirectivesApplied, Handling, InboundDirectives, StoredAck, MAX_RELAYED_TO,
+};
 pub use enrollment::{
     EnrollmentToken, NewCertificate, NewEnrollmentToken, NodeCertificate, RedeemError, Redeemed,
     RevokeError, RevokedCertificate, TokenRefusal,
