@@ -329,6 +329,7 @@ async fn enroll_link(
         timeout: Duration::from_secs(30),
         force: false,
         kind: vigil_pki::EnrollKind::Gateway,
+        site: None,
     };
     vigil_pki::enroll_node(&enrollment, &mut std::io::sink())
         .await

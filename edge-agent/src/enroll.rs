@@ -78,6 +78,7 @@ pub async fn enroll(args: &EnrollArgs, out: &mut dyn Write) -> Result<Enrolled, 
         timeout: args.timeout,
         force: args.force,
         kind: vigil_pki::EnrollKind::Gateway,
+        site: Some(config.node.site.clone()),
     };
     Ok(vigil_pki::enroll_node(&enrollment, out).await?)
 }

@@ -704,3 +704,92 @@ async fn a_hub_enrolls_with_its_parent_and_links_up_over_mtls() {
     })
     .await;
 }
+
+/// The enrollment answer names the site the token bound the node to; `vigil-hub enroll`
+/// refuses to write anything when the config's `[node] site` is not inside it, and says which
+/// key, which site and what to do. With a site inside the binding it enrolls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_whose_site_is_outside_its_binding_writes_nothing() {
+    bounded(async {
+        let city = Hub::start_config(
+            |store| {
+                format!(
+                    "[node]\nid = \"city-gz\"\nlevel = \"city\"\nname = \"Guangzhou\"\n\n\
+                     [http]\nlisten = \"127.0.0.1:0\"\n\n[mqtt]\nlisten = \"127.0.0.1:0\"\n\n\
+                     [store]\npath = {:?}\n",
+                    store.display().to_string()
+                )
+            },
+            &[],
+        )
+        .await;
+        let bound_to = |site: &'static str| {
+            let pki = city.link.security.pki.clone();
+            let config = city.config.clone();
+            let site = vigil_core::SitePath::new(site).expect("site");
+            city.link.store.call(move |s| {
+                Ok(vigil_hub::enroll::token::issue(
+                    s,
+                    &pki,
+                    &config,
+                    &node("county-tianhe"),
+                    &site,
+                    Duration::from_secs(600),
+                    "cli:test",
+                )
+                .expect("issue a token")
+                .token)
+            })
+        };
+        let bound = "ministry/gd/gz/baiyun";
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("hub.toml");
+        let config = |site: &str| {
+            format!(
+                "[node]\nid = \"county-tianhe\"\nlevel = \"county\"\nname = \"Tianhe\"\n\
+                 site = \"{site}\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n[mqtt]\n\
+                 listen = \"127.0.0.1:0\"\n\n[store]\npath = \"var/hub.db\"\n"
+            )
+        };
+        let hub_url = format!("http://{}", city.addr);
+        let run = |tok: EnrollToken| {
+            let hub_url = hub_url.clone();
+            let path = config_path.clone();
+            tokio::task::spawn_blocking(move || {
+                assert_cmd::Command::cargo_bin("vigil-hub")
+                    .expect("binary")
+                    .args(["enroll", "--hub", &hub_url, "--token", "-", "--config"])
+                    .arg(&path)
+                    .write_stdin(format!("{tok}\n"))
+                    .output()
+                    .expect("run")
+            })
+        };
+
+        std::fs::write(&config_path, config("ministry/gd/gz/tianhe")).expect("write");
+        let before = std::fs::read_to_string(&config_path).expect("read");
+        let tok = bound_to(bound).await.expect("store");
+        let out = run(tok).await.expect("join");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("[node] site")
+                && stderr.contains("ministry/gd/gz/tianhe")
+                && stderr.contains(bound)
+                && stderr.contains("--site"),
+            "{stderr}"
+        );
+        assert_eq!(std::fs::read_to_string(&config_path).expect("read"), before);
+        assert!(!dir.path().join("var/parent").exists(), "nothing written");
+
+        // Bound to the county's own site: enrolled.
+
+        let tok = bound_to("ministry/gd/gz/tianhe").await.expect("store");
+        let out = run(tok).await.expect("join");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(dir.path().join("var/parent").exists());
+        city.stop().await;
+    })
+    .await;
+}

@@ -75,6 +75,7 @@ pub async fn enroll_parent(
         timeout,
         force,
         kind: vigil_pki::EnrollKind::Hub,
+        site: config.node.site.clone(),
     };
     Ok(vigil_pki::enroll_node(&enrollment, out).await?)
 }

@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 
 use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::UnixTime;
-use vigil_core::NodeId;
+use vigil_core::{NodeId, SitePath};
 
 use super::client::{self, EnrollError};
 use super::config_file::{link_url, set_link_url, with_link_url};
@@ -66,6 +66,9 @@ pub struct NodeEnrollment {
     pub force: bool,
     /// What the node is (`vigil-hub enroll`: a hub; `vigil-agent enroll`: a gateway).
     pub kind: super::client::EnrollKind,
+    /// The config's `[node] site`, when it has one: it must lie inside the site the hub
+    /// binds the node to, or nothing is written.
+    pub site: Option<SitePath>,
 }
 
 /// What an enrollment wrote.
@@ -112,6 +115,18 @@ pub enum FlowError {
     /// The hub refused, could not be reached, or its answer failed a check.
     #[error("{0}")]
     Enroll(#[from] EnrollError),
+    /// The config's `[node] site` is not inside the site the hub bound the node to.
+    #[error("{config}: [node] site = \"{site}\" is not inside {bound}, the site the hub bound {node} to (the token's --site): nothing was written. The token is spent: ask the hub's operator for a new one with the right site (`vigil-hub enroll-token --node {node} --site SITE`, SITE holding {site}), or correct [node] site, then enroll again")]
+    SiteOutsideBinding {
+        /// The config file.
+        config: String,
+        /// The node.
+        node: String,
+        /// Its `[node] site`.
+        site: String,
+        /// The site the hub bound it to.
+        bound: String,
+    },
     /// Writing failed after the hub issued the certificate.
     #[error("{0}; the hub has issued the certificate and spent the token: fix this, then enroll again with a new token")]
     Write(String),
@@ -195,6 +210,20 @@ async fn steps(
             reason: format!("the certificate does not go with the key made here: {err}"),
         })
     })?;
+
+    // The hub's binding must hold the node's own site (a hub that predates bindings says
+    // none).
+    if let (Some(site), Some(bound)) = (&e.site, &enrolled.site) {
+        let inside = SitePath::new(bound.as_str()).is_ok_and(|bound| site.is_within(&bound));
+        if !inside {
+            return Err(FlowError::SiteOutsideBinding {
+                config: config.display().to_string(),
+                node: node.to_string(),
+                site: site.to_string(),
+                bound: bound.clone(),
+            });
+        }
+    }
 
     // 5. The files, then the config (read again: another editor may have saved it).
     step(
@@ -357,6 +386,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             force: false,
             kind: crate::EnrollKind::Gateway,
+            site: None,
         };
         (dir, ca, e)
     }
