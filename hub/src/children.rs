@@ -18,7 +18,8 @@
 //! an alert flows back down to the node that raised it. Routes are memory only: after a
 //! restart they refill as batches come in, and meanwhile a child whose status lists the
 //! origin among its own children is taken, or else the origin itself (always right at a
-//! county hub, whose children are the gateways).
+//! county hub, whose children are the gateways). The routes are bounded ([`MAX_ROUTES`]): a
+//! child hub naming ever new origins cannot grow them without end.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -29,6 +30,12 @@ use vigil_link::{ChildInfo, Children as ChildTable};
 use vigil_wire::{ChildStatus, NodeState};
 
 pub use vigil_link::{child_link, PARENT_LINK};
+
+/// The most routes held. Past it, a new origin first drops the routes through the same
+/// child (a child flooding new origins loses its own); when that frees less than a quarter,
+/// all routes go (they refill from the next batches; meanwhile the children's statuses
+/// route).
+pub const MAX_ROUTES: usize = 100_000;
 
 #[derive(Debug)]
 struct Inner {
@@ -76,6 +83,15 @@ impl Children {
             return;
         }
         if inner.routes.get(origin) != Some(via) {
+            if !inner.routes.contains_key(origin) && inner.routes.len() >= MAX_ROUTES {
+                let before = inner.routes.len();
+                inner.routes.retain(|_, v| v != via);
+                if inner.routes.len() > before - before / 4 {
+                    inner.routes.clear();
+                }
+                tracing::warn!(%via, before, after = inner.routes.len(),
+                    max = MAX_ROUTES, "too many routes: dropped routes to make room");
+            }
             tracing::debug!(%origin, %via, "route noted");
             inner.routes.insert(origin.clone(), via.clone());
         }
@@ -219,6 +235,19 @@ mod tests {
             c.on_status(Status::online(node("gw-z"), None, t), t);
         });
         assert_eq!(children.downlink_for(&node("gw-z")), "child:gw-z");
+    }
+
+    #[test]
+    fn routes_are_bounded_and_a_flooding_child_loses_its_own_first() {
+        let (children, _table) = followed();
+        children.note_route(&node("gw-genuine"), &node("county-a"));
+        for i in 0..MAX_ROUTES + 10 {
+            children.note_route(&node(&format!("fake-{i}")), &node("county-b"));
+            assert!(children.0.read().expect("lock").routes.len() <= MAX_ROUTES);
+        }
+        // county-b's flood dropped its own routes, not county-a's.
+        assert_eq!(children.route(&node("gw-genuine")), Some(node("county-a")));
+        assert!(children.routes().len() <= MAX_ROUTES);
     }
 
     #[test]
