@@ -71,12 +71,29 @@ fn text_ok(what: &str, text: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The furthest ahead a posture may end or a drill may run to: 7 days.
+const MAX_POSTURE_MS: i64 = 7 * 24 * 3600 * 1000;
+
 /// Checks a body's fields against `now`.
 fn check_body(body: &DirectiveBody, now: Timestamp) -> Result<(), ApiError> {
     match body {
         DirectiveBody::Posture { until } if *until <= now => Err(ApiError::bad_request(
             "posture.until is not in the future: give the end of the raised posture",
         )),
+        DirectiveBody::Posture { until }
+            if until.as_millis() > now.as_millis().saturating_add(MAX_POSTURE_MS) =>
+        {
+            Err(ApiError::bad_request(
+                "posture.until is more than 7 days ahead: a raised posture is for a while; send another directive to extend it",
+            ))
+        }
+        DirectiveBody::Drill { end, .. }
+            if end.as_millis() > now.as_millis().saturating_add(MAX_POSTURE_MS) =>
+        {
+            Err(ApiError::bad_request(
+                "drill.end is more than 7 days ahead: announce a drill within the week",
+            ))
+        }
         DirectiveBody::Drill { start, end, .. } if end <= start => {
             Err(ApiError::bad_request("drill.end must be after drill.start"))
         }
@@ -279,6 +296,14 @@ mod tests {
             until: Timestamp::from_millis(5_000),
         };
         assert!(check_body(&past, now).is_err());
+        let forever = DirectiveBody::Posture {
+            until: Timestamp::from_millis(10_000 + MAX_POSTURE_MS + 1),
+        };
+        assert!(check_body(&forever, now).is_err(), "no posture for ever");
+        let week = DirectiveBody::Posture {
+            until: Timestamp::from_millis(10_000 + MAX_POSTURE_MS),
+        };
+        assert!(check_body(&week, now).is_ok());
         let backwards = DirectiveBody::Drill {
             start: Timestamp::from_millis(20_000),
             end: Timestamp::from_millis(20_000),
