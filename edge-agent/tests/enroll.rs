@@ -45,6 +45,8 @@ enum Fault {
     OtherNode,
     /// Issues a certificate that expires in 10 days.
     ShortLived,
+    /// Says it bound the node to another facility than its `[node] site`.
+    OtherSite,
 }
 
 struct Hub {
@@ -140,7 +142,11 @@ impl Hub {
                     ca: ca.cert_pem().to_owned(),
                     broker: "mqtts://127.0.0.1:8883".into(),
                     expires_at: "2030-01-01T00:00:00Z".into(),
-                    site: None,
+                    site: Some(if self.fault == Fault::OtherSite {
+                        "ministry/p/c/county/prison-4".into()
+                    } else {
+                        "ministry/p/c/county/prison-3".into()
+                    }),
                 };
                 (200, serde_json::to_string(&answer).expect("json"))
             }
@@ -377,6 +383,27 @@ fn a_ca_that_is_not_the_pinned_one_is_refused_and_nothing_is_written() -> Res<()
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("not the one the token pins"), "{stderr}");
+    gw.assert_untouched()
+}
+
+/// The hub bound the gateway to another facility than its `[node] site`: nothing is written,
+/// and the message names the key, both sites and what to do.
+#[test]
+fn a_binding_that_does_not_hold_the_configs_site_is_refused_and_nothing_is_written() -> Res<()> {
+    let hub = Hub::new(Fault::OtherSite)?;
+    let addr = serve(hub.clone(), None)?;
+    let gw = Gateway::new()?;
+    let out = gw.enroll(&format!("http://{addr}"), &hub.token("gw-prison-3")?)?;
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("[node] site")
+            && stderr.contains("ministry/p/c/county/prison-3")
+            && stderr.contains("ministry/p/c/county/prison-4")
+            && stderr.contains("--site")
+            && stderr.contains("nothing was written"),
+        "{stderr}"
+    );
     gw.assert_untouched()
 }
 
