@@ -117,8 +117,12 @@ fn a_posture_directive_reaches_the_gateway_and_its_acknowledgement_the_city() {
         Role::Supervisor,
         "ministry/p/c/county-9",
     );
-    let body = r#"{"target": "ministry/p/c/county-1", "deadline": "5s",
-                   "body": {"type": "posture", "until": "2099-01-01T00:00:00Z"}}"#;
+    let body = format!(
+        r#"{{"target": "ministry/p/c/county-1", "deadline": "5s",
+            "body": {{"type": "posture", "until": "{}"}}}}"#,
+        an_hour_from_now()
+    );
+    let body = body.as_str();
 
     // A viewer cannot post; a supervisor of another county cannot target this one.
     let (status, text) = post(&city_addr, &viewer, body);
@@ -324,8 +328,12 @@ fn a_reading_between_the_normal_and_the_posture_limit_alarms_only_under_the_post
 
     // The supervisor raises the posture; the gateway applies it.
     let supervisor = hub_token_as(&hub_cfg, "sup", Role::Supervisor);
-    let body = r#"{"target": "ministry/p/c/county-1/prison-1", "deadline": "1m",
-                   "body": {"type": "posture", "until": "2099-01-01T00:00:00Z"}}"#;
+    let body = format!(
+        r#"{{"target": "ministry/p/c/county-1/prison-1", "deadline": "1m",
+            "body": {{"type": "posture", "until": "{}"}}}}"#,
+        an_hour_from_now()
+    );
+    let body = body.as_str();
     let (status, text) = post(&hub_addr, &supervisor, body);
     assert_eq!(status, 201, "{text}");
     let id = serde_json::from_str::<serde_json::Value>(&text).expect("json")["id"]
@@ -355,4 +363,10 @@ fn a_reading_between_the_normal_and_the_posture_limit_alarms_only_under_the_post
     );
     drop(gw);
     drop(hub);
+}
+
+/// An hour from now, as the API takes a time (a posture may end at most 7 days ahead).
+fn an_hour_from_now() -> String {
+    let now = vigil_core::Timestamp::now();
+    vigil_core::Timestamp::from_millis(now.as_millis() + 3_600_000).to_string()
 }

@@ -158,13 +158,29 @@ pub const MAX_RELAYED_TO: usize = 10_000;
 /// `peer`'s subtree, docs/ARCHITECTURE.md#site-bindings-and-admission). A gateway child
 /// reports none, so it passes a directive to no one.
 fn reported_through(tx: &Connection, node: &NodeId, peer: &NodeId) -> Result<bool> {
-    tx.prepare_cached("SELECT 1 FROM node_bindings WHERE node = ?1 AND via = ?2")
-        .and_then(|mut stmt| {
-            stmt.query_row(params![node.as_str(), peer.as_str()], |_| Ok(()))
-                .optional()
-        })
-        .op("look up a node's binding through a child")
-        .map(|found| found.is_some())
+    // A gateway child passes a directive to nobody; a hub child to the nodes reported
+    // through it, or to a node not bound here at all (its binding travels up with the
+    // child's next status and may not be here yet — as for events, docs/ARCHITECTURE.md#site-bindings-and-admission),
+    // never to a node bound here otherwise (a direct child, one reported through another
+    // child).
+    let peer_is_hub = tx
+        .prepare_cached(
+            "SELECT 1 FROM node_bindings WHERE node = ?1 AND via IS NULL AND kind = 'hub'",
+        )
+        .and_then(|mut stmt| stmt.query_row([peer.as_str()], |_| Ok(())).optional())
+        .op("look up a child's kind")?
+        .is_some();
+    if !peer_is_hub {
+        return Ok(false);
+    }
+    let via: Option<Option<String>> = tx
+        .prepare_cached("SELECT via FROM node_bindings WHERE node = ?1")
+        .and_then(|mut stmt| stmt.query_row([node.as_str()], |r| r.get(0)).optional())
+        .op("look up a node's binding through a child")?;
+    Ok(match via {
+        None => true,
+        Some(via) => via.as_deref() == Some(peer.as_str()),
+    })
 }
 
 /// Whether a node below `peer` was passed the directive `ack` acknowledges: named in the
