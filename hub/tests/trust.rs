@@ -12,19 +12,13 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::child::{enroll, Child as Gw};
 use common::{bounded, eventually, Gateway, Hub, PRISON_3, PRISON_4};
 use hyper::StatusCode;
-use tokio_util::sync::CancellationToken;
-use vigil_core::{AlertEvent, AlertEventBody, AlertId, Lane, NodeId, Severity, Timestamp};
+use vigil_core::{AlertEventBody, AlertId, NodeId, Severity, Timestamp};
 use vigil_hub::auth::Role;
-use vigil_link::{
-    BackoffConfig, LinkMetrics, OutboxPoke, SenderConfig, SharedStore, Uplink, UplinkConfig,
-};
-use vigil_pki::rustls::ClientConfig;
-use vigil_store::Store;
 use vigil_wire::{AuditEvent, AuditHash, LinkEvent};
 
 const HUB: &str = "county-baiyun";
@@ -33,157 +27,6 @@ const Y: &str = "gw-prison-4";
 
 fn node(id: &str) -> NodeId {
     NodeId::new(id).expect("node id")
-}
-
-/// Enrolls `id` at `hub` bound to `site`, as `vigil-hub enroll-token --node ID --site SITE`
-/// and `vigil-agent enroll` do: a token, a key made here, the certificate.
-async fn enroll(hub: &Hub, id: &str, site: &str) -> Arc<ClientConfig> {
-    let pki = hub.link.security.pki.clone();
-    let config = hub.config.clone();
-    let (n, s) = (node(id), vigil_core::SitePath::new(site).expect("site"));
-    let token = hub
-        .link
-        .store
-        .call(move |store| {
-            Ok(vigil_hub::enroll::token::issue(
-                store,
-                &pki,
-                &config,
-                &n,
-                &s,
-                Duration::from_secs(600),
-                "cli:test",
-            )
-            .expect("token")
-            .token)
-        })
-        .await
-        .expect("store");
-    let request = vigil_pki::node_key_and_csr(&node(id)).expect("csr");
-    let enrolled = vigil_pki::enroll(
-        &format!("http://{}", hub.addr),
-        &token,
-        &request.csr_pem,
-        &node(id),
-        Duration::from_secs(10),
-    )
-    .await
-    .expect("enrolled");
-    vigil_pki::client_config(
-        &enrolled.ca_pem,
-        Some((&enrolled.certificate_pem, &request.key_pem)),
-    )
-    .expect("client config")
-}
-
-/// A gateway's link: its own store, its uplink to the hub with its certificate. What it
-/// sends is whatever is put on its `parent` outbox — a forger's too.
-struct Gw {
-    events: Gateway,
-    store: SharedStore,
-    poke: OutboxPoke,
-    shutdown: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-impl Gw {
-    fn start(id: &str, site: &str, url: &str, tls: Arc<ClientConfig>) -> Gw {
-        Gw::start_with(id, site, url, tls, Vec::new())
-    }
-
-    /// [`Gw::start`] with `bindings` in every status it publishes (as a forger would put
-    /// them: a gateway has no subtree).
-    fn start_with(
-        id: &str,
-        site: &str,
-        url: &str,
-        tls: Arc<ClientConfig>,
-        bindings: Vec<vigil_wire::BindingStatus>,
-    ) -> Gw {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = SharedStore::new(Store::open(dir.path().join("agent.db")).expect("store"));
-        let events = Gateway::new(id, site);
-        let mut config = UplinkConfig::new(events.node.clone(), url);
-        config.tls = Some(tls);
-        config.backoff = BackoffConfig {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(300),
-        };
-        config.sender = SenderConfig {
-            ack_timeout: Duration::from_secs(1),
-            ..SenderConfig::default()
-        };
-        config.poll_interval = Duration::from_millis(100);
-        let metrics = LinkMetrics::new(&prometheus::Registry::new()).expect("metrics");
-        let uplink = Uplink::new(config, store.clone(), metrics)
-            .expect("uplink")
-            .with_health(move || vigil_link::Health {
-                bindings: bindings.clone(),
-                ..vigil_link::Health::default()
-            });
-        let poke = uplink.poke_handle();
-        let shutdown = CancellationToken::new();
-        tokio::spawn(uplink.run(shutdown.clone()));
-        Gw {
-            events,
-            store,
-            poke,
-            shutdown,
-            _dir: dir,
-        }
-    }
-
-    /// Puts `items` on the `parent` outbox, in this order, as one append (one batch when
-    /// the link is idle), and wakes the link.
-    async fn send(&self, items: Vec<LinkEvent>) {
-        self.store
-            .call(move |s| {
-                let payloads: Vec<(Lane, Vec<u8>)> = items
-                    .iter()
-                    .map(|e| (Lane::Critical, serde_json::to_vec(e).expect("encode")))
-                    .collect();
-                s.outbox_append_many("parent", payloads)?;
-                Ok(())
-            })
-            .await
-            .expect("append");
-        self.poke.poke();
-    }
-
-    /// A raise of `source` by this gateway at its own site.
-    fn raise(&mut self, source: &str) -> (AlertId, AlertEvent) {
-        let alert = AlertId::generate();
-        let event = self
-            .events
-            .raise(alert, source, "state", Severity::Critical, false);
-        (alert, event)
-    }
-
-    /// Whether everything on the outbox was acknowledged by the hub.
-    async fn drained(&self) -> bool {
-        self.store
-            .call(|s| {
-                Ok(s.outbox_lane_state("parent", Lane::Critical)?
-                    .backlog_records
-                    + s.outbox_lane_state("parent", Lane::Normal)?.backlog_records)
-            })
-            .await
-            .expect("backlog")
-            == 0
-    }
-
-    async fn alert(&self, alert: AlertId) -> Option<vigil_core::AlertView> {
-        self.store
-            .call(move |s| s.alert(alert))
-            .await
-            .expect("read")
-    }
-}
-
-impl Drop for Gw {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
 }
 
 /// An audit record under `origin`'s name, as X would forge it.

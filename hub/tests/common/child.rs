@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use vigil_core::{AlertEvent, AlertId, AlertView, Lane, NodeId, SitePath};
+use vigil_core::{AlertEvent, AlertId, AlertView, Lane, NodeId, Severity, SitePath};
 use vigil_link::{
     BackoffConfig, LinkMetrics, OutboxPoke, SenderConfig, SharedStore, Uplink, UplinkConfig,
 };
@@ -74,6 +74,18 @@ pub struct Child {
 impl Child {
     /// Starts `id`'s link to the broker at `url` with `tls` (from [`enroll`]).
     pub fn start(id: &str, site: &str, url: &str, tls: Arc<ClientConfig>) -> Child {
+        Child::start_with(id, site, url, tls, Vec::new())
+    }
+
+    /// [`Child::start`] with `bindings` in every status it publishes (as a forger would
+    /// put them: a gateway has no subtree).
+    pub fn start_with(
+        id: &str,
+        site: &str,
+        url: &str,
+        tls: Arc<ClientConfig>,
+        bindings: Vec<vigil_wire::BindingStatus>,
+    ) -> Child {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SharedStore::new(Store::open(dir.path().join("agent.db")).expect("store"));
         let events = Gateway::new(id, site);
@@ -89,7 +101,12 @@ impl Child {
         };
         config.poll_interval = Duration::from_millis(100);
         let metrics = LinkMetrics::new(&prometheus::Registry::new()).expect("metrics");
-        let uplink = Uplink::new(config, store.clone(), metrics).expect("uplink");
+        let uplink = Uplink::new(config, store.clone(), metrics)
+            .expect("uplink")
+            .with_health(move || vigil_link::Health {
+                bindings: bindings.clone(),
+                ..vigil_link::Health::default()
+            });
         let poke = uplink.poke_handle();
         let shutdown = CancellationToken::new();
         tokio::spawn(uplink.run(shutdown.clone()));
@@ -117,6 +134,15 @@ impl Child {
             .await
             .expect("append");
         self.poke.poke();
+    }
+
+    /// A raise of `source` by this child at its own site (critical, not latching).
+    pub fn raise(&mut self, source: &str) -> (AlertId, AlertEvent) {
+        let alert = AlertId::generate();
+        let event = self
+            .events
+            .raise(alert, source, "state", Severity::Critical, false);
+        (alert, event)
     }
 
     /// Records `events` as an agent does: stored here and queued for the hub (critical
