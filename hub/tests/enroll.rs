@@ -28,6 +28,7 @@ use vigil_link::{
 };
 use vigil_pki::rustls::ClientConfig;
 use vigil_pki::{node_key_and_csr, node_of_certificate, EnrollToken};
+use vigil_store::NodeKind;
 use vigil_store::Store;
 
 fn node(id: &str) -> NodeId {
@@ -42,7 +43,7 @@ async fn county() -> Hub {
 /// A token for `node`, issued as `vigil-hub enroll-token` does, valid for `ttl`, bound to
 /// its facility inside the county's site: `gw-prison-3` to `ministry/gd/gz/baiyun/prison-3`
 /// (where the test gateways raise), `gw-1` to `ministry/gd/gz/baiyun/1`.
-async fn token(hub: &Hub, node_id: &str, ttl: Duration) -> EnrollToken {
+async fn token(hub: &Hub, node_id: &str, kind: NodeKind, ttl: Duration) -> EnrollToken {
     let pki = hub.link.security.pki.clone();
     let config = hub.config.clone();
     let node = node(node_id);
@@ -52,11 +53,11 @@ async fn token(hub: &Hub, node_id: &str, ttl: Duration) -> EnrollToken {
     hub.link
         .store
         .call(move |s| {
-            Ok(
-                vigil_hub::enroll::token::issue(s, &pki, &config, &node, &site, ttl, "cli:test")
-                    .expect("issue a token")
-                    .token,
+            Ok(vigil_hub::enroll::token::issue(
+                s, &pki, &config, &node, &site, kind, ttl, "cli:test",
             )
+            .expect("issue a token")
+            .token)
         })
         .await
         .expect("store")
@@ -83,7 +84,7 @@ impl Identity {
 
 /// Enrolls `node_id` at the hub with a fresh token, as `vigil-agent enroll` does.
 async fn enroll(hub: &Hub, node_id: &str) -> Identity {
-    let token = token(hub, node_id, Duration::from_secs(3600)).await;
+    let token = token(hub, node_id, NodeKind::Gateway, Duration::from_secs(3600)).await;
     let request = node_key_and_csr(&node(node_id)).expect("csr");
     let enrolled = vigil_pki::enroll(
         &format!("http://{}", hub.addr),
@@ -131,11 +132,101 @@ async fn audited(hub: &Hub, action: &'static str) -> Vec<vigil_store::AuditRecor
         .expect("audit")
 }
 
+/// `POST /api/v1/enroll` with `token`, `csr` and `"kind": kind` (`None`: left out).
+async fn post_enroll_kind(
+    hub: &Hub,
+    token: &str,
+    csr: &str,
+    kind: Option<&str>,
+) -> (StatusCode, serde_json::Value) {
+    let mut body = serde_json::json!({ "token": token, "csr": csr });
+    if let Some(kind) = kind {
+        body["kind"] = kind.into();
+    }
+    hub.call_as(
+        "POST",
+        "/api/v1/enroll",
+        &[("content-type", "application/json")],
+        &body.to_string(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_token_enrolls_only_the_kind_of_node_it_was_issued_for() {
+    bounded(async {
+        let hub = county().await;
+        // A gateway's token (the default): a request to enroll as a hub is refused with
+        // both kinds and what to do, audited and counted; the token stays usable.
+        let gw = token(&hub, "gw-1", NodeKind::Gateway, Duration::from_secs(600)).await;
+        let claim = node_key_and_csr(&node("gw-1")).expect("csr");
+        let (status, body) =
+            post_enroll_kind(&hub, &gw.to_string(), &claim.csr_pem, Some("hub")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        let error = body["error"].as_str().expect("error");
+        assert!(
+            error.contains("enrolls gw-1 as a gateway")
+                && error.contains("request enrolls a hub")
+                && error.contains("--kind hub")
+                && error.contains("not used"),
+            "{error}"
+        );
+        let refused = audited(&hub, "node.enroll_refused").await;
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].entry.target, "gw-1");
+        assert_eq!(refused[0].entry.details["reason"], "wrong_kind");
+        assert!(audited(&hub, "node.enroll").await.is_empty());
+        let (status, body) = post_enroll_kind(&hub, &gw.to_string(), &claim.csr_pem, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        // A hub's token: a gateway's request (no kind) is refused; a hub's is enrolled and
+        // bound as a hub.
+        let hub_tok = token(&hub, "hub-1", NodeKind::Hub, Duration::from_secs(600)).await;
+        let claim = node_key_and_csr(&node("hub-1")).expect("csr");
+        let (status, body) =
+            post_enroll_kind(&hub, &hub_tok.to_string(), &claim.csr_pem, None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        let error = body["error"].as_str().expect("error");
+        assert!(
+            error.contains("enrolls hub-1 as a hub")
+                && error.contains("request enrolls a gateway")
+                && error.contains("without --kind hub"),
+            "{error}"
+        );
+        let (status, body) =
+            post_enroll_kind(&hub, &hub_tok.to_string(), &claim.csr_pem, Some("hub")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let bindings = hub
+            .link
+            .store
+            .call(|s| {
+                Ok((
+                    s.node_binding(&node("hub-1"))?,
+                    s.node_binding(&node("gw-1"))?,
+                ))
+            })
+            .await
+            .expect("bindings");
+        assert_eq!(bindings.0.expect("hub-1 bound").kind, Some(NodeKind::Hub));
+        assert_eq!(
+            bindings.1.expect("gw-1 bound").kind,
+            Some(NodeKind::Gateway)
+        );
+        let (_, _, metrics) = hub.get_text("/metrics").await;
+        assert!(
+            metrics.contains("vigil_hub_enrollments_total{outcome=\"wrong_kind\"} 2"),
+            "{metrics}"
+        );
+        hub.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_token_enrolls_once_for_its_node_only_until_it_expires() {
     bounded(async {
         let hub = county().await;
-        let tok = token(&hub, "gw-1", Duration::from_secs(3600)).await;
+        let tok = token(&hub, "gw-1", NodeKind::Gateway, Duration::from_secs(3600)).await;
         // A malformed CSR: 400 naming it, and the token stays usable.
         let (status, body) = post_enroll(&hub, &tok.to_string(), "not a csr").await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
@@ -171,7 +262,7 @@ async fn a_token_enrolls_once_for_its_node_only_until_it_expires() {
         assert_eq!(body["error"], "invalid or expired enrollment token");
 
         // Expired: 401 too.
-        let short = token(&hub, "gw-3", Duration::from_millis(1)).await;
+        let short = token(&hub, "gw-3", NodeKind::Gateway, Duration::from_millis(1)).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
         let (status, body) = post_enroll(&hub, &short.to_string(), &claim.csr_pem).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -180,7 +271,7 @@ async fn a_token_enrolls_once_for_its_node_only_until_it_expires() {
         // Not a token, a forged secret: 401.
         let (status, _) = post_enroll(&hub, "VGL1.x.y.z", &claim.csr_pem).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        let good = token(&hub, "gw-4", Duration::from_secs(60)).await;
+        let good = token(&hub, "gw-4", NodeKind::Gateway, Duration::from_secs(60)).await;
         let text = good.to_string();
         let parts: Vec<&str> = text.split('.').collect();
         let forged = format!("VGL1.{}.{}.{}", parts[1], "A".repeat(43), parts[3]);
@@ -236,7 +327,7 @@ async fn a_token_enrolls_once_for_its_node_only_until_it_expires() {
 async fn parallel_guesses_at_enrollment_pass_the_limit_no_more_than_sequential_ones() {
     bounded(async {
         let hub = county().await;
-        let good = token(&hub, "gw-4", Duration::from_secs(60)).await;
+        let good = token(&hub, "gw-4", NodeKind::Gateway, Duration::from_secs(60)).await;
         let text = good.to_string();
         let parts: Vec<&str> = text.split('.').collect();
         let request = node_key_and_csr(&node("gw-4")).expect("csr");
@@ -601,7 +692,13 @@ async fn a_hub_enrolls_with_its_parent_and_links_up_over_mtls() {
             &[],
         )
         .await;
-        let tok = token(&city, "county-baiyun", Duration::from_secs(600)).await;
+        let tok = token(
+            &city,
+            "county-baiyun",
+            NodeKind::Hub,
+            Duration::from_secs(600),
+        )
+        .await;
         let dir = tempfile::tempdir().expect("tempdir");
         let config_path = dir.path().join("hub.toml");
         std::fs::write(
@@ -641,6 +738,29 @@ async fn a_hub_enrolls_with_its_parent_and_links_up_over_mtls() {
         assert_eq!(std::fs::read_to_string(&config_path).expect("read"), before);
         assert!(!dir.path().join("var/parent").exists());
 
+        // A gateway's token: `vigil-hub enroll` is refused with the parent's message (both
+        // kinds, the token to issue), nothing written.
+        let gw_tok = token(
+            &city,
+            "county-baiyun",
+            NodeKind::Gateway,
+            Duration::from_secs(600),
+        )
+        .await;
+        let out = run("-".into(), format!("{gw_tok}\n"), &[])
+            .await
+            .expect("join");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("as a gateway")
+                && stderr.contains("request enrolls a hub")
+                && stderr.contains("--kind hub"),
+            "{stderr}"
+        );
+        assert_eq!(std::fs::read_to_string(&config_path).expect("read"), before);
+        assert!(!dir.path().join("var/parent/node.pem").exists());
+
         // On standard input: enrolled.
         let out = run("-".into(), format!("{tok}\n"), &[])
             .await
@@ -658,7 +778,13 @@ async fn a_hub_enrolls_with_its_parent_and_links_up_over_mtls() {
         );
 
         // Enrolled already: a second token is not spent without --force.
-        let second = token(&city, "county-baiyun", Duration::from_secs(600)).await;
+        let second = token(
+            &city,
+            "county-baiyun",
+            NodeKind::Hub,
+            Duration::from_secs(600),
+        )
+        .await;
         let out = run("-".into(), format!("{second}\n"), &[])
             .await
             .expect("join");
@@ -734,6 +860,7 @@ async fn a_hub_whose_site_is_outside_its_binding_writes_nothing() {
                     &config,
                     &node("county-tianhe"),
                     &site,
+                    NodeKind::Hub,
                     Duration::from_secs(600),
                     "cli:test",
                 )

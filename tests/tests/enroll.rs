@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::*;
+use vigil_store::NodeKind;
 
 /// The site the gateways of these tests are at (their `[node] site`), bound with their tokens.
 const GW_SITE: &str = "ministry/p/c/county-1/prison-1";
@@ -98,7 +99,7 @@ fn enrolling_with_the_hub_writes_the_key_0600_and_the_mqtts_url_and_a_token_work
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
     let hub = start_hub(dir.path());
-    let token = enrollment_token(&hub.cfg, "gw-1", GW_SITE);
+    let token = enrollment_token(&hub.cfg, "gw-1", GW_SITE, NodeKind::Gateway);
 
     let cfg = gateway(dir.path(), "gw-1", "gw-1", hub.broker, "");
     let before = std::fs::read_to_string(&cfg).expect("config");
@@ -159,7 +160,7 @@ fn enrolling_over_the_hubs_https_trusts_it_through_the_pin() {
         .expect("runtime");
     let args = vigil_agent::enroll::EnrollArgs {
         hub: format!("https://{addr}"),
-        token: enrollment_token(&cfg, "gw-1", GW_SITE),
+        token: enrollment_token(&cfg, "gw-1", GW_SITE, NodeKind::Gateway),
         config: gw.clone(),
         timeout: Duration::from_secs(30),
         force: false,
@@ -190,7 +191,7 @@ fn a_token_for_another_node_or_a_pin_of_another_ca_is_refused_and_nothing_writte
     let before = std::fs::read_to_string(&cfg).expect("config");
     let err = enroll_agent(
         &hub.addr,
-        &enrollment_token(&hub.cfg, "gw-2", GW_SITE),
+        &enrollment_token(&hub.cfg, "gw-2", GW_SITE, NodeKind::Gateway),
         &cfg,
     )
     .expect_err("node mismatch");
@@ -201,7 +202,7 @@ fn a_token_for_another_node_or_a_pin_of_another_ca_is_refused_and_nothing_writte
     nothing_written(&cfg, &before);
 
     // A token whose pin is not this hub's CA (as if the address led to another hub).
-    let token = enrollment_token(&hub.cfg, "gw-1", GW_SITE);
+    let token = enrollment_token(&hub.cfg, "gw-1", GW_SITE, NodeKind::Gateway);
     let (rest, _pin) = token.rsplit_once('.').expect("token parts");
     let forged = format!("{rest}.{}", "A".repeat(43));
     let err = enroll_agent(&hub.addr, &forged, &cfg).expect_err("pin mismatch");
@@ -320,7 +321,7 @@ fn cfg_metrics_addr(cfg: &Path) -> String {
 /// `vigil-hub enroll --hub http://{parent_addr} --token - --config {child_cfg}` (its library
 /// entry point), with a token from the parent for `child`.
 fn enroll_hub(parent_cfg: &Path, parent_addr: &str, child_cfg: &Path, child: &str) {
-    let token = enrollment_token(parent_cfg, child, "ministry");
+    let token = enrollment_token(parent_cfg, child, "ministry", NodeKind::Hub);
     let cfg = vigil_hub::config::HubConfig::load(child_cfg).expect("valid hub config");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -372,7 +372,7 @@ fn a_four_level_network_converges_after_partitions_and_kills() {
     let ministry = start_hub("ministry", &m_dir, m_cfg, m_http);
 
     let enroll_hub = |parent: &Hub, id: &str, child_site: &str, cfg: &Path| {
-        let token = cli_enroll_token(&parent.cfg, id, site(child_site).as_deref());
+        let token = cli_enroll_token(&parent.cfg, id, site(child_site).as_deref(), "hub");
         cli_enroll_hub(&parent.addr, &token, cfg);
     };
     let p_dir = root.join("province");
@@ -430,7 +430,7 @@ fn a_four_level_network_converges_after_partitions_and_kills() {
         ("fac-2", "ministry/gd/gz/by/prison-2"),
     ] {
         let cfg = agent_toml(&root.join(fac), fac, fac_site, k_mqtt, sensors.port);
-        let token = cli_enroll_token(&county.cfg, fac, site(fac_site).as_deref());
+        let token = cli_enroll_token(&county.cfg, fac, site(fac_site).as_deref(), "gateway");
         cli_enroll_agent(&county.addr, &token, &cfg);
         agents.push(spawn_node("agent", &cfg, &root.join(fac).join("agent.log")));
         agent_cfgs.push(cfg);
@@ -697,7 +697,7 @@ fn an_acknowledgement_that_reaches_a_restarted_hub_before_its_child_still_reache
         Some(city_down.port),
         Some(m_mqtt),
     );
-    let token = cli_enroll_token(&ministry.cfg, "prov-gd", Some("ministry/gd"));
+    let token = cli_enroll_token(&ministry.cfg, "prov-gd", Some("ministry/gd"), "hub");
     cli_enroll_hub(&ministry.addr, &token, &c_cfg);
     let mut city = start_hub("prov-gd", &c_dir, c_cfg, c_http);
     let k_dir = root.join("county");
@@ -711,12 +711,12 @@ fn an_acknowledgement_that_reaches_a_restarted_hub_before_its_child_still_reache
         None,
         Some(city_down.port),
     );
-    let token = cli_enroll_token(&city.cfg, "city-gz", Some("ministry/gd/gz"));
+    let token = cli_enroll_token(&city.cfg, "city-gz", Some("ministry/gd/gz"), "hub");
     cli_enroll_hub(&city.addr, &token, &k_cfg);
     let county = start_hub("city-gz", &k_dir, k_cfg, k_http);
     let fac_site = "ministry/gd/gz/by/prison-1";
     let agent_cfg = agent_toml(&root.join("fac-1"), "fac-1", fac_site, k_mqtt, sensors.port);
-    let token = cli_enroll_token(&county.cfg, "fac-1", Some(fac_site));
+    let token = cli_enroll_token(&county.cfg, "fac-1", Some(fac_site), "gateway");
     cli_enroll_agent(&county.addr, &token, &agent_cfg);
     let agent = spawn_node("agent", &agent_cfg, &root.join("fac-1").join("agent.log"));
     let logs = |hubs: &[&Hub]| -> String {

@@ -41,6 +41,9 @@ pub struct NewEnrollmentToken {
     /// The site subtree the node is bound to (`--site`): stored with the certificate and
     /// as the node's binding when the token is redeemed ([`crate::bindings`]).
     pub site: String,
+    /// The kind of node it enrolls (`--kind`, schema 13): a request of another kind is
+    /// refused, so a node does not choose its own.
+    pub kind: crate::NodeKind,
 }
 
 /// A stored token (its secret is not kept).
@@ -62,6 +65,8 @@ pub struct EnrollmentToken {
     pub used_by: Option<String>,
     /// The site subtree it binds its node to (`None`: a token from before bindings).
     pub site: Option<String>,
+    /// The kind of node it enrolls (a token from before kinds: a gateway).
+    pub kind: crate::NodeKind,
 }
 
 /// A certificate issued to a node, to record.
@@ -82,7 +87,7 @@ pub struct NewCertificate {
     /// The site subtree its node is bound to (the token's `--site`); `None` for a
     /// certificate issued without a token.
     pub site: Option<String>,
-    /// What the node said it is when it enrolled (`"kind"` of the request).
+    /// What the node is: its token's kind, which its request named too.
     pub kind: crate::NodeKind,
 }
 
@@ -194,7 +199,8 @@ pub enum RevokeError {
     Store(#[from] StoreError),
 }
 
-const TOKEN_COLUMNS: &str = "id, node, created_at, expires_at, created_by, used_at, used_by, site";
+const TOKEN_COLUMNS: &str =
+    "id, node, created_at, expires_at, created_by, used_at, used_by, site, kind";
 const CERT_COLUMNS: &str = "serial, node, not_before, not_after, issued_at, fingerprint, \
      token_id, revoked_at, revoked_by, site, kind";
 
@@ -219,6 +225,7 @@ fn token_row(row: &Row<'_>) -> rusqlite::Result<(Vec<u8>, EnrollmentToken)> {
             used_at: time(row, 5)?,
             used_by: row.get(6)?,
             site: row.get(7)?,
+            kind: crate::NodeKind::parse(&row.get::<_, String>(8)?).unwrap_or_default(),
         },
     ))
 }
@@ -284,8 +291,8 @@ impl Store {
         let tx = self.write_tx("begin adding an enrollment token")?;
         tx.execute(
             "INSERT INTO enrollment_tokens
-                 (id, secret_hash, node, created_at, expires_at, created_by, site)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                 (id, secret_hash, node, created_at, expires_at, created_by, site, kind)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 &token.id[..],
                 &token.secret_hash[..],
@@ -294,6 +301,7 @@ impl Store {
                 token.expires_at.as_millis(),
                 token.created_by,
                 token.site,
+                token.kind.as_str(),
             ],
         )
         .op("add an enrollment token")?;
@@ -337,7 +345,7 @@ impl Store {
                 [&id[..]],
                 |row| {
                     let (raw, token) = token_row(row)?;
-                    Ok((raw, token, row.get(8)?))
+                    Ok((raw, token, row.get(9)?))
                 },
             )
             .optional()
@@ -510,6 +518,7 @@ mod tests {
             expires_at: Timestamp::from_millis(expires),
             created_by: "cli:root".into(),
             site: "m/p/c/k/f1".into(),
+            kind: crate::NodeKind::Gateway,
         }
     }
 

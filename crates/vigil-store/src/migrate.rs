@@ -75,6 +75,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 12,
         sql: include_str!("../migrations/0012_clock_skew.sql"),
     },
+    Migration {
+        version: 13,
+        sql: include_str!("../migrations/0013_token_kind.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.

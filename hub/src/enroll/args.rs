@@ -7,8 +7,14 @@ use std::time::Duration;
 
 use clap::Args;
 use vigil_core::{NodeId, SitePath};
+use vigil_store::NodeKind;
 
 use super::MAX_TOKEN_TTL;
+
+/// `hub` or `gateway`.
+fn parse_kind(s: &str) -> Result<NodeKind, String> {
+    NodeKind::parse(s).ok_or_else(|| format!("{s:?}: write hub or gateway"))
+}
 
 fn parse_node(s: &str) -> Result<NodeId, String> {
     NodeId::new(s).map_err(|e| e.to_string())
@@ -40,6 +46,11 @@ pub struct EnrollTokenArgs {
     /// inside it (docs/ARCHITECTURE.md#site-bindings-and-admission).
     #[arg(long, value_name = "SITE")]
     pub site: SitePath,
+    /// What the node is: `gateway` (enrolls with `vigil-agent enroll`) or `hub` (a child
+    /// hub, `vigil-hub enroll`: it may report and speak for the nodes enrolled below it).
+    /// The hub refuses an enrollment of another kind with this token.
+    #[arg(long, value_name = "hub|gateway", default_value = "gateway", value_parser = parse_kind)]
+    pub kind: NodeKind,
     /// How long the token works (at most 7d).
     #[arg(long, default_value = "1h", value_parser = parse_token_ttl)]
     pub ttl: Duration,

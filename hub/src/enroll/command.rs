@@ -29,7 +29,7 @@ pub fn open_store(config: &HubConfig) -> Result<Store, CommandError> {
     Ok(Store::open(path)?)
 }
 
-/// `vigil-hub enroll-token --node ID --site SITE --ttl 1h`.
+/// `vigil-hub enroll-token --node ID --site SITE [--kind hub] --ttl 1h`.
 pub fn enroll_token(args: &EnrollTokenArgs, config: &HubConfig) -> Result<(), CommandError> {
     let mut store = open_store(config)?;
     let pki = HubPki::open(config)?;
@@ -39,20 +39,33 @@ pub fn enroll_token(args: &EnrollTokenArgs, config: &HubConfig) -> Result<(), Co
         config,
         &args.node,
         &args.site,
+        args.kind,
         args.ttl,
         &cli_actor(),
     )?;
+    let (what, other) = match args.kind {
+        vigil_store::NodeKind::Gateway => (
+            "on the gateway",
+            "A child hub needs a token issued with --kind hub",
+        ),
+        vigil_store::NodeKind::Hub => (
+            "on the child hub",
+            "A gateway needs a token issued without --kind hub",
+        ),
+    };
     eprintln!(
-        "enrollment token for node {} at site {} (works once, until {}); on the gateway, run the line after it:",
-        issued.node, issued.site, issued.expires_at
+        "enrollment token for {} {} at site {} (works once, until {}); {what}, run the line after it:",
+        issued.kind.as_str(),
+        issued.node,
+        issued.site,
+        issued.expires_at
     );
     println!("{}", issued.token);
-    println!("{}", issued.agent_command());
+    println!("{}", issued.command());
     eprintln!(
         "the token goes on the command's standard input, never in its arguments (where `ps` \
          and the shell history would show it): run the line, then paste the token when it \
-         asks; in a script: ... --token - <<<\"$TOKEN\". A child hub enrolls with `{}`",
-        issued.hub_command()
+         asks; in a script: ... --token - <<<\"$TOKEN\". {other}."
     );
     if issued.hub_url.starts_with("http://") {
         eprintln!(

@@ -5,6 +5,7 @@
 //! | `{"token": "VGL1…", "csr": "<PEM>"}` | 200 `{"node", "certificate", "ca", "broker", "expires_at"}` |
 //! | a token unknown, used, expired, with a wrong secret, or not a token | 401 `{"error": "invalid or expired enrollment token"}` — one message for all |
 //! | a CSR that does not parse, whose signature fails, whose key is not ECDSA P-256 | 400 naming what is wrong (the token stays usable) |
+//! | a `"kind"` (`hub`, `gateway`) other than the token's (`enroll-token --kind`) | 403 naming both and the token to issue (the token stays usable, for a request of its kind) |
 //! | a body that is not that JSON | 400 |
 //! | too many failures from one client address | 429 with `Retry-After` |
 //!
@@ -188,7 +189,26 @@ async fn attempt(
             refused(state, client, reason.as_str(), Some(&token_id), node).await;
             Err(Refusal::Token)
         }
-        Err(RedeemError::Issue(error)) => {
+        Err(RedeemError::Issue(IssueRefusal::Kind { node, token, asked })) => {
+            count(enroll, "wrong_kind");
+            let message = wrong_kind_message(&node, token, asked);
+            tracing::warn!(%client, %node, token = token.as_str(), asked = asked.as_str(), "enrollment refused: wrong kind");
+            audit_refusal(
+                state,
+                client,
+                "wrong_kind",
+                Some(&token_id),
+                Some(node),
+                Some(&message),
+            )
+            .await;
+            Err(ApiError {
+                status: StatusCode::FORBIDDEN,
+                message,
+            }
+            .into())
+        }
+        Err(RedeemError::Issue(IssueRefusal::Pki(error))) => {
             count(enroll, "bad_csr");
             let message = match &error {
                 PkiError::Csr(_) => error.to_string(),
@@ -217,7 +237,55 @@ pub fn parse_token(text: &str) -> Option<(EnrollToken, [u8; 8], [u8; 32])> {
     Some((token, id, secret_hash))
 }
 
-/// Issues the certificate for the token's node from `csr`, with its record and audit entry.
+/// Why no certificate was issued for a usable token (the token stays usable).
+enum IssueRefusal {
+    /// The request's kind is not the token's.
+    Kind {
+        /// The token's node.
+        node: String,
+        /// The token's kind.
+        token: vigil_store::NodeKind,
+        /// The request's.
+        asked: vigil_store::NodeKind,
+    },
+    /// The CSR, or signing.
+    Pki(PkiError),
+}
+
+impl From<PkiError> for IssueRefusal {
+    fn from(e: PkiError) -> Self {
+        IssueRefusal::Pki(e)
+    }
+}
+
+/// The answer to a request whose kind is not its token's: both kinds, and what to do.
+fn wrong_kind_message(
+    node: &str,
+    token: vigil_store::NodeKind,
+    asked: vigil_store::NodeKind,
+) -> String {
+    let fix = match asked {
+        vigil_store::NodeKind::Hub => format!(
+            "on this hub, issue a token with `vigil-hub enroll-token --node {node} --site SITE --kind hub`"
+        ),
+        vigil_store::NodeKind::Gateway => format!(
+            "on this hub, issue a token with `vigil-hub enroll-token --node {node} --site SITE` (a gateway's, without --kind hub)"
+        ),
+    };
+    format!(
+        "this token enrolls {node} as a {}, but the request enrolls a {} ({} enroll): {fix}; \
+         the token was not used",
+        token.as_str(),
+        asked.as_str(),
+        match asked {
+            vigil_store::NodeKind::Hub => "vigil-hub",
+            vigil_store::NodeKind::Gateway => "vigil-agent",
+        },
+    )
+}
+
+/// Issues the certificate for the token's node from `csr`, with its record and audit
+/// entry; refuses a request whose `kind` is not the token's.
 fn issue(
     enroll: &EnrollState,
     token: &vigil_store::EnrollmentToken,
@@ -225,7 +293,14 @@ fn issue(
     kind: vigil_store::NodeKind,
     token_id: &str,
     client: &str,
-) -> Result<(IssuedCert, NewCertificate, vigil_store::AuditEntry), PkiError> {
+) -> Result<(IssuedCert, NewCertificate, vigil_store::AuditEntry), IssueRefusal> {
+    if kind != token.kind {
+        return Err(IssueRefusal::Kind {
+            node: token.node.clone(),
+            token: token.kind,
+            asked: kind,
+        });
+    }
     let node = NodeId::new(&token.node).map_err(|e| PkiError::Certificate {
         what: "enrollment token".into(),
         reason: format!("its node {:?} is not a node id: {e}", token.node),

@@ -1,5 +1,7 @@
-//! `vigil-hub enroll-token --node ID --site SITE --ttl 1h`: a one-time token for a child
-//! node, bound to a site subtree.
+//! `vigil-hub enroll-token --node ID --site SITE [--kind hub] --ttl 1h`: a one-time token
+//! for a child node, bound to a site subtree, for a node of one kind (a gateway unless
+//! `--kind hub`: the enrollment endpoint refuses a request of another kind, so a node does
+//! not choose its own).
 //!
 //! The token is `VGL1.<id>.<secret>.<pin>`, made and looked up by its one format
 //! (`vigil_pki::enrollment::token`); the store keeps its id, the SHA-256 of its secret, the
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use vigil_core::{NodeId, SitePath, Timestamp};
 use vigil_pki::EnrollToken;
-use vigil_store::{NewEnrollmentToken, Store};
+use vigil_store::{NewEnrollmentToken, NodeKind, Store};
 
 use super::{audit_entry, ACTION_TOKEN};
 use crate::config::HubConfig;
@@ -29,6 +31,8 @@ pub struct IssuedToken {
     pub node: NodeId,
     /// The site subtree the node is bound to.
     pub site: SitePath,
+    /// The kind of node it enrolls.
+    pub kind: NodeKind,
     /// When it stops working.
     pub expires_at: Timestamp,
     /// The hub URL the node enrolls at.
@@ -36,6 +40,15 @@ pub struct IssuedToken {
 }
 
 impl IssuedToken {
+    /// The command the installer runs on the node: [`agent_command`](Self::agent_command)
+    /// for a gateway, [`hub_command`](Self::hub_command) for a hub.
+    pub fn command(&self) -> String {
+        match self.kind {
+            NodeKind::Hub => self.hub_command(),
+            NodeKind::Gateway => self.agent_command(),
+        }
+    }
+
     /// The command the installer runs on the gateway: the token goes on its standard
     /// input, never in its arguments (where `ps` and the shell history would show it).
     pub fn agent_command(&self) -> String {
@@ -88,16 +101,19 @@ pub fn check_site(config: &HubConfig, site: &SitePath) -> Result<(), String> {
     }
 }
 
-/// Issues a token for `node`, bound to `site`, valid for `ttl`, made by `actor`: stored
-/// (the secret as its hash) and audited in one transaction. Creates the CA if the hub has
-/// none yet (the token pins it). Refuses the hub's own id (a child enrolled under it would
-/// be trusted as the hub: its broker access, its session) and a site outside the hub's own.
+/// Issues a token for `node`, a node of `kind`, bound to `site`, valid for `ttl`, made by
+/// `actor`: stored (the secret as its hash) and audited in one transaction. Creates the CA
+/// if the hub has none yet (the token pins it). Refuses the hub's own id (a child enrolled
+/// under it would be trusted as the hub: its broker access, its session) and a site
+/// outside the hub's own.
+#[allow(clippy::too_many_arguments)]
 pub fn issue(
     store: &mut Store,
     pki: &HubPki,
     config: &HubConfig,
     node: &NodeId,
     site: &SitePath,
+    kind: NodeKind,
     ttl: Duration,
     actor: &str,
 ) -> Result<IssuedToken, super::command::CommandError> {
@@ -122,6 +138,7 @@ pub fn issue(
         expires_at,
         created_by: actor.to_owned(),
         site: site.to_string(),
+        kind,
     };
     let audit = audit_entry(
         &config.node.id,
@@ -131,6 +148,7 @@ pub fn issue(
         serde_json::json!({
             "token": token.id(),
             "site": site.as_str(),
+            "kind": kind.as_str(),
             "expires_at": expires_at.to_string(),
         }),
     );
@@ -139,6 +157,7 @@ pub fn issue(
         token,
         node: node.clone(),
         site: site.clone(),
+        kind,
         expires_at,
         hub_url: hub_url(config),
     })

@@ -35,6 +35,7 @@ pub async fn enroll(hub: &Hub, id: &str, site: &str) -> Arc<ClientConfig> {
                 &config,
                 &n,
                 &s,
+                vigil_store::NodeKind::Gateway,
                 Duration::from_secs(600),
                 "cli:test",
             )

@@ -223,15 +223,16 @@ pub fn run_cli_with_stdin(bin: &str, args: &[&str], stdin: &str) -> CliOutput {
     }
 }
 
-/// `vigil-hub enroll-token --node NODE --site SITE --ttl 1h --config PARENT`: the token (the
-/// first line it prints on standard output). `site: None` leaves `--site` out.
-pub fn cli_enroll_token(parent_cfg: &Path, node: &str, site: Option<&str>) -> String {
+/// `vigil-hub enroll-token --node NODE --site SITE --kind KIND --ttl 1h --config PARENT`:
+/// the token (the first line it prints on standard output). `site: None` leaves `--site`
+/// out; `kind` is `hub` or `gateway`.
+pub fn cli_enroll_token(parent_cfg: &Path, node: &str, site: Option<&str>, kind: &str) -> String {
     let cfg = parent_cfg.to_str().expect("UTF-8 path");
     let mut args = vec!["enroll-token", "--node", node];
     if let Some(site) = site {
         args.extend(["--site", site]);
     }
-    args.extend(["--ttl", "1h", "--config", cfg]);
+    args.extend(["--kind", kind, "--ttl", "1h", "--config", cfg]);
     let out = run_cli_with_stdin("vigil-hub", &args, "");
     assert_eq!(
         out.code,

@@ -419,10 +419,15 @@ pub fn hub_config(
 // (`vigil-agent enroll`), and the agent then runs with the `[tls]` files enroll wrote and
 // the `mqtts://` uplink it set.
 
-/// A one-time enrollment token for `node`, bound to `site`, from the hub whose config is
-/// `hub_cfg`, issued as `vigil-hub enroll-token --node NODE --site SITE` issues it (the
-/// hub's store and CA; before or while the hub runs).
-pub fn enrollment_token(hub_cfg: &Path, node: &str, site: &str) -> String {
+/// A one-time enrollment token for `node`, a node of `kind`, bound to `site`, from the hub
+/// whose config is `hub_cfg`, issued as `vigil-hub enroll-token --node NODE --site SITE
+/// --kind KIND` issues it (the hub's store and CA; before or while the hub runs).
+pub fn enrollment_token(
+    hub_cfg: &Path,
+    node: &str,
+    site: &str,
+    kind: vigil_store::NodeKind,
+) -> String {
     let cfg = vigil_hub::config::HubConfig::load(hub_cfg).expect("valid hub config");
     let mut store = vigil_hub::enroll::command::open_store(&cfg).expect("the hub's store");
     let pki = vigil_hub::pki::HubPki::open(&cfg).expect("the hub's CA");
@@ -434,6 +439,7 @@ pub fn enrollment_token(hub_cfg: &Path, node: &str, site: &str) -> String {
         &cfg,
         &node,
         &site,
+        kind,
         Duration::from_secs(600),
         "cli:e2e",
     )
@@ -471,7 +477,12 @@ pub fn enroll_agent(
 /// The gateway is bound to its own `[node] site` (agent.toml), as an installer enrolls it.
 pub fn enroll_gateway(hub_cfg: &Path, hub_addr: &str, agent_cfg: &Path, node: &str) {
     let agent = vigil_agent::config::AgentConfig::load(agent_cfg).expect("valid agent config");
-    let token = enrollment_token(hub_cfg, node, agent.node.site.as_str());
+    let token = enrollment_token(
+        hub_cfg,
+        node,
+        agent.node.site.as_str(),
+        vigil_store::NodeKind::Gateway,
+    );
     let enrolled = enroll_agent(hub_addr, &token, agent_cfg)
         .unwrap_or_else(|e| panic!("vigil-agent enroll: {e}"));
     assert!(enrolled.broker.starts_with("mqtts://"), "{enrolled:?}");
@@ -533,7 +544,7 @@ pub fn enroll_child_hub(parent_cfg: &Path, parent_addr: &str, child_cfg: &Path, 
         .clone()
         .or(parent.node.site)
         .map_or_else(|| "ministry".to_owned(), |s| s.to_string());
-    let token = enrollment_token(parent_cfg, child, &site);
+    let token = enrollment_token(parent_cfg, child, &site, vigil_store::NodeKind::Hub);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
