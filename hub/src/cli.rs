@@ -64,6 +64,11 @@ pub enum Command {
     /// Revoke a node's certificates (all of them, or one --serial): a running hub drops its
     /// connections within seconds. Audited.
     Revoke(crate::enroll::args::RevokeArgs),
+    /// Remove a node's site binding made by enrollment here (with the nodes it reported,
+    /// for a child hub) and revoke its certificates: `vigil-hub nodes` no longer lists it
+    /// as bound, and a running hub holds back whatever it still sends. A `[[child]]` of
+    /// hub.toml is refused (remove it there). Audited.
+    Unbind(crate::enroll::args::UnbindArgs),
     /// Write what an external Mosquitto needs to be this hub's broker with mTLS: CA,
     /// server certificate and key, ACL, CRL, mosquitto.conf.
     BrokerConfig(crate::enroll::args::BrokerConfigArgs),

@@ -1,5 +1,6 @@
 //! Why a `vigil-hub` command other than `run` failed, and the exit status it leaves: the one
-//! error type of `user`, `token`, `enroll-token`, `revoke`, `broker-config` and `enroll`.
+//! error type of `user`, `token`, `enroll-token`, `revoke`, `unbind`, `broker-config` and
+//! `enroll`.
 //! Exit 1 for all of them but a bad argument ([`CommandError::Usage`]: exit 2, like clap's
 //! usage errors and `vigil-agent`'s); a config that does not load exits 2 before any command
 //! starts ([`vigil_config::EXIT_CONFIG`], in `main`).
@@ -20,6 +21,9 @@ pub enum CommandError {
     /// Nothing to revoke.
     #[error(transparent)]
     Revoke(#[from] vigil_store::RevokeError),
+    /// Nothing to unbind.
+    #[error(transparent)]
+    Unbind(#[from] vigil_store::UnbindError),
     /// Enrolling with the parent failed.
     #[error(transparent)]
     Enroll(#[from] vigil_pki::FlowError),

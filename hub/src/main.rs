@@ -25,6 +25,10 @@ fn main() -> ExitCode {
             Ok(cfg) => finish(enroll::revoke(&args, &cfg)),
             Err(code) => code,
         },
+        Command::Unbind(args) => match load_config(&args.config) {
+            Ok(cfg) => finish(enroll::unbind(&args, &cfg)),
+            Err(code) => code,
+        },
         Command::BrokerConfig(args) => match load_config(&args.config) {
             Ok(cfg) => finish(enroll::broker_config(&args, &cfg)),
             Err(code) => code,

@@ -645,3 +645,122 @@ async fn a_gateway_reports_no_bindings_and_speaks_for_no_node_unknown_here() {
     })
     .await;
 }
+
+/// `vigil-hub` run as a command against `hub`'s config file (the store the running hub
+/// uses): its exit status, standard output and standard error.
+async fn hub_command(hub: &Hub, args: &'static [&'static str]) -> (bool, String, String) {
+    let config = hub
+        .store_path
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("dir")
+        .join("hub.toml");
+    let out = tokio::task::spawn_blocking(move || {
+        assert_cmd::Command::cargo_bin("vigil-hub")
+            .expect("binary")
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("run")
+    })
+    .await
+    .expect("join");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `vigil-hub unbind --node X` against a running hub (docs/ARCHITECTURE.md#site-bindings-and-admission):
+/// X's binding is removed and its certificate revoked, audited; `vigil-hub nodes` no longer
+/// lists it as bound; the running hub drops X's connection, and X's next alarm stays in its
+/// outbox (not applied, not acknowledged). A `[[child]]` of hub.toml is refused with what
+/// to do, and so is a node not bound here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbinding_a_node_removes_its_binding_and_revokes_it_at_the_running_hub() {
+    bounded(async {
+        let hub = Hub::start_config(
+            |store| {
+                common::county_toml(
+                    store,
+                    None,
+                    "\n[[child]]\nnode = \"gw-ext\"\nsite = \"ministry/gd/gz/baiyun/prison-9\"\n",
+                )
+            },
+            &[],
+        )
+        .await;
+        let x_tls = enroll(&hub, X, PRISON_3).await;
+        let mut x = Gw::start(X, PRISON_3, &hub.broker, x_tls);
+        let (before, raise) = x.raise("door-1/forced");
+        x.send(vec![LinkEvent::Alert(raise)]).await;
+        eventually("X's alarm at the hub", || async {
+            held(&hub, before).await.map(|_| ())
+        })
+        .await;
+
+        // Refused: a [[child]] (bound by hub.toml), a node not bound here.
+        let (ok, _, stderr) = hub_command(&hub, &["unbind", "--node", "gw-ext"]).await;
+        assert!(
+            !ok && stderr.contains("remove it from hub.toml"),
+            "{stderr}"
+        );
+        let (ok, _, stderr) = hub_command(&hub, &["unbind", "--node", "gw-nobody"]).await;
+        assert!(!ok && stderr.contains("not bound here"), "{stderr}");
+
+        let (ok, stdout, stderr) = hub_command(&hub, &["unbind", "--node", X]).await;
+        assert!(ok, "{stderr}");
+        assert!(
+            stdout.contains(&format!("unbound {X} site {PRISON_3}"))
+                && stdout.contains(&format!("revoked {X} ")),
+            "{stdout}"
+        );
+        let (ok, stdout, stderr) = hub_command(&hub, &["nodes"]).await;
+        assert!(ok, "{stderr}");
+        assert!(
+            !stdout.contains(&format!("{X}  site "))
+                && stdout.contains(&format!("{X}  no site  unbound, certificates revoked")),
+            "{stdout}"
+        );
+        assert!(stdout.contains("gw-ext  site "), "{stdout}");
+        let records = hub
+            .link
+            .store
+            .call(|s| s.audit_records(0, 10_000))
+            .await
+            .expect("audit");
+        let unbind = records
+            .iter()
+            .find(|r| r.entry.action == "node.unbind")
+            .expect("the unbind audited");
+        assert_eq!(unbind.entry.target, X);
+        assert_eq!(unbind.entry.details["site"], PRISON_3);
+        assert_eq!(
+            unbind.entry.details["revoked"].as_array().map(Vec::len),
+            Some(1)
+        );
+
+        // The running hub: X's connection is closed (the revocation) ...
+        eventually("the gate to close X's connection", || async {
+            let (_, _, metrics) = hub.get_text("/metrics").await;
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix("vigil_gate_revoked_closed_total "))
+                .filter(|v| v.trim() != "0")
+                .map(|_| ())
+        })
+        .await;
+        // ... and X's next alarm is not applied: it stays in X's outbox.
+        let (after, raise) = x.raise("door-2/forced");
+        x.send(vec![LinkEvent::Alert(raise)]).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(held(&hub, after).await.is_none());
+        assert!(!x.drained().await, "X's alarm waits in its outbox");
+        assert!(held(&hub, before).await.is_some(), "what was applied stays");
+        drop(x);
+        hub.stop().await;
+    })
+    .await;
+}

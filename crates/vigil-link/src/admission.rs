@@ -448,6 +448,27 @@ impl GroupAdmission {
             .get(child)
             .filter(|b| b.via.is_none())
             .map(|b| &b.site);
+        if child_site.is_none() {
+            // Unbound since the link last read the bindings (`vigil-hub unbind`, a
+            // `[[child]]` removed): held back, as the link holds an unbound child's batches
+            // (`DownlinksTask::hold_unbound`), not refused for good.
+            if news {
+                let records = batch.events.len() + batch.audit.len();
+                findings.push(Finding {
+                    child: child.clone(),
+                    reason: FindingReason::Unbound,
+                    detail: format!(
+                        "{child} has no site binding here: its batch of {records} record(s) ({} lane, from seq {}) is held back, not applied and not acknowledged",
+                        batch.lane, batch.first_seq
+                    ),
+                    count: u64::try_from(records).unwrap_or(u64::MAX),
+                });
+            }
+            return Ok(Some(Admitted {
+                hold: true,
+                ..Admitted::default()
+            }));
+        }
         let judge = Judge {
             this,
             child,
@@ -507,7 +528,11 @@ impl GroupAdmission {
         if news {
             findings.extend(aggregate(child, refusals));
         }
-        Ok(Some(Admitted { events, audit }))
+        Ok(Some(Admitted {
+            events,
+            audit,
+            hold: false,
+        }))
     }
 }
 
@@ -918,8 +943,8 @@ mod tests {
         assert_eq!(refused[0].0, FindingReason::ForeignBinding);
     }
 
-    /// The shell on a real store: a group with an unbound child's raise and a bound child's
-    /// raise of the same alert; the next group, another child's ack of it.
+    /// The shell on a real store: a group with an unbound child's raise (held back) and a
+    /// bound child's raise of the same alert; the next group, another child's ack of it.
     #[test]
     fn a_group_ties_each_alert_to_the_child_it_came_through() {
         let mut store = vigil_store::Store::open_in_memory().expect("store");
@@ -952,7 +977,8 @@ mod tests {
             (out, admission.findings)
         };
         let (out, findings) = run(&[batch(&z, &from_z[..]), batch(&x, &from_x[..])]);
-        assert_eq!(out[0].batch.applied, 0);
+        // The unbound child's batch is held back: not applied, not acknowledged.
+        assert_eq!((out[0].batch.applied, out[0].batch.ack_upto), (0, 0));
         assert_eq!(out[1].batch.applied, 1);
         assert_eq!(findings.len(), 1);
         assert_eq!(findings[0].reason, FindingReason::Unbound);

@@ -135,6 +135,7 @@ mod tests {
             expires_at: Timestamp::from_millis(100),
             created_by: "cli:root".into(),
             site: "m/p/c/k/f".into(),
+            kind: vigil_store::NodeKind::Gateway,
         };
         shared
             .call(move |s| s.enrollment_token_add(&token, &audit("enroll_token.add")))

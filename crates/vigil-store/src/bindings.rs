@@ -319,7 +319,98 @@ pub struct ConfigConflict {
     pub held: NodeBinding,
 }
 
+/// What [`Store::binding_unbind`] removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unbound {
+    /// The binding removed.
+    pub binding: NodeBinding,
+    /// The node's certificates revoked with it (those not revoked already).
+    pub revoked: Vec<String>,
+    /// The nodes reported through it whose bindings went with it (a child hub's subtree).
+    pub reported: Vec<NodeId>,
+}
+
+/// Why [`Store::binding_unbind`] changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum UnbindError {
+    /// The node has no binding here.
+    #[error("node {0} is not bound here (`vigil-hub nodes` lists the bound nodes)")]
+    NotBound(NodeId),
+    /// The binding is not one made by enrollment here: declared in hub.toml, or reported by
+    /// a child hub.
+    #[error("{}", not_enrolled(.0))]
+    NotEnrolled(NodeBinding),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn not_enrolled(b: &NodeBinding) -> String {
+    match (&b.source, &b.via) {
+        (BindingSource::Reported, Some(via)) => format!(
+            "node {} is not enrolled here: child hub {via} reports it (enrolled with {}); unbind it there",
+            b.node,
+            b.parent.as_ref().map_or("?", NodeId::as_str)
+        ),
+        _ => format!(
+            "node {} is bound by [[child]] in hub.toml: remove it from hub.toml and restart the hub",
+            b.node
+        ),
+    }
+}
+
 impl Store {
+    /// Removes `node`'s enrolled binding, with the bindings reported through it, and
+    /// revokes its certificates, at `at` by `by`, with the audit record `audit` makes, in
+    /// one transaction (docs/ARCHITECTURE.md#site-bindings-and-admission). A binding from
+    /// hub.toml or reported by a child hub is not removed here ([`UnbindError`]).
+    pub fn binding_unbind(
+        &mut self,
+        node: &NodeId,
+        at: Timestamp,
+        by: &str,
+        audit: impl FnOnce(&Unbound) -> crate::AuditEntry,
+    ) -> std::result::Result<Unbound, UnbindError> {
+        let tx = self.write_tx("begin unbinding a node")?;
+        let raw = tx
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM node_bindings WHERE node = ?1"
+            ))
+            .and_then(|mut stmt| stmt.query_row([node.as_str()], raw_row).optional())
+            .op("read a node's binding")?;
+        let Some(held) = raw.map(binding).transpose()? else {
+            return Err(UnbindError::NotBound(node.clone()));
+        };
+        if held.source != BindingSource::Enrolled {
+            return Err(UnbindError::NotEnrolled(held));
+        }
+        let reported: Vec<String> = tx
+            .prepare_cached("SELECT node FROM node_bindings WHERE via = ?1 ORDER BY node")
+            .and_then(|mut stmt| {
+                stmt.query_map([node.as_str()], |row| row.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .op("list the bindings reported through a node")?;
+        tx.execute(
+            "DELETE FROM node_bindings WHERE node = ?1 OR via = ?1",
+            [node.as_str()],
+        )
+        .op("remove a node's binding")?;
+        let revoked =
+            crate::enrollment::revoke_in(&tx, node.as_str(), None, at, by)?.unwrap_or_default();
+        let unbound = Unbound {
+            binding: held,
+            revoked,
+            reported: reported
+                .into_iter()
+                .filter_map(|n| NodeId::new(n).ok())
+                .collect(),
+        };
+        crate::audit::append_in(&tx, &audit(&unbound))?;
+        tx.commit().op("commit unbinding a node")?;
+        Ok(unbound)
+    }
+
     /// Every binding this hub holds, by node.
     pub fn node_bindings(&self) -> Result<Vec<NodeBinding>> {
         load_in(&self.conn)
@@ -513,6 +604,79 @@ mod tests {
             .expect("read")
             .expect("bound");
         assert_eq!(b.source, BindingSource::Enrolled);
+    }
+
+    #[test]
+    fn unbinding_removes_an_enrolled_binding_with_its_subtree_and_revokes_its_certificates() {
+        let mut store = Store::open_in_memory().expect("store");
+        for serial in ["a1", "a2"] {
+            store
+                .certificate_record(
+                    &crate::NewCertificate {
+                        serial: serial.into(),
+                        node: "city-1".into(),
+                        not_before: Timestamp::from_millis(0),
+                        not_after: Timestamp::from_millis(10),
+                        issued_at: Timestamp::from_millis(1),
+                        fingerprint: "ff".into(),
+                        site: Some("m/p/c".into()),
+                        kind: NodeKind::Hub,
+                    },
+                    None,
+                )
+                .expect("certificate");
+        }
+        let at = Timestamp::from_millis(2);
+        store
+            .bindings_replace_reported(
+                &id("city-1"),
+                &[ReportedBinding {
+                    node: id("gw-1"),
+                    site: site("m/p/c/f1"),
+                    parent: id("city-1"),
+                }],
+                at,
+            )
+            .expect("report");
+        store
+            .bindings_sync_config(&[(id("gw-ext"), site("m/p/x"))], at)
+            .expect("config");
+        let entry = |_: &Unbound| crate::AuditEntry {
+            at,
+            node: "prov".into(),
+            actor: "cli:root".into(),
+            action: "node.unbind".into(),
+            target: "x".into(),
+            details: serde_json::json!({}),
+        };
+        // Declared in hub.toml, reported by a child, unknown: nothing changes.
+        let refused = store.binding_unbind(&id("gw-ext"), at, "cli:root", entry);
+        assert!(
+            matches!(&refused, Err(e @ UnbindError::NotEnrolled(_)) if e.to_string().contains("remove it from hub.toml")),
+            "{refused:?}"
+        );
+        let refused = store.binding_unbind(&id("gw-1"), at, "cli:root", entry);
+        assert!(
+            matches!(&refused, Err(e @ UnbindError::NotEnrolled(_)) if e.to_string().contains("city-1 reports it")),
+            "{refused:?}"
+        );
+        assert!(matches!(
+            store.binding_unbind(&id("gw-9"), at, "cli:root", entry),
+            Err(UnbindError::NotBound(_))
+        ));
+        assert_eq!(store.audit_head().expect("head").seq, 0);
+
+        let unbound = store
+            .binding_unbind(&id("city-1"), at, "cli:root", entry)
+            .expect("unbound");
+        assert_eq!(unbound.binding.source, BindingSource::Enrolled);
+        assert_eq!(unbound.revoked, ["a1", "a2"]);
+        assert_eq!(unbound.reported, [id("gw-1")]);
+        assert!(store.node_binding(&id("city-1")).expect("read").is_none());
+        assert!(store.node_binding(&id("gw-1")).expect("read").is_none());
+        assert!(store.node_binding(&id("gw-ext")).expect("read").is_some());
+        assert_eq!(store.revoked_certificates().expect("revoked").len(), 2);
+        assert_eq!(store.audit_head().expect("head").seq, 1);
     }
 
     #[test]

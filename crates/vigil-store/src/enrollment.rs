@@ -281,6 +281,43 @@ fn insert_certificate(
     Ok(())
 }
 
+/// Revokes `node`'s certificate `serial` (or all of them) on `tx`: the serials newly
+/// revoked; `None` when no certificate matches.
+pub(crate) fn revoke_in(
+    tx: &Transaction<'_>,
+    node: &str,
+    serial: Option<&str>,
+    at: Timestamp,
+    by: &str,
+) -> Result<Option<Vec<String>>, StoreError> {
+    let matching: Vec<(String, bool)> = tx
+        .prepare(
+            "SELECT serial, revoked_at IS NOT NULL FROM node_certificates
+             WHERE node = ?1 AND (?2 IS NULL OR serial = ?2) ORDER BY issued_at, serial",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map(params![node, serial], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .op("find the certificates to revoke")?;
+    if matching.is_empty() {
+        return Ok(None);
+    }
+    let fresh: Vec<String> = matching
+        .into_iter()
+        .filter(|(_, revoked)| !revoked)
+        .map(|(s, _)| s)
+        .collect();
+    for s in &fresh {
+        tx.execute(
+            "UPDATE node_certificates SET revoked_at = ?2, revoked_by = ?3 WHERE serial = ?1",
+            params![s, at.as_millis(), by],
+        )
+        .op("revoke a certificate")?;
+    }
+    Ok(Some(fresh))
+}
+
 impl Store {
     /// Stores a new token with its audit record, in one transaction.
     pub fn enrollment_token_add(
@@ -441,34 +478,11 @@ impl Store {
         audit: impl FnOnce(&[String]) -> AuditEntry,
     ) -> Result<Vec<String>, RevokeError> {
         let tx = self.write_tx("begin a revocation")?;
-        let matching: Vec<(String, bool)> = tx
-            .prepare(
-                "SELECT serial, revoked_at IS NOT NULL FROM node_certificates
-                 WHERE node = ?1 AND (?2 IS NULL OR serial = ?2) ORDER BY issued_at, serial",
-            )
-            .and_then(|mut stmt| {
-                stmt.query_map(params![node, serial], |row| Ok((row.get(0)?, row.get(1)?)))?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .op("find the certificates to revoke")?;
-        if matching.is_empty() {
-            return Err(RevokeError::NoCertificate {
+        let fresh =
+            revoke_in(&tx, node, serial, at, by)?.ok_or_else(|| RevokeError::NoCertificate {
                 node: node.to_owned(),
                 serial: serial.map(str::to_owned),
-            });
-        }
-        let fresh: Vec<String> = matching
-            .into_iter()
-            .filter(|(_, revoked)| !revoked)
-            .map(|(s, _)| s)
-            .collect();
-        for s in &fresh {
-            tx.execute(
-                "UPDATE node_certificates SET revoked_at = ?2, revoked_by = ?3 WHERE serial = ?1",
-                params![s, at.as_millis(), by],
-            )
-            .op("revoke a certificate")?;
-        }
+            })?;
         audit::append_in(&tx, &audit(&fresh))?;
         tx.commit().op("commit a revocation")?;
         Ok(fresh)

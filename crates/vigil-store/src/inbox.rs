@@ -222,13 +222,18 @@ where
 }
 
 /// Which of a batch's events and audit records an admission lets through (`true`: apply),
-/// one flag per event and per record, in the batch's order.
+/// one flag per event and per record, in the batch's order; or, with `hold`, none of it
+/// for now.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Admitted {
     /// One flag per alert event.
     pub events: Vec<bool>,
     /// One flag per audit record.
     pub audit: Vec<bool>,
+    /// Hold the whole batch back: nothing of it is applied and the cursor stays, so it is
+    /// not acknowledged and its peer sends it again (the flags are not looked at): what
+    /// decides it may change before then (docs/ARCHITECTURE.md#site-bindings-and-admission).
+    pub hold: bool,
 }
 
 /// An admission ([`Store::apply_batches_admitted_and_forward`]): judges a batch inside the
@@ -260,6 +265,15 @@ where
     let Some(admitted) = admit(&AdmitTx { conn: tx }, batch, beyond)? else {
         return apply(batch);
     };
+    if admitted.hold {
+        return Ok(ForwardOutcome {
+            batch: BatchOutcome {
+                ack_upto: cursor,
+                ..BatchOutcome::default()
+            },
+            ..ForwardOutcome::default()
+        });
+    }
     let flag = |flags: &[bool], i: usize| flags.get(i).copied().unwrap_or(true);
     let kept: Vec<usize> = (0..batch.events.len())
         .filter(|&i| flag(&admitted.events, i))
@@ -583,6 +597,7 @@ mod tests {
             Ok(Some(Admitted {
                 events: vec![true, false, true],
                 audit: Vec::new(),
+                hold: false,
             }))
         };
         let out = store
@@ -607,6 +622,49 @@ mod tests {
         assert_eq!((out[0].batch.ack_upto, out[0].batch.applied), (3, 0));
         assert_eq!(calls, [true, false]);
         assert_eq!(store.event_count().expect("count"), 2);
+    }
+
+    #[test]
+    fn a_held_batch_is_not_applied_and_the_cursor_stays() {
+        let mut store = Store::open_in_memory().expect("open");
+        let peer = NodeId::new("gw-1").expect("valid");
+        let batch = events(2);
+        let inbound = InboundBatch {
+            peer: &peer,
+            lane: Lane::Normal,
+            first_seq: 1,
+            events: &batch,
+            audit: &[],
+            bodies: None,
+            directives: crate::directives::InboundDirectives::None,
+        };
+        let mut hold = true;
+        let mut admit = |_: &AdmitTx<'_>, _: &InboundBatch<'_>, _: bool| {
+            Ok(Some(Admitted {
+                hold,
+                ..Admitted::default()
+            }))
+        };
+        let out = store
+            .apply_batches_admitted_and_forward(&[inbound], None, |_, _| None, Some(&mut admit))
+            .expect("held");
+        assert_eq!((out[0].batch.ack_upto, out[0].batch.applied), (0, 0));
+        assert!(out[0].fresh.is_empty());
+        assert_eq!(store.event_count().expect("count"), 0);
+        assert_eq!(store.inbox_cursor(&peer, Lane::Normal).expect("cursor"), 0);
+        // Sent again and no longer held: applied.
+        hold = false;
+        let mut admit = |_: &AdmitTx<'_>, _: &InboundBatch<'_>, _: bool| {
+            Ok(Some(Admitted {
+                events: vec![true, true],
+                hold,
+                ..Admitted::default()
+            }))
+        };
+        let out = store
+            .apply_batches_admitted_and_forward(&[inbound], None, |_, _| None, Some(&mut admit))
+            .expect("applied");
+        assert_eq!((out[0].batch.ack_upto, out[0].batch.applied), (2, 2));
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub use audit_forward::AuditForward;
 pub use audit_remote::{compare_trail, AuditApplied, AuditListCursor, TrailCheck};
 pub use bindings::{
     AdmitTx, AlertVia, BindingSource, ConfigConflict, NodeBinding, NodeKind, ReportedBinding,
+    UnbindError, Unbound,
 };
 pub use clamp::{Clamped, ClockGuard, ResumePoint};
 pub use context::{peak_severity, AlertContext};

@@ -1,5 +1,5 @@
-//! The command-line arguments of `vigil-hub enroll-token`, `revoke`, `broker-config` and
-//! `enroll` (docs/ARCHITECTURE.md#commands); what each does is in [`super::command`].
+//! The command-line arguments of `vigil-hub enroll-token`, `revoke`, `unbind`, `nodes`,
+//! `broker-config` and `enroll` (docs/ARCHITECTURE.md#commands); what each does is in [`super::command`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -69,6 +69,17 @@ pub struct RevokeArgs {
     /// lists it); without it, every certificate of the node.
     #[arg(long)]
     pub serial: Option<String>,
+    /// The hub's config file.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// `vigil-hub unbind`.
+#[derive(Debug, Clone, Args)]
+pub struct UnbindArgs {
+    /// The node enrolled here whose binding to remove (its certificates are revoked with it).
+    #[arg(long, value_parser = parse_node)]
+    pub node: NodeId,
     /// The hub's config file.
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,

@@ -7,7 +7,9 @@ use std::path::Path;
 
 use vigil_store::Store;
 
-use super::args::{BrokerConfigArgs, EnrollArgs, EnrollTokenArgs, NodesArgs, RevokeArgs};
+use super::args::{
+    BrokerConfigArgs, EnrollArgs, EnrollTokenArgs, NodesArgs, RevokeArgs, UnbindArgs,
+};
 use crate::auth::admin::cli_actor;
 pub use crate::cli_error::CommandError;
 use crate::config::HubConfig;
@@ -104,6 +106,63 @@ pub fn revoke(args: &RevokeArgs, config: &HubConfig) -> Result<(), CommandError>
     Ok(())
 }
 
+/// `vigil-hub unbind --node ID`: removes the node's enrolled binding (with the bindings
+/// reported through it, for a child hub) and revokes its certificates, audited
+/// (`node.unbind`) in one transaction (docs/ARCHITECTURE.md#site-bindings-and-admission).
+/// A node declared in hub.toml (`[[child]]`) is refused: the config is where it is bound. A
+/// running hub on the same store drops its connections within seconds (the revocation) and
+/// holds back any batch of it it still gets (no binding).
+pub fn unbind(args: &UnbindArgs, config: &HubConfig) -> Result<(), CommandError> {
+    if let Some(child) = config.children.iter().find(|c| c.node == args.node) {
+        return Err(CommandError::Message(format!(
+            "node {} is declared in hub.toml ([[child]] with site {}): remove it from hub.toml and restart the hub; nothing changed",
+            args.node, child.site
+        )));
+    }
+    let mut store = open_store(config)?;
+    let actor = cli_actor();
+    let hub = config.node.id.clone();
+    let unbound = store.binding_unbind(&args.node, vigil_core::Timestamp::now(), &actor, |u| {
+        super::audit_entry(
+            &hub,
+            &actor,
+            super::ACTION_UNBIND,
+            args.node.as_str(),
+            serde_json::json!({
+                "site": u.binding.site.as_str(),
+                "kind": u.binding.kind.map(vigil_store::NodeKind::as_str),
+                "revoked": u.revoked,
+                "reported": u.reported.iter().map(vigil_core::NodeId::as_str).collect::<Vec<_>>(),
+                "via": "cli",
+            }),
+        )
+    })?;
+    println!("unbound {} site {}", args.node, unbound.binding.site);
+    for s in &unbound.revoked {
+        println!("revoked {} {s}", args.node);
+    }
+    if !unbound.reported.is_empty() {
+        eprintln!(
+            "with it, the bindings of the {} node(s) it reported: {}",
+            unbound.reported.len(),
+            unbound
+                .reported
+                .iter()
+                .map(vigil_core::NodeId::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    eprintln!(
+        "a running hub drops the node's connections within seconds and holds back whatever \
+         it still sends; an external broker must reload its CRL (SIGHUP). To bind it again, \
+         issue it a new token (vigil-hub enroll-token --node {} --site SITE)",
+        args.node
+    );
+    refresh_crl(config, &store);
+    Ok(())
+}
+
 /// `vigil-hub nodes`: every node bound here — enrolled, declared in hub.toml, or reported
 /// by a child hub — with its site, how it is known, and its certificates (serial, expiry,
 /// revoked); nodes with a token not used yet (pending), and nodes certified here but bound
@@ -154,9 +213,14 @@ pub fn nodes(_args: &NodesArgs, config: &HubConfig) -> Result<(), CommandError> 
         );
     }
     for node in &unbound {
-        println!(
-            "{node}  no site  unbound (enroll it again with --site, or declare it in [[child]])"
-        );
+        let certificates = store.node_certificates(node)?;
+        if !certificates.is_empty() && certificates.iter().all(|c| c.revoked_at.is_some()) {
+            println!("{node}  no site  unbound, certificates revoked (vigil-hub unbind; a new token binds it again)");
+        } else {
+            println!(
+                "{node}  no site  unbound (enroll it again with --site, or declare it in [[child]])"
+            );
+        }
         print_certificates(&store, node, now)?;
     }
     for b in &bindings {

@@ -8,7 +8,7 @@
 //! | `vigil-hub enroll-token --node ID --site SITE --ttl 1h` — a one-time token binding the node to a site subtree, audited | [`token`] |
 //! | `vigil-hub nodes` — the nodes bound here, their sites and certificates | [`command`] |
 //! | `POST /api/v1/enroll` `{"token", "csr"}` → the node's certificate, the CA, the broker | [`endpoint`] |
-//! | `vigil-hub revoke --node ID [--serial S]`, `vigil-hub broker-config --out DIR` (the command lines) | [`command`] |
+//! | `vigil-hub revoke --node ID [--serial S]`, `vigil-hub unbind --node ID`, `vigil-hub broker-config --out DIR` (the command lines) | [`command`] |
 //! | `vigil-hub enroll --hub URL --token -` — this hub enrolls with its parent | [`parent`] |
 //!
 //! The token format (`vigil_pki::enrollment::token`) and the node's side of the exchange
@@ -42,6 +42,8 @@ pub const ACTION_ENROLL: &str = "node.enroll";
 pub const ACTION_ENROLL_REFUSED: &str = "node.enroll_refused";
 /// Audit action of a revocation.
 pub const ACTION_REVOKE: &str = "node.revoke";
+/// Audit action of a binding removed (`vigil-hub unbind`).
+pub const ACTION_UNBIND: &str = "node.unbind";
 /// Audit action of a packet the broker gate refused.
 pub const ACTION_MQTT_DENIED: &str = "mqtt.denied";
 
