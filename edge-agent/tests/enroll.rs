@@ -147,6 +147,7 @@ impl Hub {
                     } else {
                         "ministry/p/c/county/prison-3".into()
                     }),
+                    ancestors: Vec::new(),
                 };
                 (200, serde_json::to_string(&answer).expect("json"))
             }

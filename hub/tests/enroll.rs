@@ -692,6 +692,12 @@ async fn a_hub_enrolls_with_its_parent_and_links_up_over_mtls() {
             &[],
         )
         .await;
+        // The city has a parent above it, as its own enrollment recorded.
+        city.link
+            .store
+            .call(|s| s.ancestors_set(&[node("ministry")]))
+            .await
+            .expect("ancestors");
         let tok = token(
             &city,
             "county-baiyun",
@@ -826,6 +832,13 @@ async fn a_hub_enrolls_with_its_parent_and_links_up_over_mtls() {
         .await;
         shutdown.cancel();
         county.await.expect("join").expect("county ran");
+        // The city's answer named it and the hub above it; the county recorded them, and
+        // kept them at start (its [parent] CA is the city's).
+        let above = vigil_store::Store::open(dir.path().join("var/hub.db"))
+            .expect("the county's store")
+            .ancestors()
+            .expect("ancestors");
+        assert_eq!(above, [node("city-gz"), node("ministry")]);
         city.stop().await;
     })
     .await;

@@ -764,3 +764,132 @@ async fn unbinding_a_node_removes_its_binding_and_revokes_it_at_the_running_hub(
     })
     .await;
 }
+
+/// No child speaks as an ancestor (docs/ARCHITECTURE.md#site-bindings-and-admission): the
+/// county's parent is the city (its `[parent]` CA names it) and the ministry is above it
+/// (the chain `vigil-hub enroll` records). A child hub of the county — for which an origin
+/// not bound at the county is otherwise taken as a node below it — raises alarms under the
+/// city's and the ministry's ids and sends audit records under them: each is refused as
+/// `ancestor_origin`, counted, audited and alarmed about the child, while its genuine alarm
+/// in the same batch is applied and its link does not stall. `vigil-hub nodes` names the
+/// hubs above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_child_speaks_as_the_hubs_parent_or_the_hubs_above_it() {
+    bounded(async {
+        const CITY: &str = "city-guangzhou";
+        const TOWN: &str = "town-1";
+        let city = Hub::start_config(
+            |store| {
+                format!(
+                    "[node]\nid = \"{CITY}\"\nlevel = \"city\"\nname = \"City\"\n\
+                     site = \"ministry/gd/gz\"\n\n[http]\nlisten = \"127.0.0.1:0\"\n\n\
+                     [mqtt]\nlisten = \"127.0.0.1:0\"\n\n[store]\npath = {:?}\n\n\
+                     [[child]]\nnode = \"{HUB}\"\nsite = \"ministry/gd/gz/baiyun\"\nkind = \"hub\"\n",
+                    store.display().to_string()
+                )
+            },
+            &[],
+        )
+        .await;
+        let county = Hub::start_config(
+            |store| {
+                write_parent_identity(&city, store, HUB);
+                // As `vigil-hub enroll` records the city's answer.
+                vigil_store::Store::open(store)
+                    .expect("store")
+                    .ancestors_set(&[node(CITY), node("ministry")])
+                    .expect("ancestors");
+                common::county_toml(store, Some(&city.broker), "")
+            },
+            &[],
+        )
+        .await;
+        let town_tls = common::child::enroll_as(
+            &county,
+            TOWN,
+            PRISON_3,
+            vigil_store::NodeKind::Hub,
+        )
+        .await;
+        let mut town = Gw::start(TOWN, PRISON_3, &county.broker, town_tls);
+        let (genuine, raise) = town.raise("door-1/forced");
+        let as_ancestor = |origin: &str| {
+            let mut g = Gateway::new(origin, PRISON_3);
+            let alert = AlertId::generate();
+            (
+                alert,
+                g.raise(alert, "gate/forced", "state", Severity::Critical, false),
+            )
+        };
+        let (as_city, as_city_raise) = as_ancestor(CITY);
+        let (as_ministry, as_ministry_raise) = as_ancestor("ministry");
+        town.send(vec![
+            LinkEvent::Alert(as_city_raise),
+            LinkEvent::Alert(as_ministry_raise),
+            audit_record(CITY, 1),
+            audit_record("ministry", 1),
+            LinkEvent::Alert(raise),
+        ])
+        .await;
+        eventually("the child's genuine alarm at the county", || async {
+            held(&county, genuine).await.map(|_| ())
+        })
+        .await;
+        eventually("the child's outbox acknowledged", || async {
+            town.drained().await.then_some(())
+        })
+        .await;
+        assert_eq!(refused(&county, "ancestor_origin").await, 4);
+        assert!(held(&county, as_city).await.is_none());
+        assert!(held(&county, as_ministry).await.is_none());
+        let origins = county
+            .link
+            .store
+            .call(|s| s.audit_remote_origins())
+            .await
+            .expect("origins");
+        assert!(
+            !origins.iter().any(|o| o == CITY || o == "ministry"),
+            "{origins:?}"
+        );
+        eventually("the refusal in the audit log", || async {
+            let records = county
+                .link
+                .store
+                .call(|s| s.audit_records(0, 10_000))
+                .await
+                .expect("audit");
+            records
+                .iter()
+                .any(|r| {
+                    r.entry.action == "link.refused"
+                        && r.entry.actor == TOWN
+                        && r.entry.target == "ancestor_origin"
+                })
+                .then_some(())
+        })
+        .await;
+        let key = format!("{HUB}/node/{TOWN}/security");
+        eventually("the security alarm about the child", || async {
+            let (status, body) = county.get("/api/v1/alerts?limit=1000").await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["alerts"]
+                .as_array()
+                .expect("alerts")
+                .iter()
+                .find(|a| a["key"] == key.as_str())
+                .map(|_| ())
+        })
+        .await;
+        let (ok, stdout, stderr) = hub_command(&county, &["nodes"]).await;
+        assert!(ok, "{stderr}");
+        assert!(
+            stdout.contains(&format!("above this hub: {CITY}, ministry")),
+            "{stdout}"
+        );
+        drop(town);
+        county.stop().await;
+        city.stop().await;
+    })
+    .await;
+}

@@ -59,13 +59,15 @@ impl Verdict {
     }
 }
 
-/// One child's batch judged against this hub's bindings: `this` hub, the sending `child`,
-/// its binding (`None`: unbound) and the bindings of the nodes the batch names (absent from
-/// the map: not bound here).
+/// One child's batch judged against this hub's bindings: `this` hub, its `ancestors`, the
+/// sending `child`, its binding (`None`: unbound) and the bindings of the nodes the batch
+/// names (absent from the map: not bound here).
 #[derive(Debug, Clone, Copy)]
 pub struct Judge<'a> {
     /// This hub.
     pub this: &'a NodeId,
+    /// This hub's `[parent]` node and the hubs above it: never an origin from a child.
+    pub ancestors: &'a [NodeId],
     /// The direct child that sent the batch.
     pub child: &'a NodeId,
     /// The child's site binding; `None` when it has none.
@@ -91,6 +93,9 @@ impl Judge<'_> {
         if origin == self.this {
             return Err(format!("origin {origin} is this hub"));
         }
+        if let Some(why) = self.ancestor(origin) {
+            return Err(why);
+        }
         if origin == self.child {
             return Ok(None);
         }
@@ -113,6 +118,18 @@ impl Judge<'_> {
         }
     }
 
+    /// Why `origin` is one of this hub's ancestors, if it is.
+    fn ancestor(&self, origin: &NodeId) -> Option<String> {
+        let depth = self.ancestors.iter().position(|a| a == origin)?;
+        Some(match depth {
+            0 => format!("origin {origin} is this hub's parent"),
+            n => format!(
+                "origin {origin} is a hub {} level(s) above this one's parent",
+                n
+            ),
+        })
+    }
+
     /// The verdict on `event`, whose alert came through `through`.
     pub fn event(&self, event: &AlertEvent, through: &AlertVia) -> Verdict {
         let Some(child_site) = self.child_site else {
@@ -129,6 +146,16 @@ impl Judge<'_> {
                 event.alert
             )
         };
+        let key_origin = match &event.body {
+            AlertEventBody::Raised { key, .. } => Some(&key.origin),
+            _ => None,
+        };
+        if let Some(why) = std::iter::once(&event.origin)
+            .chain(key_origin)
+            .find_map(|o| self.ancestor(o))
+        {
+            return Verdict::Refuse(FindingReason::AncestorOrigin, format!("{}: {why}", what()));
+        }
         let origin_site = match self.origin(&event.origin) {
             Ok(site) => site,
             Err(why) => {
@@ -189,6 +216,12 @@ impl Judge<'_> {
             return Verdict::Refuse(
                 FindingReason::Unbound,
                 format!("{} has no site binding here", self.child),
+            );
+        }
+        if let Some(why) = self.ancestor(&record.origin) {
+            return Verdict::Refuse(
+                FindingReason::AncestorOrigin,
+                format!("audit record {}#{}: {why}", record.origin, record.seq),
             );
         }
         // No "unknown here means below": an audit record names a node reported through
@@ -384,6 +417,8 @@ impl KnownVias {
 #[derive(Debug)]
 pub struct GroupAdmission {
     this: NodeId,
+    /// This hub's ancestors, read once per group.
+    ancestors: Option<Vec<NodeId>>,
     known: KnownVias,
     bound: HashMap<NodeId, NodeBinding>,
     looked: HashSet<NodeId>,
@@ -401,6 +436,7 @@ impl GroupAdmission {
     pub fn new(this: NodeId, known: KnownVias) -> Self {
         GroupAdmission {
             this,
+            ancestors: None,
             known,
             bound: HashMap::new(),
             looked: HashSet::new(),
@@ -429,12 +465,16 @@ impl GroupAdmission {
         news: bool,
     ) -> Result<Option<Admitted>, StoreError> {
         let child = batch.peer;
+        if self.ancestors.is_none() {
+            self.ancestors = Some(atx.ancestors()?);
+        }
         self.look_up(atx, child)?;
         for node in named_nodes(batch.events, batch.audit) {
             self.look_up(atx, node)?;
         }
         let GroupAdmission {
             this,
+            ancestors,
             known,
             bound,
             vias,
@@ -471,6 +511,7 @@ impl GroupAdmission {
         }
         let judge = Judge {
             this,
+            ancestors: ancestors.as_deref().unwrap_or_default(),
             child,
             child_site,
             bindings: bound,
@@ -634,6 +675,7 @@ mod tests {
         let x = id("gw-x");
         let judge = Judge {
             this: &this,
+            ancestors: &[],
             child: &x,
             child_site: Some(&site("m/p/fx")),
             bindings: &held,
@@ -697,6 +739,7 @@ mod tests {
         let h = id("hub-h");
         let judge = Judge {
             this: &this,
+            ancestors: &[],
             child: &h,
             child_site: Some(&site("m/p/h")),
             bindings: &held,
@@ -714,6 +757,53 @@ mod tests {
             .event(&raise("hub-h", "hub-h", "m/p/h/f2"), &new)
             .admitted());
         // A node not bound here yet: below the hub child, within its sites.
+        assert!(judge
+            .event(&raise("gw-new", "gw-new", "m/p/h/f3"), &new)
+            .admitted());
+    }
+
+    /// The county's parent and the hub above it are never below a hub child, though not
+    /// bound here: no raise, action, key or audit record in their name.
+    #[test]
+    fn no_child_speaks_as_an_ancestor_of_this_hub() {
+        let held = held();
+        let this = id("county");
+        let h = id("hub-h");
+        let ancestors = [id("city"), id("ministry")];
+        let judge = Judge {
+            this: &this,
+            ancestors: &ancestors,
+            child: &h,
+            child_site: Some(&site("m/p/h")),
+            bindings: &held,
+        };
+        let new = AlertVia::Unknown;
+        for ancestor in ["city", "ministry"] {
+            assert_eq!(
+                reason(judge.event(&raise(ancestor, ancestor, "m/p/h/f3"), &new)),
+                FindingReason::AncestorOrigin,
+                "{ancestor}"
+            );
+            // The child's own event on an alert keyed to the ancestor.
+            assert_eq!(
+                reason(judge.event(&raise("hub-h", ancestor, "m/p/h/f3"), &new)),
+                FindingReason::AncestorOrigin
+            );
+            assert_eq!(
+                reason(judge.event(&ack(ancestor), &AlertVia::Child(h.clone()))),
+                FindingReason::AncestorOrigin
+            );
+            assert_eq!(
+                reason(judge.audit(&audit(ancestor))),
+                FindingReason::AncestorOrigin
+            );
+            // An alert held here, keyed to the ancestor: not the child's to act on.
+            assert_eq!(
+                reason(judge.event(&ack("hub-h"), &AlertVia::Untied(Some(id(ancestor))))),
+                FindingReason::AlertNotThroughChild
+            );
+        }
+        // Any other node not bound here still is below the hub child.
         assert!(judge
             .event(&raise("gw-new", "gw-new", "m/p/h/f3"), &new)
             .admitted());
@@ -741,6 +831,7 @@ mod tests {
         let (x, h) = (id("gw-x"), id("hub-h"));
         let gateway = Judge {
             this: &this,
+            ancestors: &[],
             child: &x,
             child_site: Some(&site("m/p/fx")),
             bindings: &held,
@@ -755,6 +846,7 @@ mod tests {
         }
         let hub = Judge {
             this: &this,
+            ancestors: &[],
             child: &h,
             child_site: Some(&site("m/p/h")),
             bindings: &held,
@@ -802,6 +894,7 @@ mod tests {
         let x = id("gw-x");
         let judge = Judge {
             this: &this,
+            ancestors: &[],
             child: &x,
             child_site: Some(&site("m/p/fx")),
             bindings: &held,
@@ -848,6 +941,7 @@ mod tests {
         let z = id("gw-z");
         let judge = Judge {
             this: &this,
+            ancestors: &[],
             child: &z,
             child_site: None,
             bindings: &held,
@@ -1001,6 +1095,7 @@ mod tests {
         let x = id("gw-x");
         let judge = Judge {
             this: &this,
+            ancestors: &[],
             child: &x,
             child_site: Some(&site("m/p/fx")),
             bindings: &held,

@@ -27,6 +27,9 @@ pub enum FindingReason {
     AlertNotThroughChild,
     /// An audit record under a node outside the child's subtree, or this hub's own id.
     ForeignAudit,
+    /// An event, action or audit record whose origin is this hub's `[parent]` node or a
+    /// hub above it: no child speaks for an ancestor.
+    AncestorOrigin,
     /// A reported binding outside the child's own, or naming a node bound elsewhere here.
     ForeignBinding,
     /// An event stamped too far ahead of this hub's clock.
@@ -43,8 +46,8 @@ pub enum FindingReason {
 
 impl FindingReason {
     /// `unbound`, `site_outside_binding`, `foreign_origin`, `alert_not_through_child`,
-    /// `foreign_audit`, `foreign_binding`, `clock_skew`, `audit_behind`, `audit_forked`,
-    /// `forged_directive`.
+    /// `foreign_audit`, `ancestor_origin`, `foreign_binding`, `clock_skew`, `audit_behind`,
+    /// `audit_forked`, `forged_directive`.
     pub const fn as_str(&self) -> &'static str {
         match self {
             FindingReason::Unbound => "unbound",
@@ -52,6 +55,7 @@ impl FindingReason {
             FindingReason::ForeignOrigin => "foreign_origin",
             FindingReason::AlertNotThroughChild => "alert_not_through_child",
             FindingReason::ForeignAudit => "foreign_audit",
+            FindingReason::AncestorOrigin => "ancestor_origin",
             FindingReason::ForeignBinding => "foreign_binding",
             FindingReason::ClockSkew => "clock_skew",
             FindingReason::AuditBehind => "audit_behind",
@@ -61,12 +65,13 @@ impl FindingReason {
     }
 
     /// Every reason, for the metric's labels.
-    pub const ALL: [FindingReason; 10] = [
+    pub const ALL: [FindingReason; 11] = [
         FindingReason::Unbound,
         FindingReason::SiteOutsideBinding,
         FindingReason::ForeignOrigin,
         FindingReason::AlertNotThroughChild,
         FindingReason::ForeignAudit,
+        FindingReason::AncestorOrigin,
         FindingReason::ForeignBinding,
         FindingReason::ClockSkew,
         FindingReason::AuditBehind,

@@ -122,6 +122,7 @@ fn a_leaf_gateway_cannot_squat_a_sibling_countys_node_at_the_city() {
     let held = held(&cy);
     let judge = Judge {
         this: &city,
+        ancestors: &[],
         child: &county2,
         child_site: Some(&site("m/p/c/k2")),
         bindings: &held,
@@ -153,6 +154,7 @@ fn a_gateway_cannot_speak_as_its_hubs_parent() {
     .collect();
     let judge = Judge {
         this: &county,
+        ancestors: &[],
         child: &x,
         child_site: Some(&site("m/p/c/k1/fx")),
         bindings: &held,

@@ -69,6 +69,21 @@ pub fn node_of_certificate(der: &[u8]) -> Result<NodeId> {
     })
 }
 
+/// A certificate's one subject common name, as text (a CA's: `Vigil county CA county-1`).
+pub fn common_name_of_certificate(der: &[u8]) -> Result<String> {
+    let cert = parse(der, "certificate")?;
+    let mut names = cert.subject().iter_common_name();
+    let (Some(cn), None) = (names.next(), names.next()) else {
+        return Err(PkiError::cert(
+            "certificate",
+            "needs exactly one subject common name",
+        ));
+    };
+    cn.as_str()
+        .map(str::to_owned)
+        .map_err(|err| PkiError::cert("certificate", format!("common name is not text: {err}")))
+}
+
 /// A certificate's serial number, as lowercase hex without leading zeros.
 pub fn serial_of_certificate(der: &[u8]) -> Result<String> {
     let cert = parse(der, "certificate")?;

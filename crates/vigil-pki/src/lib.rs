@@ -63,8 +63,8 @@ pub use ca::{
     node_key_and_csr, Ca, IssuedCert, NodeRequest, ServerCert, CA_CERT_FILE, CA_KEY_FILE,
 };
 pub use cert::{
-    fingerprint, node_of_certificate, normalize_serial, serial_of_certificate,
-    validity_of_certificate,
+    common_name_of_certificate, fingerprint, node_of_certificate, normalize_serial,
+    serial_of_certificate, validity_of_certificate,
 };
 pub use crl::RevokedSerial;
 pub use enrollment::client::{

@@ -306,6 +306,31 @@ impl AdmitTx<'_> {
     pub fn tie(&self, alert: &AlertId, via: &NodeId) -> Result<()> {
         tie_alert_in(self.conn, alert, via)
     }
+
+    /// This node's ancestors ([`Store::ancestors`]).
+    pub fn ancestors(&self) -> Result<Vec<NodeId>> {
+        ancestors_in(self.conn)
+    }
+}
+
+fn ancestors_in(conn: &Connection) -> Result<Vec<NodeId>> {
+    let nodes = conn
+        .prepare_cached("SELECT node FROM ancestors ORDER BY depth")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |row| row.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        })
+        .op("read the ancestors")?;
+    nodes
+        .into_iter()
+        .map(|n| {
+            NodeId::new(&n).map_err(|e| StoreError::CorruptValue {
+                table: "ancestors",
+                row: format!("node {n}"),
+                detail: e.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// Why [`Store::bindings_sync_config`] did not take a `[[child]]` entry.
@@ -409,6 +434,39 @@ impl Store {
         crate::audit::append_in(&tx, &audit(&unbound))?;
         tx.commit().op("commit unbinding a node")?;
         Ok(unbound)
+    }
+
+    /// This hub's ancestors, nearest first: its `[parent]` node, then the hubs above it
+    /// (schema 14). No child may speak as one of them.
+    pub fn ancestors(&self) -> Result<Vec<NodeId>> {
+        ancestors_in(&self.conn)
+    }
+
+    /// Makes this hub's ancestors exactly `chain` (nearest first; a node named twice is
+    /// kept at its first place). Returns whether they changed.
+    pub fn ancestors_set(&mut self, chain: &[NodeId]) -> Result<bool> {
+        let tx = self.write_tx("begin recording the ancestors")?;
+        let mut unique: Vec<&NodeId> = Vec::with_capacity(chain.len());
+        for node in chain {
+            if !unique.contains(&node) {
+                unique.push(node);
+            }
+        }
+        let held = ancestors_in(&tx)?;
+        if held.iter().eq(unique.iter().copied()) {
+            return Ok(false);
+        }
+        tx.execute("DELETE FROM ancestors", [])
+            .op("clear the ancestors")?;
+        for (depth, node) in (1i64..).zip(unique) {
+            tx.execute(
+                "INSERT INTO ancestors (depth, node) VALUES (?1, ?2)",
+                params![depth, node.as_str()],
+            )
+            .op("record an ancestor")?;
+        }
+        tx.commit().op("commit the ancestors")?;
+        Ok(true)
     }
 
     /// Every binding this hub holds, by node.
@@ -677,6 +735,29 @@ mod tests {
         assert!(store.node_binding(&id("gw-ext")).expect("read").is_some());
         assert_eq!(store.revoked_certificates().expect("revoked").len(), 2);
         assert_eq!(store.audit_head().expect("head").seq, 1);
+    }
+
+    #[test]
+    fn ancestors_are_kept_nearest_first_once_each() {
+        let mut store = Store::open_in_memory().expect("store");
+        assert!(store.ancestors().expect("read").is_empty());
+        let chain = [id("city-1"), id("prov-1"), id("city-1"), id("ministry")];
+        assert!(store.ancestors_set(&chain).expect("set"));
+        assert_eq!(
+            store.ancestors().expect("read"),
+            [id("city-1"), id("prov-1"), id("ministry")]
+        );
+        assert!(store.ancestors_set(&chain[..2]).expect("set"));
+        assert_eq!(
+            store.ancestors().expect("read"),
+            [id("city-1"), id("prov-1")]
+        );
+        assert!(!store.ancestors_set(&chain[..2]).expect("same"));
+        assert!(store.ancestors_set(&[]).expect("clear"));
+        assert!(AdmitTx { conn: &store.conn }
+            .ancestors()
+            .expect("read")
+            .is_empty());
     }
 
     #[test]

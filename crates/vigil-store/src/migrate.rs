@@ -79,6 +79,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 13,
         sql: include_str!("../migrations/0013_token_kind.sql"),
     },
+    Migration {
+        version: 14,
+        sql: include_str!("../migrations/0014_ancestors.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands.

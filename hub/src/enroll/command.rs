@@ -166,8 +166,8 @@ pub fn unbind(args: &UnbindArgs, config: &HubConfig) -> Result<(), CommandError>
 /// `vigil-hub nodes`: every node bound here — enrolled, declared in hub.toml, or reported
 /// by a child hub — with its site, how it is known, and its certificates (serial, expiry,
 /// revoked); nodes with a token not used yet (pending), and nodes certified here but bound
-/// to no site (unbound: everything they send is refused). One line per node, then one
-/// indented line per certificate, on standard output.
+/// to no site (unbound: everything they send is held back). One line per node, then one
+/// indented line per certificate, on standard output; last, the hubs above this one.
 pub fn nodes(_args: &NodesArgs, config: &HubConfig) -> Result<(), CommandError> {
     let store = open_store(config)?;
     let now = vigil_core::Timestamp::now();
@@ -236,6 +236,17 @@ pub fn nodes(_args: &NodesArgs, config: &HubConfig) -> Result<(), CommandError> 
         }
         println!("{line}");
         print_certificates(&store, b.node.as_str(), now)?;
+    }
+    let above = store.ancestors()?;
+    if !above.is_empty() {
+        println!(
+            "above this hub: {} (its parent first; no child may speak as them)",
+            above
+                .iter()
+                .map(vigil_core::NodeId::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     Ok(())
 }

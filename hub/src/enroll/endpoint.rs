@@ -2,7 +2,7 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `{"token": "VGL1…", "csr": "<PEM>"}` | 200 `{"node", "certificate", "ca", "broker", "expires_at"}` |
+//! | `{"token": "VGL1…", "csr": "<PEM>", "kind"}` | 200 `{"node", "certificate", "ca", "broker", "expires_at", "site", "ancestors"}` (`ancestors`: this hub, then the hubs above it) |
 //! | a token unknown, used, expired, with a wrong secret, or not a token | 401 `{"error": "invalid or expired enrollment token"}` — one message for all |
 //! | a CSR that does not parse, whose signature fails, whose key is not ECDSA P-256 | 400 naming what is wrong (the token stays usable) |
 //! | a `"kind"` (`hub`, `gateway`) other than the token's (`enroll-token --kind`) | 403 naming both and the token to issue (the token stays usable, for a request of its kind) |
@@ -159,7 +159,9 @@ async fn attempt(
             });
             match result {
                 Err(RedeemError::Store(e)) => Err(e),
-                other => Ok(other),
+                // This hub's own chain, for the answer.
+                Ok(redeemed) => Ok(Ok((redeemed, s.ancestors()?))),
+                Err(other) => Ok(Err(other)),
             }
         })
         .await;
@@ -171,7 +173,7 @@ async fn attempt(
         }
     };
     match outcome {
-        Ok(redeemed) => {
+        Ok((redeemed, above)) => {
             attempt.succeeded();
             count(enroll, "enrolled");
             let cert = redeemed.issued;
@@ -183,6 +185,9 @@ async fn attempt(
                 broker,
                 expires_at: timestamp(cert.not_after).to_string(),
                 site: redeemed.token.site.clone(),
+                ancestors: std::iter::once(enroll.node.to_string())
+                    .chain(above.iter().map(ToString::to_string))
+                    .collect(),
             })
         }
         Err(RedeemError::Refused { reason, node }) => {

@@ -7,6 +7,10 @@
 //! parent's `mqtts://` broker, the file's comments and layout kept. Restart the hub to link
 //! up.
 //!
+//! The parent's answer names it and the hubs above it (`ancestors`); they are recorded in
+//! the store (`Store::ancestors_set`), and this hub never takes one of them as an origin
+//! from its children (docs/ARCHITECTURE.md#site-bindings-and-admission).
+//!
 //! What is this hub's own to check comes first: the ministry has no parent.
 
 use std::io::Write;
@@ -77,5 +81,23 @@ pub async fn enroll_parent(
         kind: vigil_pki::EnrollKind::Hub,
         site: config.node.site.clone(),
     };
-    Ok(vigil_pki::enroll_node(&enrollment, out).await?)
+    let enrolled = vigil_pki::enroll_node(&enrollment, out).await?;
+    // The parent and the hubs above it, as it said: no child of this hub may speak as one
+    // of them (docs/ARCHITECTURE.md#site-bindings-and-admission).
+    let mut store = super::command::open_store(config)?;
+    store.ancestors_set(&enrolled.ancestors)?;
+    if !enrolled.ancestors.is_empty() {
+        let _ = writeln!(
+            out,
+            "the hubs above this one, recorded in {} (never taken as an origin from its children): {}",
+            config.store.path.display(),
+            enrolled
+                .ancestors
+                .iter()
+                .map(vigil_core::NodeId::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(enrolled)
 }

@@ -32,6 +32,7 @@
 //! The links share the hub's store handle (`vigil_link::SharedStore`, one connection). Every
 //! task ends when `shutdown` is cancelled.
 
+pub mod ancestors;
 pub mod broker;
 pub mod denials;
 pub mod findings;
@@ -170,6 +171,7 @@ pub async fn start_links(
             ctx.shutdown.clone(),
         ));
     }
+    ancestors::sync(&ctx).await;
     let links = match Links::build(&ctx, &broker, metrics) {
         Ok(links) => links,
         Err(e) => {

@@ -18,9 +18,20 @@ use vigil_wire::LinkEvent;
 
 use super::{Gateway, Hub};
 
-/// Enrolls `id` at `hub` bound to `site`: a token, a key made here, the certificate; the
-/// TLS client config that presents it.
+/// Enrolls gateway `id` at `hub` bound to `site`: a token, a key made here, the
+/// certificate; the TLS client config that presents it.
 pub async fn enroll(hub: &Hub, id: &str, site: &str) -> Arc<ClientConfig> {
+    enroll_as(hub, id, site, vigil_store::NodeKind::Gateway).await
+}
+
+/// [`enroll`] as a `kind` of node (a child hub: `enroll-token --kind hub`, `vigil-hub
+/// enroll`).
+pub async fn enroll_as(
+    hub: &Hub,
+    id: &str,
+    site: &str,
+    kind: vigil_store::NodeKind,
+) -> Arc<ClientConfig> {
     let pki = hub.link.security.pki.clone();
     let config = hub.config.clone();
     let node = NodeId::new(id).expect("node id");
@@ -35,7 +46,7 @@ pub async fn enroll(hub: &Hub, id: &str, site: &str) -> Arc<ClientConfig> {
                 &config,
                 &n,
                 &s,
-                vigil_store::NodeKind::Gateway,
+                kind,
                 Duration::from_secs(600),
                 "cli:test",
             )
@@ -45,11 +56,15 @@ pub async fn enroll(hub: &Hub, id: &str, site: &str) -> Arc<ClientConfig> {
         .await
         .expect("store");
     let request = vigil_pki::node_key_and_csr(&node).expect("csr");
-    let enrolled = vigil_pki::enroll(
+    let enrolled = vigil_pki::enroll_as(
         &format!("http://{}", hub.addr),
         &token,
         &request.csr_pem,
         &node,
+        match kind {
+            vigil_store::NodeKind::Hub => vigil_pki::EnrollKind::Hub,
+            vigil_store::NodeKind::Gateway => vigil_pki::EnrollKind::Gateway,
+        },
         Duration::from_secs(10),
     )
     .await

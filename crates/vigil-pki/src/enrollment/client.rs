@@ -104,6 +104,12 @@ pub struct EnrollResponse {
     /// that predates bindings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site: Option<String>,
+    /// The hub's own chain: its id, then its parent's, and so on up (what it learned when it
+    /// enrolled): a hub that enrolls here never takes these as an origin from its children
+    /// (docs/ARCHITECTURE.md#site-bindings-and-admission). Absent from a hub that predates
+    /// it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ancestors: Vec<String>,
 }
 
 /// An enrollment whose answer passed every check: the CA is the pinned one, the certificate
@@ -124,6 +130,8 @@ pub struct Enrolled {
     pub ca_fingerprint: String,
     /// The site subtree the hub bound the node to, as it said (`None`: it did not say).
     pub site: Option<String>,
+    /// The hub and the hubs above it, as it said, nearest first (those that are node ids).
+    pub ancestors: Vec<NodeId>,
 }
 
 /// Why an enrollment failed. Every message names the hub's URL and says what to do.
@@ -394,6 +402,11 @@ pub fn verify_answer(
         expires_at: answer.expires_at,
         ca_fingerprint: token.pin_hex(),
         site: answer.site,
+        ancestors: answer
+            .ancestors
+            .iter()
+            .filter_map(|a| NodeId::new(a.as_str()).ok())
+            .collect(),
     })
 }
 
@@ -564,6 +577,7 @@ mod tests {
             broker: "mqtts://127.0.0.1:8883".into(),
             expires_at: "2030-01-01T00:00:00Z".into(),
             site: None,
+            ancestors: Vec::new(),
         }
     }
 

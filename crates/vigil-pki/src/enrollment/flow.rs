@@ -90,6 +90,8 @@ pub struct EnrolledNode {
     pub expires_at: String,
     /// The hub CA's SHA-256 fingerprint (the pin).
     pub ca_fingerprint: String,
+    /// The hub and the hubs above it, nearest first, as it said.
+    pub ancestors: Vec<NodeId>,
 }
 
 /// Why an enrollment failed. Nothing was written, and the token was not spent, unless the
@@ -255,6 +257,7 @@ async fn steps(
         broker: enrolled.broker,
         expires_at: enrolled.expires_at,
         ca_fingerprint: enrolled.ca_fingerprint,
+        ancestors: enrolled.ancestors,
     })
 }
 
