@@ -893,3 +893,84 @@ async fn no_child_speaks_as_the_hubs_parent_or_the_hubs_above_it() {
     })
     .await;
 }
+
+/// An audit record of a node not bound here yet waits for its binding
+/// (docs/ARCHITECTURE.md#site-bindings-and-admission): a child hub of the county forwards a
+/// record of gw-new, enrolled below it, before its status reports gw-new's binding. The
+/// batch is not applied and not acknowledged (nothing of it, its genuine alarm included, is
+/// at the county, and nothing is refused); once the status reports the binding, the
+/// child's resend is applied whole — the record is in the county's copy of gw-new's trail.
+/// A record of a node bound elsewhere here (gateway X, a direct child) is refused at once,
+/// and the rest of its batch applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_record_of_a_node_not_bound_yet_waits_for_its_binding() {
+    bounded(async {
+        const TOWN: &str = "town-1";
+        const NEW: &str = "gw-new";
+        let county = Hub::start_config(|store| common::county_toml(store, None, ""), &[]).await;
+        let _x_tls = enroll(&county, X, PRISON_3).await;
+        let town_site = "ministry/gd/gz/baiyun/town";
+        let town_tls =
+            common::child::enroll_as(&county, TOWN, town_site, vigil_store::NodeKind::Hub).await;
+        let report = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut town = Gw::start_reporting(
+            TOWN,
+            town_site,
+            &county.broker,
+            town_tls,
+            report.clone(),
+            Some(Duration::from_millis(200)),
+        );
+        let (genuine, raise) = town.raise("door-1/forced");
+        town.send(vec![audit_record(NEW, 1), LinkEvent::Alert(raise)])
+            .await;
+        // Past the child's ack timeout (1 s): sent, held back, sent again.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(held(&county, genuine).await.is_none(), "the batch waits");
+        assert!(!town.drained().await, "and is not acknowledged");
+        assert_eq!(refused(&county, "foreign_audit").await, 0);
+
+        // The status reports gw-new, enrolled with the child: the resend is applied.
+        report
+            .lock()
+            .expect("report")
+            .push(vigil_wire::BindingStatus {
+                node: node(NEW),
+                site: vigil_core::SitePath::new(town_site).expect("site"),
+                parent: node(TOWN),
+            });
+        eventually("the child's alarm at the county", || async {
+            held(&county, genuine).await.map(|_| ())
+        })
+        .await;
+        eventually("the child's outbox acknowledged", || async {
+            town.drained().await.then_some(())
+        })
+        .await;
+        let origins = county
+            .link
+            .store
+            .call(|s| s.audit_remote_origins())
+            .await
+            .expect("origins");
+        assert!(origins.iter().any(|o| o == NEW), "{origins:?}");
+        assert_eq!(refused(&county, "foreign_audit").await, 0);
+
+        // A record of a node bound elsewhere here: refused for good, the batch applied.
+        let (second, raise) = town.raise("door-2/forced");
+        town.send(vec![audit_record(X, 1), LinkEvent::Alert(raise)])
+            .await;
+        eventually("the child's second alarm at the county", || async {
+            held(&county, second).await.map(|_| ())
+        })
+        .await;
+        eventually("the child's outbox acknowledged again", || async {
+            town.drained().await.then_some(())
+        })
+        .await;
+        assert_eq!(refused(&county, "foreign_audit").await, 1);
+        drop(town);
+        county.stop().await;
+    })
+    .await;
+}

@@ -30,6 +30,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use vigil_core::{AlertEvent, AlertEventBody, AlertId, AlertKey, NodeId, SitePath};
 pub use vigil_store::AlertVia;
@@ -50,6 +51,11 @@ pub enum Verdict {
     },
     /// Do not apply it: why, and what (for the finding).
     Refuse(FindingReason, String),
+    /// Not decidable yet: an audit record of a node not bound here at all, from a hub
+    /// child — its binding may still be on its way up with the child's next status. The
+    /// batch waits ([`GroupAdmission`] holds it back, for at most [`AUDIT_WAIT`]); what, in
+    /// words.
+    Wait(String),
 }
 
 impl Verdict {
@@ -225,7 +231,18 @@ impl Judge<'_> {
             );
         }
         // No "unknown here means below": an audit record names a node reported through
-        // the child, or the child itself.
+        // the child, or the child itself; one of a node not bound here at all, from a hub
+        // child, waits for its binding (it travels up with the child's status, which may
+        // come after the batch).
+        if &record.origin != self.child
+            && !self.bindings.contains_key(&record.origin)
+            && self.origin(&record.origin).is_ok()
+        {
+            return Verdict::Wait(format!(
+                "audit record {}#{}: origin {} is not bound here (yet)",
+                record.origin, record.seq, record.origin
+            ));
+        }
         let known = &record.origin == self.child
             || self
                 .bindings
@@ -381,19 +398,35 @@ pub fn report(this: &NodeId, held: &[NodeBinding]) -> Vec<BindingStatus> {
 /// The most alerts [`KnownVias`] remembers; past it, it starts over (the store has them).
 pub const MAX_KNOWN_VIAS: usize = 200_000;
 
-/// The child each alert came through, as committed, remembered across group commits so an
-/// alert's later events are judged without reading it again. Only committed ties go in (a
-/// tie never changes once made: the first child wins). Cheap to clone.
+/// How long a child's batch waits, at most, for the binding of a node whose audit record
+/// it carries and that is not bound here ([`Verdict::Wait`]); past it the record is refused
+/// for good (`foreign_audit`) and the batch applied without it.
+pub const AUDIT_WAIT: Duration = Duration::from_secs(60);
+
+/// The most (child, node) waits [`KnownVias`] remembers; past it, it starts over.
+pub const MAX_AUDIT_WAITS: usize = 10_000;
+
+/// What the admission remembers across group commits: the child each alert came through,
+/// as committed, so an alert's later events are judged without reading it again (only
+/// committed ties go in: a tie never changes once made, the first child wins); and since
+/// when each child's batches have waited for the binding of a node their audit records
+/// name ([`AUDIT_WAIT`]). Cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct KnownVias(Arc<Mutex<HashMap<AlertId, NodeId>>>);
+pub struct KnownVias(Arc<Mutex<Memory>>);
+
+#[derive(Debug, Default)]
+struct Memory {
+    vias: HashMap<AlertId, NodeId>,
+    waits: HashMap<(NodeId, NodeId), Instant>,
+}
 
 impl KnownVias {
+    fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn get(&self, alert: &AlertId) -> Option<NodeId> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(alert)
-            .cloned()
+        self.memory().vias.get(alert).cloned()
     }
 
     /// Remembers what a group that committed learned ([`GroupAdmission::learned`]).
@@ -401,11 +434,33 @@ impl KnownVias {
         if learned.is_empty() {
             return;
         }
-        let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if known.len() + learned.len() > MAX_KNOWN_VIAS {
-            known.clear();
+        let mut memory = self.memory();
+        if memory.vias.len() + learned.len() > MAX_KNOWN_VIAS {
+            memory.vias.clear();
         }
-        known.extend(learned);
+        memory.vias.extend(learned);
+    }
+
+    /// How long `child`'s batches have waited for `node`'s binding, counting from `now`
+    /// when they start to.
+    fn waited(&self, child: &NodeId, node: &NodeId, now: Instant) -> Duration {
+        let mut memory = self.memory();
+        if memory.waits.len() >= MAX_AUDIT_WAITS {
+            memory.waits.clear();
+        }
+        let since = *memory
+            .waits
+            .entry((child.clone(), node.clone()))
+            .or_insert(now);
+        now.saturating_duration_since(since)
+    }
+
+    /// `child`'s batches no longer wait for `node`'s binding.
+    fn waited_enough(&self, child: &NodeId, node: &NodeId) {
+        let mut memory = self.memory();
+        if !memory.waits.is_empty() {
+            memory.waits.remove(&(child.clone(), node.clone()));
+        }
     }
 }
 
@@ -517,6 +572,46 @@ impl GroupAdmission {
             bindings: bound,
         };
         let mut refusals = Vec::new();
+        // The audit records first: a batch that waits for a binding is held back whole,
+        // before any of its events ties an alert.
+        let mut audit = Vec::with_capacity(batch.audit.len());
+        let now = Instant::now();
+        for record in batch.audit {
+            let verdict = match judge.audit(record) {
+                Verdict::Wait(what) => {
+                    let waited = known.waited(child, &record.origin, now);
+                    if waited < AUDIT_WAIT {
+                        tracing::debug!(%child, node = %record.origin, waited_ms = waited.as_millis() as u64,
+                            "a batch waits for the binding of a node its audit records name");
+                        return Ok(Some(Admitted {
+                            hold: true,
+                            ..Admitted::default()
+                        }));
+                    }
+                    Verdict::Refuse(
+                        FindingReason::ForeignAudit,
+                        format!(
+                            "{what}, {} s after the batch first came: {} does not report it",
+                            waited.as_secs(),
+                            child
+                        ),
+                    )
+                }
+                other => other,
+            };
+            match verdict {
+                Verdict::Admit { .. } => {
+                    known.waited_enough(child, &record.origin);
+                    audit.push(true);
+                }
+                Verdict::Refuse(reason, detail) => {
+                    known.waited_enough(child, &record.origin);
+                    refusals.push((reason, detail));
+                    audit.push(false);
+                }
+                Verdict::Wait(_) => audit.push(false),
+            }
+        }
         let mut events = Vec::with_capacity(batch.events.len());
         for event in batch.events {
             // An unbound child's events are all refused whatever their alert: nothing is
@@ -551,16 +646,8 @@ impl GroupAdmission {
                     refusals.push((reason, detail));
                     events.push(false);
                 }
-            }
-        }
-        let mut audit = Vec::with_capacity(batch.audit.len());
-        for record in batch.audit {
-            match judge.audit(record) {
-                Verdict::Admit { .. } => audit.push(true),
-                Verdict::Refuse(reason, detail) => {
-                    refusals.push((reason, detail));
-                    audit.push(false);
-                }
+                // Events never wait; were one to, it is not applied.
+                Verdict::Wait(_) => events.push(false),
             }
         }
         if refusals.is_empty() {
@@ -665,6 +752,7 @@ mod tests {
         match v {
             Verdict::Refuse(reason, _) => reason,
             Verdict::Admit { .. } => panic!("admitted"),
+            Verdict::Wait(what) => panic!("waits: {what}"),
         }
     }
 
@@ -853,12 +941,118 @@ mod tests {
         };
         assert!(hub.audit(&audit("hub-h")).admitted());
         assert!(hub.audit(&audit("gw-h1")).admitted());
-        // Unknown here (an ancestor's id, an invented node): refused even from a hub.
-        for other in ["ministry", "gw-new", "county", "gw-x"] {
+        // This hub, a node bound elsewhere here: refused for good.
+        for other in ["county", "gw-x"] {
             assert_eq!(
                 reason(hub.audit(&audit(other))),
                 FindingReason::ForeignAudit,
                 "{other}"
+            );
+        }
+        // Not bound here at all: it waits for a binding through the hub child (the
+        // group holds the batch back, for at most AUDIT_WAIT).
+        assert!(matches!(hub.audit(&audit("gw-new")), Verdict::Wait(_)));
+        // An ancestor never waits.
+        let ancestors = [id("ministry")];
+        let hub = Judge {
+            ancestors: &ancestors,
+            ..hub
+        };
+        assert_eq!(
+            reason(hub.audit(&audit("ministry"))),
+            FindingReason::AncestorOrigin
+        );
+    }
+
+    /// The shell on a real store: a hub child's batch with an audit record of a node not
+    /// bound here is held back (not applied, not acknowledged) until the node's binding is
+    /// there, then applied; one that still is not bound after AUDIT_WAIT is refused for
+    /// good and the rest of its batch applied.
+    #[test]
+    fn a_batch_waits_for_the_binding_of_a_node_its_audit_records_name_for_a_while() {
+        let mut store = vigil_store::Store::open_in_memory().expect("store");
+        store
+            .bindings_sync_config_kinds(
+                &[(id("hub-h"), site("m/p/h"), NodeKind::Hub)],
+                Timestamp::from_millis(0),
+            )
+            .expect("bind");
+        let h = id("hub-h");
+        let known = KnownVias::default();
+        let records = [audit("gw-new")];
+        let events = [raise("hub-h", "hub-h", "m/p/h/f1")];
+        let batch = vigil_store::InboundBatch {
+            peer: &h,
+            lane: vigil_core::Lane::Normal,
+            first_seq: 1,
+            events: &events,
+            audit: &records,
+            bodies: None,
+            directives: vigil_store::InboundDirectives::None,
+        };
+        let run = |store: &mut vigil_store::Store| {
+            let mut admission = GroupAdmission::new(id("county"), known.clone());
+            let mut admit =
+                |atx: &AdmitTx<'_>, b: &InboundBatch<'_>, news: bool| admission.admit(atx, b, news);
+            let out = store
+                .apply_batches_admitted_and_forward(&[batch], None, |_, _| None, Some(&mut admit))
+                .expect("applied");
+            (out, admission.findings)
+        };
+        let (out, findings) = run(&mut store);
+        assert_eq!((out[0].batch.applied, out[0].batch.ack_upto), (0, 0));
+        assert!(findings.is_empty(), "waiting is no finding: {findings:?}");
+        // The binding arrives with the child's status: the resend is applied whole.
+        store
+            .bindings_replace_reported(
+                &h,
+                &[ReportedBinding {
+                    node: id("gw-new"),
+                    site: site("m/p/h/f2"),
+                    parent: h.clone(),
+                }],
+                Timestamp::from_millis(1),
+            )
+            .expect("report");
+        let (out, findings) = run(&mut store);
+        assert_eq!((out[0].batch.applied, out[0].batch.ack_upto), (1, 2));
+        assert!(findings.is_empty(), "{findings:?}");
+        assert_eq!(out[0].audit.applied, 1);
+
+        // Another node, never reported: it waits, and past AUDIT_WAIT it is refused.
+        let records = [audit("gw-never")];
+        let events = [ack("hub-h")];
+        let batch = vigil_store::InboundBatch {
+            first_seq: 3,
+            events: &events,
+            audit: &records,
+            ..batch
+        };
+        let run = |store: &mut vigil_store::Store| {
+            let mut admission = GroupAdmission::new(id("county"), known.clone());
+            let mut admit =
+                |atx: &AdmitTx<'_>, b: &InboundBatch<'_>, news: bool| admission.admit(atx, b, news);
+            let out = store
+                .apply_batches_admitted_and_forward(&[batch], None, |_, _| None, Some(&mut admit))
+                .expect("applied");
+            (out, admission.findings)
+        };
+        let (out, _) = run(&mut store);
+        assert_eq!(out[0].batch.ack_upto, 2, "held back");
+        if let Some(long_ago) = Instant::now().checked_sub(AUDIT_WAIT) {
+            known
+                .memory()
+                .waits
+                .insert((h.clone(), id("gw-never")), long_ago);
+            let (out, findings) = run(&mut store);
+            assert_eq!(out[0].batch.ack_upto, 4, "applied without the record");
+            assert_eq!(out[0].audit.applied, 0);
+            assert_eq!(findings.len(), 1);
+            assert_eq!(findings[0].reason, FindingReason::ForeignAudit);
+            assert!(
+                findings[0].detail.contains("gw-never"),
+                "{}",
+                findings[0].detail
             );
         }
     }

@@ -4,7 +4,7 @@
 //! through the hub's gate with that certificate. What it sends is whatever is put on its
 //! `parent` outbox (a forger's too); what the hub sends down is applied to its store.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -102,6 +102,19 @@ impl Child {
         tls: Arc<ClientConfig>,
         bindings: Vec<vigil_wire::BindingStatus>,
     ) -> Child {
+        Child::start_reporting(id, site, url, tls, Arc::new(Mutex::new(bindings)), None)
+    }
+
+    /// [`Child::start_with`] reporting whatever `bindings` holds when each status is
+    /// published (a child hub whose subtree changes), every `status_interval` when given.
+    pub fn start_reporting(
+        id: &str,
+        site: &str,
+        url: &str,
+        tls: Arc<ClientConfig>,
+        bindings: Arc<Mutex<Vec<vigil_wire::BindingStatus>>>,
+        status_interval: Option<Duration>,
+    ) -> Child {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = SharedStore::new(Store::open(dir.path().join("agent.db")).expect("store"));
         let events = Gateway::new(id, site);
@@ -116,11 +129,17 @@ impl Child {
             ..SenderConfig::default()
         };
         config.poll_interval = Duration::from_millis(100);
+        if let Some(every) = status_interval {
+            config.status_interval = every;
+        }
         let metrics = LinkMetrics::new(&prometheus::Registry::new()).expect("metrics");
         let uplink = Uplink::new(config, store.clone(), metrics)
             .expect("uplink")
             .with_health(move || vigil_link::Health {
-                bindings: bindings.clone(),
+                bindings: bindings
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone(),
                 ..vigil_link::Health::default()
             });
         let poke = uplink.poke_handle();
