@@ -103,6 +103,17 @@ fn enrolling_with_the_hub_writes_the_key_0600_and_the_mqtts_url_and_a_token_work
 
     let cfg = gateway(dir.path(), "gw-1", "gw-1", hub.broker, "");
     let before = std::fs::read_to_string(&cfg).expect("config");
+    // A token issued for a hub (`--kind hub`): `vigil-agent enroll` is refused with the
+    // hub's message — both kinds, the token to issue — and writes nothing.
+    let hub_token = enrollment_token(&hub.cfg, "gw-1", GW_SITE, NodeKind::Hub);
+    let err = enroll_agent(&hub.addr, &hub_token, &cfg).expect_err("a hub's token");
+    assert!(
+        err.contains("enrolls gw-1 as a hub")
+            && err.contains("request enrolls a gateway")
+            && err.contains("without --kind hub"),
+        "{err}"
+    );
+    nothing_written(&cfg, &before);
     let enrolled = enroll_agent(&hub.addr, &token, &cfg).expect("enrolled");
     assert_eq!(enrolled.broker, format!("mqtts://127.0.0.1:{}", hub.broker));
     let tls = cfg.parent().expect("dir").join("tls");

@@ -13,10 +13,17 @@
 //!   it, on an alert that came through `C` — an alert not held here is tied to `C` by it; one
 //!   held here that came through no child (this hub's own, or held from before bindings) only
 //!   when its key's origin is `C` or below it;
-//! - an **audit record** whose origin is `C` or a node reported through `C` (not a node
-//!   unknown here), never this hub's own id;
+//! - an **audit record** whose origin is `C` or a node reported through `C`, never this
+//!   hub's own id or a node bound elsewhere here; one of a node not bound here at all
+//!   **waits** for its binding (it travels up with `C`'s status, which may come after the
+//!   batch): the batch is held back whole ([`Verdict::Wait`], not applied, not
+//!   acknowledged) for at most [`AUDIT_WAIT`], then the record is refused;
 //! - a **reported binding** (in `C`'s status) inside `C`'s own binding, naming a node not
 //!   bound elsewhere here, enrolled with `C` or a node `C` reports.
+//!
+//! No child speaks as this hub's **ancestors** (its `[parent]` node and the hubs above it,
+//! from the store): an event, key or audit record in their name is refused
+//! (`ancestor_origin`), even from a hub child for which an unknown id is otherwise below it.
 //!
 //! "Below `C`": a node whose binding here was reported through `C`, or a node not bound here
 //! at all (its binding travels up with its parent's next status; until then it is taken as
