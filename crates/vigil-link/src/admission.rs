@@ -462,7 +462,7 @@ impl KnownVias {
         now.saturating_duration_since(since)
     }
 
-    /// `child`'s batches no longer wait for `node`'s binding.
+    /// `child`'s batches no longer wait for `node`'s binding (it is bound).
     fn waited_enough(&self, child: &NodeId, node: &NodeId) {
         let mut memory = self.memory();
         if !memory.waits.is_empty() {
@@ -584,7 +584,15 @@ impl GroupAdmission {
         let mut audit = Vec::with_capacity(batch.audit.len());
         let now = Instant::now();
         for record in batch.audit {
-            let verdict = match judge.audit(record) {
+            match judge.audit(record) {
+                Verdict::Admit { .. } => {
+                    known.waited_enough(child, &record.origin);
+                    audit.push(true);
+                }
+                Verdict::Refuse(reason, detail) => {
+                    refusals.push((reason, detail));
+                    audit.push(false);
+                }
                 Verdict::Wait(what) => {
                     let waited = known.waited(child, &record.origin, now);
                     if waited < AUDIT_WAIT {
@@ -595,28 +603,18 @@ impl GroupAdmission {
                             ..Admitted::default()
                         }));
                     }
-                    Verdict::Refuse(
+                    // Waited long enough: refused, and so is every later record of that
+                    // node from this child until it is bound (the wait does not start
+                    // over, so the child's lane is held up once, not at every record).
+                    refusals.push((
                         FindingReason::ForeignAudit,
                         format!(
-                            "{what}, {} s after the batch first came: {} does not report it",
-                            waited.as_secs(),
-                            child
+                            "{what}: {child} has not reported its binding in {} s",
+                            waited.as_secs()
                         ),
-                    )
-                }
-                other => other,
-            };
-            match verdict {
-                Verdict::Admit { .. } => {
-                    known.waited_enough(child, &record.origin);
-                    audit.push(true);
-                }
-                Verdict::Refuse(reason, detail) => {
-                    known.waited_enough(child, &record.origin);
-                    refusals.push((reason, detail));
+                    ));
                     audit.push(false);
                 }
-                Verdict::Wait(_) => audit.push(false),
             }
         }
         let mut events = Vec::with_capacity(batch.events.len());
@@ -1061,6 +1059,24 @@ mod tests {
                 "{}",
                 findings[0].detail
             );
+            // A later record of it is refused at once: the lane is held up once.
+            let mut later = audit("gw-never");
+            later.seq = 2;
+            let records = [later];
+            let batch = vigil_store::InboundBatch {
+                first_seq: 5,
+                events: &[],
+                audit: &records,
+                ..batch
+            };
+            let mut admission = GroupAdmission::new(id("county"), known.clone());
+            let mut admit =
+                |atx: &AdmitTx<'_>, b: &InboundBatch<'_>, news: bool| admission.admit(atx, b, news);
+            let out = store
+                .apply_batches_admitted_and_forward(&[batch], None, |_, _| None, Some(&mut admit))
+                .expect("applied");
+            assert_eq!(out[0].batch.ack_upto, 5);
+            assert_eq!(admission.findings[0].reason, FindingReason::ForeignAudit);
         }
     }
 
