@@ -555,7 +555,8 @@ impl Store {
     /// (what its last status said, already judged by the caller): adds or updates each,
     /// removes the ones `via` no longer reports. A node bound here by enrollment or
     /// configuration, or reported through another child, is left alone (the caller refuses
-    /// such a report before it gets here). Returns whether anything changed.
+    /// such a report before it gets here), and so is one of this hub's ancestors
+    /// ([`Store::ancestors`]). Returns whether anything changed.
     pub fn bindings_replace_reported(
         &mut self,
         via: &NodeId,
@@ -564,6 +565,13 @@ impl Store {
     ) -> Result<bool> {
         let tx = self.write_tx("begin recording reported bindings")?;
         let held = load_in(&tx)?;
+        // Never a binding for one of this hub's ancestors: no child speaks as them, and
+        // this hub reports its bindings up to them.
+        let ancestors = ancestors_in(&tx)?;
+        let reported: Vec<&ReportedBinding> = reported
+            .iter()
+            .filter(|r| !ancestors.contains(&r.node))
+            .collect();
         let mut changed = false;
         for b in held
             .iter()
@@ -753,6 +761,21 @@ mod tests {
             [id("city-1"), id("prov-1")]
         );
         assert!(!store.ancestors_set(&chain[..2]).expect("same"));
+        // A child's report never binds an ancestor.
+        let report = |node: &str| ReportedBinding {
+            node: id(node),
+            site: site("m/p/c/k"),
+            parent: id("county-1"),
+        };
+        store
+            .bindings_replace_reported(
+                &id("county-1"),
+                &[report("prov-1"), report("gw-1")],
+                Timestamp::from_millis(1),
+            )
+            .expect("report");
+        assert!(store.node_binding(&id("prov-1")).expect("read").is_none());
+        assert!(store.node_binding(&id("gw-1")).expect("read").is_some());
         assert!(store.ancestors_set(&[]).expect("clear"));
         assert!(AdmitTx { conn: &store.conn }
             .ancestors()
