@@ -674,6 +674,77 @@ fn a_token_binds_its_node_to_a_site_inside_the_hubs_and_nodes_lists_it() {
 }
 
 #[test]
+fn a_token_names_the_kind_of_node_it_enrolls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("hub.db");
+    let path = write_config(
+        dir.path(),
+        &GOOD.replace("STORE", &store.display().to_string()),
+    );
+    let issue = |kind: Option<&str>| {
+        let mut cmd = hub();
+        cmd.args([
+            "enroll-token",
+            "--node",
+            "county-x",
+            "--site",
+            "ministry/gd/gz/x",
+        ]);
+        if let Some(kind) = kind {
+            cmd.args(["--kind", kind]);
+        }
+        cmd.arg("--config").arg(&path).output().expect("runs")
+    };
+    // A hub's token: the line to run is `vigil-hub enroll`.
+    let out = issue(Some("hub"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines = stdout.lines();
+    assert!(
+        lines.next().expect("token").starts_with("VGL1."),
+        "{stdout}"
+    );
+    assert!(
+        lines
+            .next()
+            .expect("command")
+            .starts_with("vigil-hub enroll "),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("for hub county-x"));
+    // By default a gateway's: `vigil-agent enroll`.
+    let out = issue(None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .nth(1)
+            .expect("command")
+            .starts_with("vigil-agent enroll "),
+        "{stdout}"
+    );
+    // Another kind: a usage error, no token.
+    let out = issue(Some("camera"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hub or gateway"));
+    assert!(out.stdout.is_empty());
+    let tokens = vigil_store::Store::open(&store)
+        .expect("store")
+        .enrollment_tokens()
+        .expect("tokens");
+    let kinds: Vec<_> = tokens.iter().map(|t| t.kind).collect();
+    assert_eq!(kinds.len(), 2);
+    assert!(
+        kinds.contains(&vigil_store::NodeKind::Hub)
+            && kinds.contains(&vigil_store::NodeKind::Gateway)
+    );
+}
+
+#[test]
 fn a_malformed_token_on_standard_input_exits_2_like_the_agents() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = dir.path().join("hub.db");
