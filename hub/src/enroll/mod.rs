@@ -5,7 +5,7 @@
 //!
 //! | what | where |
 //! |---|---|
-//! | `vigil-hub enroll-token --node ID --site SITE --ttl 1h` — a one-time token binding the node to a site subtree, audited | [`token`] |
+//! | `vigil-hub enroll-token --node ID --site SITE [--kind hub] --ttl 1h` — a one-time token binding a node of that kind to a site subtree, audited | [`token`] |
 //! | `vigil-hub nodes` — the nodes bound here, their sites and certificates | [`command`] |
 //! | `POST /api/v1/enroll` `{"token", "csr"}` → the node's certificate, the CA, the broker | [`endpoint`] |
 //! | `vigil-hub revoke --node ID [--serial S]`, `vigil-hub unbind --node ID`, `vigil-hub broker-config --out DIR` (the command lines) | [`command`] |
