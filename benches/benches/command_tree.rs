@@ -116,6 +116,14 @@ fn cpu_model() -> String {
 }
 
 fn main() {
+    // `RUST_LOG=vigil_link=debug` (say) traces the nodes' links to stderr, with the time of
+    // each line, to see where a critical event waits.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     // Re-executed as the fan-in's ministry (see [`HubProcess`]).
     if let Ok(config) = std::env::var(HUB_PROCESS_ENV) {
         hub_process_main(Path::new(&config));
@@ -130,10 +138,11 @@ fn main() {
         load_average()
     );
     println!("reproduce: cargo bench -p vigil-benches --bench command_tree [latency|drain|fanin]");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Ok(n) = std::env::var("COMMAND_TREE_WORKERS") {
+        builder.worker_threads(n.parse().expect("COMMAND_TREE_WORKERS: a number"));
+    }
+    let runtime = builder.enable_all().build().expect("tokio runtime");
     if wanted("latency") {
         let n = if full {
             env_usize("COMMAND_TREE_TRANSITIONS", 100)
@@ -266,10 +275,10 @@ async fn start_hub(cfg: &Path) -> RunningHub {
     }
 }
 
-/// A one-time token for `node` bound to `site` from the hub `parent`, issued as
-/// `vigil-hub enroll-token --node NODE --site SITE` issues it (its store and CA, while it
-/// runs).
-async fn token(parent: &Path, node: &str, site: &str) -> String {
+/// A one-time token for `node`, a node of `kind`, bound to `site` from the hub `parent`,
+/// issued as `vigil-hub enroll-token --node NODE --site SITE --kind KIND` issues it (its
+/// store and CA, while it runs).
+async fn token(parent: &Path, node: &str, site: &str, kind: vigil_store::NodeKind) -> String {
     let (parent, node, site) = (parent.to_owned(), node.to_owned(), site.to_owned());
     tokio::task::spawn_blocking(move || {
         let cfg = vigil_hub::config::HubConfig::load(&parent).expect("valid hub.toml");
@@ -281,6 +290,7 @@ async fn token(parent: &Path, node: &str, site: &str) -> String {
             &cfg,
             &NodeId::new(node).expect("node"),
             &SitePath::new(site).expect("site"),
+            kind,
             Duration::from_secs(600),
             "cli:bench",
         )
@@ -297,7 +307,13 @@ async fn token(parent: &Path, node: &str, site: &str) -> String {
 async fn enroll_hub(parent: &RunningHub, child: &Path) {
     let cfg = vigil_hub::config::HubConfig::load(child).expect("valid hub.toml");
     let site = cfg.node.site.clone().expect("[node] site").to_string();
-    let token = token(&parent.cfg, cfg.node.id.as_str(), &site).await;
+    let token = token(
+        &parent.cfg,
+        cfg.node.id.as_str(),
+        &site,
+        vigil_store::NodeKind::Hub,
+    )
+    .await;
     vigil_hub::enroll::parent::enroll_with_parent(&cfg, child, &parent.http_url(), &token)
         .await
         .unwrap_or_else(|e| panic!("vigil-hub enroll {}: {e}", cfg.node.id));
@@ -318,7 +334,7 @@ async fn enroll_link(
     let files = vigil_pki::TlsFiles::in_dir(&dir.join("tls"));
     let enrollment = vigil_pki::NodeEnrollment {
         hub: parent_http,
-        token: token(parent_cfg, node, site)
+        token: token(parent_cfg, node, site, vigil_store::NodeKind::Gateway)
             .await
             .parse()
             .expect("a token"),
@@ -887,7 +903,13 @@ async fn latency_part(n: usize, full: bool, load: usize) {
     );
     let args = vigil_agent::enroll::EnrollArgs {
         hub: tree.county.http_url(),
-        token: token(&tree.county.cfg, GATEWAY, FACILITY).await,
+        token: token(
+            &tree.county.cfg,
+            GATEWAY,
+            FACILITY,
+            vigil_store::NodeKind::Gateway,
+        )
+        .await,
         config: agent_cfg.clone(),
         timeout: Duration::from_secs(30),
         force: false,

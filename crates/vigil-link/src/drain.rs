@@ -137,7 +137,7 @@ impl OutboxLink {
                         .on_sent(lane, first_seq, last_seq, events, Instant::now());
                     metrics.sent(&self.name, lane, events);
                     metrics.audit_sent(&self.name, audit);
-                    debug!(link = %self.name, %lane, first_seq, last_seq, "batch sent");
+                    debug!(node = %self.node, link = %self.name, %lane, first_seq, last_seq, "batch sent");
                 }
             }
         }

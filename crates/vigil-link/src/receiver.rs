@@ -6,12 +6,20 @@
 //! a child's parent) take publishes off their connection, commit through the store and
 //! publish acks; this module decides (docs/ARCHITECTURE.md#link-protocol):
 //!
-//! - **Grouping** ([`gather`]). A batch that arrives while others are already waiting
-//!   (many children draining at once) is committed in one transaction with them, up to
+//! - **Grouping** ([`pick`]). A batch that arrives while others are already waiting (many
+//!   children draining at once) is committed in one transaction with them, up to
 //!   [`MAX_GROUP_BATCHES`] batches and [`MAX_GROUP_EVENTS`] events: one commit and one fsync
-//!   for the group. Gathering stops at the first waiting input that is not a batch (an ack, a
-//!   status, a connection change), which is handed back to be handled next, so inputs are
-//!   still handled in arrival order.
+//!   for the group. The shell gathers the batches waiting up to the first input that is not
+//!   a batch (an ack, a status, a connection change), which is handled after them, so other
+//!   inputs are still handled in arrival order.
+//! - **Critical first** ([`pick`]). Among the batches waiting together, those of the critical
+//!   lane are committed first, in a group of their own, ahead of the normal lane's: a burst
+//!   of normal traffic never holds a critical alarm behind its commits
+//!   (docs/ARCHITECTURE.md#link-protocol). Each lane keeps its arrival order, and a batch
+//!   never passes a waiting input that is not a batch. This keeps the sender's promise (a
+//!   critical event is committed before the normal events sent after it) and only brings a
+//!   critical event forward: the lanes have their own sequence numbers and the fold does not
+//!   depend on the order events arrive in.
 //! - **Retry** ([`GroupCommit`]). A group whose transaction fails is split and each of its
 //!   batches is committed alone, in order, so one bad batch holds up no other sender. A batch
 //!   that fails alone is not acknowledged: its sender resends it after its ack timeout.
@@ -33,34 +41,42 @@ pub const MAX_GROUP_BATCHES: usize = 16;
 /// A group stops taking batches once it holds this many link events.
 pub const MAX_GROUP_EVENTS: usize = 8000;
 
+/// The most waiting batches [`pick`] chooses from: a few groups' worth.
+pub const MAX_WAITING_BATCHES: usize = 4 * MAX_GROUP_BATCHES;
+
 /// A received batch, as the grouping rules see it.
 pub trait GroupItem {
     /// How many link events (alert events and audit records) it carries.
     fn link_events(&self) -> usize;
+    /// The lane it came in.
+    fn lane(&self) -> Lane;
 }
 
-/// The group of batches to commit with `first`: `first` and the batches already waiting
-/// behind it, taken from `next` (which answers `None` when nothing more is waiting, or
-/// `Some(Err(other))` for a waiting input that is not a batch), up to [`MAX_GROUP_BATCHES`]
-/// and [`MAX_GROUP_EVENTS`]. Returns the group and the first non-batch input taken, which
-/// the caller handles next.
-pub fn gather<B: GroupItem, O>(
-    first: B,
-    mut next: impl FnMut() -> Option<Result<B, O>>,
-) -> (Vec<B>, Option<O>) {
-    let mut events = first.link_events();
-    let mut group = vec![first];
-    while group.len() < MAX_GROUP_BATCHES && events < MAX_GROUP_EVENTS {
-        match next() {
-            None => break,
-            Some(Ok(batch)) => {
-                events += batch.link_events();
-                group.push(batch);
-            }
-            Some(Err(other)) => return (group, Some(other)),
+/// The group to commit next out of `waiting`, batches in arrival order that were waiting
+/// together (no other input among them): the critical lane's batches if there are any,
+/// otherwise the normal lane's from the front, each up to [`MAX_GROUP_BATCHES`] and
+/// [`MAX_GROUP_EVENTS`] (at least one batch). Returns the group and the rest, both in
+/// arrival order.
+pub fn pick<B: GroupItem>(waiting: Vec<B>) -> (Vec<B>, Vec<B>) {
+    let lane = if waiting.iter().any(|b| b.lane() == Lane::Critical) {
+        Lane::Critical
+    } else {
+        Lane::Normal
+    };
+    let mut group = Vec::new();
+    let mut rest = Vec::new();
+    let mut events = 0;
+    for batch in waiting {
+        let full =
+            !group.is_empty() && (group.len() >= MAX_GROUP_BATCHES || events >= MAX_GROUP_EVENTS);
+        if batch.lane() == lane && !full {
+            events += batch.link_events();
+            group.push(batch);
+        } else {
+            rest.push(batch);
         }
     }
-    (group, None)
+    (group, rest)
 }
 
 /// The commit of one group of received batches: the whole group in one transaction first,
@@ -94,7 +110,7 @@ pub enum CommitStep<B, O, E> {
 }
 
 impl<B> GroupCommit<B> {
-    /// The commit of `group` (the output of [`gather`]).
+    /// The commit of `group` (the output of [`pick`]).
     pub fn new(group: Vec<B>) -> Self {
         let mut attempts = VecDeque::with_capacity(1);
         if !group.is_empty() {
@@ -184,57 +200,52 @@ mod tests {
         fn link_events(&self) -> usize {
             self.1
         }
+        fn lane(&self) -> Lane {
+            if self.0.starts_with('!') {
+                Lane::Critical
+            } else {
+                Lane::Normal
+            }
+        }
     }
 
-    /// Runs `gather` over a queue of waiting inputs (`Err` is a non-batch input).
-    fn gather_from(
-        first: B,
-        waiting: Vec<Result<B, &'static str>>,
-    ) -> (Vec<B>, Option<&'static str>, usize) {
-        let mut queue: VecDeque<_> = waiting.into();
-        let (group, other) = gather(first, || queue.pop_front());
-        (group, other, queue.len())
-    }
-
-    #[test]
-    fn a_lone_batch_is_a_group_of_one() {
-        let (group, other, left) = gather_from(B("a", 10), vec![]);
-        assert_eq!(group, vec![B("a", 10)]);
-        assert_eq!(other, None);
-        assert_eq!(left, 0);
+    fn names(batches: &[B]) -> Vec<&'static str> {
+        batches.iter().map(|b| b.0).collect()
     }
 
     #[test]
-    fn waiting_batches_join_until_the_first_other_input() {
-        let (group, other, left) = gather_from(
-            B("a", 1),
-            vec![Ok(B("b", 1)), Ok(B("c", 1)), Err("ack"), Ok(B("d", 1))],
+    fn critical_batches_are_picked_ahead_of_the_normal_ones_waiting_with_them() {
+        let waiting = vec![B("a", 300), B("b", 300), B("!c", 1), B("d", 5), B("!e", 2)];
+        let (group, rest) = pick(waiting);
+        assert_eq!(
+            names(&group),
+            vec!["!c", "!e"],
+            "the critical lane alone, in order"
         );
-        assert_eq!(group, vec![B("a", 1), B("b", 1), B("c", 1)]);
-        assert_eq!(other, Some("ack"), "the ack is handed back, handled next");
-        assert_eq!(left, 1, "what follows the ack stays queued, in order");
+        assert_eq!(
+            names(&rest),
+            vec!["a", "b", "d"],
+            "the normal lane keeps its order"
+        );
+        let (group, rest) = pick(rest);
+        assert_eq!(names(&group), vec!["a", "b", "d"]);
+        assert!(rest.is_empty());
     }
 
     #[test]
-    fn a_group_stops_at_the_batch_limit() {
-        let waiting = (0..40).map(|_| Ok(B("x", 1))).collect();
-        let (group, other, left) = gather_from(B("a", 1), waiting);
-        assert_eq!(group.len(), MAX_GROUP_BATCHES);
-        assert_eq!(other, None);
-        assert_eq!(left, 40 - (MAX_GROUP_BATCHES - 1));
-    }
-
-    #[test]
-    fn a_group_stops_once_it_holds_the_event_limit() {
-        let half = MAX_GROUP_EVENTS / 2;
-        let waiting = vec![Ok(B("b", half)), Ok(B("c", 1)), Ok(B("d", 1))];
-        let (group, _, left) = gather_from(B("a", half), waiting);
-        assert_eq!(group, vec![B("a", half), B("b", half)]);
-        assert_eq!(left, 2);
-        // A first batch at the limit takes nothing with it.
-        let (group, _, left) = gather_from(B("big", MAX_GROUP_EVENTS), vec![Ok(B("b", 1))]);
-        assert_eq!(group.len(), 1);
-        assert_eq!(left, 1);
+    fn picking_keeps_the_group_limits_and_takes_at_least_one_batch() {
+        let waiting: Vec<B> = (0..MAX_GROUP_BATCHES + 3).map(|_| B("n", 1)).collect();
+        let (group, rest) = pick(waiting);
+        assert_eq!((group.len(), rest.len()), (MAX_GROUP_BATCHES, 3));
+        let (group, rest) = pick(vec![B("big", MAX_GROUP_EVENTS + 1), B("n", 1)]);
+        assert_eq!(
+            names(&group),
+            vec!["big"],
+            "one batch over the limit still goes"
+        );
+        assert_eq!(names(&rest), vec!["n"]);
+        let (group, rest) = pick(Vec::<B>::new());
+        assert!(group.is_empty() && rest.is_empty());
     }
 
     #[test]

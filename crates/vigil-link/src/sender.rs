@@ -9,9 +9,10 @@
 //!
 //! The rules:
 //!
-//! - **Window.** Up to [`SenderConfig::window`] batches are in flight at once. Acks are
-//!   cumulative per lane, so one ack can complete several batches; a window of 1 is
-//!   stop-and-wait.
+//! - **Window.** Up to [`SenderConfig::window`] batches are in flight at once, and one
+//!   critical batch more when the window is full of normal batches: a full window never
+//!   holds the critical lane. Acks are cumulative per lane, so one ack can complete several
+//!   batches; a window of 1 is stop-and-wait.
 //! - **Critical first.** Reads take the critical lane before the normal lane, and a normal
 //!   batch is not sent while a critical batch is in flight: the receiver always commits every
 //!   critical event it was sent before it sees a normal one, even across losses and resends.
@@ -261,17 +262,30 @@ impl OutboxSender {
     /// What to read next, or `None` when nothing may be sent now (disconnected, the window
     /// is full, or the outbox had nothing more at the last read and nobody said otherwise).
     pub fn next_read(&self) -> Option<ReadPlan> {
-        if !self.connected || self.drained || self.in_flight.len() >= self.config.window {
+        if !self.connected || self.drained {
             return None;
         }
-        let critical_in_flight = self.in_flight.iter().any(|f| f.lane == Lane::Critical);
-        Some(ReadPlan {
-            after: self.sent,
-            lanes: if critical_in_flight {
+        let critical = self
+            .in_flight
+            .iter()
+            .filter(|f| f.lane == Lane::Critical)
+            .count();
+        let lanes = if self.in_flight.len() < self.config.window {
+            if critical > 0 {
                 LANES_CRITICAL
             } else {
                 LANES_ALL
-            },
+            }
+        } else if critical == 0 {
+            // A window full of normal batches never holds the critical lane: one critical
+            // batch may go beyond it.
+            LANES_CRITICAL
+        } else {
+            return None;
+        };
+        Some(ReadPlan {
+            after: self.sent,
+            lanes,
         })
     }
 
@@ -468,7 +482,16 @@ mod tests {
             assert_eq!(plan.after.normal, i * 10);
             s.on_sent(Lane::Normal, i * 10 + 1, i * 10 + 10, 10, t0);
         }
-        assert_eq!(s.next_read(), None, "window of 3 is full");
+        let plan = s.next_read().expect("the critical lane still may go");
+        assert_eq!(
+            plan.lanes,
+            &[Lane::Critical],
+            "a window of 3 normal batches is full for the normal lane only"
+        );
+        s.on_sent(Lane::Critical, 1, 1, 1, t0);
+        assert_eq!(s.next_read(), None, "one critical batch beyond the window");
+        assert_eq!(s.in_flight_len(), 4);
+        s.on_ack(ack(Lane::Critical, 1), t0);
         // One cumulative ack completes two batches.
         let AckDecision::Advance {
             lane,
@@ -481,7 +504,7 @@ mod tests {
         assert_eq!((lane, upto, completed.len()), (Lane::Normal, 20, 2));
         assert_eq!(completed[1].first_seq, 11);
         assert_eq!(s.in_flight_len(), 1);
-        assert_eq!(s.next_read().expect("room").after, cursors(0, 30));
+        assert_eq!(s.next_read().expect("room").after, cursors(1, 30));
     }
 
     #[test]
@@ -537,7 +560,11 @@ mod tests {
             assert_eq!(s.on_ack(ack(Lane::Critical, 0), t0), AckDecision::Stale);
         }
         assert_eq!(s.in_flight_len(), 3, "stale acks rewind nothing");
-        assert_eq!(s.next_read(), None, "window still full");
+        assert_eq!(
+            s.next_read().expect("critical").lanes,
+            &[Lane::Critical],
+            "the normal lane's window still full"
+        );
         let timeout = s.on_tick(t0 + Duration::from_secs(1)).expect("timed out");
         assert_eq!(timeout.batches, 3);
         assert_eq!(s.next_read().expect("resend").after, cursors(0, 0));

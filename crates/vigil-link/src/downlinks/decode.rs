@@ -60,7 +60,10 @@ pub(super) fn spawn_decoder(
                     MqttEvent::Publish { topic, payload } => {
                         match inbound::for_parent(&topic, &payload) {
                             Ok(ParentInbound::Batch { child, batch }) => {
-                                Incoming::Batch(Received::new(child, batch))
+                                let received = Received::new(child, batch);
+                                tracing::trace!(child = %received.child, lane = %received.lane,
+                                    first_seq = received.first_seq, "child batch decoded");
+                                Incoming::Batch(received)
                             }
                             Ok(ParentInbound::Ack { child, ack }) => Incoming::Ack { child, ack },
                             Ok(ParentInbound::Status { child, status }) => {
@@ -120,5 +123,8 @@ impl Received {
 impl GroupItem for Received {
     fn link_events(&self) -> usize {
         self.events.len() + self.audit.len() + self.directives.len()
+    }
+    fn lane(&self) -> Lane {
+        self.lane
     }
 }

@@ -62,7 +62,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -304,7 +304,7 @@ impl Downlinks {
             connected: false,
             children: Children::new(),
             links: BTreeMap::new(),
-            pending: None,
+            waiting: VecDeque::new(),
             audit_mismatched: BTreeSet::new(),
             held: HashMap::new(),
             unbound_reload_at: None,
@@ -330,8 +330,9 @@ struct DownlinksTask {
     connected: bool,
     children: Children,
     links: BTreeMap<NodeId, OutboxLink>,
-    /// An event taken off the queue while gathering a group of batches, handled next.
-    pending: Option<Incoming>,
+    /// Inputs taken off the queue while picking a group of batches, handled next, in
+    /// arrival order (at most [`receiver::MAX_WAITING_BATCHES`] and one other input).
+    waiting: VecDeque<Incoming>,
     /// The children whose last reported audit tail disagrees with the copy held here.
     audit_mismatched: BTreeSet<NodeId>,
     /// Every site binding held here, as last read from the store.
@@ -350,7 +351,7 @@ impl DownlinksTask {
         let far = || Instant::now() + Duration::from_secs(3600);
         let shared = Arc::clone(&self.dl.shared);
         loop {
-            if let Some(event) = self.pending.take() {
+            if let Some(event) = self.waiting.pop_front() {
                 self.on_mqtt(event).await;
                 continue;
             }
@@ -765,19 +766,33 @@ impl DownlinksTask {
             .set(i64::try_from(self.audit_mismatched.len()).unwrap_or(i64::MAX));
     }
 
-    /// `first` and the children's batches already waiting behind it
-    /// ([`receiver::gather`]); the first input that is not a batch is kept for the next turn
-    /// of the loop.
+    /// The group of batches to commit next: out of `first` and the batches waiting with it
+    /// (up to the first input that is not a batch), the critical lane's first
+    /// ([`receiver::pick`]); the others stay waiting, in arrival order.
     fn gather(&mut self, first: Received) -> Vec<Received> {
-        if self.pending.is_some() {
-            return vec![first];
+        let mut run = vec![first];
+        while run.len() < receiver::MAX_WAITING_BATCHES {
+            match self.waiting.front() {
+                Some(Incoming::Batch(_)) => {
+                    if let Some(Incoming::Batch(received)) = self.waiting.pop_front() {
+                        run.push(received);
+                    }
+                }
+                Some(_) => break,
+                None => match self.incoming.try_recv() {
+                    Ok(Incoming::Batch(received)) => run.push(received),
+                    Ok(other) => {
+                        self.waiting.push_back(other);
+                        break;
+                    }
+                    Err(_) => break,
+                },
+            }
         }
-        let incoming = &mut self.incoming;
-        let (group, other) = receiver::gather(first, || match incoming.try_recv().ok()? {
-            Incoming::Batch(received) => Some(Ok(received)),
-            other => Some(Err(other)),
-        });
-        self.pending = other;
+        let (group, rest) = receiver::pick(run);
+        for received in rest.into_iter().rev() {
+            self.waiting.push_front(Incoming::Batch(received));
+        }
         group
     }
 
@@ -883,6 +898,8 @@ impl DownlinksTask {
             .as_ref()
             .map(|f| (f.link.clone(), f.policy.clone()));
         let names: Vec<NodeId> = group.iter().map(|r| r.child.clone()).collect();
+        tracing::trace!(batches = group.len(), lane = ?group.first().map(|r| r.lane),
+            first_child = ?names.first(), "committing children's batches");
         let result = self
             .dl
             .store
