@@ -50,14 +50,21 @@ pub struct AlertUpdate {
 impl AlertUpdate {
     /// The update for `event`, with `view` (its alert now) seen at `now`.
     pub fn new(event: &AlertEvent, view: &AlertView, now: Timestamp) -> Self {
-        let data = serde_json::json!({
-            "event": event,
-            "alert": AlertJson::new(view, now),
-        });
+        /// The data's shape, serialised straight to text (no `serde_json::Value` tree).
+        #[derive(serde::Serialize)]
+        struct Data<'a> {
+            event: &'a AlertEvent,
+            alert: AlertJson,
+        }
+        let data = Data {
+            event,
+            alert: AlertJson::new(view, now),
+        };
         AlertUpdate {
             name: event.body.name(),
             id: event.id,
-            data: data.to_string(),
+            // Serialising our own types cannot fail (string keys, finite numbers).
+            data: serde_json::to_string(&data).unwrap_or_default(),
             site: view.site.clone(),
         }
     }
@@ -209,12 +216,30 @@ pub async fn run_ingest(
                 continue;
             }
         };
+        // Serialising a batch's updates takes a while (tens of µs an event): on the blocking
+        // pool, not on a runtime worker, where it would hold up every link and connection
+        // task scheduled behind it (docs/ARCHITECTURE.md#link-protocol: nothing holds the
+        // critical lane).
         let now = Timestamp::now();
-        for event in &events {
-            if let Some(view) = views.get(&event.alert) {
-                let _ = live.tx.send(LiveMessage::Alert(Arc::new(AlertUpdate::new(
-                    event, view, now,
-                ))));
+        let updates = tokio::task::spawn_blocking(move || {
+            events
+                .iter()
+                .filter_map(|event| {
+                    let view = views.get(&event.alert)?;
+                    Some(Arc::new(AlertUpdate::new(event, view, now)))
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        match updates {
+            Ok(updates) => {
+                for update in updates {
+                    let _ = live.tx.send(LiveMessage::Alert(update));
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "live stream: ingested events not sent");
+                let _ = live.tx.send(LiveMessage::Gap);
             }
         }
     }
